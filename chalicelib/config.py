@@ -1,0 +1,145 @@
+"""Configuration: one validated settings object read from ``OCD_*`` environment variables.
+
+Settings are read when a handler runs, never at import: Chalice's test client swaps
+``os.environ`` during a call, so a module-level settings object would be wrong in tests.
+``load_settings`` caches on the exact ``OCD_*`` values, so "validated once" holds per environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from chalicelib.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "OCD_"
+TICKER_PATTERN = r"^[A-Z][A-Z0-9.-]{0,9}$"
+DEFAULT_WATCHLIST = (
+    "SPY", "QQQ", "AAPL", "MSFT", "NVDA", "TSLA", "AMD", "AMZN", "META", "GOOGL", "IWM", "JPM",
+)  # fmt: skip
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. The README's configuration table documents each field."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    data_dir: Path = Path("local_data")
+    db_path: Path | None = None
+    storage: Literal["local", "s3"] = "local"
+    export_dir: Path | None = None
+    bucket: str | None = None
+    prefix: str = "exports/"
+    watchlist: tuple[str, ...] = DEFAULT_WATCHLIST
+    provider: Literal["synthetic"] = "synthetic"
+    seed: int = 7
+    collect_interval_seconds: int = Field(default=300, ge=1, le=86_400)
+    export_interval_seconds: int = Field(default=300, ge=1, le=86_400)
+    archive_retention_days: float = Field(default=7, ge=0)
+    api_key: SecretStr | None = None
+    cors_origin: str | None = None
+    flush_rows: int = Field(default=250_000, ge=1)
+    risk_free_rate: float = Field(default=0.045, ge=-0.05, le=0.5)
+    backfill_days: int = Field(default=300, ge=0, le=2000)
+    min_alert_score: float = Field(default=40.0, ge=0, le=100)
+    alert_cooldown_hours: float = Field(default=24.0, ge=0)
+    alert_daily_cap: int = Field(default=50, ge=1)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings() hands over the OCD_* variables of the environment it was given,
+        # so a test can pass its own mapping without the process environment leaking in.
+        return (init_settings,)
+
+    @field_validator("watchlist", mode="before")
+    @classmethod
+    def _split_watchlist(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip().upper() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("watchlist")
+    @classmethod
+    def _check_tickers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import re
+
+        if not value:
+            raise ValueError("must name at least one ticker")
+        bad = [t for t in value if not re.match(TICKER_PATTERN, t)]
+        if bad:
+            raise ValueError(f"invalid ticker(s) {bad}; expected {TICKER_PATTERN}")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("prefix")
+    @classmethod
+    def _normalise_prefix(cls, value: str) -> str:
+        value = value.strip("/")
+        if ".." in value.split("/"):
+            raise ValueError("must not contain '..'")
+        return f"{value}/" if value else ""
+
+    @model_validator(mode="after")
+    def _resolve_paths(self) -> Settings:
+        data_dir = _from_root(self.data_dir)
+        object.__setattr__(self, "data_dir", data_dir)
+        object.__setattr__(self, "db_path", _from_root(self.db_path or data_dir / "ocd.duckdb"))
+        object.__setattr__(self, "export_dir", _from_root(self.export_dir or data_dir / "exports"))
+        if self.storage == "s3" and not self.bucket:
+            raise ValueError("OCD_BUCKET is required when OCD_STORAGE=s3")
+        return self
+
+    @property
+    def database(self) -> Path:
+        assert self.db_path is not None
+        return self.db_path
+
+    @property
+    def exports(self) -> Path:
+        assert self.export_dir is not None
+        return self.export_dir
+
+    @property
+    def stale_after_seconds(self) -> int:
+        """Data older than three export intervals is reported as stale."""
+        return 3 * self.export_interval_seconds
+
+
+def _from_root(path: Path) -> Path:
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Validated settings for this environment; raises ConfigError naming the variable."""
+    env = os.environ if environ is None else environ
+    items = tuple(sorted((k, v) for k, v in env.items() if k.startswith(ENV_PREFIX)))
+    return _load(items)
+
+
+@lru_cache(maxsize=32)
+def _load(items: tuple[tuple[str, str], ...]) -> Settings:
+    values = {key[len(ENV_PREFIX) :].lower(): value for key, value in items}
+    known = {name for name in Settings.model_fields}
+    try:
+        return Settings(**{k: v for k, v in values.items() if k in known})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else ""
+            name = f"{ENV_PREFIX}{field.upper()}" if field else "configuration"
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigError("; ".join(problems)) from None

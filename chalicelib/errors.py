@@ -1,0 +1,55 @@
+"""Exceptions of our own, each carrying what went wrong; HTTP mapping lives in read/http.py."""
+
+from __future__ import annotations
+
+
+class OCDError(Exception):
+    """Base class for every error this service raises on purpose."""
+
+
+class ConfigError(OCDError):
+    """An OCD_* variable is missing or invalid; the message names the variable."""
+
+
+class WriterBusy(OCDError):
+    """Another process holds the DuckDB write lock."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later
+
+    def __init__(self, path: str, holder: str | None) -> None:
+        self.path = path
+        self.holder = holder
+        who = f"held by {holder}" if holder else "held by another process"
+        super().__init__(f"writer busy: {path} is {who}")
+
+
+class InvalidKey(OCDError):
+    """A storage key that could escape the export root or uses unsafe characters."""
+
+
+class ObjectNotFound(OCDError):
+    """A storage object does not exist."""
+
+
+class PreconditionFailed(OCDError):
+    """A conditional storage write lost (HTTP 412): another writer got there first."""
+
+
+class ExportNotFound(OCDError):
+    """No valid export document exists for the request."""
+
+
+class ExportCorrupt(OCDError):
+    """An export document failed to parse or did not match the manifest's checksum."""
+
+
+class BadRequest(OCDError):
+    """A client parameter is invalid; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class NotFound(OCDError):
+    """A well-formed request for something that does not exist."""

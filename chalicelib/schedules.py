@@ -1,0 +1,37 @@
+"""Scheduled work as the Lambda functions see it: CloudWatch events in, JSON summaries out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib import logs
+from chalicelib.config import load_settings
+
+
+def event_clock(detail: dict[str, Any] | None) -> datetime | None:
+    """An optional ``detail.as_of`` pins the market clock (replays, tests); else wall time."""
+    raw = (detail or {}).get("as_of")
+    if not raw:
+        return None
+    value = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def collect(detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    from chalicelib.write.scheduler import run_collect
+
+    settings = load_settings()
+    logs.configure(settings.log_level)
+    return run_collect(settings, event_clock(detail))
+
+
+def rate_minutes(env_name: str, default_seconds: int) -> int:
+    """Schedule rates are fixed when Chalice loads the app: the one import-time setting."""
+    import os
+
+    try:
+        seconds = int(os.environ.get(env_name, default_seconds))
+    except ValueError:
+        seconds = default_seconds
+    return max(1, -(-seconds // 60))

@@ -1,0 +1,20 @@
+"""The one place a storage adapter is chosen, from configuration."""
+
+from __future__ import annotations
+
+from chalicelib.config import Settings
+from chalicelib.errors import ConfigError
+from chalicelib.storage.base import Storage
+from chalicelib.storage.local import LocalStorage
+from chalicelib.storage.s3 import S3Storage
+
+
+def make_storage(settings: Settings) -> Storage:
+    """The adapter ``OCD_STORAGE`` names; no client or directory is created yet."""
+    if settings.storage == "local":
+        return LocalStorage(settings.exports)
+    if settings.storage == "s3":
+        if not settings.bucket:
+            raise ConfigError("OCD_BUCKET: required when OCD_STORAGE=s3")
+        return S3Storage(settings.bucket, settings.prefix)
+    raise ConfigError(f"OCD_STORAGE: unknown backend {settings.storage!r}")

@@ -1,0 +1,257 @@
+"""Local-disk adapter: objects are files under one root directory.
+
+Every write goes to a temp file in the target's own directory (flushed and fsynced) and is then
+published with ``os.replace``, which is atomic: a reader sees the old file or the new one, never
+a partial one. Check-then-replace for conditional writes, and deletes, run under an exclusive
+``flock`` on ``<root>/.lock``, so two processes (or threads) cannot both win a race.
+
+The version is ``f"{mtime_ns}-{size}"``. Under the lock each write sets its file's mtime to
+strictly after the file it replaces, so the version changes on every write even when two writes
+land within one kernel clock tick with the same size (this relies on nanosecond timestamps, as on
+ext4, xfs, btrfs, tmpfs and APFS).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import fcntl
+import os
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from chalicelib.errors import InvalidKey, ObjectNotFound, PreconditionFailed
+from chalicelib.storage.base import ObjectInfo, Storage, StoredObject
+from chalicelib.storage.keys import LOCK_NAME, TEMP_PREFIX, is_valid_key
+
+_CHUNK = 1 << 20
+_FILE_MODE = 0o644  # mkstemp creates 0600; published files are meant to be read by others
+_MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+
+
+class LocalStorage(Storage):
+    """Objects as files under ``root`` (created on first write)."""
+
+    backend = "local"
+
+    def __init__(self, root: Path) -> None:
+        self._root = Path(root).resolve()
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @property
+    def location(self) -> str:
+        return str(self._root)
+
+    def _get(self, key: str) -> StoredObject:
+        try:
+            with open(self._path(key), "rb") as f:
+                # fstat and read the same open file: version and bytes belong together even if
+                # a writer replaces the path meanwhile.
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    raise ObjectNotFound(f"{key} not found in {self.location}")
+                data = f.read()
+        except _MISSING:
+            raise ObjectNotFound(f"{key} not found in {self.location}") from None
+        return StoredObject(key, data, _version(st), _encoding_for(key))
+
+    def _head(self, key: str) -> ObjectInfo | None:
+        st = _stat(self._path(key))
+        return None if st is None else _info(key, st)
+
+    def _put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        content_encoding: str | None,
+        if_match: str | None,
+        if_none_match: bool,
+    ) -> ObjectInfo:
+        # Files carry no metadata: the encoding is read back from the key, so it must agree.
+        if content_encoding != _encoding_for(key):
+            raise ValueError(
+                f"local storage infers Content-Encoding from the key ('.gz' means gzip); "
+                f"{key!r} cannot be stored with content_encoding={content_encoding!r}"
+            )
+        path = self._path(key)
+        tmp = self._temp_for(key, path, lambda dst: dst.write(data))
+        return self._publish(key, tmp, path, if_match=if_match, if_none_match=if_none_match)
+
+    def _list(self, prefix: str) -> Iterable[ObjectInfo]:
+        base = prefix.rpartition("/")[0]
+        start = self._path(base) if base else self._root
+        for dirpath, dirnames, filenames in os.walk(start):
+            rel = Path(dirpath).relative_to(self._root).as_posix()
+            rel = "" if rel == "." else f"{rel}/"
+            # Walk only directories that can hold keys under the prefix.
+            dirnames[:] = [d for d in dirnames if _may_match(f"{rel}{d}/", prefix)]
+            for name in filenames:
+                key = f"{rel}{name}"
+                # Invalid names include the lock file, temp files and anything not written here.
+                if not key.startswith(prefix) or not is_valid_key(key):
+                    continue
+                st = _stat(Path(dirpath, name))
+                if st is not None:
+                    yield _info(key, st)
+
+    def _delete(self, key: str) -> None:
+        path = self._path(key)
+        with self._locked(), contextlib.suppress(*_MISSING):
+            path.unlink()
+
+    def _delete_many(self, keys: builtins.list[str]) -> int:
+        paths = [self._path(key) for key in keys]
+        with self._locked():
+            for path in paths:
+                with contextlib.suppress(*_MISSING):
+                    path.unlink()
+        return len(paths)
+
+    def _put_file(
+        self, key: str, path: Path, *, if_match: str | None, if_none_match: bool
+    ) -> ObjectInfo:
+        target = self._path(key)
+        with open(path, "rb") as src:
+            tmp = self._temp_for(key, target, lambda dst: shutil.copyfileobj(src, dst, _CHUNK))
+        return self._publish(key, tmp, target, if_match=if_match, if_none_match=if_none_match)
+
+    def _get_file(self, key: str, path: Path) -> ObjectInfo:
+        try:
+            src = open(self._path(key), "rb")  # noqa: SIM115 - closed by the with below
+        except _MISSING:
+            raise ObjectNotFound(f"{key} not found in {self.location}") from None
+        with src:
+            st = os.fstat(src.fileno())
+            write_file_atomically(path, lambda dst: shutil.copyfileobj(src, dst, _CHUNK))
+        return _info(key, st)
+
+    def _path(self, key: str) -> Path:
+        """The file for ``key``; refuses anything that resolves outside the root (symlinks)."""
+        path = (self._root / key).resolve()
+        if path == self._root or not path.is_relative_to(self._root):
+            raise InvalidKey(f"storage key {key!r} resolves outside {self._root}")
+        return path
+
+    def _temp_for(self, key: str, target: Path, fill: Callable[[BinaryIO], object]) -> Path:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise InvalidKey(
+                f"storage key {key!r} needs a directory where {self.location} holds a file"
+            ) from None
+        return _write_temp(target.parent, fill)
+
+    def _publish(
+        self, key: str, tmp: Path, target: Path, *, if_match: str | None, if_none_match: bool
+    ) -> ObjectInfo:
+        """Check the precondition and replace ``target`` with ``tmp``, under the root lock."""
+        try:
+            with self._locked():
+                current = _stat(target)
+                if if_none_match and current is not None:
+                    raise PreconditionFailed(f"{key} already exists (version {_version(current)})")
+                if if_match is not None:
+                    if current is None:
+                        raise PreconditionFailed(f"{key} does not exist; expected {if_match}")
+                    if _version(current) != if_match:
+                        raise PreconditionFailed(
+                            f"{key} is at version {_version(current)}, not {if_match}"
+                        )
+                now = time.time_ns()
+                mtime = now if current is None else max(now, current.st_mtime_ns + 1)
+                os.utime(tmp, ns=(mtime, mtime))
+                st = os.stat(tmp)
+                try:
+                    os.replace(tmp, target)
+                except IsADirectoryError:
+                    raise InvalidKey(f"storage key {key!r} names a directory") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(target.parent)
+        return _info(key, st)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self._root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._root / LOCK_NAME, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # flock per open file: threads exclude each other too
+            yield
+        finally:
+            os.close(fd)
+
+
+def write_file_atomically(path: Path, fill: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` through a temp file + ``os.replace``: never seen partial by a reader."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _write_temp(path.parent, fill)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _write_temp(directory: Path, fill: Callable[[BinaryIO], object]) -> Path:
+    """A fully written, fsynced temp file in ``directory`` (same filesystem as the target)."""
+    fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+    tmp = Path(name)
+    try:
+        os.fchmod(fd, _FILE_MODE)
+        with os.fdopen(fd, "wb") as dst:
+            fill(dst)
+            dst.flush()
+            os.fsync(dst.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable. Best effort: some filesystems refuse fsync on a directory.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    """stat of a regular file, or None (missing, a directory, a symlink, ...)."""
+    try:
+        st = path.stat(follow_symlinks=False)
+    except _MISSING:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def _info(key: str, st: os.stat_result) -> ObjectInfo:
+    modified = datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC)
+    return ObjectInfo(key=key, size=st.st_size, version=_version(st), last_modified=modified)
+
+
+def _version(st: os.stat_result) -> str:
+    return f"{st.st_mtime_ns}-{st.st_size}"
+
+
+def _encoding_for(key: str) -> str | None:
+    return "gzip" if key.endswith(".gz") else None
+
+
+def _may_match(directory: str, prefix: str) -> bool:
+    return directory.startswith(prefix) or prefix.startswith(directory)

@@ -1,0 +1,439 @@
+"""The embedded default market: a deterministic simulator that looks real to the analytics.
+
+For a given seed and clock every number is reproducible. Per ticker:
+- underlying: geometric Brownian motion from 2018 with a three-state regime chain (calm, normal,
+  stressed) that scales volatility, plus an earnings jump on each (quarterly) earnings day;
+- volatility: 30-day ATM IV follows a mean-reverting AR(1) in log space around the regime's level,
+  with occasional spikes that decay; realised vol runs below implied (a variance risk premium);
+- term structure: sigma(T) = v_inf + (v_now - v_inf)·exp(-T/tau), so calm markets are in contango
+  and stressed ones in backwardation; expiries spanning earnings carry extra event variance;
+- smile: SSVI (Gatheral & Jacquier 2014) with negative, slowly wandering rho;
+- chain: listed expirations (weeklies + third-Friday monthlies), OCC strike spacing, mid prices from
+  the pricing core inside exchange-style quote widths, open interest that changes only overnight,
+  volume around 1-2 % of OI accruing through the session, and occasional unusual-volume bursts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import NDArray
+
+from chalicelib.domain import calendar as cal
+from chalicelib.domain.chain import CHAIN_COLUMNS, ChainBatch
+from chalicelib.domain.models import UnderlyingQuote
+from chalicelib.domain.normal import norm_cdf
+from chalicelib.domain.pricing import bs_greeks, bs_price, implied_volatility
+from chalicelib.write.providers.base import ChainResult, DailyHistory, MarketDataProvider
+
+EPOCH = date(2018, 1, 2)
+REGIME_VOL = np.array([0.8, 1.0, 1.6])  # calm, normal, stressed multipliers of base vol
+REGIME_STAY = np.array([0.985, 0.985, 0.95])
+LIQUID = 8.0  # liquidity above which a name lists $1 strikes near the money and more weeklies
+VRP = 0.85  # realised / implied
+TERM_TAU = 0.3  # years: how fast the term structure reverts to its long-run level
+SSVI_ETA, SSVI_GAMMA = 1.0, 0.5
+ETFS = frozenset({"SPY", "QQQ", "IWM", "DIA", "XLF", "XLE", "GLD", "TLT", "EEM", "SMH"})
+ANCHOR = date(2026, 1, 2)  # profile spots are prices on this day; paths are scaled through it
+KNOWN = {  # ticker: (spot at ANCHOR, base ATM vol, dividend yield, liquidity)
+    "SPY": (590.0, 0.15, 0.013, 40.0), "QQQ": (515.0, 0.19, 0.006, 25.0),
+    "IWM": (222.0, 0.22, 0.012, 12.0), "AAPL": (243.0, 0.27, 0.005, 20.0),
+    "MSFT": (418.0, 0.25, 0.008, 10.0), "NVDA": (138.0, 0.50, 0.0003, 30.0),
+    "TSLA": (379.0, 0.58, 0.0, 30.0), "AMD": (120.0, 0.50, 0.0, 12.0),
+    "AMZN": (220.0, 0.32, 0.0, 14.0), "META": (599.0, 0.35, 0.003, 10.0),
+    "GOOGL": (190.0, 0.29, 0.004, 9.0), "JPM": (240.0, 0.23, 0.021, 5.0),
+}  # fmt: skip
+
+
+def _stable_hash(*parts: object) -> int:
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+@dataclass(frozen=True)
+class TickerProfile:
+    ticker: str
+    spot0: float
+    base_vol: float
+    div_yield: float
+    liquidity: float
+    earnings_phase: int | None  # days after EPOCH of the first earnings date; None for ETFs
+
+    @classmethod
+    def for_ticker(cls, ticker: str, seed: int) -> TickerProfile:
+        rng = np.random.default_rng([seed, _stable_hash("profile", ticker)])
+        spot0, vol, q, liq = KNOWN.get(ticker) or (
+            float(np.exp(rng.uniform(np.log(15), np.log(500)))),
+            float(rng.uniform(0.2, 0.65)),
+            float(rng.choice([0.0, 0.0, rng.uniform(0.003, 0.03)])),
+            float(np.exp(rng.uniform(np.log(0.3), np.log(6)))),
+        )
+        phase = None if ticker in ETFS else int(rng.integers(20, 91))
+        return cls(ticker, spot0, vol, q, liq, phase)
+
+
+@dataclass(frozen=True)
+class DailyPath:
+    """Daily state, index 0 = EPOCH's trading day."""
+
+    days: list[date]
+    close: NDArray[np.float64]
+    vol: NDArray[np.float64]  # 30-day ATM IV level excluding earnings variance
+    rho: NDArray[np.float64]
+    earnings: frozenset[date]
+
+
+class SyntheticMarket(MarketDataProvider):
+    """Deterministic simulated market; ``seed`` and the clock passed in fix every number."""
+
+    name = "synthetic"
+
+    def __init__(
+        self,
+        seed: int = 7,
+        rate: float = 0.045,
+        weeklies: int = 8,
+        horizon_days: int = 370,
+        strike_sigmas: float = 2.8,
+    ) -> None:
+        self.seed = seed
+        self.rate = rate
+        self.weeklies = weeklies
+        self.horizon_days = horizon_days
+        self.strike_sigmas = strike_sigmas
+        self._paths: dict[str, DailyPath] = {}
+
+    # ---- daily model -------------------------------------------------------------------
+    def profile(self, ticker: str) -> TickerProfile:
+        return TickerProfile.for_ticker(ticker, self.seed)
+
+    def path(self, ticker: str, through: date) -> DailyPath:
+        cached = self._paths.get(ticker)
+        if cached is None or cached.days[-1] < through:
+            # simulate a year ahead so consecutive cycles reuse one path
+            cached = self._simulate(ticker, _trading_days(through + timedelta(days=366)))
+            self._paths[ticker] = cached
+        return cached
+
+    def _simulate(self, ticker: str, days: list[date]) -> DailyPath:
+        p = self.profile(ticker)
+        n = len(days)
+        rng = np.random.default_rng([self.seed, _stable_hash("path", ticker)])
+        u_regime, z_vol, z_ret, u_spike, z_rho = (rng.random(n), rng.standard_normal(n),
+            rng.standard_normal(n), rng.random(n), rng.standard_normal(n))  # fmt: skip
+        regime = np.empty(n, dtype=np.int8)
+        state = 1
+        for i in range(n):  # a Markov chain is sequential; n is a few thousand
+            if u_regime[i] > REGIME_STAY[state]:
+                state = (state + (1 if u_regime[i] > (1 + REGIME_STAY[state]) / 2 else 2)) % 3
+            regime[i] = state
+        shocks = 0.06 * z_vol + np.where(u_spike > 0.992, rng.uniform(0.25, 0.7, n), 0.0)
+        log_dev = _ar1(shocks, 0.96)
+        vol = p.base_vol * REGIME_VOL[regime] * np.exp(log_dev - 0.5 * 0.06**2 / (1 - 0.96**2))
+        rho = np.clip(-0.65 + 0.12 * _ar1(0.25 * z_rho, 0.97), -0.95, -0.15)
+        earnings = self._earnings(p, days[0], days[-1])
+        realised = VRP * vol / np.sqrt(252)
+        jump = np.array([d in earnings for d in days]) * rng.normal(0, 0.6 * p.base_vol / 4, n)
+        log_ret = 0.07 / 252 - 0.5 * realised**2 + realised * z_ret + jump
+        log_ret[0] = 0.0
+        level = np.cumsum(log_ret)
+        anchor = min(int(np.searchsorted(np.array(days), np.datetime64(ANCHOR))), n - 1)
+        close = p.spot0 * np.exp(level - level[anchor])
+        return DailyPath(days, close, vol, rho, frozenset(earnings))
+
+    @staticmethod
+    def _earnings(p: TickerProfile, start: date, end: date) -> list[date]:
+        if p.earnings_phase is None:
+            return []
+        out, day = [], EPOCH + timedelta(days=p.earnings_phase)
+        while day <= end:
+            moved = day
+            while not cal.is_trading_day(moved):
+                moved += timedelta(days=1)
+            if moved >= start:
+                out.append(moved)
+            day += timedelta(days=91)
+        return out
+
+    def earnings_dates(self, ticker: str, start: date, end: date) -> list[date]:
+        return [d for d in self.path(ticker, end).earnings if start <= d <= end]
+
+    def _event_variance(self, p: TickerProfile) -> float:
+        return (0.6 * p.base_vol / 4) ** 2
+
+    # ---- surfaces ----------------------------------------------------------------------
+    def _total_variance(
+        self,
+        p: TickerProfile,
+        vol_now: float,
+        rho: float,
+        k: NDArray[np.float64],
+        t: NDArray[np.float64],
+        event_var: NDArray[np.float64],
+    ) -> NDArray[np.float64]:
+        v_inf = p.base_vol * 1.05
+        atm = v_inf + (vol_now - v_inf) * np.exp(-t / TERM_TAU)
+        theta = atm**2 * t + event_var
+        phi = SSVI_ETA / (theta**SSVI_GAMMA * (1 + theta) ** (1 - SSVI_GAMMA))
+        return 0.5 * theta * (1 + rho * phi * k + np.sqrt((phi * k + rho) ** 2 + 1 - rho**2))
+
+    def fetch_history(self, ticker: str, end: date, days: int) -> DailyHistory:
+        path = self.path(ticker, end)
+        stop = int(np.searchsorted(np.array(path.days), np.datetime64(end), side="right"))
+        start = max(0, stop - days)
+        p = self.profile(ticker)
+        t30 = 30 / 365
+        window = path.days[start:stop]
+        event = np.array([
+            self._event_variance(p) if any(d < e <= d + timedelta(days=30) for e in path.earnings)
+            else 0.0 for d in window])  # fmt: skip
+        vol, rho, close = path.vol[start:stop], path.rho[start:stop], path.close[start:stop]
+        k = np.linspace(-0.6, 0.4, 161)[None, :] * np.sqrt(t30) * vol[:, None] * 4
+        w = self._total_variance(p, vol[:, None], rho[:, None], k, np.full_like(k, t30),
+                                 event[:, None])  # fmt: skip
+        iv = np.sqrt(w / t30)
+        atm_iv = np.sqrt(self._total_variance(p, vol, rho, np.zeros_like(vol),
+                                              np.full_like(vol, t30), event) / t30)  # fmt: skip
+        skew = _risk_reversal_from_grid(k, iv, t30, self.rate, p.div_yield)
+        return DailyHistory(ticker, list(window), close.copy(), atm_iv, skew)
+
+    # ---- chains ------------------------------------------------------------------------
+    def fetch_chain(self, ticker: str, now: datetime) -> ChainResult:
+        day, fraction, quote_time = cal.market_clock(now)
+        path = self.path(ticker, day)
+        i = path.days.index(day)
+        p = self.profile(ticker)
+        rng = np.random.default_rng([self.seed, _stable_hash("chain", ticker), day.toordinal(),
+                                     int(fraction * 390)])  # fmt: skip
+        prev_close, close = path.close[max(i - 1, 0)], path.close[i]
+        bridge = np.sqrt(fraction * (1 - fraction)) * path.vol[i] * VRP / np.sqrt(252)
+        spot = float(prev_close * np.exp(fraction * np.log(close / prev_close)
+                                         + bridge * rng.standard_normal()))  # fmt: skip
+        vol_now = float(path.vol[max(i - 1, 0)] + fraction * (path.vol[i] - path.vol[max(i - 1, 0)]))
+        weeklies = self.weeklies + 4 if p.liquidity >= LIQUID else self.weeklies
+        expirations = [
+            e for e in cal.listed_expirations(day, weeklies, self.horizon_days)
+            if cal.expiry_close(e) > quote_time
+        ]
+        contracts = self._chain(p, path, day, quote_time, spot, vol_now, float(path.rho[i]),
+                                fraction, expirations)  # fmt: skip
+        underlying = UnderlyingQuote(
+            ticker=ticker,
+            as_of=quote_time,
+            price=round(spot, 4),
+            bid=round(spot * 0.9999, 2),
+            ask=round(spot * 1.0001, 2),
+            volume=int(p.liquidity * 2e6 * fraction),
+            dividend_yield=p.div_yield,
+        )
+        return ChainResult(underlying, contracts)
+
+    def _chain(
+        self,
+        p: TickerProfile,
+        path: DailyPath,
+        day: date,
+        quote_time: datetime,
+        spot: float,
+        vol_now: float,
+        rho: float,
+        fraction: float,
+        expirations: list[date],
+    ) -> ChainBatch:
+        r, q = self.rate, p.div_yield
+        exp_list, strike_list = [], []
+        for expiry in expirations:
+            t = (cal.expiry_close(expiry) - quote_time).total_seconds() / cal.SECONDS_PER_YEAR
+            width = max(0.12, self.strike_sigmas * vol_now * np.sqrt(t))
+            strikes = strike_grid(spot * np.exp(-width), spot * np.exp(width))
+            if p.liquidity >= LIQUID:
+                near = fine_strikes(spot, min(width, 0.08))
+                strikes = np.union1d(strikes, near)
+            exp_list.append(np.full(strikes.size, np.datetime64(expiry, "s")))
+            strike_list.append(strikes)
+        if not strike_list:
+            return ChainBatch.empty()
+        expiry_s = np.concatenate(exp_list)
+        strike = np.concatenate(strike_list)
+        n = strike.size
+        expiry_s, strike = np.tile(expiry_s, 2), np.tile(strike, 2)
+        is_call = np.repeat([True, False], n)
+        close_ts = np.array([np.datetime64(cal.expiry_close(e).replace(tzinfo=None), "s")
+                             for e in expirations])  # fmt: skip
+        exp_index = np.searchsorted(
+            np.array([np.datetime64(e, "s") for e in expirations]), expiry_s)
+        quote_s = np.datetime64(quote_time.replace(tzinfo=None), "s")
+        t = (close_ts[exp_index] - quote_s).astype("int64") / cal.SECONDS_PER_YEAR
+        event = np.zeros_like(t)
+        for e in path.earnings:  # expiries after an upcoming earnings date carry its variance
+            if day <= e:
+                event += np.where(expiry_s.astype("datetime64[D]") >= np.datetime64(e),
+                                  self._event_variance(p), 0.0)  # fmt: skip
+        forward = spot * np.exp((r - q) * t)
+        k = np.log(strike / forward)
+        sigma = np.sqrt(self._total_variance(p, vol_now, rho, k, t, event) / t)
+        mid = bs_price(spot, strike, t, r, sigma, is_call, q)
+        bid, ask = _quote(mid, k / (sigma * np.sqrt(t)), t, self._rng(p, day, "spread"))
+        oi = self._open_interest(p, day, k, sigma, t, strike, is_call, expiry_s)
+        volume = self._volume(p, day, fraction, oi, k, t, is_call)
+        noise = self._rng(p, day, "last", int(fraction * 390)).uniform(-0.4, 0.4, oi.size)
+        last = np.where(volume > 0, np.round(np.clip(mid + noise * (ask - bid), bid, ask), 2),
+                        np.nan)  # fmt: skip
+        quote_mid = (bid + ask) / 2
+        iv = implied_volatility(quote_mid, spot, strike, t, r, is_call, q).iv
+        greeks = bs_greeks(spot, strike, t, r, iv, is_call, q)
+        size = strike.size
+        return ChainBatch({
+            "ticker": np.full(size, p.ticker, dtype=object),
+            "as_of": np.full(size, np.datetime64(quote_time.replace(tzinfo=None), "us")),
+            "expiration": expiry_s,
+            "strike": strike,
+            "right": np.where(is_call, "C", "P").astype(object),
+            "bid": bid,
+            "ask": ask,
+            "last": last,
+            "volume": volume,
+            "open_interest": oi.astype(CHAIN_COLUMNS["open_interest"]),
+            "implied_volatility": iv,
+            "delta": greeks.delta,
+            "gamma": greeks.gamma,
+            "theta": greeks.theta,
+            "vega": greeks.vega,
+            "rho": greeks.rho,
+        })  # fmt: skip
+
+    def _rng(self, p: TickerProfile, day: date, *parts: object) -> np.random.Generator:
+        return np.random.default_rng([self.seed, _stable_hash(p.ticker, *parts), day.toordinal()])
+
+    def _open_interest(
+        self,
+        p: TickerProfile,
+        day: date,
+        k: NDArray[np.float64],
+        sigma: NDArray[np.float64],
+        t: NDArray[np.float64],
+        strike: NDArray[np.float64],
+        is_call: NDArray[np.bool_],
+        expiry: NDArray,
+    ) -> NDArray[np.float64]:
+        """Open interest as published before the open: fixed for the whole session."""
+        rng = self._rng(p, day, "oi")
+        spread = 0.6 * sigma * np.sqrt(t) + 0.04
+        profile = np.exp(-0.5 * (k / spread) ** 2)
+        round_boost = 1 + 1.0 * (strike % 50 == 0) + 0.4 * (strike % 25 == 0) + 0.2 * (strike % 10 == 0)
+        days, index = np.unique(expiry.astype("datetime64[D]"), return_inverse=True)
+        is_monthly = np.array([_is_monthly(d) for d in days.tolist()])[index]
+        term = np.where(is_monthly, 1.0, 0.45) * np.exp(-t / 0.8) + 0.05
+        side = np.where(is_call, 1.0, 1.6 if p.ticker in ETFS else 0.8)
+        base = 4000 * p.liquidity * profile * round_boost * term * side
+        return np.floor(base * rng.lognormal(0, 0.35, k.size))
+
+    def _volume(
+        self,
+        p: TickerProfile,
+        day: date,
+        fraction: float,
+        oi: NDArray[np.float64],
+        k: NDArray[np.float64],
+        t: NDArray[np.float64],
+        is_call: NDArray[np.bool_],
+    ) -> NDArray[np.int64]:
+        """Daily volume ≈ 1-2 % of OI, near-dated contracts busier; accrues through the day."""
+        rng = self._rng(p, day, "volume")
+        daily = oi * rng.uniform(0.006, 0.016, oi.size) * (1 + 0.6 * np.exp(-t / 0.05))
+        burst_rng = self._rng(p, day, "burst")
+        if burst_rng.random() < 0.2:  # an unusual-volume day: a few short-dated OTM contracts
+            candidates = np.flatnonzero((t < 0.15) & (np.abs(k) > 0.02) & (np.abs(k) < 0.15))
+            if candidates.size:
+                picks = burst_rng.choice(candidates, size=min(3, candidates.size), replace=False)
+                daily[picks] = oi[picks] * burst_rng.uniform(3, 12, picks.size) + 800
+        accrued = rng.poisson(np.maximum(daily * fraction, 0))
+        return accrued.astype(np.int64)
+
+
+@lru_cache(maxsize=8)
+def _trading_days_cached(end: date) -> tuple[date, ...]:
+    return tuple(cal.trading_days_between(EPOCH, end))
+
+
+def _trading_days(end: date) -> list[date]:
+    return list(_trading_days_cached(end))
+
+
+def _is_monthly(day: date) -> bool:
+    third = cal.third_friday(day.year, day.month)
+    return day in (third, third - timedelta(days=1))
+
+
+def _ar1(shocks: NDArray[np.float64], phi: float) -> NDArray[np.float64]:
+    out = np.empty_like(shocks)
+    acc = 0.0
+    for i, s in enumerate(shocks):
+        acc = phi * acc + s
+        out[i] = acc
+    return out
+
+
+def strike_grid(low: float, high: float) -> NDArray[np.float64]:
+    """OCC-style strikes in [low, high]: $2.50 below $25, $5 up to $200, $10 above."""
+    bands = ((0.0, 25.0, 2.5), (25.0, 200.0, 5.0), (200.0, np.inf, 10.0))
+    parts = []
+    for lo, hi, step in bands:
+        a, b = max(low, lo), min(high, hi)
+        if a <= b:
+            first = np.ceil(a / step) * step
+            parts.append(np.arange(first, b + 1e-9, step))
+    grid = np.unique(np.round(np.concatenate(parts), 2)) if parts else np.empty(0)
+    return grid[grid > 0]
+
+
+def fine_strikes(spot: float, width: float) -> NDArray[np.float64]:
+    """$1 strikes ($0.50 under $25) within ``width`` log-moneyness, as liquid names list."""
+    step = 0.5 if spot < 25 else 1.0
+    low, high = spot * np.exp(-width), spot * np.exp(width)
+    return np.round(np.arange(np.ceil(low / step) * step, high + 1e-9, step), 2)
+
+
+def max_quote_width(mid: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Exchange maximum bid/ask widths by price (ISE-style table)."""
+    return np.select(
+        [mid < 2, mid < 5, mid < 10, mid < 20], [0.25, 0.375, 0.5, 0.75], default=1.0
+    )
+
+
+def _quote(
+    mid: NDArray[np.float64],
+    moneyness_sd: NDArray[np.float64],
+    t: NDArray[np.float64],
+    rng: np.random.Generator,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Bid/ask around ``mid``: tighter near the money and near-dated, never wider than the rule."""
+    illiquid = np.clip(0.15 * np.abs(moneyness_sd) + 0.3 * t, 0, 1)
+    width = max_quote_width(mid) * np.clip(0.12 + 0.5 * illiquid + rng.uniform(0, 0.1, mid.size),
+                                           0.05, 1.0)  # fmt: skip
+    tick = np.where(mid < 3, 0.01, 0.05)
+    bid = np.maximum(np.floor((mid - width / 2) / tick) * tick, 0.0)
+    ask = np.maximum(np.ceil((mid + width / 2) / tick) * tick, bid + tick)
+    return np.round(bid, 2), np.round(ask, 2)
+
+
+def _risk_reversal_from_grid(
+    k: NDArray[np.float64], iv: NDArray[np.float64], t: float, r: float, q: float
+) -> NDArray[np.float64]:
+    """IV(25Δ call) − IV(25Δ put) per row of a (days × log-moneyness) smile grid."""
+    d1 = (-k + 0.5 * iv**2 * t) / (iv * np.sqrt(t))
+    call_delta = np.exp(-q * t) * norm_cdf(d1)
+    put_delta = call_delta - np.exp(-q * t)
+    out = np.empty(k.shape[0])
+    for row in range(k.shape[0]):  # one interpolation per day over a 161-point grid
+        cd, pd, v = call_delta[row], put_delta[row], iv[row]
+        call_iv = np.interp(0.25, cd[::-1], v[::-1])  # call delta falls as strike rises
+        put_iv = np.interp(-0.25, pd[::-1], v[::-1])  # so does put delta, from ~0 toward -1
+        out[row] = call_iv - put_iv
+    return out
+
+

@@ -1,0 +1,164 @@
+"""The writer's state machine: COLLECTING → FLUSHING → (COMPUTING → SCANNING) → EXPORTING → IDLE.
+
+Each scheduled handler opens the store, runs its phases and closes it again, so the DuckDB lock is
+held only while work is being done. Every phase logs one structured line with counts, bytes and
+duration. One failing ticker does not abort a cycle: the scan records it and becomes ``partial``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from chalicelib.config import Settings
+from chalicelib.domain import calendar as cal
+from chalicelib.logs import log_event, timed
+from chalicelib.write.collector import ChainBuffer
+from chalicelib.write.providers.base import MarketDataProvider
+from chalicelib.write.providers.factory import make_provider
+from chalicelib.write.store import FlushResult, Store
+
+
+class Phase(StrEnum):
+    IDLE = "idle"
+    COLLECTING = "collecting"
+    FLUSHING = "flushing"
+    COMPUTING = "computing"
+    SCANNING = "scanning"
+    EXPORTING = "exporting"
+
+
+_ALLOWED = {
+    Phase.IDLE: {Phase.COLLECTING, Phase.EXPORTING},
+    Phase.COLLECTING: {Phase.FLUSHING},
+    Phase.FLUSHING: {Phase.COLLECTING, Phase.COMPUTING, Phase.EXPORTING, Phase.IDLE},
+    Phase.COMPUTING: {Phase.SCANNING},
+    Phase.SCANNING: {Phase.EXPORTING, Phase.IDLE},
+    Phase.EXPORTING: {Phase.IDLE},
+}
+
+
+class Scheduler:
+    """Runs the scheduled work against one open store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        provider: MarketDataProvider | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.provider = provider or make_provider(settings)
+        self.clock = clock
+        self.phase = Phase.IDLE
+
+    def _enter(self, phase: Phase) -> None:
+        if phase not in _ALLOWED[self.phase]:
+            raise RuntimeError(f"illegal transition {self.phase} → {phase}")
+        self.phase = phase
+
+    def collect(self, now: datetime | None = None) -> dict[str, Any]:
+        """Collect every watchlist chain, flushing at the row threshold and at the end."""
+        now = now or self.clock()
+        started = time.perf_counter()
+        scan: dict[str, Any] = {
+            "scan_id": f"scan_{now:%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}",
+            "started_at": now,
+            "status": "running",
+            "errors": [],
+        }
+        tickers = list(self.settings.watchlist)
+        backfilled = self._backfill(tickers, now)
+        buffer = ChainBuffer(self.settings.flush_rows)
+        flushes: list[FlushResult] = []
+        collected, rows_in = 0, 0
+        market_as_of: datetime | None = None
+        self._enter(Phase.COLLECTING)
+        with timed("collect", tickers=len(tickers)) as log:
+            for ticker in tickers:
+                try:
+                    result = self.provider.fetch_chain(ticker, now)
+                except Exception as exc:  # one ticker's failure must not abort the cycle
+                    scan["errors"].append(f"{ticker}: {type(exc).__name__}: {exc}")
+                    log_event("collect_failed", ticker=ticker, error=str(exc))
+                    continue
+                rows_in += len(result.contracts)
+                market_as_of = max(market_as_of or result.underlying.as_of, result.underlying.as_of)
+                buffer.add(result.underlying, result.contracts)
+                collected += 1
+                if buffer.full:
+                    flushes.append(self._flush(buffer))
+                    self._enter(Phase.COLLECTING)
+            log.update(chains=collected, rows=rows_in, rejected=dict(buffer.rejected),
+                       bytes=sum(b.nbytes for b in buffer.batches))  # fmt: skip
+        flushes.append(self._flush(buffer))
+        self._enter(Phase.IDLE)
+        runtime = time.perf_counter() - started
+        scan.update(
+            finished_at=now + timedelta(seconds=runtime),
+            tickers_scanned=len(tickers),
+            chains_collected=collected,
+            runtime_seconds=round(runtime, 3),
+        )
+        scan["status"] = (
+            "completed" if not scan["errors"] else "partial" if collected else "failed"
+        )
+        self.store.record_scan(scan)
+        return {
+            "scan_id": scan["scan_id"],
+            "status": scan["status"],
+            "as_of": market_as_of.isoformat() if market_as_of else None,
+            "tickers": len(tickers),
+            "chains_collected": collected,
+            "rows_collected": rows_in,
+            "rows_rejected": dict(buffer.rejected),
+            "rows_flushed": sum(f.rows for f in flushes),
+            "rows_skipped": sum(f.rows_skipped for f in flushes),
+            "snapshots_flushed": sum(f.snapshots for f in flushes),
+            "flushes": len([f for f in flushes if f.rows or f.rows_skipped]),
+            "history_backfilled": backfilled,
+            "errors": scan["errors"],
+            "runtime_seconds": scan["runtime_seconds"],
+        }
+
+    def _flush(self, buffer: ChainBuffer) -> FlushResult:
+        self._enter(Phase.FLUSHING)
+        batch, underlyings = buffer.drain()
+        with timed("flush", rows_in=len(batch), bytes=batch.nbytes) as log:
+            result = self.store.flush_chains(batch, underlyings)
+            log.update(rows=result.rows, rows_skipped=result.rows_skipped,
+                       snapshots=result.snapshots)  # fmt: skip
+        return result
+
+    def _backfill(self, tickers: list[str], now: datetime) -> int:
+        """Give tickers without enough daily history a backfill, so features work on day one."""
+        wanted = self.settings.backfill_days
+        if not wanted:
+            return 0
+        have = self.store.history_days(tickers)
+        missing = [t for t in tickers if have.get(t, 0) < wanted * 0.9]
+        if not missing:
+            return 0
+        session_day = cal.market_clock(now)[0]
+        end = cal.previous_trading_day(session_day)
+        with timed("backfill", tickers=len(missing), days=wanted) as log:
+            histories = []
+            for ticker in missing:
+                try:
+                    histories.append(self.provider.fetch_history(ticker, end, wanted))
+                except Exception as exc:
+                    log_event("backfill_failed", ticker=ticker, error=str(exc))
+            log["rows"] = self.store.upsert_history(histories, source="backfill")
+        return len(histories)
+
+
+def run_collect(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
+    """One collect → flush pass with its own store connection (what the schedule runs)."""
+    with Store(settings.database) as store:
+        return Scheduler(settings, store).collect(now)

@@ -1,0 +1,274 @@
+"""The DuckDB store: the source of truth, and the only write-side module that imports duckdb.
+
+One process holds the file read-write at a time (DuckDB's rule). A second writer fails fast with
+``WriterBusy`` naming the holder. Chains are stored long (one row per contract per snapshot);
+the ``chain_snapshots`` primary key (ticker, as_of) makes a re-flush of a snapshot a no-op, which
+is far cheaper than a contract-level index (measured: 0.4 s vs 2.4–3.9 s per 1.5M rows).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+from numpy.typing import NDArray
+
+from chalicelib.domain.chain import ChainBatch
+from chalicelib.domain.models import UnderlyingQuote
+from chalicelib.errors import WriterBusy
+from chalicelib.write.providers.base import DailyHistory
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: chains, underlyings, daily history, scans, export log
+    """
+    CREATE TABLE option_quotes (
+        ticker VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, expiration DATE NOT NULL,
+        strike DOUBLE NOT NULL, "right" VARCHAR NOT NULL, bid DOUBLE, ask DOUBLE, last DOUBLE,
+        volume BIGINT, open_interest BIGINT, implied_volatility DOUBLE, delta DOUBLE,
+        gamma DOUBLE, theta DOUBLE, vega DOUBLE, rho DOUBLE
+    );
+    CREATE TABLE chain_snapshots (
+        ticker VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, contracts INTEGER NOT NULL,
+        underlying_price DOUBLE NOT NULL, dividend_yield DOUBLE, underlying_volume BIGINT,
+        flushed_at TIMESTAMP NOT NULL, PRIMARY KEY (ticker, as_of)
+    );
+    CREATE TABLE daily_history (
+        ticker VARCHAR NOT NULL, day DATE NOT NULL, close DOUBLE, atm_iv DOUBLE,
+        skew_25d DOUBLE, source VARCHAR NOT NULL, PRIMARY KEY (ticker, day)
+    );
+    CREATE TABLE scans (
+        scan_id VARCHAR PRIMARY KEY, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP,
+        status VARCHAR NOT NULL, tickers_scanned INTEGER, chains_collected INTEGER,
+        alerts_generated INTEGER, runtime_seconds DOUBLE, errors VARCHAR[]
+    );
+    CREATE TABLE export_log (
+        generation VARCHAR PRIMARY KEY, generated_at TIMESTAMP NOT NULL, ok BOOLEAN NOT NULL,
+        duration_ms DOUBLE, objects_written INTEGER, objects_skipped INTEGER, bytes_written BIGINT,
+        error VARCHAR
+    );
+    """,
+)
+
+_LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    rows: int
+    rows_skipped: int
+    snapshots: int
+    bytes: int
+    duration_ms: float
+
+
+class Store:
+    """A read-write DuckDB connection with the project's schema applied."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = _connect(self.path, read_only)
+        self.con.execute("SET enable_progress_bar = false")
+        if not read_only:
+            self._migrate()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- schema ------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        self.con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+            "applied_at TIMESTAMP NOT NULL)"
+        )
+        current = self.schema_version
+        for version, ddl in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                self.con.execute(ddl)
+                self.con.execute(
+                    "INSERT INTO schema_version VALUES (?, ?)", [version, _utcnow_naive()]
+                )
+                self.con.execute("COMMIT")
+            except Exception:
+                self.con.execute("ROLLBACK")
+                raise
+
+    @property
+    def schema_version(self) -> int:
+        row = self.con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+        return int(row[0]) if row else 0
+
+    # ---- chains ------------------------------------------------------------------------
+    def flush_chains(self, batch: ChainBatch, underlyings: Sequence[UnderlyingQuote]) -> FlushResult:
+        """Insert snapshots not stored yet (by ticker, as_of); the rest are skipped."""
+        start = time.perf_counter()
+        cols = dict(batch.columns)
+        snaps = {
+            "ticker": np.array([u.ticker for u in underlyings], dtype=object),
+            "as_of": np.array([_naive(u.as_of) for u in underlyings], dtype="datetime64[us]"),
+            "price": np.array([u.price for u in underlyings], dtype=np.float64),
+            "q": np.array([u.dividend_yield for u in underlyings], dtype=np.float64),
+            "volume": np.array([u.volume or 0 for u in underlyings], dtype=np.int64),
+        }
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.register("incoming", cols)
+            self.con.register("incoming_snaps", snaps)
+            self.con.execute("""
+                CREATE OR REPLACE TEMP TABLE new_snaps AS
+                SELECT s.* FROM incoming_snaps s
+                ANTI JOIN chain_snapshots c ON c.ticker = s.ticker AND c.as_of = s.as_of
+            """)
+            inserted = self.con.execute("""
+                INSERT INTO option_quotes
+                SELECT i.ticker, i.as_of, i.expiration::DATE, i.strike, i."right", i.bid, i.ask,
+                       nullif_nan(i.last), i.volume,
+                       CAST(nullif_nan(i.open_interest) AS BIGINT),
+                       nullif_nan(i.implied_volatility), nullif_nan(i.delta),
+                       nullif_nan(i.gamma), nullif_nan(i.theta), nullif_nan(i.vega),
+                       nullif_nan(i.rho)
+                FROM incoming i SEMI JOIN new_snaps s ON s.ticker = i.ticker AND s.as_of = i.as_of
+            """).fetchone()
+            self.con.execute("""
+                INSERT INTO chain_snapshots
+                SELECT s.ticker, s.as_of, coalesce(n.contracts, 0)::INTEGER, s.price, s.q,
+                       s.volume, ?
+                FROM new_snaps s LEFT JOIN (
+                    SELECT ticker, as_of, count(*) AS contracts FROM incoming GROUP BY ALL
+                ) n USING (ticker, as_of)
+            """, [_utcnow_naive()])  # fmt: skip
+            snapshots = self.con.execute("SELECT count(*) FROM new_snaps").fetchone()
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self.con.unregister("incoming")
+            self.con.unregister("incoming_snaps")
+        rows = int(inserted[0]) if inserted else 0
+        return FlushResult(
+            rows=rows,
+            rows_skipped=len(batch) - rows,
+            snapshots=int(snapshots[0]) if snapshots else 0,
+            bytes=batch.nbytes,
+            duration_ms=round((time.perf_counter() - start) * 1000, 3),
+        )
+
+    def count(self, table: str, where: str = "", params: Sequence[Any] = ()) -> int:
+        if not re.fullmatch(r"[a-z_]+", table):
+            raise ValueError(f"bad table name {table!r}")
+        row = self.con.execute(f"SELECT count(*) FROM {table} {where}", list(params)).fetchone()
+        return int(row[0]) if row else 0
+
+    # ---- history -----------------------------------------------------------------------
+    def history_days(self, tickers: Sequence[str]) -> dict[str, int]:
+        rows = self.con.execute(
+            "SELECT ticker, count(*) FROM daily_history WHERE ticker IN (SELECT unnest(?)) "
+            "GROUP BY ticker",
+            [list(tickers)],
+        ).fetchall()
+        return {t: int(n) for t, n in rows}
+
+    def upsert_history(self, histories: Sequence[DailyHistory], source: str) -> int:
+        if not histories:
+            return 0
+        cols = {
+            "ticker": np.concatenate([np.full(len(h.dates), h.ticker, dtype=object)
+                                      for h in histories]),  # fmt: skip
+            "day": np.concatenate([np.array(h.dates, dtype="datetime64[D]").astype("datetime64[s]")
+                                   for h in histories]),  # fmt: skip
+            "close": np.concatenate([h.close for h in histories]),
+            "atm_iv": np.concatenate([h.atm_iv for h in histories]),
+            "skew_25d": np.concatenate([h.skew_25d for h in histories]),
+        }
+        self.con.register("incoming_history", cols)
+        try:
+            self.con.execute("""
+                INSERT OR REPLACE INTO daily_history
+                SELECT ticker, day::DATE, nullif_nan(close), nullif_nan(atm_iv),
+                       nullif_nan(skew_25d), ? FROM incoming_history
+            """, [source])  # fmt: skip
+        finally:
+            self.con.unregister("incoming_history")
+        return len(cols["ticker"])
+
+    # ---- scans and export log ----------------------------------------------------------
+    def record_scan(self, scan: dict[str, Any]) -> None:
+        self.con.execute(
+            "INSERT OR REPLACE INTO scans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                scan["scan_id"],
+                _naive(scan["started_at"]),
+                _naive(scan["finished_at"]) if scan.get("finished_at") else None,
+                scan["status"],
+                scan.get("tickers_scanned", 0),
+                scan.get("chains_collected", 0),
+                scan.get("alerts_generated", 0),
+                scan.get("runtime_seconds", 0.0),
+                list(scan.get("errors", [])),
+            ],
+        )
+
+    def record_export(self, row: dict[str, Any]) -> None:
+        self.con.execute(
+            "INSERT OR REPLACE INTO export_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [row["generation"], _naive(row["generated_at"]), row["ok"], row.get("duration_ms"),
+             row.get("objects_written"), row.get("objects_skipped"), row.get("bytes_written"),
+             row.get("error")],
+        )  # fmt: skip
+
+    # ---- generic reads for the exporter and analytics (SQL lives with its caller) -------
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, list(params)).fetchall()
+
+    def columns(self, sql: str, params: Sequence[Any] = ()) -> dict[str, NDArray]:
+        return self.con.execute(sql, list(params)).fetchnumpy()
+
+    def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 256) -> Iterator[tuple]:
+        cursor = self.con.execute(sql, list(params))
+        while chunk := cursor.fetchmany(batch):
+            yield from chunk
+
+    def checkpoint(self) -> None:
+        self.con.execute("CHECKPOINT")
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        message = str(exc)
+        if "lock" in message.lower():
+            match = _LOCK_HOLDER.search(message)
+            raise WriterBusy(str(path), f"PID {match.group(1)}" if match else None) from None
+        raise
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO nullif_nan(x) AS "
+        "CASE WHEN isnan(x) OR isinf(x) THEN NULL ELSE x END"
+    )
+    return con
+
+
+def _naive(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _utcnow_naive() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
