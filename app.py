@@ -18,3 +18,11 @@ app = Chalice(app_name="option-chain-dashboard")
 )
 def collect(event: CloudWatchEvent) -> dict[str, Any]:
     return schedules.collect(event.detail)
+
+
+@app.schedule(
+    Rate(schedules.rate_minutes("OCD_EXPORT_INTERVAL_SECONDS", 300), unit=Rate.MINUTES),
+    name="export",
+)
+def export(event: CloudWatchEvent) -> dict[str, Any]:
+    return schedules.export(event.detail)

@@ -22,8 +22,19 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "OCD_"
 TICKER_PATTERN = r"^[A-Z][A-Z0-9.-]{0,9}$"
 DEFAULT_WATCHLIST = (
-    "SPY", "QQQ", "AAPL", "MSFT", "NVDA", "TSLA", "AMD", "AMZN", "META", "GOOGL", "IWM", "JPM",
-)  # fmt: skip
+    "SPY",
+    "QQQ",
+    "AAPL",
+    "MSFT",
+    "NVDA",
+    "TSLA",
+    "AMD",
+    "AMZN",
+    "META",
+    "GOOGL",
+    "IWM",
+    "JPM",
+)
 
 
 class Settings(BaseSettings):

@@ -35,3 +35,16 @@ def rate_minutes(env_name: str, default_seconds: int) -> int:
     except ValueError:
         seconds = default_seconds
     return max(1, -(-seconds // 60))
+
+
+def export(detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    from chalicelib.storage.factory import make_storage
+    from chalicelib.write.exporter import JSONExporter
+    from chalicelib.write.store import Store
+
+    settings = load_settings()
+    logs.configure(settings.log_level)
+    with Store(settings.database) as store:
+        exporter = JSONExporter(store, make_storage(settings), settings)
+        results = exporter.export_all()
+    return {kind: result.model_dump() for kind, result in results.items()}

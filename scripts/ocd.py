@@ -47,7 +47,7 @@ def invoke(name: str, as_of: str | None = None) -> Any:
 
 
 def cmd_cycle(args: argparse.Namespace) -> int:
-    summary = {"collect": invoke("collect", args.as_of)}
+    summary = {"collect": invoke("collect", args.as_of), "export": invoke("export", args.as_of)}
     print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     return 0
 

@@ -36,8 +36,16 @@ CHAIN_COLUMNS: dict[str, str] = {
     "vega": "float64",
     "rho": "float64",
 }
-OPTIONAL_FLOATS = ("last", "open_interest", "implied_volatility", "delta", "gamma", "theta",
-                   "vega", "rho")  # fmt: skip
+OPTIONAL_FLOATS = (
+    "last",
+    "open_interest",
+    "implied_volatility",
+    "delta",
+    "gamma",
+    "theta",
+    "vega",
+    "rho",
+)
 REJECT_REASONS = (
     "bad_right",
     "non_finite",
@@ -155,6 +163,11 @@ def reject_reasons(batch: ChainBatch) -> tuple[NDArray[np.bool_], Counter[str]]:
         flag(5, batch["bid"] > batch["ask"])
         as_of_day = batch["as_of"].astype("datetime64[D]")
         flag(6, batch["expiration"].astype("datetime64[D]") < as_of_day)
-    counts = Counter({REJECT_REASONS[c]: int(k) for c, k in enumerate(np.bincount(
-        reason[reason >= 0], minlength=len(REJECT_REASONS))) if k})  # fmt: skip
+    counts = Counter(
+        {
+            REJECT_REASONS[c]: int(k)
+            for c, k in enumerate(np.bincount(reason[reason >= 0], minlength=len(REJECT_REASONS)))
+            if k
+        }
+    )
     return reason < 0, counts

@@ -8,7 +8,7 @@ CDF comes from :mod:`chalicelib.domain.normal`.
 Conventions match :mod:`chalicelib.domain.models`: ``t`` in years; ``rate`` and ``div_yield``
 continuously compounded; ``sigma`` annualised as a fraction (0.25 = 25 %); ``is_call`` True for a
 call. Inputs that make no sense give NaN (or a reason code), never an exception or a warning, so
-one bad quote cannot sink a chain.
+one bad quote cannot sink a chain; only a non-boolean ``is_call``, a programming error, raises.
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ IV_REASONS: dict[int, str] = {
     IV_NO_CONVERGENCE: "no_convergence",
 }
 
-# A price within this fraction of the upper bound of the lower bound has no time value to invert.
+# A price less than this fraction of its upper bound above the lower bound has no time value
+# left to invert.
 _BOUND_RTOL = 1e-12
-# Largest total volatility sigma*sqrt(t) searched. Beyond about 35 an out-of-the-money price
-# equals its upper bound in float64, so a larger answer could not be told apart anyway.
+# Largest total volatility sigma*sqrt(t) searched. Near the money an out-of-the-money price already
+# equals its upper bound in float64 by about 17, so a larger answer could not be told apart.
 _MAX_TOTAL_VOL = 40.0
 _SQRT_2PI = float(np.sqrt(2.0 * np.pi))
 
@@ -71,15 +72,15 @@ def _flat(
     is_call: ArrayLike, *values: ArrayLike
 ) -> tuple[tuple[int, ...], NDArray[np.bool_], list[FloatArray]]:
     """Broadcast the inputs and flatten them to 1-d, remembering the shape to give back."""
-    arrays = np.broadcast_arrays(_flags(is_call), *(np.asarray(v, dtype=np.float64) for v in values))
+    arrays = np.broadcast_arrays(
+        _flags(is_call), *(np.asarray(v, dtype=np.float64) for v in values)
+    )
     shape = arrays[0].shape
     flat = [np.ravel(a) for a in arrays]
     return shape, flat[0], flat[1:]
 
 
-def _d1_d2(
-    log_moneyness: FloatArray, total_vol: FloatArray
-) -> tuple[FloatArray, FloatArray]:
+def _d1_d2(log_moneyness: FloatArray, total_vol: FloatArray) -> tuple[FloatArray, FloatArray]:
     """d1 and d2 written with the forward log-moneyness ln(F/K) and total vol sigma*sqrt(t)."""
     d1 = log_moneyness / total_vol + 0.5 * total_vol
     return d1, d1 - total_vol
@@ -167,9 +168,10 @@ def implied_volatility(
 
     A price must lie strictly between the no-arbitrage bounds: the forward intrinsic value
     ``max(w (S e^{-qT} - K e^{-rT}), 0)`` and ``S e^{-qT}`` (call) or ``K e^{-rT}`` (put). A price
-    at the lower bound, to within ``1e-12`` of the upper bound, has no time value and so no
-    volatility to find; it is reported as ``IV_BELOW_INTRINSIC`` (NaN), not as IV 0, which would
-    drag down any smile or average it entered. Prices at the upper bound, or so close that the
+    at the lower bound, or above it by no more than ``1e-12`` times the upper bound (a zero or
+    sub-tick out-of-the-money quote included), has no time value and so no volatility to find:
+    it is reported as ``IV_BELOW_INTRINSIC`` (NaN), not as IV 0, which would drag down any smile
+    or average it entered. Prices at the upper bound, or so close that the
     volatility would exceed sigma*sqrt(t) = 40, are ``IV_ABOVE_BOUND``. Non-finite inputs,
     ``t <= 0``, ``spot <= 0``, ``strike <= 0`` and ``price < 0`` are ``IV_BAD_INPUT``.
 
@@ -225,9 +227,11 @@ def _solve_total_vol(
     (its time value). That option's price is computed with full relative precision even far
     from the money, where an in-the-money price would be swamped by its intrinsic value.
 
-    Safeguarded Newton: each element keeps a bracket [lo, hi] that every evaluation narrows; the
-    Newton step is taken when it lands inside the bracket, otherwise the bracket is bisected.
-    Only still-unconverged elements are evaluated on each pass.
+    Safeguarded Newton on the log of the price: each element keeps a bracket [lo, hi] that every
+    evaluation narrows; the Newton step is taken when it lands inside the bracket, otherwise the
+    bracket is bisected. The log matters far from the money, where the price is flat then steep
+    in vol and plain Newton overshoots; the log price is concave in total vol, so from below
+    the step never passes the root. Only unconverged elements are evaluated on each pass.
     """
     n = time_value.size
     result = np.full(n, np.nan)
@@ -251,7 +255,8 @@ def _solve_total_vol(
             break
         d1, d2 = _d1_d2(x, vol)
         model = ws * (fs * norm_cdf(ws * d1) - fk * norm_cdf(ws * d2))
-        error = np.log(model) - log_target
+        # A price that underflowed (or rounded below zero) means the vol is still too low.
+        error = np.where(model > 0.0, np.log(model) - log_target, -np.inf)
         lo = np.where(error < 0.0, vol, lo)
         hi = np.where(error > 0.0, vol, hi)
         newton = vol - error * model / (fs * norm_pdf(d1))

@@ -95,8 +95,12 @@ class Scheduler:
                 if buffer.full:
                     flushes.append(self._flush(buffer))
                     self._enter(Phase.COLLECTING)
-            log.update(chains=collected, rows=rows_in, rejected=dict(buffer.rejected),
-                       bytes=sum(b.nbytes for b in buffer.batches))  # fmt: skip
+            log.update(
+                chains=collected,
+                rows=rows_in,
+                rejected=dict(buffer.rejected),
+                bytes=sum(b.nbytes for b in buffer.batches),
+            )
         flushes.append(self._flush(buffer))
         self._enter(Phase.IDLE)
         runtime = time.perf_counter() - started
@@ -106,9 +110,7 @@ class Scheduler:
             chains_collected=collected,
             runtime_seconds=round(runtime, 3),
         )
-        scan["status"] = (
-            "completed" if not scan["errors"] else "partial" if collected else "failed"
-        )
+        scan["status"] = "completed" if not scan["errors"] else "partial" if collected else "failed"
         self.store.record_scan(scan)
         return {
             "scan_id": scan["scan_id"],
@@ -132,8 +134,9 @@ class Scheduler:
         batch, underlyings = buffer.drain()
         with timed("flush", rows_in=len(batch), bytes=batch.nbytes) as log:
             result = self.store.flush_chains(batch, underlyings)
-            log.update(rows=result.rows, rows_skipped=result.rows_skipped,
-                       snapshots=result.snapshots)  # fmt: skip
+            log.update(
+                rows=result.rows, rows_skipped=result.rows_skipped, snapshots=result.snapshots
+            )
         return result
 
     def _backfill(self, tickers: list[str], now: datetime) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +38,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE chain_snapshots (
         ticker VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, contracts INTEGER NOT NULL,
         underlying_price DOUBLE NOT NULL, dividend_yield DOUBLE, underlying_volume BIGINT,
-        flushed_at TIMESTAMP NOT NULL, PRIMARY KEY (ticker, as_of)
+        expirations DATE[], call_volume BIGINT, put_volume BIGINT, call_open_interest BIGINT,
+        put_open_interest BIGINT, atm_iv DOUBLE, flushed_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (ticker, as_of)
     );
     CREATE TABLE daily_history (
         ticker VARCHAR NOT NULL, day DATE NOT NULL, close DOUBLE, atm_iv DOUBLE,
@@ -47,6 +50,15 @@ MIGRATIONS: tuple[str, ...] = (
         scan_id VARCHAR PRIMARY KEY, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP,
         status VARCHAR NOT NULL, tickers_scanned INTEGER, chains_collected INTEGER,
         alerts_generated INTEGER, runtime_seconds DOUBLE, errors VARCHAR[]
+    );
+    CREATE TABLE features (
+        ticker VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, features JSON NOT NULL,
+        missing JSON, PRIMARY KEY (ticker, as_of)
+    );
+    CREATE TABLE alerts (
+        id VARCHAR PRIMARY KEY, scan_id VARCHAR NOT NULL, ticker VARCHAR NOT NULL,
+        detector_name VARCHAR NOT NULL, score DOUBLE NOT NULL, metrics JSON NOT NULL,
+        explanation JSON NOT NULL, strategies JSON NOT NULL, created_at TIMESTAMP NOT NULL
     );
     CREATE TABLE export_log (
         generation VARCHAR PRIMARY KEY, generated_at TIMESTAMP NOT NULL, ok BOOLEAN NOT NULL,
@@ -116,7 +128,9 @@ class Store:
         return int(row[0]) if row else 0
 
     # ---- chains ------------------------------------------------------------------------
-    def flush_chains(self, batch: ChainBatch, underlyings: Sequence[UnderlyingQuote]) -> FlushResult:
+    def flush_chains(
+        self, batch: ChainBatch, underlyings: Sequence[UnderlyingQuote]
+    ) -> FlushResult:
         """Insert snapshots not stored yet (by ticker, as_of); the rest are skipped."""
         start = time.perf_counter()
         cols = dict(batch.columns)
@@ -146,14 +160,24 @@ class Store:
                        nullif_nan(i.rho)
                 FROM incoming i SEMI JOIN new_snaps s ON s.ticker = i.ticker AND s.as_of = i.as_of
             """).fetchone()
-            self.con.execute("""
+            self.con.execute(
+                """
                 INSERT INTO chain_snapshots
                 SELECT s.ticker, s.as_of, coalesce(n.contracts, 0)::INTEGER, s.price, s.q,
-                       s.volume, ?
+                       s.volume, coalesce(n.expirations, []), n.call_volume, n.put_volume,
+                       n.call_oi, n.put_oi, NULL, ?
                 FROM new_snaps s LEFT JOIN (
-                    SELECT ticker, as_of, count(*) AS contracts FROM incoming GROUP BY ALL
+                    SELECT ticker, as_of, count(*) AS contracts,
+                           list(DISTINCT expiration::DATE ORDER BY expiration::DATE) AS expirations,
+                           sum(volume) FILTER ("right" = 'C') AS call_volume,
+                           sum(volume) FILTER ("right" = 'P') AS put_volume,
+                           sum(nullif_nan(open_interest)) FILTER ("right" = 'C') AS call_oi,
+                           sum(nullif_nan(open_interest)) FILTER ("right" = 'P') AS put_oi
+                    FROM incoming GROUP BY ALL
                 ) n USING (ticker, as_of)
-            """, [_utcnow_naive()])  # fmt: skip
+            """,
+                [_utcnow_naive()],
+            )
             snapshots = self.con.execute("SELECT count(*) FROM new_snaps").fetchone()
             self.con.execute("COMMIT")
         except Exception:
@@ -190,21 +214,29 @@ class Store:
         if not histories:
             return 0
         cols = {
-            "ticker": np.concatenate([np.full(len(h.dates), h.ticker, dtype=object)
-                                      for h in histories]),  # fmt: skip
-            "day": np.concatenate([np.array(h.dates, dtype="datetime64[D]").astype("datetime64[s]")
-                                   for h in histories]),  # fmt: skip
+            "ticker": np.concatenate(
+                [np.full(len(h.dates), h.ticker, dtype=object) for h in histories]
+            ),
+            "day": np.concatenate(
+                [
+                    np.array(h.dates, dtype="datetime64[D]").astype("datetime64[s]")
+                    for h in histories
+                ]
+            ),
             "close": np.concatenate([h.close for h in histories]),
             "atm_iv": np.concatenate([h.atm_iv for h in histories]),
             "skew_25d": np.concatenate([h.skew_25d for h in histories]),
         }
         self.con.register("incoming_history", cols)
         try:
-            self.con.execute("""
+            self.con.execute(
+                """
                 INSERT OR REPLACE INTO daily_history
                 SELECT ticker, day::DATE, nullif_nan(close), nullif_nan(atm_iv),
                        nullif_nan(skew_25d), ? FROM incoming_history
-            """, [source])  # fmt: skip
+            """,
+                [source],
+            )
         finally:
             self.con.unregister("incoming_history")
         return len(cols["ticker"])
@@ -229,10 +261,17 @@ class Store:
     def record_export(self, row: dict[str, Any]) -> None:
         self.con.execute(
             "INSERT OR REPLACE INTO export_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [row["generation"], _naive(row["generated_at"]), row["ok"], row.get("duration_ms"),
-             row.get("objects_written"), row.get("objects_skipped"), row.get("bytes_written"),
-             row.get("error")],
-        )  # fmt: skip
+            [
+                row["generation"],
+                _naive(row["generated_at"]),
+                row["ok"],
+                row.get("duration_ms"),
+                row.get("objects_written"),
+                row.get("objects_skipped"),
+                row.get("bytes_written"),
+                row.get("error"),
+            ],
+        )
 
     # ---- generic reads for the exporter and analytics (SQL lives with its caller) -------
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -245,6 +284,15 @@ class Store:
         cursor = self.con.execute(sql, list(params))
         while chunk := cursor.fetchmany(batch):
             yield from chunk
+
+    @contextmanager
+    def registered(self, name: str, columns: dict[str, NDArray]) -> Iterator[None]:
+        """Expose numpy columns to SQL as view ``name`` for the duration of the block."""
+        self.con.register(name, columns)
+        try:
+            yield
+        finally:
+            self.con.unregister(name)
 
     def checkpoint(self) -> None:
         self.con.execute("CHECKPOINT")

@@ -40,13 +40,19 @@ SSVI_ETA, SSVI_GAMMA = 1.0, 0.5
 ETFS = frozenset({"SPY", "QQQ", "IWM", "DIA", "XLF", "XLE", "GLD", "TLT", "EEM", "SMH"})
 ANCHOR = date(2026, 1, 2)  # profile spots are prices on this day; paths are scaled through it
 KNOWN = {  # ticker: (spot at ANCHOR, base ATM vol, dividend yield, liquidity)
-    "SPY": (590.0, 0.15, 0.013, 40.0), "QQQ": (515.0, 0.19, 0.006, 25.0),
-    "IWM": (222.0, 0.22, 0.012, 12.0), "AAPL": (243.0, 0.27, 0.005, 20.0),
-    "MSFT": (418.0, 0.25, 0.008, 10.0), "NVDA": (138.0, 0.50, 0.0003, 30.0),
-    "TSLA": (379.0, 0.58, 0.0, 30.0), "AMD": (120.0, 0.50, 0.0, 12.0),
-    "AMZN": (220.0, 0.32, 0.0, 14.0), "META": (599.0, 0.35, 0.003, 10.0),
-    "GOOGL": (190.0, 0.29, 0.004, 9.0), "JPM": (240.0, 0.23, 0.021, 5.0),
-}  # fmt: skip
+    "SPY": (590.0, 0.15, 0.013, 40.0),
+    "QQQ": (515.0, 0.19, 0.006, 25.0),
+    "IWM": (222.0, 0.22, 0.012, 12.0),
+    "AAPL": (243.0, 0.27, 0.005, 20.0),
+    "MSFT": (418.0, 0.25, 0.008, 10.0),
+    "NVDA": (138.0, 0.50, 0.0003, 30.0),
+    "TSLA": (379.0, 0.58, 0.0, 30.0),
+    "AMD": (120.0, 0.50, 0.0, 12.0),
+    "AMZN": (220.0, 0.32, 0.0, 14.0),
+    "META": (599.0, 0.35, 0.003, 10.0),
+    "GOOGL": (190.0, 0.29, 0.004, 9.0),
+    "JPM": (240.0, 0.23, 0.021, 5.0),
+}
 
 
 def _stable_hash(*parts: object) -> int:
@@ -123,8 +129,13 @@ class SyntheticMarket(MarketDataProvider):
         p = self.profile(ticker)
         n = len(days)
         rng = np.random.default_rng([self.seed, _stable_hash("path", ticker)])
-        u_regime, z_vol, z_ret, u_spike, z_rho = (rng.random(n), rng.standard_normal(n),
-            rng.standard_normal(n), rng.random(n), rng.standard_normal(n))  # fmt: skip
+        u_regime, z_vol, z_ret, u_spike, z_rho = (
+            rng.random(n),
+            rng.standard_normal(n),
+            rng.standard_normal(n),
+            rng.random(n),
+            rng.standard_normal(n),
+        )
         regime = np.empty(n, dtype=np.int8)
         state = 1
         for i in range(n):  # a Markov chain is sequential; n is a few thousand
@@ -188,16 +199,24 @@ class SyntheticMarket(MarketDataProvider):
         p = self.profile(ticker)
         t30 = 30 / 365
         window = path.days[start:stop]
-        event = np.array([
-            self._event_variance(p) if any(d < e <= d + timedelta(days=30) for e in path.earnings)
-            else 0.0 for d in window])  # fmt: skip
+        event = np.array(
+            [
+                self._event_variance(p)
+                if any(d < e <= d + timedelta(days=30) for e in path.earnings)
+                else 0.0
+                for d in window
+            ]
+        )
         vol, rho, close = path.vol[start:stop], path.rho[start:stop], path.close[start:stop]
         k = np.linspace(-0.6, 0.4, 161)[None, :] * np.sqrt(t30) * vol[:, None] * 4
-        w = self._total_variance(p, vol[:, None], rho[:, None], k, np.full_like(k, t30),
-                                 event[:, None])  # fmt: skip
+        w = self._total_variance(
+            p, vol[:, None], rho[:, None], k, np.full_like(k, t30), event[:, None]
+        )
         iv = np.sqrt(w / t30)
-        atm_iv = np.sqrt(self._total_variance(p, vol, rho, np.zeros_like(vol),
-                                              np.full_like(vol, t30), event) / t30)  # fmt: skip
+        atm_iv = np.sqrt(
+            self._total_variance(p, vol, rho, np.zeros_like(vol), np.full_like(vol, t30), event)
+            / t30
+        )
         skew = _risk_reversal_from_grid(k, iv, t30, self.rate, p.div_yield)
         return DailyHistory(ticker, list(window), close.copy(), atm_iv, skew)
 
@@ -207,20 +226,27 @@ class SyntheticMarket(MarketDataProvider):
         path = self.path(ticker, day)
         i = path.days.index(day)
         p = self.profile(ticker)
-        rng = np.random.default_rng([self.seed, _stable_hash("chain", ticker), day.toordinal(),
-                                     int(fraction * 390)])  # fmt: skip
+        rng = np.random.default_rng(
+            [self.seed, _stable_hash("chain", ticker), day.toordinal(), int(fraction * 390)]
+        )
         prev_close, close = path.close[max(i - 1, 0)], path.close[i]
         bridge = np.sqrt(fraction * (1 - fraction)) * path.vol[i] * VRP / np.sqrt(252)
-        spot = float(prev_close * np.exp(fraction * np.log(close / prev_close)
-                                         + bridge * rng.standard_normal()))  # fmt: skip
-        vol_now = float(path.vol[max(i - 1, 0)] + fraction * (path.vol[i] - path.vol[max(i - 1, 0)]))
+        spot = float(
+            prev_close
+            * np.exp(fraction * np.log(close / prev_close) + bridge * rng.standard_normal())
+        )
+        vol_now = float(
+            path.vol[max(i - 1, 0)] + fraction * (path.vol[i] - path.vol[max(i - 1, 0)])
+        )
         weeklies = self.weeklies + 4 if p.liquidity >= LIQUID else self.weeklies
         expirations = [
-            e for e in cal.listed_expirations(day, weeklies, self.horizon_days)
+            e
+            for e in cal.listed_expirations(day, weeklies, self.horizon_days)
             if cal.expiry_close(e) > quote_time
         ]
-        contracts = self._chain(p, path, day, quote_time, spot, vol_now, float(path.rho[i]),
-                                fraction, expirations)  # fmt: skip
+        contracts = self._chain(
+            p, path, day, quote_time, spot, vol_now, float(path.rho[i]), fraction, expirations
+        )
         underlying = UnderlyingQuote(
             ticker=ticker,
             as_of=quote_time,
@@ -262,17 +288,22 @@ class SyntheticMarket(MarketDataProvider):
         n = strike.size
         expiry_s, strike = np.tile(expiry_s, 2), np.tile(strike, 2)
         is_call = np.repeat([True, False], n)
-        close_ts = np.array([np.datetime64(cal.expiry_close(e).replace(tzinfo=None), "s")
-                             for e in expirations])  # fmt: skip
+        close_ts = np.array(
+            [np.datetime64(cal.expiry_close(e).replace(tzinfo=None), "s") for e in expirations]
+        )
         exp_index = np.searchsorted(
-            np.array([np.datetime64(e, "s") for e in expirations]), expiry_s)
+            np.array([np.datetime64(e, "s") for e in expirations]), expiry_s
+        )
         quote_s = np.datetime64(quote_time.replace(tzinfo=None), "s")
         t = (close_ts[exp_index] - quote_s).astype("int64") / cal.SECONDS_PER_YEAR
         event = np.zeros_like(t)
         for e in path.earnings:  # expiries after an upcoming earnings date carry its variance
             if day <= e:
-                event += np.where(expiry_s.astype("datetime64[D]") >= np.datetime64(e),
-                                  self._event_variance(p), 0.0)  # fmt: skip
+                event += np.where(
+                    expiry_s.astype("datetime64[D]") >= np.datetime64(e),
+                    self._event_variance(p),
+                    0.0,
+                )
         forward = spot * np.exp((r - q) * t)
         k = np.log(strike / forward)
         sigma = np.sqrt(self._total_variance(p, vol_now, rho, k, t, event) / t)
@@ -281,30 +312,33 @@ class SyntheticMarket(MarketDataProvider):
         oi = self._open_interest(p, day, k, sigma, t, strike, is_call, expiry_s)
         volume = self._volume(p, day, fraction, oi, k, t, is_call)
         noise = self._rng(p, day, "last", int(fraction * 390)).uniform(-0.4, 0.4, oi.size)
-        last = np.where(volume > 0, np.round(np.clip(mid + noise * (ask - bid), bid, ask), 2),
-                        np.nan)  # fmt: skip
+        last = np.where(
+            volume > 0, np.round(np.clip(mid + noise * (ask - bid), bid, ask), 2), np.nan
+        )
         quote_mid = (bid + ask) / 2
         iv = implied_volatility(quote_mid, spot, strike, t, r, is_call, q).iv
         greeks = bs_greeks(spot, strike, t, r, iv, is_call, q)
         size = strike.size
-        return ChainBatch({
-            "ticker": np.full(size, p.ticker, dtype=object),
-            "as_of": np.full(size, np.datetime64(quote_time.replace(tzinfo=None), "us")),
-            "expiration": expiry_s,
-            "strike": strike,
-            "right": np.where(is_call, "C", "P").astype(object),
-            "bid": bid,
-            "ask": ask,
-            "last": last,
-            "volume": volume,
-            "open_interest": oi.astype(CHAIN_COLUMNS["open_interest"]),
-            "implied_volatility": iv,
-            "delta": greeks.delta,
-            "gamma": greeks.gamma,
-            "theta": greeks.theta,
-            "vega": greeks.vega,
-            "rho": greeks.rho,
-        })  # fmt: skip
+        return ChainBatch(
+            {
+                "ticker": np.full(size, p.ticker, dtype=object),
+                "as_of": np.full(size, np.datetime64(quote_time.replace(tzinfo=None), "us")),
+                "expiration": expiry_s,
+                "strike": strike,
+                "right": np.where(is_call, "C", "P").astype(object),
+                "bid": bid,
+                "ask": ask,
+                "last": last,
+                "volume": volume,
+                "open_interest": oi.astype(CHAIN_COLUMNS["open_interest"]),
+                "implied_volatility": iv,
+                "delta": greeks.delta,
+                "gamma": greeks.gamma,
+                "theta": greeks.theta,
+                "vega": greeks.vega,
+                "rho": greeks.rho,
+            }
+        )
 
     def _rng(self, p: TickerProfile, day: date, *parts: object) -> np.random.Generator:
         return np.random.default_rng([self.seed, _stable_hash(p.ticker, *parts), day.toordinal()])
@@ -324,12 +358,14 @@ class SyntheticMarket(MarketDataProvider):
         rng = self._rng(p, day, "oi")
         spread = 0.6 * sigma * np.sqrt(t) + 0.04
         profile = np.exp(-0.5 * (k / spread) ** 2)
-        round_boost = 1 + 1.0 * (strike % 50 == 0) + 0.4 * (strike % 25 == 0) + 0.2 * (strike % 10 == 0)
+        round_boost = (
+            1 + 1.0 * (strike % 50 == 0) + 0.4 * (strike % 25 == 0) + 0.2 * (strike % 10 == 0)
+        )
         days, index = np.unique(expiry.astype("datetime64[D]"), return_inverse=True)
         is_monthly = np.array([_is_monthly(d) for d in days.tolist()])[index]
         term = np.where(is_monthly, 1.0, 0.45) * np.exp(-t / 0.8) + 0.05
         side = np.where(is_call, 1.0, 1.6 if p.ticker in ETFS else 0.8)
-        base = 4000 * p.liquidity * profile * round_boost * term * side
+        base = 400 * p.liquidity * profile * round_boost * term * side
         return np.floor(base * rng.lognormal(0, 0.35, k.size))
 
     def _volume(
@@ -400,9 +436,7 @@ def fine_strikes(spot: float, width: float) -> NDArray[np.float64]:
 
 def max_quote_width(mid: NDArray[np.float64]) -> NDArray[np.float64]:
     """Exchange maximum bid/ask widths by price (ISE-style table)."""
-    return np.select(
-        [mid < 2, mid < 5, mid < 10, mid < 20], [0.25, 0.375, 0.5, 0.75], default=1.0
-    )
+    return np.select([mid < 2, mid < 5, mid < 10, mid < 20], [0.25, 0.375, 0.5, 0.75], default=1.0)
 
 
 def _quote(
@@ -413,8 +447,9 @@ def _quote(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Bid/ask around ``mid``: tighter near the money and near-dated, never wider than the rule."""
     illiquid = np.clip(0.15 * np.abs(moneyness_sd) + 0.3 * t, 0, 1)
-    width = max_quote_width(mid) * np.clip(0.12 + 0.5 * illiquid + rng.uniform(0, 0.1, mid.size),
-                                           0.05, 1.0)  # fmt: skip
+    width = max_quote_width(mid) * np.clip(
+        0.12 + 0.5 * illiquid + rng.uniform(0, 0.1, mid.size), 0.05, 1.0
+    )
     tick = np.where(mid < 3, 0.01, 0.05)
     bid = np.maximum(np.floor((mid - width / 2) / tick) * tick, 0.0)
     ask = np.maximum(np.ceil((mid + width / 2) / tick) * tick, bid + tick)
@@ -435,5 +470,3 @@ def _risk_reversal_from_grid(
         put_iv = np.interp(-0.25, pd[::-1], v[::-1])  # so does put delta, from ~0 toward -1
         out[row] = call_iv - put_iv
     return out
-
-

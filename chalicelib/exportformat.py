@@ -1,0 +1,122 @@
+"""The export format: the one seam between the write side and the read side.
+
+Layout under the export root (local directory or S3 prefix):
+
+    manifest.json                        written last; names every document of the generation
+    alerts.json scans.json features.json chains.json        latest documents (seed names)
+    chains/<TICKER>/<digest>.json        per-ticker chain documents, immutable, content-addressed
+    archive/<kind>_YYYYMMDD_HHMMSS[_n].json.gz               immutable gzip copies, one per export
+
+Every document is a strict-JSON object with ``generation``, ``generated_at``, ``kind`` and
+``count``. Neither side imports the other; both import this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+Kind = Literal["alerts", "chains", "scans", "features"]
+KINDS: tuple[Kind, ...] = ("alerts", "chains", "scans", "features")
+MANIFEST_KEY = "manifest.json"
+ARCHIVE_PREFIX = "archive/"
+CHAINS_PREFIX = "chains/"
+FORMAT_VERSION = 1
+
+_ARCHIVE_RE = re.compile(
+    r"^archive/(?P<kind>[a-z]+)_(?P<stamp>\d{8}_\d{6})(?:_(?P<n>\d+))?\.json\.gz$"
+)
+_GENERATION_RE = re.compile(r"^(?P<stamp>\d{8}T\d{6})Z-(?P<seq>\d{6,})$")
+
+
+def latest_key(kind: Kind) -> str:
+    return f"{kind}.json"
+
+
+def chain_key(ticker: str, digest: str) -> str:
+    return f"{CHAINS_PREFIX}{ticker}/{digest}.json"
+
+
+def archive_key(kind: str, when: datetime, n: int = 0) -> str:
+    suffix = f"_{n}" if n else ""
+    return f"{ARCHIVE_PREFIX}{kind}_{when.astimezone(UTC):%Y%m%d_%H%M%S}{suffix}.json.gz"
+
+
+def parse_archive_key(key: str) -> tuple[str, datetime, int] | None:
+    """(kind, timestamp, n) of an archive key, or None for anything else."""
+    match = _ARCHIVE_RE.match(key)
+    if not match:
+        return None
+    when = datetime.strptime(match["stamp"], "%Y%m%d_%H%M%S").replace(tzinfo=UTC)
+    return match["kind"], when, int(match["n"] or 0)
+
+
+def next_generation(previous: str | None, now: datetime) -> str:
+    """``YYYYMMDDTHHMMSSZ-NNNNNN``: sorts in publication order even if the clock steps back."""
+    stamp, seq = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S"), 1
+    if previous and (match := _GENERATION_RE.match(previous)):
+        stamp = max(stamp, match["stamp"])
+        seq = int(match["seq"]) + 1
+    return f"{stamp}Z-{seq:06d}"
+
+
+def dumps(value: Any) -> bytes:
+    """Strict JSON: NaN and infinities become null, datetimes ISO 8601 with Z, numpy allowed."""
+    return orjson.dumps(
+        value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+    )
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class DocumentEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    sha256: str
+    bytes: int = Field(ge=0)
+    rows: int = Field(ge=0)
+    generation: str  # the generation that wrote these bytes (older for delta-skipped documents)
+    fingerprint: str | None = None  # what the content was built from, for delta export
+
+
+class KindResult(BaseModel):
+    """What one kind's export did: the seed's result shape, plus keys written and skipped."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    ok: bool
+    rows: int = 0
+    bytes: int = 0
+    duration_ms: float = 0.0
+    keys_written: int = 0
+    keys_skipped: int = 0
+    error: str | None = None
+
+
+class Manifest(BaseModel):
+    """The pointer a reader follows: everything of one generation, with checksums."""
+
+    model_config = ConfigDict(frozen=True)
+
+    format_version: int = FORMAT_VERSION
+    generation: str
+    generated_at: datetime
+    previous_generation: str | None = None
+    duration_ms: float = 0.0
+    documents: dict[str, DocumentEntry]
+    chains: dict[str, str] = Field(default_factory=dict)  # ticker -> per-ticker document key
+    archives: dict[str, str] = Field(default_factory=dict)  # kind -> archive key
+    results: dict[str, KindResult] = Field(default_factory=dict)
+    storage_writes: int = 0

@@ -1,0 +1,114 @@
+"""SQL that turns the store into export documents. DuckDB builds the JSON (no per-row Python).
+
+Timestamps leave as ISO 8601 UTC with ``Z``; NaN never reaches here (the store keeps NULL), and
+ratios divide with NULLIF so an empty side gives null rather than infinity.
+"""
+
+from __future__ import annotations
+
+ISO = "strftime({col}, '%Y-%m-%dT%H:%M:%SZ')"
+
+
+def _iso(col: str) -> str:
+    return ISO.format(col=col)
+
+
+LATEST_SNAPSHOTS = f"""
+    SELECT s.ticker, {_iso("s.as_of")} AS as_of, s.as_of AS as_of_ts, s.underlying_price,
+           s.dividend_yield, s.contracts,
+           list_transform(s.expirations, lambda e: strftime(e, '%Y-%m-%d')) AS expirations,
+           s.atm_iv, coalesce({_iso("f.as_of")}, '') AS features_as_of
+    FROM (
+        SELECT * FROM chain_snapshots
+        QUALIFY row_number() OVER (PARTITION BY ticker ORDER BY as_of DESC) = 1
+    ) s
+    LEFT JOIN (SELECT ticker, max(as_of) AS as_of FROM features GROUP BY ticker) f USING (ticker)
+    ORDER BY s.ticker
+"""
+
+CONTRACT_FIELDS = (
+    "strike",
+    "bid",
+    "ask",
+    "last",
+    "volume",
+    "open_interest",
+    "implied_volatility",
+    "delta",
+    "gamma",
+    "theta",
+    "vega",
+    "rho",
+)
+
+CHAIN_CONTRACTS = f"""
+    SELECT q.ticker, to_json(list(struct_pack(
+               expiration := strftime(q.expiration, '%Y-%m-%d'),
+               "right" := q."right",
+               {", ".join(f"{f} := q.{f}" for f in CONTRACT_FIELDS)}
+           ) ORDER BY q.expiration, q.strike, q."right"))::VARCHAR AS contracts
+    FROM option_quotes q
+    JOIN wanted w ON q.ticker = w.ticker AND q.as_of = w.as_of_ts
+    WHERE q.as_of >= ?
+    GROUP BY q.ticker
+"""
+
+# One row per day: the day's last snapshot where there is one, the daily history otherwise.
+CHAIN_HISTORY = f"""
+    WITH snaps AS (
+        SELECT ticker, as_of, underlying_price, atm_iv,
+               call_volume + put_volume AS total_volume,
+               call_open_interest + put_open_interest AS total_open_interest,
+               put_volume / NULLIF(call_volume, 0) AS put_call_volume_ratio,
+               put_open_interest / NULLIF(call_open_interest, 0) AS put_call_oi_ratio
+        FROM chain_snapshots
+        WHERE ticker IN (SELECT ticker FROM wanted) AND as_of >= ?
+        QUALIFY row_number() OVER (PARTITION BY ticker, as_of::DATE ORDER BY as_of DESC) = 1
+    ),
+    days AS (
+        SELECT h.ticker, h.day::TIMESTAMP + INTERVAL 21 HOUR AS as_of, h.close AS underlying_price,
+               h.atm_iv, NULL::BIGINT AS total_volume, NULL::BIGINT AS total_open_interest,
+               NULL::DOUBLE AS put_call_volume_ratio, NULL::DOUBLE AS put_call_oi_ratio
+        FROM daily_history h
+        WHERE h.ticker IN (SELECT ticker FROM wanted) AND h.day >= ?::DATE
+          AND NOT EXISTS (SELECT 1 FROM snaps s WHERE s.ticker = h.ticker
+                          AND s.as_of::DATE = h.day)
+    )
+    SELECT ticker, to_json(list(struct_pack(
+               as_of := {_iso("as_of")}, underlying_price := underlying_price, atm_iv := atm_iv,
+               total_volume := total_volume, total_open_interest := total_open_interest,
+               put_call_volume_ratio := put_call_volume_ratio,
+               put_call_oi_ratio := put_call_oi_ratio
+           ) ORDER BY as_of))::VARCHAR AS history
+    FROM (SELECT * FROM snaps UNION ALL SELECT * FROM days)
+    GROUP BY ticker
+"""
+
+LATEST_FEATURES = f"""
+    SELECT ticker, to_json(struct_pack(
+               ticker := ticker, as_of := {_iso("as_of")}, features := features,
+               missing := coalesce(missing, '{{}}'::JSON)))::VARCHAR AS doc
+    FROM features
+    QUALIFY row_number() OVER (PARTITION BY ticker ORDER BY as_of DESC) = 1
+    ORDER BY ticker
+"""
+
+ALERTS = f"""
+    SELECT count(*) AS n, coalesce(to_json(list(struct_pack(
+               id := id, scan_id := scan_id, ticker := ticker, detector_name := detector_name,
+               score := score, metrics := metrics, explanation := explanation,
+               strategies := strategies, created_at := {_iso("created_at")}
+           ) ORDER BY created_at DESC, score DESC, id)), '[]')::VARCHAR AS rows
+    FROM alerts WHERE score >= ?
+"""
+
+SCANS = f"""
+    SELECT count(*) AS n, coalesce(to_json(list(struct_pack(
+               scan_id := scan_id, started_at := {_iso("started_at")},
+               finished_at := {_iso("finished_at")}, status := status,
+               tickers_scanned := tickers_scanned, chains_collected := chains_collected,
+               alerts_generated := alerts_generated, runtime_seconds := runtime_seconds,
+               errors := coalesce(errors, [])
+           ) ORDER BY started_at DESC, scan_id DESC)), '[]')::VARCHAR AS rows
+    FROM scans WHERE started_at >= ?
+"""
