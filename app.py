@@ -4,12 +4,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice, Rate
+from chalice import Chalice, Rate, Response
 from chalice.app import CloudWatchEvent
 
 from chalicelib import schedules
+from chalicelib.read import http
 
 app = Chalice(app_name="option-chain-dashboard")
+
+
+def _route(path: str, name: str) -> None:
+    def view(**_uri_params: str) -> Response:  # values arrive in current_request.uri_params
+        return http.handle(app.current_request, name)
+
+    view.__name__ = name
+    app.route(path, methods=["GET"])(view)
+
+
+for _r in http.ROUTES.values():
+    _route(_r.path, _r.name)
+
+
+@app.route("/health", methods=["GET"])
+def health() -> Response:
+    return http.health(app.current_request)
+
+
+@app.route("/openapi.json", methods=["GET"])
+def openapi() -> Response:
+    return http.openapi(app.current_request)
 
 
 @app.schedule(

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     alert_cooldown_hours: float = Field(default=24.0, ge=0)
     alert_daily_cap: int = Field(default=50, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    manifest_ttl_seconds: float | None = Field(default=None, ge=0, le=3600)
 
     @classmethod
     def settings_customise_sources(
@@ -110,6 +111,10 @@ class Settings(BaseSettings):
         object.__setattr__(self, "data_dir", data_dir)
         object.__setattr__(self, "db_path", _from_root(self.db_path or data_dir / "ocd.duckdb"))
         object.__setattr__(self, "export_dir", _from_root(self.export_dir or data_dir / "exports"))
+        if self.manifest_ttl_seconds is None:  # a stat is free locally; a HEAD on S3 is not
+            object.__setattr__(
+                self, "manifest_ttl_seconds", 0.0 if self.storage == "local" else 1.0
+            )
         if self.storage == "s3" and not self.bucket:
             raise ValueError("OCD_BUCKET is required when OCD_STORAGE=s3")
         return self

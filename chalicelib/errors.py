@@ -46,8 +46,9 @@ class ExportCorrupt(OCDError):
 class BadRequest(OCDError):
     """A client parameter is invalid; ``field`` names it."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, details: list[dict[str, str]] | None = None):
         self.field = field
+        self.details = details or [{"field": field, "message": message}]
         super().__init__(message)
 
 

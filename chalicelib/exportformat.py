@@ -13,13 +13,19 @@ Every document is a strict-JSON object with ``generation``, ``generated_at``, ``
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.errors import ObjectNotFound
+from chalicelib.logs import log_event
+from chalicelib.storage.base import Storage
 
 Kind = Literal["alerts", "chains", "scans", "features"]
 KINDS: tuple[Kind, ...] = ("alerts", "chains", "scans", "features")
@@ -120,3 +126,36 @@ class Manifest(BaseModel):
     archives: dict[str, str] = Field(default_factory=dict)  # kind -> archive key
     results: dict[str, KindResult] = Field(default_factory=dict)
     storage_writes: int = 0
+
+
+def archives_newest_first(storage: Storage, kind: str) -> list[str]:
+    """Archive keys of one kind (``manifest`` included), newest first."""
+    found = sorted(
+        (parsed[1], parsed[2], info.key)
+        for info in storage.list(f"{ARCHIVE_PREFIX}{kind}_")
+        if (parsed := parse_archive_key(info.key)) and parsed[0] == kind
+    )
+    return [key for _, _, key in reversed(found)]
+
+
+def archived_manifests(storage: Storage, limit: int | None = None) -> Iterator[Manifest]:
+    """Valid archived manifests, newest first (damaged ones are skipped)."""
+    for key in archives_newest_first(storage, "manifest")[:limit]:
+        try:
+            yield Manifest.model_validate_json(gzip.decompress(storage.get(key).data))
+        except (ObjectNotFound, ValueError, OSError):
+            continue
+
+
+def load_manifest(storage: Storage) -> Manifest | None:
+    """The published manifest; if it is missing or damaged, the newest archived one; else None.
+
+    The writer must continue the generation sequence even when ``manifest.json`` was lost.
+    """
+    try:
+        return Manifest.model_validate_json(storage.get(MANIFEST_KEY).data)
+    except ObjectNotFound:
+        pass
+    except ValueError:
+        log_event("manifest_unreadable", key=MANIFEST_KEY)
+    return next(archived_manifests(storage), None)

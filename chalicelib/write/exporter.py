@@ -23,7 +23,7 @@ from typing import Any
 
 from chalicelib import exportformat as fmt
 from chalicelib.config import Settings
-from chalicelib.errors import ExportCorrupt, ObjectNotFound, PreconditionFailed
+from chalicelib.errors import PreconditionFailed
 from chalicelib.exportformat import DocumentEntry, KindResult, Manifest
 from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
@@ -97,7 +97,7 @@ class JSONExporter:
     def _publish(self, kinds: dict[str, dict[str, Any]]) -> dict[str, KindResult]:
         started = time.perf_counter()
         now = self.clock()
-        previous = read_manifest(self.storage)
+        previous = fmt.load_manifest(self.storage)
         pub = Publication(
             generation=fmt.next_generation(previous.generation if previous else None, now),
             generated_at=now,
@@ -345,7 +345,9 @@ class JSONExporter:
             entries.sort(reverse=True)
             keep.update(key for _, _, key in entries[:KEEP_ARCHIVES])
             doomed += [key for when, _, key in entries if when < cutoff and key not in keep]
-        referenced = set(manifest.chains.values()) | self._recent_chain_keys(by_kind, manifest)
+        referenced = set(manifest.chains.values())
+        for old in fmt.archived_manifests(self.storage, KEEP_GENERATIONS):
+            referenced.update(old.chains.values())
         doomed += [
             info.key for info in self.storage.list(fmt.CHAINS_PREFIX) if info.key not in referenced
         ]
@@ -353,43 +355,6 @@ class JSONExporter:
         if deleted:
             log_event("retention", deleted=deleted, generation=manifest.generation)
         return deleted
-
-    def _recent_chain_keys(
-        self, by_kind: dict[str, list[tuple[datetime, int, str]]], manifest: Manifest
-    ) -> set[str]:
-        keys: set[str] = set()
-        recent = [key for _, _, key in by_kind.get("manifest", [])[:KEEP_GENERATIONS]]
-        for key in recent:
-            try:
-                old = Manifest.model_validate_json(gzip.decompress(self.storage.get(key).data))
-            except (ObjectNotFound, ExportCorrupt, ValueError, OSError):
-                continue
-            keys.update(old.chains.values())
-        return keys
-
-
-def read_manifest(storage: Storage) -> Manifest | None:
-    """The published manifest; if it is missing or damaged, the newest archived one; else None.
-
-    The writer must continue the generation sequence even when ``manifest.json`` was lost.
-    """
-    try:
-        return Manifest.model_validate_json(storage.get(fmt.MANIFEST_KEY).data)
-    except ObjectNotFound:
-        pass
-    except ValueError:
-        log_event("manifest_unreadable", key=fmt.MANIFEST_KEY)
-    archived = sorted(
-        (parsed[1], parsed[2], info.key)
-        for info in storage.list(fmt.ARCHIVE_PREFIX + "manifest_")
-        if (parsed := fmt.parse_archive_key(info.key))
-    )
-    for _, _, key in reversed(archived):
-        try:
-            return Manifest.model_validate_json(gzip.decompress(storage.get(key).data))
-        except (ObjectNotFound, ValueError, OSError):
-            continue
-    return None
 
 
 def _features_only(doc: str | None) -> str:

@@ -1,0 +1,200 @@
+"""What each route answers, computed from verified export documents only.
+
+Handlers are plain functions ``(reader, params) -> Result``: no Chalice, no HTTP. ``http.py``
+turns a Result into a response (metadata, ETag, caching headers) and errors into statuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from chalicelib.errors import NotFound
+from chalicelib.read import params as p
+from chalicelib.read.reader import ExportReader, Loaded, LruCache
+
+SUMMARY_FIELDS = ("id", "ticker", "detector_name", "score", "created_at")
+CONTRACT_FIELDS = (
+    "strike", "bid", "ask", "last", "volume", "open_interest", "implied_volatility",
+    "delta", "gamma", "theta", "vega", "rho",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Result:
+    data: dict[str, Any]
+    loaded: Loaded
+    extra_versions: tuple[str, ...] = field(default=())
+
+
+Handler = Callable[[ExportReader, Any], Result]
+
+
+_DERIVED = LruCache(max_items=256)
+
+
+def memo(loaded: Loaded, name: str, build: Callable[[], Any]) -> Any:
+    """Derived views of a document (e.g. a chain split by expiration), built once per version."""
+    key = f"{name}|{loaded.version}"
+    value = _DERIVED.get(key)
+    if value is None:
+        value = build()
+        _DERIVED.put(key, value)
+    return value
+
+
+def _rows(loaded: Loaded, name: str) -> list[dict[str, Any]]:
+    rows = (loaded.doc or {}).get(name)
+    return rows if isinstance(rows, list) else []
+
+
+def _chain(reader: ExportReader, ticker: str) -> Loaded:
+    loaded = reader.chain(ticker)
+    if loaded is None:
+        raise NotFound(f"unknown ticker {ticker}: it is not in the published export")
+    return loaded
+
+
+def scans_latest(reader: ExportReader, q: p.ScansParams) -> Result:
+    loaded = reader.document("scans")
+    scans = _rows(loaded, "scans")
+    return Result({"scans": scans[: q.limit], "total_count": len(scans)}, loaded)
+
+
+def _alerts(reader: ExportReader) -> tuple[Loaded, list[dict[str, Any]]]:
+    loaded = reader.document("alerts")
+    return loaded, _rows(loaded, "alerts")
+
+
+def alerts_latest(reader: ExportReader, q: p.AlertsLatestParams) -> Result:
+    loaded, alerts = _alerts(reader)
+    hits = [a for a in alerts if a.get("score", 0) >= q.min_score]
+    return Result({"alerts": hits[: q.limit], "total_count": len(hits)}, loaded)
+
+
+def alerts_summary(reader: ExportReader, q: p.AlertsSummaryParams) -> Result:
+    result = alerts_latest(reader, q)
+    slim = [{k: a.get(k) for k in SUMMARY_FIELDS} for a in result.data["alerts"]]
+    return Result({**result.data, "alerts": slim}, result.loaded)
+
+
+def alerts_query(reader: ExportReader, q: p.AlertsQueryParams) -> Result:
+    loaded, alerts = _alerts(reader)
+    hits = [
+        a
+        for a in alerts
+        if a.get("score", 0) >= q.min_score
+        and (q.ticker is None or a.get("ticker") == q.ticker)
+        and (q.detector is None or a.get("detector_name") == q.detector)
+    ]
+    return Result({"alerts": hits[: q.limit], "total_count": len(hits)}, loaded)
+
+
+def alerts_for_ticker(reader: ExportReader, q: p.TickerAlertsParams) -> Result:
+    _chain(reader, q.ticker)  # an unknown ticker is a 404, a quiet one an empty list
+    loaded, alerts = _alerts(reader)
+    hits = [a for a in alerts if a.get("ticker") == q.ticker]
+    return Result({"ticker": q.ticker, "alerts": hits[: q.limit], "total_count": len(hits)}, loaded)
+
+
+def expirations(reader: ExportReader, q: p.TickerParams) -> Result:
+    loaded = _chain(reader, q.ticker)
+    doc = loaded.doc or {}
+    return Result(
+        {"ticker": q.ticker, "as_of": doc.get("as_of"), "expirations": doc.get("expirations", [])},
+        loaded,
+    )
+
+
+def snapshot(reader: ExportReader, q: p.SnapshotParams) -> Result:
+    loaded = _chain(reader, q.ticker)
+    doc = loaded.doc or {}
+    listed: list[str] = doc.get("expirations", [])
+    wanted = q.expiration.isoformat() if q.expiration else (listed[0] if listed else None)
+    if q.expiration and wanted not in listed:
+        raise NotFound(
+            f"{q.ticker} has no expiration {wanted}; see /options/{q.ticker}/expirations"
+        )
+    calls, puts = memo(loaded, "by_expiration", lambda: _by_expiration(doc)).get(wanted, ([], []))
+    return Result(
+        {
+            "ticker": q.ticker,
+            "as_of": doc.get("as_of"),
+            "underlying_price": doc.get("underlying_price"),
+            "expiration": wanted,
+            "expirations": listed,
+            "calls": calls,
+            "puts": puts,
+        },
+        loaded,
+    )
+
+
+def _by_expiration(doc: dict[str, Any]) -> dict[str, tuple[list, list]]:
+    out: dict[str, tuple[list, list]] = {}
+    for c in doc.get("contracts", []):
+        calls, puts = out.setdefault(c.get("expiration"), ([], []))
+        (calls if c.get("right") == "C" else puts).append({k: c.get(k) for k in CONTRACT_FIELDS})
+    return out
+
+
+def history(reader: ExportReader, q: p.HistoryParams) -> Result:
+    loaded = _chain(reader, q.ticker)
+    doc = loaded.doc or {}
+    rows = doc.get("history", [])
+    as_of = doc.get("as_of")
+    if as_of and rows:
+        since = (_parse_time(as_of) - timedelta(days=q.days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        rows = [r for r in rows if r.get("as_of", "") > since]
+    return Result({"ticker": q.ticker, "days": q.days, "history": rows}, loaded)
+
+
+def features(reader: ExportReader, q: p.TickerParams) -> Result:
+    loaded = _chain(reader, q.ticker)
+    doc = loaded.doc or {}
+    feats = doc.get("features") or {}
+    return Result(
+        {
+            "ticker": q.ticker,
+            "as_of": feats.get("as_of", doc.get("as_of")),
+            "features": feats.get("features"),
+            "missing": feats.get("missing", {}),
+        },
+        loaded,
+    )
+
+
+def tickers(reader: ExportReader, q: p.NoParams) -> Result:
+    index = reader.document("chains")
+    feats = reader.document("features")
+    alerts_loaded, alerts = _alerts(reader)
+    counts: dict[str, int] = {}
+    for a in alerts:
+        counts[a.get("ticker", "")] = counts.get(a.get("ticker", ""), 0) + 1
+    by_ticker = {f.get("ticker"): f.get("features") or {} for f in _rows(feats, "features")}
+    rows = []
+    for row in _rows(index, "chains"):
+        f = by_ticker.get(row.get("ticker"), {})
+        rows.append(
+            {
+                "ticker": row.get("ticker"),
+                "as_of": row.get("as_of"),
+                "last_price": row.get("underlying_price"),
+                "atm_iv": f.get("atm_iv", row.get("atm_iv")),
+                "iv_rank": f.get("iv_rank"),
+                "alert_count": counts.get(row.get("ticker", ""), 0),
+                "contracts": row.get("contracts"),
+                "expirations": len(row.get("expirations") or []),
+            }
+        )
+    return Result(
+        {"tickers": rows, "total_count": len(rows)},
+        index,
+        (feats.version, alerts_loaded.version),
+    )
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
