@@ -38,13 +38,21 @@ def rate_minutes(env_name: str, default_seconds: int) -> int:
 
 
 def export(detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    from chalicelib.exportformat import load_manifest
     from chalicelib.storage.factory import make_storage
     from chalicelib.write.exporter import JSONExporter
     from chalicelib.write.store import Store
 
     settings = load_settings()
     logs.configure(settings.log_level)
+    storage = make_storage(settings)
     with Store(settings.database) as store:
-        exporter = JSONExporter(store, make_storage(settings), settings)
-        results = exporter.export_all()
-    return {kind: result.model_dump() for kind, result in results.items()}
+        results = JSONExporter(store, storage, settings).export_all()
+    manifest = load_manifest(storage)
+    return {
+        "ok": all(r.ok for r in results.values()),
+        "generation": manifest.generation if manifest else None,
+        "duration_ms": manifest.duration_ms if manifest else None,
+        "storage_writes": manifest.storage_writes if manifest else None,
+        "kinds": {kind: result.model_dump() for kind, result in results.items()},
+    }

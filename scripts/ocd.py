@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 import orjson  # noqa: E402
 
@@ -52,12 +52,75 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ocdlib.serve import supervise
+
+    return supervise(port=args.port, storage=args.storage, bucket=args.bucket, every=args.every,
+                     http=True)  # fmt: skip
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ocdlib.serve import supervise
+
+    return supervise(port=None, storage=args.storage, bucket=args.bucket, every=args.every,
+                     http=False)  # fmt: skip
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from chalicelib.read.reader import ExportReader
+    from chalicelib.storage.factory import make_storage
+
+    settings = load_settings()
+    manifest = ExportReader(make_storage(settings)).manifest()
+    report: dict[str, Any] = {"storage": settings.storage, "generation": None, "status": "empty"}
+    if manifest is not None:
+        age = (datetime.now(UTC) - manifest.generated_at).total_seconds()
+        report.update(
+            generation=manifest.generation,
+            generated_at=manifest.generated_at,
+            age_seconds=round(age, 1),
+            status="stale" if age > settings.stale_after_seconds else "ok",
+            documents=len(manifest.documents),
+            tickers=len(manifest.chains),
+            export_duration_ms=manifest.duration_ms,
+            storage_writes=manifest.storage_writes,
+            results={k: v.model_dump() for k, v in manifest.results.items()},
+        )
+    print(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z).decode())
+    return 0 if manifest is not None else 1
+
+
+def _stack_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage",
+        choices=["local", "s3"],
+        default="local",
+        help="s3: start moto's S3 server on loopback and use it",
+    )
+    parser.add_argument("--bucket", default="ocd-local", help="bucket name with --storage s3")
+    parser.add_argument(
+        "--every",
+        type=float,
+        default=None,
+        help="override every schedule's rate (seconds), e.g. for demos",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocd.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     cycle = sub.add_parser("cycle", help="one full pass of the scheduled work; JSON on stdout")
     cycle.add_argument("--as-of", help="pin the market clock (ISO 8601, UTC if no offset)")
     cycle.set_defaults(func=cmd_cycle)
+    serve = sub.add_parser("serve", help="schedule emulator + chalice local, supervised")
+    serve.add_argument("--port", type=int, default=8000)
+    _stack_options(serve)
+    serve.set_defaults(func=cmd_serve)
+    run = sub.add_parser("run", help="the schedule emulator alone")
+    _stack_options(run)
+    run.set_defaults(func=cmd_run)
+    status = sub.add_parser("status", help="the published manifest and data age")
+    status.set_defaults(func=cmd_status)
     return parser
 
 

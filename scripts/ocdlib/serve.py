@@ -1,0 +1,159 @@
+"""``ocd.py serve`` and ``ocd.py run``: the whole stack on one machine, supervised.
+
+``serve`` = the schedule emulator (in this process) + ``chalice local --no-autoreload`` (a child
+in its own process group) [+ moto's S3 server on loopback with ``--storage s3``]. Ctrl-C or
+SIGTERM lets the running handler finish, then stops the child and the S3 server, so no child
+process survives and no export is left half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import ExitStack, closing
+from pathlib import Path
+from typing import Any
+
+from ocdlib.emulator import Emulator
+
+ROOT = Path(__file__).resolve().parents[2]
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} before serving")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def start_s3(stack: ExitStack, bucket: str) -> str:
+    """moto in server mode on loopback, a bucket in it, and the environment pointed at it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
+    server.start()
+    stack.callback(server.stop)
+    endpoint = f"http://{LOOPBACK}:{port}"
+    os.environ.update({
+        "AWS_ENDPOINT_URL_S3": endpoint,
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "OCD_STORAGE": "s3",
+        "OCD_BUCKET": bucket,
+    })  # fmt: skip
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+    return endpoint
+
+
+def start_chalice(stack: ExitStack, port: int) -> subprocess.Popen:
+    chalice = Path(sys.executable).with_name("chalice")
+    command = [str(chalice), "local", "--no-autoreload", "--host", LOOPBACK, "--port", str(port)]
+    proc = subprocess.Popen(command, cwd=ROOT, start_new_session=True)
+    stack.callback(stop_process_group, proc)
+    return proc
+
+
+def stop_process_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM the child's whole process group, then SIGKILL what is left after ``grace``."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    # anything else left in the group (there should be nothing with --no-autoreload)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def cycle_line(name: str, result: Any, seconds: float) -> str:
+    if not isinstance(result, dict) or "error" in result:
+        return f"{name:8s} FAILED in {seconds:.2f}s: {result}"
+    if name == "collect":
+        return (f"collect  {result.get('status')}: {result.get('chains_collected')} chains, "
+                f"{result.get('rows_flushed'):,} rows flushed, {result.get('rows_skipped'):,} "
+                f"skipped, as of {result.get('as_of')} in {seconds:.2f}s")  # fmt: skip
+    if name == "export":
+        return (f"export   {'ok' if result.get('ok') else 'FAILED'}: generation "
+                f"{result.get('generation')}, {result.get('storage_writes')} writes in "
+                f"{seconds:.2f}s")  # fmt: skip
+    return f"{name:8s} done in {seconds:.2f}s"
+
+
+def supervise(*, port: int | None, storage: str, bucket: str, every: float | None,
+              http: bool) -> int:  # fmt: skip
+    from app import app  # after the environment is set: settings are read per invocation
+
+    def report(name: str, result: Any, seconds: float) -> None:
+        print(cycle_line(name, result, seconds), flush=True)
+
+    emulator = Emulator(app, every=every, report=report)
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        print(f"received {signal.Signals(signum).name}: stopping after the running task",
+              flush=True)  # fmt: skip
+        emulator.stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    with ExitStack() as stack:
+        if storage == "s3":
+            endpoint = start_s3(stack, bucket)
+            print(f"S3 (moto server) at {endpoint}, bucket {bucket}", flush=True)
+        proc = None
+        if http:
+            port = port or 8000
+            proc = start_chalice(stack, port)
+            wait_http(f"http://{LOOPBACK}:{port}/health", 60, proc)
+            print(f"API at http://{LOOPBACK}:{port}  (dashboard data: /health, /tickers, "
+                  f"/alerts/latest)", flush=True)  # fmt: skip
+        names = ", ".join(f"{s.name} every {s.seconds:g}s" for s in emulator.schedules)
+        print(f"schedules: {names}", flush=True)
+        watcher = _watch_child(proc, emulator) if proc else None
+        emulator.run()
+        if watcher is not None and proc is not None and proc.poll() is not None:
+            print(f"chalice local exited with {proc.returncode}", flush=True)
+            return 1
+    print("stopped", flush=True)
+    return 0
+
+
+def _watch_child(proc: subprocess.Popen, emulator: Emulator) -> Any:
+    import threading
+
+    def watch() -> None:
+        while not emulator.stop.is_set():
+            if proc.poll() is not None:
+                emulator.stop.set()
+                return
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
