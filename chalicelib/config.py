@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     alert_daily_cap: int = Field(default=50, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     manifest_ttl_seconds: float | None = Field(default=None, ge=0, le=3600)
+    state_prefix: str = "state/"
+    persist_db: bool | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -97,7 +99,7 @@ class Settings(BaseSettings):
             raise ValueError(f"invalid ticker(s) {bad}; expected {TICKER_PATTERN}")
         return tuple(dict.fromkeys(value))
 
-    @field_validator("prefix")
+    @field_validator("prefix", "state_prefix")
     @classmethod
     def _normalise_prefix(cls, value: str) -> str:
         value = value.strip("/")
@@ -115,6 +117,8 @@ class Settings(BaseSettings):
             object.__setattr__(
                 self, "manifest_ttl_seconds", 0.0 if self.storage == "local" else 1.0
             )
+        if self.persist_db is None:  # Lambda's /tmp is ephemeral: keep the database in S3
+            object.__setattr__(self, "persist_db", self.storage == "s3")
         if self.storage == "s3" and not self.bucket:
             raise ValueError("OCD_BUCKET is required when OCD_STORAGE=s3")
         return self

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import logs
-from chalicelib.config import load_settings
+from chalicelib.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from chalicelib.write.dbstate import DatabaseState
 
 
 def event_clock(detail: dict[str, Any] | None) -> datetime | None:
@@ -18,12 +21,32 @@ def event_clock(detail: dict[str, Any] | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _db_state(settings: Settings) -> DatabaseState | None:
+    """The bucket copy of the database when the writer runs where disks are ephemeral."""
+    if not settings.persist_db:
+        return None
+    from chalicelib.storage.factory import make_state_storage
+    from chalicelib.write.dbstate import DatabaseState
+
+    return DatabaseState(make_state_storage(settings), settings.database)
+
+
 def collect(detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    from chalicelib.write.dbstate import WriterConflict
     from chalicelib.write.scheduler import run_collect
 
     settings = load_settings()
     logs.configure(settings.log_level)
-    return run_collect(settings, event_clock(detail))
+    state = _db_state(settings)
+    if state is not None:
+        state.restore()
+    summary = run_collect(settings, event_clock(detail))
+    if state is not None:
+        try:
+            state.persist()
+        except WriterConflict as exc:  # another writer won: this run publishes nothing
+            summary.update(status="aborted", errors=[*summary["errors"], str(exc)])
+    return summary
 
 
 def rate_minutes(env_name: str, default_seconds: int) -> int:
@@ -46,6 +69,9 @@ def export(detail: dict[str, Any] | None = None) -> dict[str, Any]:
     settings = load_settings()
     logs.configure(settings.log_level)
     storage = make_storage(settings)
+    state = _db_state(settings)
+    if state is not None and state.restore() is None:
+        return {"ok": False, "generation": None, "error": "no database persisted yet"}
     with Store(settings.database) as store:
         results = JSONExporter(store, storage, settings).export_all()
     manifest = load_manifest(storage)

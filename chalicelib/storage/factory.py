@@ -18,3 +18,10 @@ def make_storage(settings: Settings) -> Storage:
             raise ConfigError("OCD_BUCKET: required when OCD_STORAGE=s3")
         return S3Storage(settings.bucket, settings.prefix)
     raise ConfigError(f"OCD_STORAGE: unknown backend {settings.storage!r}")
+
+
+def make_state_storage(settings: Settings) -> Storage:
+    """Where the writer keeps its database between Lambda runs (S3 only)."""
+    if not settings.bucket:
+        raise ConfigError("OCD_BUCKET: required to persist the database")
+    return S3Storage(settings.bucket, settings.state_prefix)
