@@ -90,6 +90,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if manifest is not None else 1
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ocdlib import bench
+
+    figures = bench.run(args.size, option_b_seconds=args.option_b_seconds, keep=args.keep)
+    print(bench.table(figures))
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
+    return 0
+
+
 def _stack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage",
@@ -121,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     status = sub.add_parser("status", help="the published manifest and data age")
     status.set_defaults(func=cmd_status)
+    bench = sub.add_parser("bench", help="benchmark against seed-style baselines (temp dir)")
+    bench.add_argument("--size", choices=["small", "medium", "full"], default="small")
+    bench.add_argument("--json", help="also write the figures as JSON to this path")
+    bench.add_argument("--option-b-seconds", type=float, default=10.0)
+    bench.add_argument("--keep", action="store_true", help="keep the temp data dir")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
