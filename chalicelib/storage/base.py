@@ -8,7 +8,9 @@ adapter only ever sees keys that passed ``validate_key`` (the pattern of Cosmic 
 Semantics every adapter keeps (the contract suite in ``tests/storage`` checks them):
 
 - a write is atomic per key: a reader sees the old bytes or the new bytes, never a mix;
-- ``version`` is an opaque string that changes on every write; pass it back as ``if_match``;
+- ``version`` is an opaque string that changes whenever the bytes change (locally on every
+  write; S3's ETag is a content hash, so rewriting identical bytes keeps it); pass it back as
+  ``if_match``;
 - ``if_none_match=True`` creates only; ``if_match=v`` replaces only while the version is ``v``
   (a missing key fails too). A lost race raises PreconditionFailed.
 """

@@ -210,8 +210,8 @@ def _write_temp(directory: Path, fill: Callable[[BinaryIO], object]) -> Path:
     fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
     tmp = Path(name)
     try:
-        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as dst:
+            os.fchmod(dst.fileno(), _FILE_MODE)
             fill(dst)
             dst.flush()
             os.fsync(dst.fileno())

@@ -30,19 +30,27 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def s3_bucket(aws_env: None) -> Iterator[str]:
-    """An empty moto bucket, alive for the whole test."""
+def moto_s3(aws_env: None) -> Iterator[None]:
+    """moto's in-process S3, alive for the whole test."""
     with mock_aws():
-        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
-        yield BUCKET
+        yield
+
+
+@pytest.fixture
+def s3_bucket(moto_s3: None) -> str:
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+    return BUCKET
 
 
 @pytest.fixture(params=["local", "s3"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     if request.param == "local":
         return LocalStorage(tmp_path / "exports")
-    request.getfixturevalue("s3_bucket")
-    return S3Storage(BUCKET, PREFIX)
+    request.getfixturevalue("moto_s3")
+    s3 = S3Storage(BUCKET, PREFIX)
+    # The adapter's own client makes the bucket: one client per test, as building one is slow.
+    s3.client.create_bucket(Bucket=BUCKET)
+    return s3
 
 
 @pytest.fixture
