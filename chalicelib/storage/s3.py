@@ -33,7 +33,10 @@ DEFAULT_REGION = "us-east-1"
 MAX_PAGE_SIZE = 1000  # S3's cap for ListObjectsV2 keys per page and DeleteObjects keys per call
 _CHUNK = 1 << 20
 _CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=5,
+    read_timeout=30,
+    max_pool_connections=32,  # put_many's threads each need a connection
 )
 _NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404"})
 # 409 ConditionalRequestConflict: a concurrent conditional write to the same key won on AWS.
@@ -46,6 +49,7 @@ class S3Storage(Storage):
     """Objects under ``prefix`` in ``bucket``; keys are stored as ``prefix + key``."""
 
     backend = "s3"
+    write_concurrency = 32
 
     def __init__(self, bucket: str, prefix: str = "", *, page_size: int = MAX_PAGE_SIZE) -> None:
         if not bucket:

@@ -503,3 +503,18 @@ def test_racing_local_conditional_writers_have_one_winner(tmp_path: Path, mode: 
         winners = _race(storage, key, base)
         assert len(winners) == 1, winners
         assert storage.get(key).data == f'{{"holder": {winners[0]}}}'.encode()
+
+
+def test_put_many_writes_every_object(storage):
+    items = [(f"many/{i:03d}.json", f'{{"i": {i}}}'.encode()) for i in range(40)]
+    infos = storage.put_many(items)
+    assert [info.key for info in infos] == [key for key, _ in items]
+    assert [storage.get(key).data for key, _ in items] == [data for _, data in items]
+
+
+def test_put_many_validates_every_key_before_writing(storage):
+    from chalicelib.errors import InvalidKey
+
+    with pytest.raises(InvalidKey):
+        storage.put_many([("ok/a.json", b"{}"), ("../escape.json", b"{}")])
+    assert storage.head("ok/a.json") is None
