@@ -7,6 +7,7 @@ Settings are read when a handler runs, never at import: Chalice's test client sw
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from functools import lru_cache
@@ -16,6 +17,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from chalicelib.analytics.config import AnalyticsConfig
 from chalicelib.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +66,7 @@ class Settings(BaseSettings):
     alert_daily_cap: int = Field(default=50, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     manifest_ttl_seconds: float | None = Field(default=None, ge=0, le=3600)
+    analytics: AnalyticsConfig = AnalyticsConfig()
     state_prefix: str = "state/"
     persist_db: bool | None = None
 
@@ -98,6 +101,12 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"invalid ticker(s) {bad}; expected {TICKER_PATTERN}")
         return tuple(dict.fromkeys(value))
+
+    @field_validator("analytics", mode="before")
+    @classmethod
+    def _analytics_json(cls, value: object) -> object:
+        # OCD_ANALYTICS='{"low_iv_percentile": 15}' overrides individual thresholds
+        return json.loads(value) if isinstance(value, str) else value
 
     @field_validator("prefix", "state_prefix")
     @classmethod

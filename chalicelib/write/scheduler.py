@@ -17,6 +17,7 @@ from typing import Any
 from chalicelib.config import Settings
 from chalicelib.domain import calendar as cal
 from chalicelib.logs import log_event, timed
+from chalicelib.write.analysis import AnalysisResult, analyse
 from chalicelib.write.collector import ChainBuffer
 from chalicelib.write.providers.base import MarketDataProvider
 from chalicelib.write.providers.factory import make_provider
@@ -102,12 +103,14 @@ class Scheduler:
                 bytes=sum(b.nbytes for b in buffer.batches),
             )
         flushes.append(self._flush(buffer))
+        analysis = self._analyse(scan, now) if collected else None
         self._enter(Phase.IDLE)
         runtime = time.perf_counter() - started
         scan.update(
             finished_at=now + timedelta(seconds=runtime),
             tickers_scanned=len(tickers),
             chains_collected=collected,
+            alerts_generated=analysis.alerts_generated if analysis else 0,
             runtime_seconds=round(runtime, 3),
         )
         scan["status"] = "completed" if not scan["errors"] else "partial" if collected else "failed"
@@ -125,9 +128,26 @@ class Scheduler:
             "snapshots_flushed": sum(f.snapshots for f in flushes),
             "flushes": len([f for f in flushes if f.rows or f.rows_skipped]),
             "history_backfilled": backfilled,
+            "features_computed": analysis.features_computed if analysis else 0,
+            "alerts_generated": scan["alerts_generated"],
             "errors": scan["errors"],
             "runtime_seconds": scan["runtime_seconds"],
         }
+
+    def _analyse(self, scan: dict[str, Any], now: datetime) -> AnalysisResult | None:
+        """COMPUTING (features) then SCANNING (detectors, scoring): one call, two phases."""
+        self._enter(Phase.COMPUTING)
+        try:
+            result = analyse(self.store, self.settings, self.provider, scan["scan_id"], now,
+                             config=self.settings.analytics)  # fmt: skip
+        except Exception as exc:  # analytics failing must not lose the collected chains
+            scan["errors"].append(f"analysis: {type(exc).__name__}: {exc}")
+            log_event("analysis_failed", error=str(exc))
+            result = None
+        else:
+            scan["errors"].extend(result.errors)
+        self._enter(Phase.SCANNING)
+        return result
 
     def _flush(self, buffer: ChainBuffer) -> FlushResult:
         self._enter(Phase.FLUSHING)

@@ -1,0 +1,69 @@
+"""rich_premium: 30-day IV near the top of the ticker's own past year — premium is rich."""
+
+from __future__ import annotations
+
+from chalicelib.analytics.detectors.base import (
+    DetectorContext,
+    Finding,
+    graded_score,
+    number,
+    ordinal,
+    pct,
+)
+from chalicelib.domain.models import Explanation, FeatureSet
+
+
+class RichPremium:
+    """Fires when ``iv_percentile`` ≥ ``rich_iv_percentile``; IV well above realised scores more.
+
+    excess = (IVP − threshold)/(100 − threshold) + max(0, IV/HV20 − 1.25), scale 1.
+    """
+
+    name = "rich_premium"
+
+    def detect(self, features: FeatureSet, context: DetectorContext) -> Finding | None:
+        cfg = context.config
+        ivp, iv = number(features, "iv_percentile"), number(features, "atm_iv")
+        if ivp is None or iv is None or ivp < cfg.rich_iv_percentile:
+            return None
+        iv_hv = number(features, "iv_hv_ratio")
+        excess = (ivp - cfg.rich_iv_percentile) / (100.0 - cfg.rich_iv_percentile)
+        excess += max(0.0, iv_hv - 1.25) if iv_hv is not None else 0.0
+        metrics = {
+            "atm_iv": iv,
+            "iv_percentile": ivp,
+            "iv_rank": number(features, "iv_rank"),
+            "hv_20": number(features, "hv_20"),
+            "iv_hv_ratio": iv_hv,
+            "threshold": cfg.rich_iv_percentile,
+        }
+        days = context.days_to_earnings
+        risks = [
+            "High IV often comes with large moves: short premium carries tail risk.",
+            "Volatility can rise further before it mean-reverts.",
+        ]
+        if days is not None and 0 <= days <= 30:
+            risks.append(f"Earnings in {days} days may justify part of the premium.")
+        return Finding(
+            detector=self.name,
+            score=graded_score(excess, 1.0, cfg.score_floor),
+            metrics=metrics,
+            explanation=Explanation(
+                summary=(
+                    f"{context.ticker} 30-day IV {pct(iv)} sits in the {ordinal(ivp)} percentile "
+                    "of its past year"
+                ),
+                rationale=(
+                    f"IV is above {ivp:.0f}% of the past year's days"
+                    + (f" and {iv_hv:.2f}× 20-day realised volatility" if iv_hv else "")
+                    + "; implied volatility tends to revert, so selling premium is paid well."
+                ),
+                key_metrics=metrics,
+                risk_factors=risks,
+            ),
+            strategies=[
+                "Iron condor or short strangle with defined wings (about 16Δ)",
+                "Cash-secured puts or covered calls",
+                "Credit spreads in the direction of your view",
+            ],
+        )

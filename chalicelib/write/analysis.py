@@ -1,0 +1,467 @@
+"""The COMPUTING → SCANNING phases: features, detectors and throttled alerts for the latest chains.
+
+``analyse`` is I/O glue around the pure cores in :mod:`chalicelib.analytics`. It reads in bulk —
+one query for every ticker's latest chain, split by ticker with numpy, one for the daily
+histories, one for the past volumes of today's unusual contracts — computes per ticker, then
+writes in bulk: ``features`` rows, ``chain_snapshots.atm_iv``, today's ``daily_history`` row
+(source ``snapshot``) and the accepted ``alerts``. A ticker that fails is recorded in ``errors``
+and the others carry on. Re-running on the same snapshots rewrites the same rows and adds no
+alert (alert ids are deterministic), so the phase is idempotent.
+
+The scheduler calls it after the flush, in one line::
+
+    analyse(self.store, self.settings, self.provider, scan["scan_id"], now)
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+
+from chalicelib.analytics.config import DEFAULT_CONFIG, AnalyticsConfig
+from chalicelib.analytics.detectors import DETECTORS, Detector, DetectorContext, run_detectors
+from chalicelib.analytics.features import (
+    ContractHistory,
+    DailyInputs,
+    compute_features,
+    unusual_mask,
+)
+from chalicelib.analytics.scoring import (
+    Candidate,
+    ThrottlePolicy,
+    ThrottleState,
+    select_alerts,
+)
+from chalicelib.config import Settings
+from chalicelib.domain.chain import CHAIN_COLUMNS, ChainBatch
+from chalicelib.domain.models import Alert, FeatureSet
+from chalicelib.logs import log_event
+from chalicelib.write.providers.base import MarketDataProvider
+from chalicelib.write.store import Store
+
+_EARNINGS_LOOKAHEAD = timedelta(days=120)
+_HISTORY_CALENDAR_DAYS = 400  # covers 252 trading days of IV and 203 closes for SMA 200
+
+LATEST_SNAPSHOTS = """
+    SELECT ticker, as_of, underlying_price, coalesce(dividend_yield, 0.0)
+    FROM chain_snapshots
+    WHERE ticker IN (SELECT unnest(?::VARCHAR[])) AND as_of <= ?
+    QUALIFY row_number() OVER (PARTITION BY ticker ORDER BY as_of DESC) = 1
+    ORDER BY ticker
+"""
+
+# The as_of lower bound lets DuckDB skip row groups of older snapshots (zone maps).
+LATEST_CHAINS = """
+    SELECT q.ticker, q.as_of, q.expiration, q.strike, q."right", q.bid, q.ask, q.last,
+           q.volume, q.open_interest::DOUBLE AS open_interest, q.implied_volatility, q.delta,
+           q.gamma, q.theta, q.vega, q.rho
+    FROM option_quotes q
+    SEMI JOIN analysis_snaps s ON q.ticker = s.ticker AND q.as_of = s.as_of
+    WHERE q.as_of >= ?
+    ORDER BY q.ticker
+"""
+
+DAILY_HISTORY = """
+    SELECT h.ticker, h.day, h.close, h.atm_iv, h.skew_25d
+    FROM daily_history h JOIN analysis_snaps s ON h.ticker = s.ticker
+    WHERE h.day < s.day::DATE AND h.day >= ?::DATE
+    ORDER BY h.ticker, h.day
+"""
+
+# Volumes of today's unusual contracts at the last snapshot of each of the previous N days
+# (volume accrues through the session, so the day's last snapshot holds the day's volume).
+CONTRACT_HISTORY = """
+    WITH days AS (
+        SELECT c.ticker, max(c.as_of) AS as_of
+        FROM chain_snapshots c JOIN analysis_snaps s ON c.ticker = s.ticker
+        WHERE c.as_of < s.day AND c.as_of >= ?
+          AND c.ticker IN (SELECT ticker FROM analysis_unusual)
+        GROUP BY c.ticker, c.as_of::DATE
+        QUALIFY row_number() OVER (PARTITION BY c.ticker ORDER BY max(c.as_of) DESC) <= ?
+    )
+    SELECT q.ticker, q.expiration, q.strike, q."right", q.volume::DOUBLE AS volume
+    FROM option_quotes q
+    JOIN days d ON q.ticker = d.ticker AND q.as_of = d.as_of
+    SEMI JOIN analysis_unusual u ON q.ticker = u.ticker AND q.expiration = u.expiration::DATE
+        AND q.strike = u.strike AND q."right" = u."right"
+    WHERE q.as_of >= ?
+    ORDER BY q.ticker
+"""
+
+WRITE_FEATURES = """
+    INSERT OR REPLACE INTO features
+    SELECT ticker, as_of, features::JSON, missing::JSON FROM analysis_features
+"""
+WRITE_ATM_IV = """
+    UPDATE chain_snapshots SET atm_iv = nullif_nan(f.atm_iv)
+    FROM analysis_features f
+    WHERE chain_snapshots.ticker = f.ticker AND chain_snapshots.as_of = f.as_of
+"""
+WRITE_HISTORY = """
+    INSERT OR REPLACE INTO daily_history
+    SELECT ticker, day::DATE, nullif_nan(close), nullif_nan(atm_iv), nullif_nan(skew_25d),
+           'snapshot'
+    FROM analysis_features
+"""
+WRITE_ALERTS = """
+    INSERT OR IGNORE INTO alerts
+    SELECT id, scan_id, ticker, detector_name, score, metrics::JSON, explanation::JSON,
+           strategies::JSON, created_at
+    FROM analysis_alerts
+"""
+LAST_ALERTS = """
+    SELECT ticker, detector_name, max(created_at) FROM alerts
+    WHERE ticker IN (SELECT unnest(?::VARCHAR[])) AND created_at >= ?
+    GROUP BY ticker, detector_name
+"""
+ALERTS_PER_DAY = """
+    SELECT created_at::DATE, count(*) FROM alerts
+    WHERE created_at::DATE IN (SELECT unnest(?::DATE[])) GROUP BY 1
+"""
+EXISTING_IDS = "SELECT id FROM alerts WHERE id IN (SELECT unnest(?::VARCHAR[]))"
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    features_computed: int
+    alerts_generated: int
+    errors: list[str]
+    duration_ms: float
+    alerts_suppressed: dict[str, int] = field(default_factory=dict)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    ticker: str
+    as_of: datetime  # aware UTC
+    spot: float
+    div_yield: float
+
+    @property
+    def day(self) -> date:
+        return self.as_of.date()
+
+
+def analyse(
+    store: Store,
+    settings: Settings,
+    provider: MarketDataProvider,
+    scan_id: str,
+    now: datetime,
+    *,
+    config: AnalyticsConfig = DEFAULT_CONFIG,
+    detectors: Sequence[Detector] = DETECTORS,
+) -> AnalysisResult:
+    """Features and alerts for each watchlist ticker's latest snapshot at or before ``now``."""
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    errors: list[str] = []
+    snaps = _latest_snapshots(store, settings.watchlist, now)
+    if not snaps:
+        return AnalysisResult(0, 0, [], _ms(started))
+
+    snap_cols = {
+        "ticker": np.array([s.ticker for s in snaps], dtype=object),
+        "as_of": np.array([_naive(s.as_of) for s in snaps], dtype="datetime64[us]"),
+        "day": np.array([s.day for s in snaps], dtype="datetime64[D]").astype("datetime64[us]"),
+    }
+    first_as_of = min(_naive(s.as_of) for s in snaps)
+    first_day = min(s.day for s in snaps)
+    with store.registered("analysis_snaps", snap_cols):
+        mark = time.perf_counter()
+        chains = _split(_chain_columns(store.columns(LATEST_CHAINS, [first_as_of])))
+        history = _split(
+            store.columns(DAILY_HISTORY, [first_day - timedelta(days=_HISTORY_CALENDAR_DAYS)])
+        )
+        contract_history = _split(_contract_history(store, chains, config, first_day))
+        timings["load_ms"] = _ms(mark)
+
+        mark = time.perf_counter()
+        features: list[FeatureSet] = []
+        for snap in snaps:
+            try:
+                features.append(
+                    _features_for(snap, chains, history, contract_history, settings, config)
+                )
+            except Exception as exc:  # one bad ticker must not stop the rest
+                errors.append(f"{snap.ticker}: features: {type(exc).__name__}: {exc}")
+        timings["features_ms"] = _ms(mark)
+
+    mark = time.perf_counter()
+    by_ticker = {s.ticker: s for s in snaps}
+    candidates: list[Candidate] = []
+    for fs in features:
+        snap = by_ticker[fs.ticker]
+        context = DetectorContext(
+            ticker=snap.ticker,
+            as_of=snap.as_of,
+            next_earnings=_next_earnings(provider, snap, errors),
+            config=config,
+        )
+        findings, failed = run_detectors(fs, context, detectors)
+        errors.extend(failed)
+        candidates.extend(Candidate(snap.ticker, snap.as_of, f) for f in findings)
+    timings["detect_ms"] = _ms(mark)
+
+    mark = time.perf_counter()
+    _write_features(store, features, by_ticker, errors)
+    policy = ThrottlePolicy(
+        min_score=settings.min_alert_score,
+        cooldown=timedelta(hours=settings.alert_cooldown_hours),
+        daily_cap=settings.alert_daily_cap,
+    )
+    selection = select_alerts(candidates, _throttle_state(store, candidates, policy), policy)
+    written = _write_alerts(store, selection.accepted, scan_id, errors)
+    timings["write_ms"] = _ms(mark)
+
+    result = AnalysisResult(
+        features_computed=len(features),
+        alerts_generated=written,
+        errors=errors,
+        duration_ms=_ms(started),
+        alerts_suppressed=selection.reasons,
+        timings_ms=timings,
+    )
+    log_event(
+        "analyse",
+        scan_id=scan_id,
+        tickers=len(snaps),
+        features=result.features_computed,
+        findings=len(candidates),
+        alerts=result.alerts_generated,
+        suppressed=result.alerts_suppressed,
+        errors=len(errors),
+        duration_ms=result.duration_ms,
+        **timings,
+    )
+    return result
+
+
+# ---- reads ---------------------------------------------------------------------------------
+def _latest_snapshots(store: Store, tickers: Sequence[str], now: datetime) -> list[_Snapshot]:
+    rows = store.rows(LATEST_SNAPSHOTS, [list(tickers), _naive(now)])
+    return [
+        _Snapshot(str(t), as_of.replace(tzinfo=UTC), float(price), float(q or 0.0))
+        for t, as_of, price, q in rows
+    ]
+
+
+def _chain_columns(raw: dict[str, NDArray]) -> dict[str, NDArray]:
+    """fetchnumpy output (masked where NULL) as ChainBatch columns (NaN where missing)."""
+    out: dict[str, NDArray] = {}
+    for name, dtype in CHAIN_COLUMNS.items():
+        col = raw[name]
+        if dtype == "float64":
+            out[name] = np.ma.filled(np.ma.asarray(col, dtype=np.float64), np.nan)
+        elif dtype == "int64":
+            out[name] = np.ma.filled(np.ma.asarray(col, dtype=np.int64), 0)
+        elif dtype == "object":
+            out[name] = np.asarray(col, dtype=object)
+        else:
+            out[name] = np.ma.getdata(col).astype(dtype)
+    return out
+
+
+def _split(cols: dict[str, NDArray]) -> dict[str, dict[str, NDArray]]:
+    """Columns sorted by ticker → {ticker: columns of that ticker} as views, no copies."""
+    tickers = cols.get("ticker")
+    if tickers is None or len(tickers) == 0:
+        return {}
+    tickers = np.asarray(tickers, dtype=object)
+    bounds = np.r_[0, np.flatnonzero(tickers[1:] != tickers[:-1]) + 1, len(tickers)]
+    return {
+        str(tickers[a]): {k: v[a:b] for k, v in cols.items()}
+        for a, b in itertools.pairwise(bounds.tolist())
+    }
+
+
+def _contract_history(
+    store: Store,
+    chains: dict[str, dict[str, NDArray]],
+    config: AnalyticsConfig,
+    first_day: date,
+) -> dict[str, NDArray]:
+    """Past daily volumes of just the contracts that are unusual today (one query, all tickers)."""
+    parts = []
+    for cols in chains.values():
+        hit = unusual_mask(cols["volume"], cols["open_interest"], config)
+        if hit.any():
+            parts.append({k: cols[k][hit] for k in ("ticker", "expiration", "strike", "right")})
+    if not parts:
+        return {}
+    unusual = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    unusual["expiration"] = unusual["expiration"].astype("datetime64[s]")
+    since = first_day - timedelta(days=2 * config.unusual_history_days + 10)
+    with store.registered("analysis_unusual", unusual):
+        return store.columns(CONTRACT_HISTORY, [since, config.unusual_history_days, since])
+
+
+def _features_for(
+    snap: _Snapshot,
+    chains: dict[str, dict[str, NDArray]],
+    history: dict[str, dict[str, NDArray]],
+    contract_history: dict[str, dict[str, NDArray]],
+    settings: Settings,
+    config: AnalyticsConfig,
+) -> FeatureSet:
+    cols = chains.get(snap.ticker)
+    chain = ChainBatch(cols) if cols is not None else ChainBatch.empty()
+    return compute_features(
+        chain,
+        snap.spot,
+        snap.as_of,
+        _daily_inputs(history.get(snap.ticker)),
+        _contract_inputs(contract_history.get(snap.ticker)),
+        ticker=snap.ticker,
+        rate=settings.risk_free_rate,
+        div_yield=snap.div_yield,
+        config=config,
+    )
+
+
+def _daily_inputs(cols: dict[str, NDArray] | None) -> DailyInputs:
+    if cols is None:
+        return DailyInputs.empty()
+
+    def floats(name: str) -> NDArray[np.float64]:
+        return np.ma.filled(np.ma.asarray(cols[name], dtype=np.float64), np.nan)
+
+    days = np.ma.getdata(cols["day"]).astype("datetime64[D]")
+    return DailyInputs(days, floats("close"), floats("atm_iv"), floats("skew_25d"))
+
+
+def _contract_inputs(cols: dict[str, NDArray] | None) -> ContractHistory | None:
+    if cols is None:
+        return None
+    return ContractHistory(
+        expiration=np.ma.getdata(cols["expiration"]).astype("datetime64[D]"),
+        strike=np.ma.filled(np.ma.asarray(cols["strike"], dtype=np.float64), np.nan),
+        is_call=np.asarray(cols["right"], dtype=object) == "C",
+        volume=np.ma.filled(np.ma.asarray(cols["volume"], dtype=np.float64), np.nan),
+    )
+
+
+def _next_earnings(provider: MarketDataProvider, snap: _Snapshot, errors: list[str]) -> date | None:
+    try:
+        dates = provider.earnings_dates(snap.ticker, snap.day, snap.day + _EARNINGS_LOOKAHEAD)
+    except Exception as exc:  # the detectors then run without an earnings date
+        errors.append(f"{snap.ticker}: earnings calendar: {type(exc).__name__}: {exc}")
+        return None
+    upcoming = [d for d in dates if d >= snap.day]
+    return min(upcoming) if upcoming else None
+
+
+def _throttle_state(
+    store: Store, candidates: Sequence[Candidate], policy: ThrottlePolicy
+) -> ThrottleState:
+    """Cooldown, daily-cap and duplicate state from the ``alerts`` table (survives restarts)."""
+    if not candidates:
+        return ThrottleState()
+    tickers = sorted({c.ticker for c in candidates})
+    since = _naive(min(c.as_of for c in candidates) - policy.cooldown - timedelta(days=1))
+    last = {
+        (str(t), str(d)): at.replace(tzinfo=UTC)
+        for t, d, at in store.rows(LAST_ALERTS, [tickers, since])
+    }
+    days = sorted({c.as_of.astimezone(UTC).date() for c in candidates})
+    per_day = {day: int(n) for day, n in store.rows(ALERTS_PER_DAY, [days])}
+    existing = frozenset(str(r[0]) for r in store.rows(EXISTING_IDS, [[c.id for c in candidates]]))
+    return ThrottleState(last_alert=last, per_day=per_day, existing_ids=existing)
+
+
+# ---- writes --------------------------------------------------------------------------------
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def _write_features(
+    store: Store,
+    features: Sequence[FeatureSet],
+    snaps: dict[str, _Snapshot],
+    errors: list[str],
+) -> None:
+    if not features:
+        return
+
+    def value(fs: FeatureSet, name: str) -> float:
+        v = fs.values.get(name)
+        return float(v) if isinstance(v, int | float) else np.nan
+
+    cols = {
+        "ticker": np.array([fs.ticker for fs in features], dtype=object),
+        "as_of": np.array([_naive(snaps[fs.ticker].as_of) for fs in features], "datetime64[us]"),
+        "features": np.array([_dumps(fs.values) for fs in features], dtype=object),
+        "missing": np.array([_dumps(fs.missing) for fs in features], dtype=object),
+        "atm_iv": np.array([value(fs, "atm_iv") for fs in features]),
+        "day": np.array([snaps[fs.ticker].day for fs in features], "datetime64[D]").astype(
+            "datetime64[s]"
+        ),
+        "close": np.array([snaps[fs.ticker].spot for fs in features]),
+        "skew_25d": np.array([value(fs, "skew_25d") for fs in features]),
+    }
+    try:
+        with store.registered("analysis_features", cols):
+            for sql in (WRITE_FEATURES, WRITE_ATM_IV, WRITE_HISTORY):
+                store.rows(sql)
+    except Exception as exc:
+        errors.append(f"write features: {type(exc).__name__}: {exc}")
+
+
+def _write_alerts(
+    store: Store, accepted: Sequence[Candidate], scan_id: str, errors: list[str]
+) -> int:
+    alerts: list[Alert] = []
+    for cand in accepted:
+        try:
+            alerts.append(
+                Alert(
+                    id=cand.id,
+                    scan_id=scan_id,
+                    ticker=cand.ticker,
+                    detector_name=cand.detector,
+                    score=cand.score,
+                    metrics=cand.finding.metrics,
+                    explanation=cand.finding.explanation,
+                    strategies=cand.finding.strategies,
+                    created_at=cand.as_of,
+                )
+            )
+        except Exception as exc:
+            errors.append(f"{cand.ticker}: alert {cand.detector}: {type(exc).__name__}: {exc}")
+    if not alerts:
+        return 0
+    cols = {
+        "id": np.array([a.id for a in alerts], dtype=object),
+        "scan_id": np.array([a.scan_id for a in alerts], dtype=object),
+        "ticker": np.array([a.ticker for a in alerts], dtype=object),
+        "detector_name": np.array([a.detector_name for a in alerts], dtype=object),
+        "score": np.array([a.score for a in alerts], dtype=np.float64),
+        "metrics": np.array([_dumps(a.metrics) for a in alerts], dtype=object),
+        "explanation": np.array([_dumps(a.explanation.model_dump()) for a in alerts], object),
+        "strategies": np.array([_dumps(a.strategies) for a in alerts], dtype=object),
+        "created_at": np.array([_naive(a.created_at) for a in alerts], "datetime64[us]"),
+    }
+    try:
+        with store.registered("analysis_alerts", cols):
+            store.rows(WRITE_ALERTS)
+    except Exception as exc:
+        errors.append(f"write alerts: {type(exc).__name__}: {exc}")
+        return 0
+    return len(alerts)
+
+
+def _naive(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)

@@ -1,0 +1,220 @@
+"""The analysis phase against a real DuckDB store fed by the scheduler and the synthetic market."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from chalicelib.analytics.detectors.base import DetectorContext, Finding
+from chalicelib.analytics.scoring import alert_id
+from chalicelib.config import Settings, load_settings
+from chalicelib.domain.models import Explanation, FeatureSet
+from chalicelib.write import analysis
+from chalicelib.write.analysis import analyse
+from chalicelib.write.providers.synthetic import SyntheticMarket
+from chalicelib.write.scheduler import Scheduler
+from chalicelib.write.store import Store
+
+DAY = date(2026, 3, 2)  # a Monday
+TICKERS = ("SPY", "AAPL", "JPM")
+
+
+def at(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def market() -> SyntheticMarket:
+    # fewer listed expiries than the default keeps chains small; events are unchanged
+    return SyntheticMarket(seed=7, weeklies=4, horizon_days=200)
+
+
+def make_settings(tmp_path: Path, **extra: str) -> Settings:
+    env = {"OCD_DATA_DIR": str(tmp_path), "OCD_WATCHLIST": ",".join(TICKERS)}
+    env.update({f"OCD_{k.upper()}": v for k, v in extra.items()})
+    return load_settings(env)
+
+
+def collect(store: Store, settings: Settings, market: SyntheticMarket, now: datetime) -> str:
+    return Scheduler(settings, store, market).collect(now)["scan_id"]
+
+
+class Always:
+    """A stub detector that fires on every ticker with a fixed (or per-ticker) score."""
+
+    def __init__(self, name: str, score: float | dict[str, float]) -> None:
+        self.name = name
+        self.score = score
+
+    def detect(self, features: FeatureSet, context: DetectorContext) -> Finding:
+        score = self.score if isinstance(self.score, float) else self.score[context.ticker]
+        return Finding(
+            detector=self.name,
+            score=score,
+            metrics={"atm_iv": features.values.get("atm_iv")},
+            explanation=Explanation(summary=f"{context.ticker} stub", rationale="test"),
+            strategies=["none"],
+        )
+
+
+def test_analyse_writes_features_snapshot_iv_history_and_alerts(tmp_path, market) -> None:
+    settings = make_settings(tmp_path)
+    now = at(DAY, 21)
+    with Store(settings.database) as store:
+        scan_id = collect(store, settings, market, now)
+        result = analyse(store, settings, market, scan_id, now)
+        assert result.errors == []
+        assert result.features_computed == 3
+        assert set(result.timings_ms) == {"load_ms", "features_ms", "detect_ms", "write_ms"}
+
+        rows = store.rows("SELECT ticker, as_of, features, missing FROM features ORDER BY ticker")
+        assert [r[0] for r in rows] == sorted(TICKERS)
+        snaps = {
+            t: (as_of, price, iv)
+            for t, as_of, price, iv in store.rows(
+                "SELECT ticker, as_of, underlying_price, atm_iv FROM chain_snapshots"
+            )
+        }
+        for ticker, as_of, features_json, missing_json in rows:
+            values, missing = json.loads(features_json), json.loads(missing_json)
+            assert as_of == snaps[ticker][0]
+            assert 0.05 < values["atm_iv"] < 1.5
+            assert snaps[ticker][2] == pytest.approx(values["atm_iv"])
+            # backfilled history makes the history-based features available on day one
+            for name in ("iv_rank", "iv_percentile", "hv_20", "skew_25d_zscore", "sma_200"):
+                assert values[name] is not None, missing.get(name)
+        history = store.rows(
+            "SELECT ticker, close, atm_iv, skew_25d, source FROM daily_history WHERE day = ?",
+            [DAY],
+        )
+        assert {r[0] for r in history} == set(TICKERS)
+        for ticker, close, atm_iv, skew, source in history:
+            assert source == "snapshot"
+            assert close == pytest.approx(snaps[ticker][1])
+            assert atm_iv == pytest.approx(snaps[ticker][2])
+            assert skew < 0
+
+        alerts = store.rows(
+            "SELECT id, scan_id, ticker, detector_name, score, metrics, explanation, strategies,"
+            " created_at FROM alerts"
+        )
+        assert len(alerts) == result.alerts_generated
+        for aid, scan, ticker, detector, score, metrics, explanation, strategies, created in alerts:
+            assert scan == scan_id
+            assert created == snaps[ticker][0]
+            assert aid == alert_id(ticker, detector, created)
+            assert score >= settings.min_alert_score
+            assert json.loads(metrics)
+            assert Explanation.model_validate_json(explanation).summary
+            assert json.loads(strategies)
+
+        again = analyse(store, settings, market, "scan_again", now)  # idempotent
+        assert again.alerts_generated == 0
+        assert store.count("features") == 3
+        assert store.count("alerts") == len(alerts)
+
+
+def test_only_the_latest_snapshot_at_or_before_now_is_analysed(tmp_path, market) -> None:
+    settings = make_settings(tmp_path)
+    with Store(settings.database) as store:
+        collect(store, settings, market, at(DAY, 16))
+        collect(store, settings, market, at(DAY, 21))
+        analyse(store, settings, market, "s1", at(DAY, 18))
+        analyse(store, settings, market, "s2", at(DAY, 21, 5))
+        as_ofs = sorted({r[0] for r in store.rows("SELECT as_of FROM features")})
+        assert as_ofs == [datetime(2026, 3, 2, 16, 0), datetime(2026, 3, 2, 21, 0)]
+        # today's history row holds the latest snapshot's values
+        [(close,)] = store.rows(
+            "SELECT close FROM daily_history WHERE ticker = 'SPY' AND day = ?", [DAY]
+        )
+        [(price,)] = store.rows(
+            "SELECT underlying_price FROM chain_snapshots WHERE ticker = 'SPY' "
+            "ORDER BY as_of DESC LIMIT 1"
+        )
+        assert close == pytest.approx(price)
+
+
+def test_cooldown_across_cycles_and_a_restart(tmp_path, market) -> None:
+    settings = make_settings(tmp_path)  # cooldown 24 h
+    stub = [Always("stub", 80.0)]
+    with Store(settings.database) as store:
+        first = collect(store, settings, market, at(DAY, 15))
+        result = analyse(store, settings, market, first, at(DAY, 15), detectors=stub)
+        assert result.alerts_generated == 3
+        second = collect(store, settings, market, at(DAY, 21))
+        result = analyse(store, settings, market, second, at(DAY, 21), detectors=stub)
+        assert result.alerts_generated == 0
+        assert result.alerts_suppressed == {"cooldown": 3}
+
+    next_day = DAY + timedelta(days=1)
+    with Store(settings.database) as store:  # a restart: state comes back from the alerts table
+        scan = collect(store, settings, market, at(next_day, 14))  # 23 h after the first alerts
+        result = analyse(store, settings, market, scan, at(next_day, 14), detectors=stub)
+        assert result.alerts_generated == 0
+        assert result.alerts_suppressed == {"cooldown": 3}
+    with Store(settings.database) as store:
+        scan = collect(store, settings, market, at(next_day, 21))  # 30 h after
+        result = analyse(store, settings, market, scan, at(next_day, 21), detectors=stub)
+        assert result.alerts_generated == 3
+        assert store.count("alerts") == 6
+
+
+def test_daily_cap_keeps_the_best_and_survives_cycles(tmp_path, market) -> None:
+    settings = make_settings(tmp_path, alert_daily_cap="2")
+    scores = {"SPY": 55.0, "AAPL": 91.0, "JPM": 73.0}
+    with Store(settings.database) as store:
+        scan = collect(store, settings, market, at(DAY, 15))
+        result = analyse(
+            store, settings, market, scan, at(DAY, 15), detectors=[Always("a", scores)]
+        )
+        assert result.alerts_generated == 2
+        assert result.alerts_suppressed == {"daily_cap": 1}
+        assert {r[0] for r in store.rows("SELECT ticker FROM alerts")} == {"AAPL", "JPM"}
+        scan = collect(store, settings, market, at(DAY, 21))
+        result = analyse(store, settings, market, scan, at(DAY, 21), detectors=[Always("b", 99.0)])
+        assert result.alerts_generated == 0
+        assert result.alerts_suppressed == {"daily_cap": 3}
+
+
+def test_minimum_score_from_settings(tmp_path, market) -> None:
+    settings = make_settings(tmp_path, min_alert_score="60")
+    with Store(settings.database) as store:
+        scan = collect(store, settings, market, at(DAY, 21))
+        stub = [Always("low", 59.9), Always("high", 60.0)]
+        result = analyse(store, settings, market, scan, at(DAY, 21), detectors=stub)
+        assert result.alerts_generated == 3
+        assert result.alerts_suppressed == {"below_min_score": 3}
+
+
+def test_a_failing_ticker_does_not_stop_the_others(tmp_path, market, monkeypatch) -> None:
+    settings = make_settings(tmp_path)
+    real = analysis.compute_features
+
+    def flaky(chain, spot, as_of, history, contract_history=None, **kw):
+        if kw.get("ticker") == "AAPL":
+            raise ValueError("corrupt chain")
+        return real(chain, spot, as_of, history, contract_history, **kw)
+
+    class NoCalendar(SyntheticMarket):
+        def earnings_dates(self, ticker, start, end):
+            raise ConnectionError("calendar down")
+
+    monkeypatch.setattr(analysis, "compute_features", flaky)
+    broken = NoCalendar(seed=7, weeklies=4, horizon_days=200)
+    with Store(settings.database) as store:
+        scan = collect(store, settings, broken, at(DAY, 21))
+        result = analyse(store, settings, broken, scan, at(DAY, 21), detectors=[Always("a", 50.0)])
+    assert result.features_computed == 2
+    assert "AAPL: features: ValueError: corrupt chain" in result.errors
+    assert sum("earnings calendar" in e for e in result.errors) == 2
+    assert result.alerts_generated == 2
+
+
+def test_no_snapshots_is_a_quiet_no_op(tmp_path, market) -> None:
+    settings = make_settings(tmp_path)
+    with Store(settings.database) as store:
+        result = analyse(store, settings, market, "empty", at(DAY, 21))
+    assert (result.features_computed, result.alerts_generated, result.errors) == (0, 0, [])

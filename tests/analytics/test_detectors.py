@@ -1,0 +1,302 @@
+"""Each detector on hand-built features: a case that fires in its score band, one that does not."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date, timedelta
+
+import pytest
+
+from chalicelib.analytics.config import AnalyticsConfig
+from chalicelib.analytics.detectors import (
+    DETECTORS,
+    DetectorContext,
+    EarningsCrush,
+    LowIV,
+    RegimeShift,
+    RichPremium,
+    SkewAnomaly,
+    TermKink,
+    UnusualActivity,
+    graded_score,
+    run_detectors,
+)
+from chalicelib.analytics.detectors.base import ordinal
+from chalicelib.domain.models import FeatureSet
+
+
+@pytest.fixture
+def context(as_of) -> DetectorContext:
+    return DetectorContext(ticker="TEST", as_of=as_of)
+
+
+def test_seven_detectors_with_unique_names() -> None:
+    names = [d.name for d in DETECTORS]
+    assert len(names) == 7 == len(set(names))
+    assert set(names) == {
+        "low_iv",
+        "rich_premium",
+        "earnings_crush",
+        "term_kink",
+        "skew_anomaly",
+        "regime_shift",
+        "unusual_activity",
+    }
+
+
+def test_graded_score_is_continuous_and_bounded() -> None:
+    scores = [graded_score(x / 10, 1.0, 30.0) for x in range(0, 60)]
+    assert scores[0] == 30.0
+    assert all(b >= a for a, b in itertools.pairwise(scores))
+    assert max(scores) < 100.0
+    assert graded_score(-1.0, 1.0, 30.0) == 30.0
+    assert graded_score(float("nan"), 1.0, 30.0) == 30.0
+
+
+def test_percentiles_read_as_ordinals() -> None:
+    words = [ordinal(v) for v in (1, 2, 3, 4, 11, 12, 13, 21, 73.4, 100)]
+    assert words == ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "73rd", "100th"]
+
+
+# ---- low_iv / rich_premium ------------------------------------------------------------------
+def test_low_iv_fires_with_graded_score(features_factory, context) -> None:
+    deep = LowIV().detect(
+        features_factory(atm_iv=0.15, iv_percentile=1.0, iv_rank=2.0, iv_hv_ratio=0.8), context
+    )
+    mild = LowIV().detect(
+        features_factory(atm_iv=0.15, iv_percentile=8.0, iv_rank=9.0, iv_hv_ratio=1.1), context
+    )
+    assert deep is not None and mild is not None
+    assert 72 <= deep.score <= 82  # excess 0.9 + 0.2 = 1.1 → 76.7
+    assert 38 <= mild.score <= 48  # excess 0.2 → 42.7
+    assert deep.metrics["iv_percentile"] == 1.0
+    assert deep.explanation.summary.startswith("TEST 30-day IV 15.0%")
+    assert deep.strategies and deep.explanation.risk_factors
+
+
+def test_low_iv_quiet_when_iv_normal_or_unknown(features_factory, context) -> None:
+    assert LowIV().detect(features_factory(atm_iv=0.2, iv_percentile=35.0), context) is None
+    assert LowIV().detect(features_factory(atm_iv=0.2, iv_percentile=None), context) is None
+
+
+def test_rich_premium_fires_with_graded_score(features_factory, context) -> None:
+    finding = RichPremium().detect(
+        features_factory(atm_iv=0.6, iv_percentile=98.0, iv_rank=90.0, iv_hv_ratio=1.55), context
+    )
+    assert finding is not None
+    assert 72 <= finding.score <= 82  # excess 0.8 + 0.3 = 1.1 → 76.7
+    assert RichPremium().detect(features_factory(atm_iv=0.3, iv_percentile=70.0), context) is None
+
+
+def test_rich_premium_mentions_upcoming_earnings(features_factory, as_of) -> None:
+    ctx = DetectorContext("TEST", as_of, next_earnings=as_of.date() + timedelta(days=9))
+    finding = RichPremium().detect(features_factory(atm_iv=0.6, iv_percentile=95.0), ctx)
+    assert finding is not None
+    assert any("Earnings in 9 days" in r for r in finding.explanation.risk_factors)
+
+
+# ---- earnings_crush -------------------------------------------------------------------------
+def _term(as_of_day: date, points: list[tuple[int, float]]) -> list[dict]:
+    return [
+        {"expiration": (as_of_day + timedelta(days=d)).isoformat(), "dte": d, "atm_iv": iv}
+        for d, iv in points
+    ]
+
+
+def test_earnings_crush_fires_on_event_premium(features_factory, as_of) -> None:
+    day = as_of.date()
+    features = features_factory(
+        underlying_price=200.0,
+        atm_iv=0.40,
+        atm_iv_back=0.33,
+        iv_percentile=70.0,
+        term_structure=_term(day, [(4, 0.30), (11, 0.55), (39, 0.40), (95, 0.33)]),
+    )
+    ctx = DetectorContext("TEST", as_of, next_earnings=day + timedelta(days=7))
+    finding = EarningsCrush().detect(features, ctx)
+    assert finding is not None
+    # elevation 0.4 + 0.3·ln(0.55/0.30)/ln 1.1 = 2.31, × (0.5 + 0.5·8/15) → 84.0
+    assert 79 <= finding.score <= 89
+    m = finding.metrics
+    assert m["days_to_earnings"] == 7 and m["pre_event_iv"] == 0.30
+    assert m["event_ratio"] == pytest.approx(0.55 / 0.30)
+    # σ_post²·T − σ_pre²·T with T = 11/365
+    assert m["implied_move"] == pytest.approx(((0.55**2 - 0.30**2) * 11 / 365) ** 0.5)
+    assert "±" in finding.explanation.rationale
+
+
+def test_earnings_crush_quiet_without_event_or_premium(features_factory, as_of) -> None:
+    day = as_of.date()
+    flat = features_factory(
+        atm_iv=0.30,
+        atm_iv_back=0.30,
+        iv_percentile=20.0,
+        term_structure=_term(day, [(4, 0.30), (11, 0.30), (39, 0.30)]),
+    )
+    near = DetectorContext("TEST", as_of, next_earnings=day + timedelta(days=7))
+    far = DetectorContext("TEST", as_of, next_earnings=day + timedelta(days=40))
+    none = DetectorContext("TEST", as_of)
+    rich = features_factory(atm_iv=0.5, iv_percentile=95.0, term_structure=[])
+    assert EarningsCrush().detect(flat, near) is None  # no premium
+    assert EarningsCrush().detect(rich, far) is None  # too far away
+    assert EarningsCrush().detect(rich, none) is None  # no earnings known (ETF)
+    assert EarningsCrush().detect(rich, near) is not None  # IV percentile alone suffices
+
+
+def test_earnings_crush_scores_rise_as_earnings_approach(features_factory, as_of) -> None:
+    features = features_factory(atm_iv=0.5, iv_percentile=90.0, term_structure=[])
+    scores = [
+        EarningsCrush()
+        .detect(features, DetectorContext("TEST", as_of, as_of.date() + timedelta(days=d)))
+        .score
+        for d in (14, 7, 1)
+    ]
+    assert scores[0] < scores[1] < scores[2]
+
+
+# ---- term_kink ------------------------------------------------------------------------------
+def test_term_kink_backwardation_and_contango(features_factory, context) -> None:
+    inverted = TermKink().detect(
+        features_factory(atm_iv_front=0.60, atm_iv_back=0.42, term_slope=-0.18), context
+    )
+    steep = TermKink().detect(
+        features_factory(atm_iv_front=0.12, atm_iv_back=0.18, term_slope=0.06), context
+    )
+    assert inverted is not None and inverted.metrics["shape"] == "backwardation"
+    assert 76 <= inverted.score <= 86  # ratio 0.70: excess (0.90 − 0.70)/0.15 → 81.5
+    assert steep is not None and steep.metrics["shape"] == "contango"
+    assert 63 <= steep.score <= 73  # ratio 1.5: excess (1.5 − 1.3)/0.25 → 68.5
+    assert "calendar" in inverted.strategies[0].lower()
+
+
+def test_term_kink_quiet_inside_bounds(features_factory, context) -> None:
+    normal = features_factory(atm_iv_front=0.20, atm_iv_back=0.22, term_slope=0.02)
+    single = features_factory(atm_iv_front=0.20, atm_iv_back=0.20, term_slope=None)
+    assert TermKink().detect(normal, context) is None
+    assert TermKink().detect(single, context) is None
+
+
+# ---- skew_anomaly ---------------------------------------------------------------------------
+def test_skew_anomaly_both_directions(features_factory, context) -> None:
+    steep = SkewAnomaly().detect(
+        features_factory(skew_25d=-0.12, skew_25d_mean=-0.07, skew_25d_zscore=-3.5), context
+    )
+    flat = SkewAnomaly().detect(
+        features_factory(skew_25d=-0.02, skew_25d_mean=-0.07, skew_25d_zscore=2.1), context
+    )
+    assert steep is not None and 69 <= steep.score <= 79  # excess 1.5 on scale 1.5 → 74.2
+    assert "steep" in steep.explanation.summary
+    assert flat is not None and 30 <= flat.score <= 40  # excess 0.1 → 34.5
+    assert "flat" in flat.explanation.summary
+
+
+def test_skew_anomaly_quiet(features_factory, context) -> None:
+    assert (
+        SkewAnomaly().detect(features_factory(skew_25d=-0.07, skew_25d_zscore=1.2), context) is None
+    )
+    assert SkewAnomaly().detect(features_factory(skew_25d=-0.07), context) is None
+
+
+# ---- regime_shift ---------------------------------------------------------------------------
+def _recent(close, sma_50, sma_200) -> dict:
+    return {"close": close, "sma_50": sma_50, "sma_200": sma_200}
+
+
+def test_regime_shift_golden_cross(features_factory, context) -> None:
+    recent = _recent([104, 105, 106, 108], [99.0, 99.5, 99.9, 100.2], [100.0, 100.0, 100.0, 100.0])
+    finding = RegimeShift().detect(features_factory(sma_recent=recent), context)
+    assert finding is not None and finding.metrics["signal"] == "golden_cross"
+    assert finding.metrics["bullish"] is True
+    assert 72 <= finding.score <= 82  # excess 0.7 + ln(1 + 0.08/0.05) → 76.8
+    assert "Bull put spread" in finding.strategies[0]
+
+
+def test_regime_shift_bounce_and_breakdown(features_factory, context) -> None:
+    bounce = _recent([100.5, 100.2, 101.0, 103.0], [100.0] * 4, [90.0] * 4)
+    finding = RegimeShift().detect(features_factory(sma_recent=bounce), context)
+    assert finding is not None and finding.metrics["signal"] == "bounce"
+    assert finding.metrics["level"] == "sma_50"
+    assert 51 <= finding.score <= 61  # excess ln(0.03/0.015) → 55.9
+    breakdown = _recent([102.0, 101.0, 100.5, 96.0], [110.0] * 4, [100.0] * 4)
+    finding = RegimeShift().detect(features_factory(sma_recent=breakdown), context)
+    assert finding is not None and finding.metrics["signal"] == "breakdown"
+    assert finding.metrics["bullish"] is False
+    assert 65 <= finding.score <= 75  # excess 0.3 + ln(0.04/0.015) → 70.2
+
+
+def test_regime_shift_quiet(features_factory, context) -> None:
+    drifting = _recent([120.0, 120.5, 121.0, 121.2], [110.0] * 4, [100.0] * 4)
+    assert RegimeShift().detect(features_factory(sma_recent=drifting), context) is None
+    assert RegimeShift().detect(features_factory(sma_recent=None), context) is None
+
+
+# ---- unusual_activity -----------------------------------------------------------------------
+def _contract(**kw) -> dict:
+    row = {
+        "expiration": "2026-03-20",
+        "strike": 105.0,
+        "right": "C",
+        "dte": 18,
+        "volume": 3000,
+        "open_interest": 1000,
+        "vol_oi": 3.0,
+        "mid": 1.2,
+        "premium": 360_000.0,
+        "zscore": 25.0,
+        "history_days": 10,
+    }
+    row.update(kw)
+    return row
+
+
+def test_unusual_activity_fires_and_grades(features_factory, context) -> None:
+    strong = UnusualActivity().detect(
+        features_factory(unusual_contracts=[_contract(vol_oi=10.0, zscore=300.0)]), context
+    )
+    modest = UnusualActivity().detect(
+        features_factory(unusual_contracts=[_contract(vol_oi=1.5, zscore=4.0)]), context
+    )
+    no_history = UnusualActivity().detect(
+        features_factory(unusual_contracts=[_contract(vol_oi=10.0, zscore=None)]), context
+    )
+    assert strong is not None and modest is not None and no_history is not None
+    assert 77 <= strong.score <= 87  # ln 10 + 0.25·ln(1 + 99) → 82.5
+    assert 37 <= modest.score <= 47  # ln 1.5 + 0.25·ln(4/3) → 42.2
+    assert modest.score < no_history.score < strong.score
+    assert strong.metrics["contract"] == {
+        "expiration": "2026-03-20",
+        "strike": 105.0,
+        "right": "C",
+        "dte": 18,
+    }
+    assert "105C" in strong.explanation.summary
+
+
+def test_unusual_activity_quiet_when_usual_for_that_contract(features_factory, context) -> None:
+    usual = features_factory(unusual_contracts=[_contract(vol_oi=2.0, zscore=1.5)])
+    assert UnusualActivity().detect(usual, context) is None
+    assert UnusualActivity().detect(features_factory(unusual_contracts=[]), context) is None
+    assert UnusualActivity().detect(features_factory(unusual_contracts=None), context) is None
+
+
+# ---- thresholds and isolation -------------------------------------------------------------
+def test_thresholds_come_from_config(features_factory, as_of) -> None:
+    features = features_factory(atm_iv=0.2, iv_percentile=15.0)
+    strict = DetectorContext("TEST", as_of)
+    loose = DetectorContext("TEST", as_of, config=AnalyticsConfig(low_iv_percentile=20.0))
+    assert LowIV().detect(features, strict) is None
+    assert LowIV().detect(features, loose) is not None
+
+
+class _Broken:
+    name = "broken"
+
+    def detect(self, features: FeatureSet, context: DetectorContext):
+        raise ZeroDivisionError("boom")
+
+
+def test_one_failing_detector_does_not_hide_the_others(features_factory, context) -> None:
+    features = features_factory(atm_iv=0.1, iv_percentile=0.5)
+    findings, errors = run_detectors(features, context, [_Broken(), LowIV()])
+    assert [f.detector for f in findings] == ["low_iv"]
+    assert errors == ["TEST: broken: ZeroDivisionError: boom"]
