@@ -158,7 +158,9 @@ def reject_reasons(batch: ChainBatch) -> tuple[NDArray[np.bool_], Counter[str]]:
         optional = np.column_stack([batch[k] for k in OPTIONAL_FLOATS])
         flag(1, ~np.isfinite(required).all(axis=1) | np.isinf(optional).any(axis=1))
         flag(2, batch["strike"] <= 0)
-        flag(3, (batch["bid"] < 0) | (batch["ask"] < 0) | (batch["last"] < 0))
+        # an implied volatility is the option's price in volatility units
+        price = np.column_stack([batch[k] for k in ("bid", "ask", "last", "implied_volatility")])
+        flag(3, (price < 0).any(axis=1))
         flag(4, (batch["volume"] < 0) | (batch["open_interest"] < 0))
         flag(5, batch["bid"] > batch["ask"])
         as_of_day = batch["as_of"].astype("datetime64[D]")

@@ -139,7 +139,9 @@ class Store:
             "as_of": np.array([_naive(u.as_of) for u in underlyings], dtype="datetime64[us]"),
             "price": np.array([u.price for u in underlyings], dtype=np.float64),
             "q": np.array([u.dividend_yield for u in underlyings], dtype=np.float64),
-            "volume": np.array([u.volume or 0 for u in underlyings], dtype=np.int64),
+            "volume": np.array(  # NaN, then NULL, when the provider has no volume
+                [np.nan if u.volume is None else u.volume for u in underlyings], dtype=np.float64
+            ),
         }
         self.con.execute("BEGIN TRANSACTION")
         try:
@@ -164,7 +166,8 @@ class Store:
                 """
                 INSERT INTO chain_snapshots
                 SELECT s.ticker, s.as_of, coalesce(n.contracts, 0)::INTEGER, s.price, s.q,
-                       s.volume, coalesce(n.expirations, []), n.call_volume, n.put_volume,
+                       CAST(nullif_nan(s.volume) AS BIGINT), coalesce(n.expirations, []),
+                       n.call_volume, n.put_volume,
                        n.call_oi, n.put_oi, NULL, ?
                 FROM new_snaps s LEFT JOIN (
                     SELECT ticker, as_of, count(*) AS contracts,

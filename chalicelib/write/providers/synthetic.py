@@ -118,23 +118,32 @@ class SyntheticMarket(MarketDataProvider):
         return TickerProfile.for_ticker(ticker, self.seed)
 
     def path(self, ticker: str, through: date) -> DailyPath:
+        # a chain on ``through`` needs the earnings dates up to its last listed expiry
+        need = through + timedelta(days=self.horizon_days)
         cached = self._paths.get(ticker)
-        if cached is None or cached.days[-1] < through:
-            # simulate a year ahead so consecutive cycles reuse one path
-            cached = self._simulate(ticker, _trading_days(through + timedelta(days=366)))
+        if cached is None or cached.days[-1] < need:
+            # simulate a year further so consecutive cycles reuse one path; always past ANCHOR
+            # so every path is scaled through the same day
+            end = max(need, ANCHOR) + timedelta(days=366)
+            cached = self._simulate(ticker, _trading_days(end))
             self._paths[ticker] = cached
         return cached
 
     def _simulate(self, ticker: str, days: list[date]) -> DailyPath:
         p = self.profile(ticker)
         n = len(days)
-        rng = np.random.default_rng([self.seed, _stable_hash("path", ticker)])
+
+        def stream(name: str) -> np.random.Generator:
+            # one generator per series: the first n draws do not depend on how long the path
+            # is, so a day's numbers do not depend on which date was asked for first
+            return np.random.default_rng([self.seed, _stable_hash("path", ticker, name)])
+
         u_regime, z_vol, z_ret, u_spike, z_rho = (
-            rng.random(n),
-            rng.standard_normal(n),
-            rng.standard_normal(n),
-            rng.random(n),
-            rng.standard_normal(n),
+            stream("regime").random(n),
+            stream("vol").standard_normal(n),
+            stream("ret").standard_normal(n),
+            stream("spike").random(n),
+            stream("rho").standard_normal(n),
         )
         regime = np.empty(n, dtype=np.int8)
         state = 1
@@ -142,13 +151,17 @@ class SyntheticMarket(MarketDataProvider):
             if u_regime[i] > REGIME_STAY[state]:
                 state = (state + (1 if u_regime[i] > (1 + REGIME_STAY[state]) / 2 else 2)) % 3
             regime[i] = state
-        shocks = 0.06 * z_vol + np.where(u_spike > 0.992, rng.uniform(0.25, 0.7, n), 0.0)
+        shocks = 0.06 * z_vol + np.where(
+            u_spike > 0.992, stream("spike_size").uniform(0.25, 0.7, n), 0.0
+        )
         log_dev = _ar1(shocks, 0.96)
         vol = p.base_vol * REGIME_VOL[regime] * np.exp(log_dev - 0.5 * 0.06**2 / (1 - 0.96**2))
         rho = np.clip(-0.65 + 0.12 * _ar1(0.25 * z_rho, 0.97), -0.95, -0.15)
         earnings = self._earnings(p, days[0], days[-1])
         realised = VRP * vol / np.sqrt(252)
-        jump = np.array([d in earnings for d in days]) * rng.normal(0, 0.6 * p.base_vol / 4, n)
+        jump = np.array([d in earnings for d in days]) * stream("jump").normal(
+            0, 0.6 * p.base_vol / 4, n
+        )
         log_ret = 0.07 / 252 - 0.5 * realised**2 + realised * z_ret + jump
         log_ret[0] = 0.0
         level = np.cumsum(log_ret)
@@ -309,7 +322,7 @@ class SyntheticMarket(MarketDataProvider):
         sigma = np.sqrt(self._total_variance(p, vol_now, rho, k, t, event) / t)
         mid = bs_price(spot, strike, t, r, sigma, is_call, q)
         bid, ask = _quote(mid, k / (sigma * np.sqrt(t)), t, self._rng(p, day, "spread"))
-        oi = self._open_interest(p, day, k, sigma, t, strike, is_call, expiry_s)
+        oi = self._open_interest(p, path, day, strike, is_call, expiry_s)
         volume = self._volume(p, day, fraction, oi, k, t, is_call)
         noise = self._rng(p, day, "last", int(fraction * 390)).uniform(-0.4, 0.4, oi.size)
         last = np.where(
@@ -346,27 +359,35 @@ class SyntheticMarket(MarketDataProvider):
     def _open_interest(
         self,
         p: TickerProfile,
+        path: DailyPath,
         day: date,
-        k: NDArray[np.float64],
-        sigma: NDArray[np.float64],
-        t: NDArray[np.float64],
         strike: NDArray[np.float64],
         is_call: NDArray[np.bool_],
         expiry: NDArray,
     ) -> NDArray[np.float64]:
-        """Open interest as published before the open: fixed for the whole session."""
-        rng = self._rng(p, day, "oi")
-        spread = 0.6 * sigma * np.sqrt(t) + 0.04
+        """Open interest as published before the open: fixed for the whole session.
+
+        It depends only on the contract and the previous close, never on the intraday spot or
+        on the contract's position in the chain (listings move with the spot during the day).
+        """
+        i = path.days.index(day)
+        ref_spot, ref_vol = path.close[max(i - 1, 0)], path.vol[max(i - 1, 0)]
+        expiry_day = expiry.astype("datetime64[D]")
+        t = ((expiry_day - np.datetime64(day, "D")).astype(np.int64) + 1) / 365.0
+        k = np.log(strike / (ref_spot * np.exp((self.rate - p.div_yield) * t)))
+        spread = 0.6 * ref_vol * np.sqrt(t) + 0.04
         profile = np.exp(-0.5 * (k / spread) ** 2)
         round_boost = (
             1 + 1.0 * (strike % 50 == 0) + 0.4 * (strike % 25 == 0) + 0.2 * (strike % 10 == 0)
         )
-        days, index = np.unique(expiry.astype("datetime64[D]"), return_inverse=True)
+        days, index = np.unique(expiry_day, return_inverse=True)
         is_monthly = np.array([_is_monthly(d) for d in days.tolist()])[index]
         term = np.where(is_monthly, 1.0, 0.45) * np.exp(-t / 0.8) + 0.05
         side = np.where(is_call, 1.0, 1.6 if p.ticker in ETFS else 0.8)
         base = 400 * p.liquidity * profile * round_boost * term * side
-        return np.floor(base * rng.lognormal(0, 0.35, k.size))
+        key = _stable_hash(self.seed, p.ticker, "oi", day.toordinal())
+        z = _contract_normal(key, expiry_day, strike, is_call)
+        return np.floor(base * np.exp(0.35 * z))
 
     def _volume(
         self,
@@ -414,6 +435,35 @@ def _ar1(shocks: NDArray[np.float64], phi: float) -> NDArray[np.float64]:
     return out
 
 
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _mix64(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """SplitMix64's finaliser: a well-spread 64-bit hash of each element (wraps on purpose)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _MIX1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _MIX2
+    return x ^ (x >> np.uint64(31))
+
+
+def _contract_normal(
+    key: int, expiry_day: NDArray, strike: NDArray[np.float64], is_call: NDArray[np.bool_]
+) -> NDArray[np.float64]:
+    """A standard normal draw per contract, fixed by ``key`` and the contract's identity."""
+    cents = np.round(strike * 100).astype(np.uint64)
+    ident = (
+        (expiry_day.astype(np.int64).astype(np.uint64) << np.uint64(33))
+        ^ (cents << np.uint64(1))
+        ^ is_call.astype(np.uint64)
+    )
+    h1 = _mix64(ident ^ np.uint64(key))
+    h2 = _mix64(h1 ^ np.uint64(0x9E3779B97F4A7C15))
+    u1 = ((h1 >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53  # in (0, 1)
+    u2 = (h2 >> np.uint64(11)).astype(np.float64) / 2.0**53
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)  # Box–Muller
+
+
 def strike_grid(low: float, high: float) -> NDArray[np.float64]:
     """OCC-style strikes in [low, high]: $2.50 below $25, $5 up to $200, $10 above."""
     bands = ((0.0, 25.0, 2.5), (25.0, 200.0, 5.0), (200.0, np.inf, 10.0))
@@ -451,6 +501,9 @@ def _quote(
         0.12 + 0.5 * illiquid + rng.uniform(0, 0.1, mid.size), 0.05, 1.0
     )
     tick = np.where(mid < 3, 0.01, 0.05)
+    # nor wider than a cheap option's value (two ticks at least): else far-wing asks would climb
+    # with moneyness and an OTM call's mid would rise with its strike
+    width = np.minimum(width, np.maximum(mid, 2 * tick))
     bid = np.maximum(np.floor((mid - width / 2) / tick) * tick, 0.0)
     ask = np.maximum(np.ceil((mid + width / 2) / tick) * tick, bid + tick)
     return np.round(bid, 2), np.round(ask, 2)
