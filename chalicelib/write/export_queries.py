@@ -1,7 +1,9 @@
 """SQL that turns the store into export documents. DuckDB builds the JSON (no per-row Python).
 
-Timestamps leave as ISO 8601 UTC with ``Z``; NaN never reaches here (the store keeps NULL), and
-ratios divide with NULLIF so an empty side gives null rather than infinity.
+Timestamps leave as ISO 8601 UTC with ``Z``; ratios divide with NULLIF so an empty side gives
+null rather than infinity. JSON leaves as BLOB (Python ``bytes``: no decode and re-encode). A
+NaN or infinity that still reaches the store comes out as DuckDB's ``NaN`` / ``Infinity``; the
+exporter turns those into null (``exportformat.strict_json``), so the common case costs no SQL.
 """
 
 from __future__ import annotations
@@ -41,15 +43,20 @@ CONTRACT_FIELDS = (
     "rho",
 )
 
+# Ordering the aggregate by one precomputed key is about twice as fast as by three columns.
 CHAIN_CONTRACTS = f"""
-    SELECT q.ticker, to_json(list(struct_pack(
+    SELECT q.ticker, encode(to_json(list(struct_pack(
                expiration := strftime(q.expiration, '%Y-%m-%d'),
                "right" := q."right",
                {", ".join(f"{f} := q.{f}" for f in CONTRACT_FIELDS)}
-           ) ORDER BY q.expiration, q.strike, q."right"))::VARCHAR AS contracts
-    FROM option_quotes q
-    JOIN wanted w ON q.ticker = w.ticker AND q.as_of = w.as_of_ts
-    WHERE q.as_of >= ?
+           ) ORDER BY q.position))::VARCHAR) AS contracts
+    FROM (
+        SELECT q.*, row_number() OVER (ORDER BY q.ticker, q.expiration, q.strike, q."right")
+               AS position
+        FROM option_quotes q
+        JOIN wanted w ON q.ticker = w.ticker AND q.as_of = w.as_of_ts
+        WHERE q.as_of >= ?
+    ) q
     GROUP BY q.ticker
 """
 
@@ -74,41 +81,41 @@ CHAIN_HISTORY = f"""
           AND NOT EXISTS (SELECT 1 FROM snaps s WHERE s.ticker = h.ticker
                           AND s.as_of::DATE = h.day)
     )
-    SELECT ticker, to_json(list(struct_pack(
+    SELECT ticker, encode(to_json(list(struct_pack(
                as_of := {_iso("as_of")}, underlying_price := underlying_price, atm_iv := atm_iv,
                total_volume := total_volume, total_open_interest := total_open_interest,
                put_call_volume_ratio := put_call_volume_ratio,
                put_call_oi_ratio := put_call_oi_ratio
-           ) ORDER BY as_of))::VARCHAR AS history
+           ) ORDER BY as_of))::VARCHAR) AS history
     FROM (SELECT * FROM snaps UNION ALL SELECT * FROM days)
     GROUP BY ticker
 """
 
 LATEST_FEATURES = f"""
-    SELECT ticker, to_json(struct_pack(
+    SELECT ticker, encode(to_json(struct_pack(
                ticker := ticker, as_of := {_iso("as_of")}, features := features,
-               missing := coalesce(missing, '{{}}'::JSON)))::VARCHAR AS doc
+               missing := coalesce(missing, '{{}}'::JSON)))::VARCHAR) AS doc
     FROM features
     QUALIFY row_number() OVER (PARTITION BY ticker ORDER BY as_of DESC) = 1
     ORDER BY ticker
 """
 
 ALERTS = f"""
-    SELECT count(*) AS n, coalesce(to_json(list(struct_pack(
+    SELECT count(*) AS n, encode(coalesce(to_json(list(struct_pack(
                id := id, scan_id := scan_id, ticker := ticker, detector_name := detector_name,
                score := score, metrics := metrics, explanation := explanation,
                strategies := strategies, created_at := {_iso("created_at")}
-           ) ORDER BY created_at DESC, score DESC, id)), '[]')::VARCHAR AS rows
+           ) ORDER BY created_at DESC, score DESC, id)), '[]')::VARCHAR) AS rows
     FROM alerts WHERE score >= ?
 """
 
 SCANS = f"""
-    SELECT count(*) AS n, coalesce(to_json(list(struct_pack(
+    SELECT count(*) AS n, encode(coalesce(to_json(list(struct_pack(
                scan_id := scan_id, started_at := {_iso("started_at")},
                finished_at := {_iso("finished_at")}, status := status,
                tickers_scanned := tickers_scanned, chains_collected := chains_collected,
                alerts_generated := alerts_generated, runtime_seconds := runtime_seconds,
                errors := coalesce(errors, [])
-           ) ORDER BY started_at DESC, scan_id DESC)), '[]')::VARCHAR AS rows
+           ) ORDER BY started_at DESC, scan_id DESC)), '[]')::VARCHAR) AS rows
     FROM scans WHERE started_at >= ?
 """

@@ -15,14 +15,18 @@ after a successful publish and never removes what the newest generations referen
 from __future__ import annotations
 
 import gzip
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from chalicelib import exportformat as fmt
-from chalicelib.config import Settings
+from chalicelib.config import TICKER_PATTERN, Settings
 from chalicelib.errors import PreconditionFailed
 from chalicelib.exportformat import DocumentEntry, KindResult, Manifest
 from chalicelib.logs import log_event
@@ -33,17 +37,21 @@ from chalicelib.write.store import Store
 KEEP_GENERATIONS = 3  # per-ticker documents stay while one of this many manifests names them
 KEEP_ARCHIVES = 3  # archives kept per kind regardless of age
 HISTORY_DAYS = 365
+# Contracts serialised per query: bounds the memory a large watchlist needs (~300 B a contract).
+CHAIN_BATCH_CONTRACTS = 250_000
+_TICKER = re.compile(TICKER_PATTERN)
 
 
 @dataclass
 class Built:
-    """One kind's output: its latest document and any extra immutable documents."""
+    """One kind's output: its latest document, plus what it wrote besides (chain documents)."""
 
     data: bytes
     rows: int
-    extra: dict[str, bytes] = field(default_factory=dict)
     entries: dict[str, DocumentEntry] = field(default_factory=dict)
     chains: dict[str, str] | None = None
+    written: int = 0
+    written_bytes: int = 0
     skipped: int = 0
 
 
@@ -53,6 +61,11 @@ class Publication:
     generated_at: datetime
     previous: Manifest | None
     writes: int = 0
+
+    @property
+    def stamp(self) -> datetime:
+        """What archive keys are stamped with: the generation's time, which never goes back."""
+        return fmt.generation_time(self.generation) or self.generated_at
 
 
 class JSONExporter:
@@ -99,7 +112,7 @@ class JSONExporter:
         now = self.clock()
         previous = fmt.load_manifest(self.storage)
         pub = Publication(
-            generation=fmt.next_generation(previous.generation if previous else None, now),
+            generation=fmt.next_generation(self._newest_generation(previous), now),
             generated_at=now,
             previous=previous,
         )
@@ -118,8 +131,6 @@ class JSONExporter:
             kind_start = time.perf_counter()
             try:
                 built = builders[kind](pub, **params)
-                for key, data in built.extra.items():
-                    self._put(pub, key, data)
                 archive = self._put_archive(pub, kind, built.data)
             except Exception as exc:  # a failing kind keeps its previous documents
                 results[kind] = KindResult(
@@ -143,10 +154,9 @@ class JSONExporter:
                 rows=built.rows,
                 generation=pub.generation,
             )
-            documents.update(built.entries)
-            if built.chains is not None:
-                for gone in set(chains) - set(built.chains):
-                    documents.pop(chains[gone], None)
+            if built.chains is not None:  # the new set of chain documents replaces the old
+                documents = {k: v for k, v in documents.items() if not _is_chain_key(k)}
+                documents.update(built.entries)
                 chains = built.chains
             archives[kind] = archive
             latest.append((key, built.data))
@@ -154,9 +164,9 @@ class JSONExporter:
                 kind=kind,
                 ok=True,
                 rows=built.rows,
-                bytes=len(built.data) + sum(map(len, built.extra.values())),
+                bytes=len(built.data) + built.written_bytes,
                 duration_ms=_ms(kind_start),
-                keys_written=2 + len(built.extra),
+                keys_written=2 + built.written,
                 keys_skipped=built.skipped,
             )
         for key, data in latest:
@@ -186,8 +196,20 @@ class JSONExporter:
             documents=len(documents),
             ok=all(r.ok for r in results.values()),
         )
-        self._retain(manifest)
+        try:
+            self._retain(manifest)
+        except Exception as exc:  # published already: the next export retries the clean-up
+            log_event("retention_failed", generation=pub.generation, error=f"{exc!r}")
         return results
+
+    def _newest_generation(self, previous: Manifest | None) -> str | None:
+        """The id to continue from: the published one, or a newer one an export that crashed
+        between archiving its manifest and publishing it already used (ids are never reused)."""
+        ids = [previous.generation] if previous else []
+        archived = next(fmt.archived_manifests(self.storage, 1), None)
+        if archived is not None:
+            ids.append(archived.generation)
+        return max(ids, key=fmt.generation_order, default=None)
 
     def _put(self, pub: Publication, key: str, data: bytes) -> None:
         self.storage.put(key, data)
@@ -197,14 +219,14 @@ class JSONExporter:
         """An immutable gzip copy under a key no other export has used (``_n`` on collision)."""
         packed = gzip.compress(data, compresslevel=6, mtime=0)
         for n in range(1000):
-            key = fmt.archive_key(kind, pub.generated_at, n)
+            key = fmt.archive_key(kind, pub.stamp, n)
             try:
                 self.storage.put(key, packed, content_encoding="gzip", if_none_match=True)
             except PreconditionFailed:
                 continue
             pub.writes += 1
             return key
-        raise RuntimeError(f"no free archive key for {kind} at {pub.generated_at}")
+        raise RuntimeError(f"no free archive key for {kind} at {pub.stamp}")
 
     # ---- kinds ----------------------------------------------------------------------
     def _header(self, pub: Publication, kind: str, count: int, **params: Any) -> dict[str, Any]:
@@ -216,117 +238,131 @@ class JSONExporter:
             **params,
         }
 
-    def _document(self, header: dict[str, Any], rows_name: str, rows_json: str | bytes) -> bytes:
-        head = fmt.dumps(header)
-        raw = rows_json.encode() if isinstance(rows_json, str) else rows_json
-        return head[:-1] + b',"' + rows_name.encode() + b'":' + raw + b"}"
+    def _document(self, header: dict[str, Any], rows_name: str, rows_json: bytes) -> bytes:
+        return b"".join((fmt.dumps(header)[:-1], b',"', rows_name.encode(), b'":', rows_json, b"}"))
 
     def _alerts(self, pub: Publication, min_score: float) -> Built:
         n, rows = self.store.rows(q.ALERTS, [min_score])[0]
         header = self._header(pub, "alerts", int(n), min_score=min_score)
-        return Built(self._document(header, "alerts", rows), int(n))
+        return Built(self._document(header, "alerts", fmt.strict_json(rows)), int(n))
 
     def _scans(self, pub: Publication, days: int) -> Built:
         since = _naive(pub.generated_at - timedelta(days=days))
         n, rows = self.store.rows(q.SCANS, [since])[0]
         header = self._header(pub, "scans", int(n), days=days)
-        return Built(self._document(header, "scans", rows), int(n))
+        return Built(self._document(header, "scans", fmt.strict_json(rows)), int(n))
 
     def _features(self, pub: Publication, limit: int | None) -> Built:
-        docs = [row[1] for row in self.store.rows(q.LATEST_FEATURES)]
-        if limit is not None:
-            docs = docs[:limit]
+        docs = list(self._latest_features().values())[:limit]
         header = self._header(pub, "features", len(docs), limit=limit)
-        return Built(self._document(header, "features", "[" + ",".join(docs) + "]"), len(docs))
+        return Built(self._document(header, "features", b"[" + b",".join(docs) + b"]"), len(docs))
+
+    def _latest_features(self) -> dict[str, bytes]:
+        """ticker -> its latest features as strict JSON (JSON columns may hold NaN literals)."""
+        return {str(t): fmt.strict_json(doc) for t, doc in self.store.rows(q.LATEST_FEATURES)}
 
     def _chains(self, pub: Publication, limit: int | None) -> Built:
+        """The index document; per-ticker documents are written here, to new keys, as built.
+
+        A ticker whose snapshot and features are what the previous generation published keeps
+        its document (delta export). The others are built a batch of tickers at a time, so
+        memory stays bounded however long the watchlist.
+        """
         snaps = self.store.columns(q.LATEST_SNAPSHOTS)
         tickers = [str(t) for t in snaps["ticker"]][:limit]
+        bad = [t for t in tickers if not _TICKER.fullmatch(t)]
+        if bad:  # checked before anything is written: a ticker becomes part of a storage key
+            raise ValueError(f"tickers not matching {TICKER_PATTERN}: {bad[:5]!r}")
+        as_of = [str(v) for v in snaps["as_of"]]
+        prices = _floats(snaps["underlying_price"])
+        dividends = _floats(snaps["dividend_yield"])
+        atm_iv = _floats(snaps["atm_iv"])
+        counts = [int(v) for v in snaps["contracts"]]
+        expirations = [[str(e) for e in exps] for exps in snaps["expirations"]]
+        fingerprints = [
+            f"{a}|{f}|{fmt.FORMAT_VERSION}"
+            for a, f in zip(as_of, snaps["features_as_of"], strict=True)
+        ]
         previous = pub.previous
-        index_rows, entries, extra, chain_keys = [], {}, {}, {}
+        chain_keys: dict[str, str] = {}
+        built = Built(b"", len(tickers), chains=chain_keys)
         changed: list[int] = []
         for i, ticker in enumerate(tickers):
-            fingerprint = f"{snaps['as_of'][i]}|{snaps['features_as_of'][i]}|{fmt.FORMAT_VERSION}"
             old_key = previous.chains.get(ticker) if previous else None
             old = previous.documents.get(old_key) if previous and old_key else None
-            if old is not None and old.fingerprint == fingerprint:
+            if old_key and old is not None and old.fingerprint == fingerprints[i]:
                 chain_keys[ticker] = old_key
-                entries[old_key] = old
+                built.entries[old_key] = old
+                built.skipped += 1
             else:
                 changed.append(i)
-        bodies = self._chain_bodies(snaps, changed) if changed else {}
-        skipped = len(tickers) - len(changed)
-        for i in changed:
-            ticker = tickers[i]
-            contracts, history, features = bodies.get(ticker, ("[]", "[]", "null"))
-            meta = {
-                "ticker": ticker,
-                "as_of": snaps["as_of"][i],
-                "underlying_price": float(snaps["underlying_price"][i]),
-                "dividend_yield": _float(snaps["dividend_yield"][i]),
-                "expirations": list(snaps["expirations"][i]),
-            }
-            body = (
-                fmt.dumps(meta)[:-1]
-                + b',"contracts":'
-                + contracts.encode()
-                + b',"history":'
-                + history.encode()
-                + b',"features":'
-                + features.encode()
-                + b"}"
-            )
-            key = fmt.chain_key(ticker, fmt.sha256(body)[:20])
-            fingerprint = f"{snaps['as_of'][i]}|{snaps['features_as_of'][i]}|{fmt.FORMAT_VERSION}"
-            old_key = previous.chains.get(ticker) if previous else None
-            if previous and old_key == key:  # same content, new fingerprint: nothing to write
-                entries[key] = previous.documents[key].model_copy(
-                    update={"fingerprint": fingerprint}
-                )
-                skipped += 1
-            else:
-                header = self._header(pub, "chain", int(snaps["contracts"][i]))
-                doc = fmt.dumps(header)[:-1] + b"," + body[1:]
-                extra[key] = doc
-                entries[key] = DocumentEntry(
-                    sha256=fmt.sha256(doc),
-                    bytes=len(doc),
-                    rows=int(snaps["contracts"][i]),
-                    generation=pub.generation,
-                    fingerprint=fingerprint,
-                )
-            chain_keys[ticker] = key
-        for i, ticker in enumerate(tickers):
-            index_rows.append(
-                {
+        features = self._latest_features() if changed else {}
+        for batch in _batches(changed, counts, CHAIN_BATCH_CONTRACTS):
+            contracts, history = self._chain_rows(snaps, batch)
+            for i in batch:
+                ticker = tickers[i]
+                header = self._header(pub, "chain", counts[i])
+                meta = {
                     "ticker": ticker,
-                    "as_of": snaps["as_of"][i],
-                    "underlying_price": float(snaps["underlying_price"][i]),
-                    "atm_iv": _float(snaps["atm_iv"][i]),
-                    "expirations": list(snaps["expirations"][i]),
-                    "contracts": int(snaps["contracts"][i]),
-                    "key": chain_keys[ticker],
+                    "as_of": as_of[i],
+                    "underlying_price": prices[i],
+                    "dividend_yield": dividends[i],
+                    "expirations": expirations[i],
                 }
-            )
+                doc = b"".join(
+                    (
+                        fmt.dumps(header)[:-1],
+                        b",",
+                        fmt.dumps(meta)[1:-1],
+                        b',"contracts":',
+                        _finite(contracts.get(ticker, b"[]")),
+                        b',"history":',
+                        _finite(history.get(ticker, b"[]")),
+                        b',"features":',
+                        features.get(ticker, b"null"),
+                        b"}",
+                    )
+                )
+                sha = fmt.sha256(doc)
+                key = fmt.chain_key(ticker, sha[:20])  # content-addressed: never overwritten
+                self._put(pub, key, doc)
+                built.written += 1
+                built.written_bytes += len(doc)
+                chain_keys[ticker] = key
+                built.entries[key] = DocumentEntry(
+                    sha256=sha,
+                    bytes=len(doc),
+                    rows=counts[i],
+                    generation=pub.generation,
+                    fingerprint=fingerprints[i],
+                )
+        index_rows = [
+            {
+                "ticker": ticker,
+                "as_of": as_of[i],
+                "underlying_price": prices[i],
+                "atm_iv": atm_iv[i],
+                "expirations": expirations[i],
+                "contracts": counts[i],
+                "key": chain_keys[ticker],
+            }
+            for i, ticker in enumerate(tickers)
+        ]
         header = self._header(pub, "chains", len(index_rows), limit=limit)
-        data = self._document(header, "chains", fmt.dumps(index_rows))
-        return Built(data, len(index_rows), extra, entries, chain_keys, skipped)
+        built.data = self._document(header, "chains", fmt.dumps(index_rows))
+        return built
 
-    def _chain_bodies(self, snaps: dict[str, Any], changed: list[int]) -> dict[str, tuple]:
-        wanted = {
-            "ticker": snaps["ticker"][changed],
-            "as_of_ts": snaps["as_of_ts"][changed],
-        }
-        oldest = min(snaps["as_of_ts"][changed]).astype("datetime64[us]").item()
+    def _chain_rows(
+        self, snaps: dict[str, NDArray], batch: list[int]
+    ) -> tuple[dict[str, bytes], dict[str, bytes]]:
+        """Contracts and daily history, as JSON arrays, of the tickers in ``batch``."""
+        wanted = {"ticker": snaps["ticker"][batch], "as_of_ts": snaps["as_of_ts"][batch]}
+        oldest = wanted["as_of_ts"].min().astype("datetime64[us]").item()
         history_from = oldest - timedelta(days=HISTORY_DAYS)
         with self.store.registered("wanted", wanted):
             contracts = dict(self.store.rows(q.CHAIN_CONTRACTS, [oldest]))
             history = dict(self.store.rows(q.CHAIN_HISTORY, [history_from, history_from.date()]))
-            features = {t: d for t, d in self.store.rows(q.LATEST_FEATURES)}
-        return {
-            str(t): (contracts.get(t, "[]"), history.get(t, "[]"), _features_only(features.get(t)))
-            for t in wanted["ticker"]
-        }
+        return contracts, history
 
     # ---- retention ------------------------------------------------------------------
     def _retain(self, manifest: Manifest) -> int:
@@ -357,18 +393,35 @@ class JSONExporter:
         return deleted
 
 
-def _features_only(doc: str | None) -> str:
-    if not doc:
-        return "null"
-    return doc
+def _batches(indices: list[int], sizes: list[int], limit: int) -> Iterator[list[int]]:
+    """``indices`` in runs whose ``sizes`` add up to about ``limit`` (at least one each)."""
+    batch: list[int] = []
+    total = 0
+    for i in indices:
+        if batch and total + sizes[i] > limit:
+            yield batch
+            batch, total = [], 0
+        batch.append(i)
+        total += sizes[i]
+    if batch:
+        yield batch
 
 
-def _float(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if out == out else None
+def _finite(json_array: bytes) -> bytes:
+    """DuckDB writes non-finite doubles as ``NaN`` / ``Infinity``; a byte search is cheap."""
+    if b"NaN" in json_array or b"Infinity" in json_array:
+        return fmt.strict_json(json_array)
+    return json_array
+
+
+def _floats(values: NDArray) -> list[float | None]:
+    """A numeric column (possibly masked, for NULLs) as floats, with None for NULL and NaN."""
+    filled = np.ma.filled(np.ma.asarray(values, dtype=np.float64), np.nan)
+    return [float(v) if np.isfinite(v) else None for v in filled]
+
+
+def _is_chain_key(key: str) -> bool:
+    return key.startswith(fmt.CHAINS_PREFIX)
 
 
 def _naive(value: datetime) -> datetime:

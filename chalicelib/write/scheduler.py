@@ -52,7 +52,10 @@ class Scheduler:
         store: Store,
         provider: MarketDataProvider | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        analysis: bool = True,
     ) -> None:
+        self.analysis = analysis  # features and alerts after the flush (off: collect only)
         self.settings = settings
         self.store = store
         self.provider = provider or make_provider(settings)
@@ -80,14 +83,15 @@ class Scheduler:
         flushes: list[FlushResult] = []
         collected, rows_in = 0, 0
         market_as_of: datetime | None = None
+        quote_time = self.provider.quote_time(now)
+        stored = self.store.tickers_with_snapshot(quote_time)
+        wanted = [t for t in tickers if t not in stored]  # markets close; schedules don't
         self._enter(Phase.COLLECTING)
-        with timed("collect", tickers=len(tickers)) as log:
-            for ticker in tickers:
-                try:
-                    result = self.provider.fetch_chain(ticker, now)
-                except Exception as exc:  # one ticker's failure must not abort the cycle
-                    scan["errors"].append(f"{ticker}: {type(exc).__name__}: {exc}")
-                    log_event("collect_failed", ticker=ticker, error=str(exc))
+        with timed("collect", tickers=len(wanted), unchanged=len(tickers) - len(wanted)) as log:
+            for ticker, result in self.provider.fetch_chains(wanted, now):
+                if isinstance(result, Exception):  # one ticker's failure must not abort
+                    scan["errors"].append(f"{ticker}: {type(result).__name__}: {result}")
+                    log_event("collect_failed", ticker=ticker, error=str(result))
                     continue
                 rows_in += len(result.contracts)
                 market_as_of = max(market_as_of or result.underlying.as_of, result.underlying.as_of)
@@ -103,7 +107,7 @@ class Scheduler:
                 bytes=sum(b.nbytes for b in buffer.batches),
             )
         flushes.append(self._flush(buffer))
-        analysis = self._analyse(scan, now) if collected else None
+        analysis = self._analyse(scan, now) if collected and self.analysis else None
         self._enter(Phase.IDLE)
         runtime = time.perf_counter() - started
         scan.update(
@@ -113,14 +117,16 @@ class Scheduler:
             alerts_generated=analysis.alerts_generated if analysis else 0,
             runtime_seconds=round(runtime, 3),
         )
-        scan["status"] = "completed" if not scan["errors"] else "partial" if collected else "failed"
+        ok = collected or len(wanted) < len(tickers)
+        scan["status"] = "completed" if not scan["errors"] else "partial" if ok else "failed"
         self.store.record_scan(scan)
         return {
             "scan_id": scan["scan_id"],
             "status": scan["status"],
-            "as_of": market_as_of.isoformat() if market_as_of else None,
+            "as_of": (market_as_of or quote_time).isoformat(),
             "tickers": len(tickers),
             "chains_collected": collected,
+            "chains_unchanged": len(tickers) - len(wanted),
             "rows_collected": rows_in,
             "rows_rejected": dict(buffer.rejected),
             "rows_flushed": sum(f.rows for f in flushes),

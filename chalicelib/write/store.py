@@ -198,6 +198,13 @@ class Store:
             duration_ms=round((time.perf_counter() - start) * 1000, 3),
         )
 
+    def tickers_with_snapshot(self, as_of: datetime) -> set[str]:
+        """Tickers whose chain at exactly ``as_of`` is already stored."""
+        rows = self.con.execute(
+            "SELECT ticker FROM chain_snapshots WHERE as_of = ?", [_naive(as_of)]
+        ).fetchall()
+        return {row[0] for row in rows}
+
     def count(self, table: str, where: str = "", params: Sequence[Any] = ()) -> int:
         if not re.fullmatch(r"[a-z_]+", table):
             raise ValueError(f"bad table name {table!r}")

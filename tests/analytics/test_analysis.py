@@ -39,7 +39,7 @@ def make_settings(tmp_path: Path, **extra: str) -> Settings:
 
 
 def collect(store: Store, settings: Settings, market: SyntheticMarket, now: datetime) -> str:
-    return Scheduler(settings, store, market).collect(now)["scan_id"]
+    return Scheduler(settings, store, market, analysis=False).collect(now)["scan_id"]
 
 
 class Always:

@@ -39,7 +39,7 @@ def month(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     days = cal.trading_days_between(START, START + timedelta(days=60))[:DAYS]
     results: list[AnalysisResult] = []
     with Store(settings.database) as store:
-        scheduler = Scheduler(settings, store, market)
+        scheduler = Scheduler(settings, store, market, analysis=False)
         for day in days:
             now = datetime(day.year, day.month, day.day, 21, 0, tzinfo=UTC)
             scan = scheduler.collect(now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -47,6 +48,20 @@ class MarketDataProvider(ABC):
     @abstractmethod
     def fetch_history(self, ticker: str, end: date, days: int) -> DailyHistory:
         """Daily history for the ``days`` trading days ending at ``end``."""
+
+    def fetch_chains(
+        self, tickers: Sequence[str], now: datetime
+    ) -> Iterator[tuple[str, ChainResult | Exception]]:
+        """Chains for many tickers, each a result or the exception that ticker raised."""
+        for ticker in tickers:
+            try:
+                yield ticker, self.fetch_chain(ticker, now)
+            except Exception as exc:  # one ticker's failure is reported, not raised
+                yield ticker, exc
+
+    def quote_time(self, now: datetime) -> datetime:
+        """The as_of a chain fetched at ``now`` will carry (markets close; clocks don't)."""
+        return now
 
     def earnings_dates(self, ticker: str, start: date, end: date) -> list[date]:
         """Scheduled earnings announcements in [start, end]; none by default."""

@@ -16,6 +16,7 @@ For a given seed and clock every number is reproducible. Per ticker:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -33,6 +34,8 @@ from chalicelib.write.providers.base import ChainResult, DailyHistory, MarketDat
 EPOCH = date(2018, 1, 2)
 REGIME_VOL = np.array([0.8, 1.0, 1.6])  # calm, normal, stressed multipliers of base vol
 REGIME_STAY = np.array([0.985, 0.985, 0.95])
+SOLVED = ("implied_volatility", "delta", "gamma", "theta", "vega", "rho")
+BATCH_TICKERS = 64  # chains whose implied vols are solved together
 LIQUID = 8.0  # liquidity above which a name lists $1 strikes near the money and more weeklies
 VRP = 0.85  # realised / implied
 TERM_TAU = 0.3  # years: how fast the term structure reverts to its long-run level
@@ -159,7 +162,8 @@ class SyntheticMarket(MarketDataProvider):
         rho = np.clip(-0.65 + 0.12 * _ar1(0.25 * z_rho, 0.97), -0.95, -0.15)
         earnings = self._earnings(p, days[0], days[-1])
         realised = VRP * vol / np.sqrt(252)
-        jump = np.array([d in earnings for d in days]) * stream("jump").normal(
+        earnings_set = set(earnings)
+        jump = np.array([d in earnings_set for d in days]) * stream("jump").normal(
             0, 0.6 * p.base_vol / 4, n
         )
         log_ret = 0.07 / 252 - 0.5 * realised**2 + realised * z_ret + jump
@@ -212,14 +216,7 @@ class SyntheticMarket(MarketDataProvider):
         p = self.profile(ticker)
         t30 = 30 / 365
         window = path.days[start:stop]
-        event = np.array(
-            [
-                self._event_variance(p)
-                if any(d < e <= d + timedelta(days=30) for e in path.earnings)
-                else 0.0
-                for d in window
-            ]
-        )
+        event = self._event_variance(p) * _earnings_within(window, path.earnings, 30)
         vol, rho, close = path.vol[start:stop], path.rho[start:stop], path.close[start:stop]
         k = np.linspace(-0.6, 0.4, 161)[None, :] * np.sqrt(t30) * vol[:, None] * 4
         w = self._total_variance(
@@ -234,7 +231,27 @@ class SyntheticMarket(MarketDataProvider):
         return DailyHistory(ticker, list(window), close.copy(), atm_iv, skew)
 
     # ---- chains ------------------------------------------------------------------------
+    def quote_time(self, now: datetime) -> datetime:
+        return cal.market_clock(now)[2]
+
     def fetch_chain(self, ticker: str, now: datetime) -> ChainResult:
+        return _finish([self._raw_chain(ticker, now)])[0]
+
+    def fetch_chains(
+        self, tickers: Sequence[str], now: datetime
+    ) -> Iterator[tuple[str, ChainResult | Exception]]:
+        """Chains for many tickers; implied vols and greeks are solved in one vectorised pass
+        per block of tickers (per-call overhead, not arithmetic, dominates small chains)."""
+        for start in range(0, len(tickers), BATCH_TICKERS):
+            raws: list[_RawChain] = []
+            for ticker in tickers[start : start + BATCH_TICKERS]:
+                try:
+                    raws.append(self._raw_chain(ticker, now))
+                except Exception as exc:  # one ticker's failure is reported, not raised
+                    yield ticker, exc
+            yield from zip([r.underlying.ticker for r in raws], _finish(raws), strict=True)
+
+    def _raw_chain(self, ticker: str, now: datetime) -> _RawChain:
         day, fraction, quote_time = cal.market_clock(now)
         path = self.path(ticker, day)
         i = path.days.index(day)
@@ -257,7 +274,7 @@ class SyntheticMarket(MarketDataProvider):
             for e in cal.listed_expirations(day, weeklies, self.horizon_days)
             if cal.expiry_close(e) > quote_time
         ]
-        contracts = self._chain(
+        columns = self._chain(
             p, path, day, quote_time, spot, vol_now, float(path.rho[i]), fraction, expirations
         )
         underlying = UnderlyingQuote(
@@ -269,7 +286,7 @@ class SyntheticMarket(MarketDataProvider):
             volume=int(p.liquidity * 2e6 * fraction),
             dividend_yield=p.div_yield,
         )
-        return ChainResult(underlying, contracts)
+        return _RawChain(underlying, columns, spot, self.rate, p.div_yield)
 
     def _chain(
         self,
@@ -282,7 +299,8 @@ class SyntheticMarket(MarketDataProvider):
         rho: float,
         fraction: float,
         expirations: list[date],
-    ) -> ChainBatch:
+    ) -> dict[str, NDArray]:
+        """Every column but implied vol and greeks (solved later, many chains at once)."""
         r, q = self.rate, p.div_yield
         exp_list, strike_list = [], []
         for expiry in expirations:
@@ -295,7 +313,8 @@ class SyntheticMarket(MarketDataProvider):
             exp_list.append(np.full(strikes.size, np.datetime64(expiry, "s")))
             strike_list.append(strikes)
         if not strike_list:
-            return ChainBatch.empty()
+            empty = ChainBatch.empty().columns
+            return {"t": np.empty(0), **{k: v for k, v in empty.items() if k not in SOLVED}}
         expiry_s = np.concatenate(exp_list)
         strike = np.concatenate(strike_list)
         n = strike.size
@@ -328,30 +347,20 @@ class SyntheticMarket(MarketDataProvider):
         last = np.where(
             volume > 0, np.round(np.clip(mid + noise * (ask - bid), bid, ask), 2), np.nan
         )
-        quote_mid = (bid + ask) / 2
-        iv = implied_volatility(quote_mid, spot, strike, t, r, is_call, q).iv
-        greeks = bs_greeks(spot, strike, t, r, iv, is_call, q)
         size = strike.size
-        return ChainBatch(
-            {
-                "ticker": np.full(size, p.ticker, dtype=object),
-                "as_of": np.full(size, np.datetime64(quote_time.replace(tzinfo=None), "us")),
-                "expiration": expiry_s,
-                "strike": strike,
-                "right": np.where(is_call, "C", "P").astype(object),
-                "bid": bid,
-                "ask": ask,
-                "last": last,
-                "volume": volume,
-                "open_interest": oi.astype(CHAIN_COLUMNS["open_interest"]),
-                "implied_volatility": iv,
-                "delta": greeks.delta,
-                "gamma": greeks.gamma,
-                "theta": greeks.theta,
-                "vega": greeks.vega,
-                "rho": greeks.rho,
-            }
-        )
+        return {
+            "t": t,
+            "ticker": np.full(size, p.ticker, dtype=object),
+            "as_of": np.full(size, np.datetime64(quote_time.replace(tzinfo=None), "us")),
+            "expiration": expiry_s,
+            "strike": strike,
+            "right": np.where(is_call, "C", "P").astype(object),
+            "bid": bid,
+            "ask": ask,
+            "last": last,
+            "volume": volume,
+            "open_interest": oi.astype(CHAIN_COLUMNS["open_interest"]),
+        }
 
     def _rng(self, p: TickerProfile, day: date, *parts: object) -> np.random.Generator:
         return np.random.default_rng([self.seed, _stable_hash(p.ticker, *parts), day.toordinal()])
@@ -412,6 +421,43 @@ class SyntheticMarket(MarketDataProvider):
         return accrued.astype(np.int64)
 
 
+@dataclass(frozen=True)
+class _RawChain:
+    underlying: UnderlyingQuote
+    columns: dict[str, NDArray]  # CHAIN_COLUMNS but the solved ones, plus "t" (years)
+    spot: float
+    rate: float
+    div_yield: float
+
+
+def _finish(raws: list[_RawChain]) -> list[ChainResult]:
+    """Solve implied vol from each quote's mid, then greeks at it, for all chains at once."""
+    if not raws:
+        return []
+    sizes = [len(r.columns["strike"]) for r in raws]
+
+    def cat(name: str) -> NDArray:
+        return np.concatenate([r.columns[name] for r in raws])
+
+    def per_contract(attr: str) -> NDArray[np.float64]:
+        return np.repeat([getattr(r, attr) for r in raws], sizes).astype(np.float64)
+
+    spot, rate, q = per_contract("spot"), per_contract("rate"), per_contract("div_yield")
+    strike, t, is_call = cat("strike"), cat("t"), cat("right") == "C"
+    mid = (cat("bid") + cat("ask")) / 2
+    iv = implied_volatility(mid, spot, strike, t, rate, is_call, q, tol=1e-10).iv
+    greeks = bs_greeks(spot, strike, t, rate, iv, is_call, q)
+    solved = {"implied_volatility": iv, **greeks._asdict()}
+    bounds = np.cumsum([0, *sizes])
+    out = []
+    for n, raw in enumerate(raws):
+        part = slice(bounds[n], bounds[n + 1])
+        columns = {k: v for k, v in raw.columns.items() if k != "t"}
+        columns.update({k: v[part] for k, v in solved.items()})
+        out.append(ChainResult(raw.underlying, ChainBatch(columns)))
+    return out
+
+
 @lru_cache(maxsize=8)
 def _trading_days_cached(end: date) -> tuple[date, ...]:
     return tuple(cal.trading_days_between(EPOCH, end))
@@ -426,12 +472,19 @@ def _is_monthly(day: date) -> bool:
     return day in (third, third - timedelta(days=1))
 
 
-def _ar1(shocks: NDArray[np.float64], phi: float) -> NDArray[np.float64]:
+def _ar1(shocks: NDArray[np.float64], phi: float, block: int = 256) -> NDArray[np.float64]:
+    """x[i] = phi·x[i-1] + shocks[i], x[-1] = 0, vectorised a block at a time.
+
+    Inside a block x[i] = phi^i·(x0 + Σ_j≤i shocks[j]·phi^-j); blocks keep phi^-j finite.
+    """
     out = np.empty_like(shocks)
-    acc = 0.0
-    for i, s in enumerate(shocks):
-        acc = phi * acc + s
-        out[i] = acc
+    carry = 0.0
+    for start in range(0, shocks.size, block):
+        part = shocks[start : start + block]
+        powers = phi ** np.arange(part.size)
+        values = powers * (phi * carry + np.cumsum(part / powers))
+        out[start : start + part.size] = values
+        carry = float(values[-1]) if values.size else carry
     return out
 
 
@@ -516,10 +569,31 @@ def _risk_reversal_from_grid(
     d1 = (-k + 0.5 * iv**2 * t) / (iv * np.sqrt(t))
     call_delta = np.exp(-q * t) * norm_cdf(d1)
     put_delta = call_delta - np.exp(-q * t)
-    out = np.empty(k.shape[0])
-    for row in range(k.shape[0]):  # one interpolation per day over a 161-point grid
-        cd, pd, v = call_delta[row], put_delta[row], iv[row]
-        call_iv = np.interp(0.25, cd[::-1], v[::-1])  # call delta falls as strike rises
-        put_iv = np.interp(-0.25, pd[::-1], v[::-1])  # so does put delta, from ~0 toward -1
-        out[row] = call_iv - put_iv
-    return out
+    # both deltas fall as strike rises: interpolate each row where it crosses the target
+    return _interp_falling(call_delta, iv, 0.25) - _interp_falling(put_delta, iv, -0.25)
+
+
+def _interp_falling(
+    x: NDArray[np.float64], y: NDArray[np.float64], target: float
+) -> NDArray[np.float64]:
+    """Per row, y at the point where the decreasing row of x crosses ``target`` (clamped)."""
+    cols = x.shape[1]
+    right = np.clip((x > target).sum(axis=1), 1, cols - 1)[:, None]  # first index at/below
+    x0, x1 = np.take_along_axis(x, right - 1, 1), np.take_along_axis(x, right, 1)
+    y0, y1 = np.take_along_axis(y, right - 1, 1), np.take_along_axis(y, right, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.clip(np.where(x0 != x1, (x0 - target) / (x0 - x1), 0.0), 0.0, 1.0)
+    return (y0 + w * (y1 - y0))[:, 0]
+
+
+def _earnings_within(
+    days: list[date], earnings: frozenset[date], horizon: int
+) -> NDArray[np.float64]:
+    """1.0 for each day with an earnings date in (day, day + horizon], else 0.0."""
+    if not earnings or not days:
+        return np.zeros(len(days))
+    marks = np.array(sorted(earnings), dtype="datetime64[D]")
+    start = np.array(days, dtype="datetime64[D]")
+    first = np.searchsorted(marks, start, side="right")
+    last = np.searchsorted(marks, start + np.timedelta64(horizon, "D"), side="right")
+    return (last > first).astype(np.float64)
