@@ -8,7 +8,7 @@ from chalice import Chalice, Rate, Response
 from chalice.app import CloudWatchEvent
 
 from chalicelib import schedules
-from chalicelib.read import http
+from chalicelib.read import dashboard, http
 
 app = Chalice(app_name="option-chain-dashboard")
 
@@ -33,6 +33,16 @@ def health() -> Response:
 @app.route("/openapi.json", methods=["GET"])
 def openapi() -> Response:
     return http.openapi(app.current_request)
+
+
+@app.route("/", methods=["GET"])
+def dashboard_index() -> Response:
+    return dashboard.index(app.current_request)
+
+
+@app.route("/static/{name}", methods=["GET"])
+def dashboard_static(name: str) -> Response:
+    return dashboard.static(app.current_request, name)
 
 
 @app.schedule(

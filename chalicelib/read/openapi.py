@@ -6,6 +6,10 @@ import re
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
+from chalicelib.read import dashboard
+from chalicelib.read.api import CONTRACT_FIELDS, SUMMARY_FIELDS
 from chalicelib.read.http import ROUTES
 
 META = {
@@ -14,34 +18,81 @@ META = {
     "age_seconds": {"type": ["number", "null"], "description": "seconds since generated_at"},
     "source": {"type": "string", "enum": ["latest", "archive", "none"]},
 }
-_ARRAY = {"type": "array", "items": {"type": "object"}}
 _COUNT = {"type": "integer", "minimum": 0}
 _STR = {"type": ["string", "null"]}
+_NUM = {"type": ["number", "null"]}
+_INT = {"type": ["integer", "null"]}
+_TIME = {"type": "string", "format": "date-time"}
+_DATES = {"type": "array", "items": {"type": "string", "format": "date"}}
+
+
+def _array(required: dict[str, Any], closed: bool = False) -> dict[str, Any]:
+    """An array of objects that carry at least (or, ``closed``, exactly) ``required``."""
+    item = {"type": "object", "required": list(required), "properties": required}
+    if closed:
+        item["additionalProperties"] = False
+    return {"type": "array", "items": item}
+
+
+CONTRACT = {f: _INT if f in ("volume", "open_interest") else _NUM for f in CONTRACT_FIELDS}
+ALERT = {
+    "id": {"type": "string"},
+    "ticker": {"type": "string"},
+    "detector_name": {"type": "string"},
+    "score": {"type": "number"},
+    "created_at": _TIME,
+}
+ALERTS = _array(
+    {**ALERT, "scan_id": {"type": "string"}, "metrics": {}, "explanation": {}, "strategies": {}}
+)
+SUMMARY = _array({f: ALERT[f] for f in SUMMARY_FIELDS}, closed=True)
+SCANS = _array({"scan_id": {"type": "string"}, "started_at": _TIME, "status": {"type": "string"}})
+HISTORY = _array({"as_of": _TIME, "underlying_price": _NUM, "atm_iv": _NUM})
+TICKERS = _array(
+    {
+        "ticker": {"type": "string"},
+        "as_of": _STR,
+        "last_price": _NUM,
+        "atm_iv": _NUM,
+        "iv_rank": _NUM,
+        "alert_count": _COUNT,
+        "contracts": _INT,
+        "expirations": _INT,
+    }
+)
 DATA: dict[str, dict[str, Any]] = {
-    "scans_latest": {"scans": _ARRAY, "total_count": _COUNT},
-    "alerts_latest": {"alerts": _ARRAY, "total_count": _COUNT},
-    "alerts_summary": {"alerts": _ARRAY, "total_count": _COUNT},
-    "alerts_query": {"alerts": _ARRAY, "total_count": _COUNT},
-    "alerts_ticker": {"ticker": _STR, "alerts": _ARRAY, "total_count": _COUNT},
-    "expirations": {"ticker": _STR, "as_of": _STR, "expirations": {"type": "array"}},
+    "scans_latest": {"scans": SCANS, "total_count": _COUNT},
+    "alerts_latest": {"alerts": ALERTS, "total_count": _COUNT},
+    "alerts_summary": {"alerts": SUMMARY, "total_count": _COUNT},
+    "alerts_query": {"alerts": ALERTS, "total_count": _COUNT},
+    "alerts_ticker": {"ticker": _STR, "alerts": ALERTS, "total_count": _COUNT},
+    "expirations": {"ticker": _STR, "as_of": _STR, "expirations": _DATES},
     "snapshot": {
-        "ticker": _STR, "as_of": _STR, "underlying_price": {"type": ["number", "null"]},
-        "expiration": _STR, "expirations": {"type": "array"}, "calls": _ARRAY, "puts": _ARRAY,
+        "ticker": _STR, "as_of": _STR, "underlying_price": _NUM, "expiration": _STR,
+        "expirations": _DATES, "calls": _array(CONTRACT, closed=True),
+        "puts": _array(CONTRACT, closed=True),
     },
-    "history": {"ticker": _STR, "days": _COUNT, "history": _ARRAY},
+    "history": {"ticker": _STR, "days": _COUNT, "history": HISTORY},
     "features": {
         "ticker": _STR, "as_of": _STR, "features": {"type": ["object", "null"]},
-        "missing": {"type": "object"},
+        "missing": {"type": ["object", "null"]},
     },
-    "tickers": {"tickers": _ARRAY, "total_count": _COUNT},
+    "tickers": {"tickers": TICKERS, "total_count": _COUNT},
 }  # fmt: skip
 ERROR = {
     "type": "object",
-    "required": ["error", "message"],
+    "required": ["error", "message", "details"],
     "properties": {
         "error": {"type": "string"},
         "message": {"type": "string"},
-        "details": {"type": "array", "items": {"type": "object"}},
+        "details": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
     },
 }
 HEALTH = {
@@ -68,6 +119,8 @@ def _parameters(path: str, model: Any) -> list[dict[str, Any]]:
         prop.pop("title", None)
         if "anyOf" in prop:  # optional values: describe the non-null branch
             prop = next(s for s in prop.pop("anyOf") if s.get("type") != "null") | prop
+        if prop.get("default", 0) is None:  # "absent", not a value of the parameter's type
+            del prop["default"]
         param = {"name": name, "in": "path" if name in in_path else "query",
                  "required": name in in_path, "schema": prop}  # fmt: skip
         if description:
@@ -93,12 +146,53 @@ def _errors(*codes: int) -> dict[str, Any]:
     return out
 
 
+def _dashboard() -> dict[str, Any]:
+    """The web page and its files: public, not JSON (see ``dashboard.py``)."""
+    names = sorted(name for name in dashboard.FILES if name != dashboard.INDEX)
+    missing = {
+        "description": "No such file",
+        "content": {"application/json": {"schema": {**ERROR, "required": ["error", "message"]}}},
+    }
+
+    def page(types: list[str]) -> dict[str, Any]:
+        return {
+            "description": "OK",
+            "content": {t: {"schema": {"type": "string"}} for t in types},
+            "headers": {"ETag": {"schema": {"type": "string"}}},
+        }
+
+    return {
+        "/": {"get": {"operationId": "dashboard_index", "summary": "The web dashboard",
+                      "security": [], "responses": {"200": page(["text/html"]),
+                                                    **_errors(304)}}},
+        "/static/{name}": {"get": {
+            "operationId": "dashboard_static", "summary": "A file of the web dashboard",
+            "security": [],
+            "parameters": [{"name": "name", "in": "path", "required": True,
+                            "schema": {"type": "string", "enum": names}}],
+            "responses": {"200": page(["text/css", "application/javascript"]),
+                          **_errors(304), "404": missing}}},
+    }  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def document_bytes() -> bytes:
+    return orjson.dumps(document())
+
+
 @lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
+    secured = [{"apiKey": []}]  # enforced only when OCD_API_KEY is set
     paths: dict[str, Any] = {
         "/health": {"get": {"operationId": "health", "summary": "Data freshness and exports",
-                            "responses": {"200": _ok(HEALTH), **_errors(304)}}},
+                            "security": [], "responses": {"200": _ok(HEALTH), **_errors(304)}}},
+        "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
+                                  "security": secured,
+                                  "responses": {"200": _ok({"type": "object",
+                                                            "required": ["openapi", "paths"]}),
+                                                **_errors(304, 401)}}},
     }  # fmt: skip
+    paths.update(_dashboard())
     for route in ROUTES.values():
         data = DATA[route.name]
         schema = {"type": "object", "required": [*META, *data], "properties": {**META, **data}}
@@ -107,6 +201,7 @@ def document() -> dict[str, Any]:
             "get": {
                 "operationId": route.name,
                 "summary": route.summary,
+                "security": secured,
                 "parameters": _parameters(route.path, route.params),
                 "responses": {"200": _ok(schema), **_errors(*codes)},
             }
