@@ -32,6 +32,19 @@ class Result:
 Handler = Callable[[ExportReader, Any], Result]
 
 
+class Unknown(NotFound):
+    """A well-formed request for something the export does not hold; ``field`` names what."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.details = [{"field": field, "message": message}]
+        super().__init__(message)
+
+
+def _unknown_ticker(ticker: str) -> Unknown:
+    return Unknown("ticker", f"unknown ticker {ticker}: it is not in the published export")
+
+
 _DERIVED = LruCache(max_items=256)
 
 
@@ -53,7 +66,7 @@ def _rows(loaded: Loaded, name: str) -> list[dict[str, Any]]:
 def _chain(reader: ExportReader, ticker: str) -> Loaded:
     loaded = reader.chain(ticker)
     if loaded is None:
-        raise NotFound(f"unknown ticker {ticker}: it is not in the published export")
+        raise _unknown_ticker(ticker)
     return loaded
 
 
@@ -68,9 +81,14 @@ def _alerts(reader: ExportReader) -> tuple[Loaded, list[dict[str, Any]]]:
     return loaded, _rows(loaded, "alerts")
 
 
+def _scores_at_least(alert: dict[str, Any], min_score: float) -> bool:
+    score = alert.get("score")
+    return isinstance(score, int | float) and score >= min_score
+
+
 def alerts_latest(reader: ExportReader, q: p.AlertsLatestParams) -> Result:
     loaded, alerts = _alerts(reader)
-    hits = [a for a in alerts if a.get("score", 0) >= q.min_score]
+    hits = [a for a in alerts if _scores_at_least(a, q.min_score)]
     return Result({"alerts": hits[: q.limit], "total_count": len(hits)}, loaded)
 
 
@@ -85,7 +103,7 @@ def alerts_query(reader: ExportReader, q: p.AlertsQueryParams) -> Result:
     hits = [
         a
         for a in alerts
-        if a.get("score", 0) >= q.min_score
+        if _scores_at_least(a, q.min_score)
         and (q.ticker is None or a.get("ticker") == q.ticker)
         and (q.detector is None or a.get("detector_name") == q.detector)
     ]
@@ -93,7 +111,8 @@ def alerts_query(reader: ExportReader, q: p.AlertsQueryParams) -> Result:
 
 
 def alerts_for_ticker(reader: ExportReader, q: p.TickerAlertsParams) -> Result:
-    _chain(reader, q.ticker)  # an unknown ticker is a 404, a quiet one an empty list
+    if q.ticker not in reader.tickers():  # unknown: 404; known but quiet: an empty list
+        raise _unknown_ticker(q.ticker)
     loaded, alerts = _alerts(reader)
     hits = [a for a in alerts if a.get("ticker") == q.ticker]
     return Result({"ticker": q.ticker, "alerts": hits[: q.limit], "total_count": len(hits)}, loaded)
@@ -112,12 +131,17 @@ def snapshot(reader: ExportReader, q: p.SnapshotParams) -> Result:
     loaded = _chain(reader, q.ticker)
     doc = loaded.doc or {}
     listed: list[str] = doc.get("expirations", [])
-    wanted = q.expiration.isoformat() if q.expiration else (listed[0] if listed else None)
+    wanted = q.expiration.isoformat() if q.expiration else (min(listed) if listed else None)
     if q.expiration and wanted not in listed:
-        raise NotFound(
-            f"{q.ticker} has no expiration {wanted}; see /options/{q.ticker}/expirations"
+        raise Unknown(
+            "expiration",
+            f"{q.ticker} has no expiration {wanted}; see /options/{q.ticker}/expirations",
         )
-    calls, puts = memo(loaded, "by_expiration", lambda: _by_expiration(doc)).get(wanted, ([], []))
+    contracts = doc.get("contracts", [])
+    index = memo(loaded, "by_expiration", lambda: _by_expiration(contracts))
+    call_rows, put_rows = index.get(wanted, ((), ()))
+    calls = [{k: contracts[i].get(k) for k in CONTRACT_FIELDS} for i in call_rows]
+    puts = [{k: contracts[i].get(k) for k in CONTRACT_FIELDS} for i in put_rows]
     return Result(
         {
             "ticker": q.ticker,
@@ -132,11 +156,12 @@ def snapshot(reader: ExportReader, q: p.SnapshotParams) -> Result:
     )
 
 
-def _by_expiration(doc: dict[str, Any]) -> dict[str, tuple[list, list]]:
-    out: dict[str, tuple[list, list]] = {}
-    for c in doc.get("contracts", []):
+def _by_expiration(contracts: list[dict[str, Any]]) -> dict[str, tuple[list[int], list[int]]]:
+    """Positions of each expiration's calls and puts: small, unlike a copy of the contracts."""
+    out: dict[str, tuple[list[int], list[int]]] = {}
+    for i, c in enumerate(contracts):
         calls, puts = out.setdefault(c.get("expiration"), ([], []))
-        (calls if c.get("right") == "C" else puts).append({k: c.get(k) for k in CONTRACT_FIELDS})
+        (calls if c.get("right") == "C" else puts).append(i)
     return out
 
 

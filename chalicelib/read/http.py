@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from chalicelib.errors import BadRequest, NotFound, OCDError
 from chalicelib.logs import log_event
 from chalicelib.read import api
 from chalicelib.read import params as p
-from chalicelib.read.reader import ExportReader, LruCache
+from chalicelib.read.reader import DEFAULT_CACHE_BYTES, ExportReader, LruCache
 from chalicelib.storage.factory import make_storage
 
 JSON = "application/json"
@@ -32,7 +33,9 @@ CACHE_CONTROL = "no-cache"  # always revalidate: the ETag makes that cheap
 
 
 class Unauthorized(OCDError):
-    pass
+    def __init__(self, message: str) -> None:
+        self.details = [{"field": "x-api-key", "message": message}]
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -70,18 +73,28 @@ ROUTES: dict[str, Route] = {
     )
 }  # fmt: skip
 
-_READERS: dict[tuple[str, str], ExportReader] = {}
-_BODIES = LruCache(max_items=512)
+_READERS: dict[tuple[str, str, float], ExportReader] = {}
+_BODIES = LruCache(max_items=512, max_weight=16 << 20)  # serialized bodies, by bytes
 
 
 def reader_for(settings: Settings) -> ExportReader:
     """One reader per storage location per process, so warm requests share its cache."""
     storage = make_storage(settings)
-    key = (storage.backend, storage.location)
+    ttl = settings.manifest_ttl_seconds or 0.0
+    key = (storage.backend, storage.location, ttl)
     if key not in _READERS:
-        ttl = settings.manifest_ttl_seconds
-        _READERS[key] = ExportReader(storage, manifest_ttl=ttl)
+        _READERS[key] = ExportReader(storage, manifest_ttl=ttl, max_cached_bytes=cache_budget())
     return _READERS[key]
+
+
+def cache_budget() -> int:
+    """Bytes of source JSON the document cache may hold: a tenth of a Lambda function's
+    memory (parsed objects take 3-4x their JSON), or the reader's default elsewhere."""
+    try:
+        megabytes = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", ""))
+    except ValueError:
+        return DEFAULT_CACHE_BYTES
+    return max(4 << 20, (megabytes << 20) // 10)
 
 
 def handle(request: Request, name: str) -> Response:
@@ -123,13 +136,14 @@ def health(request: Request) -> Response:
                 generation=manifest.generation,
                 generated_at=_iso(manifest.generated_at),
                 age_seconds=round(age, 1),
-                source="latest",
+                source=reader.manifest_source,
                 export_duration_ms=manifest.duration_ms,
                 storage_writes=manifest.storage_writes,
                 documents=len(manifest.documents),
                 exports={k: v.model_dump() for k, v in manifest.results.items()},
             )
-        version = manifest.generation if manifest else "none"
+        # The status is part of the version: ok -> stale must not be answered with a 304.
+        version = f"health|{body['generation']}|{body['status']}|{body['source']}"
         return _respond(request, body, version, body["source"], settings)
     except Exception as exc:
         return error_response(exc, settings)
@@ -151,7 +165,7 @@ def _data_response(
     data = _BODIES.get(version)
     if data is None:
         data = orjson.dumps(result.data)
-        _BODIES.put(version, data)
+        _BODIES.put(version, data, len(data))
     age = (
         round((datetime.now(UTC) - loaded.generated_at).total_seconds(), 1)
         if loaded.generated_at
@@ -190,15 +204,21 @@ def _matches(header: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags or etag[2:] in tags
 
 
+_STATUSES: dict[type[Exception], tuple[int, str]] = {
+    BadRequest: (400, "bad_request"),
+    Unauthorized: (401, "unauthorized"),
+    NotFound: (404, "not_found"),
+}
+
+
 def error_response(exc: Exception, settings: Settings | None) -> Response:
-    status, error = {
-        BadRequest: (400, "bad_request"),
-        Unauthorized: (401, "unauthorized"),
-        NotFound: (404, "not_found"),
-    }.get(type(exc), (500, "internal_error"))
-    body: dict[str, Any] = {"error": error, "message": str(exc)}
-    if isinstance(exc, BadRequest):
-        body["details"] = exc.details
+    status, error = next(
+        (mapped for kind, mapped in _STATUSES.items() if isinstance(exc, kind)),
+        (500, "internal_error"),
+    )
+    # Every error has the same shape; ``details`` names the field(s) at fault, if any.
+    details = getattr(exc, "details", None) if status != 500 else None
+    body: dict[str, Any] = {"error": error, "message": str(exc), "details": details or []}
     if status == 500:
         body["message"] = "internal error; see the service log"
         log_event("request_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
@@ -223,11 +243,14 @@ def _iso(value: datetime) -> str:
 
 
 def openapi(request: Request) -> Response:
-    from chalicelib.read.openapi import document
+    from chalicelib.read.openapi import document_bytes
 
     settings: Settings | None = None
     try:
         settings = load_settings()
-        return _respond(request, document(), "openapi-1", "latest", settings)
+        check_api_key(settings, request.headers)
+        raw = document_bytes()
+        return _respond(request, raw, f"openapi|{hashlib.sha256(raw).hexdigest()}", "latest",
+                        settings)  # fmt: skip
     except Exception as exc:
         return error_response(exc, settings)

@@ -1,0 +1,97 @@
+"""Nothing on the read side imports DuckDB (or the write side): the export format is the seam."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from readkit import ROOT
+
+READ_SIDE = sorted(
+    [
+        *(ROOT / "chalicelib" / "read").glob("*.py"),
+        *(ROOT / "chalicelib" / "storage").glob("*.py"),
+        ROOT / "chalicelib" / "exportformat.py",
+    ]
+)
+FORBIDDEN = ("duckdb", "chalicelib.write")
+
+
+def imported_modules(path: Path, *, top_level_only: bool = False) -> set[str]:
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    return names_imported(path.read_text(), package, top_level_only=top_level_only)
+
+
+def names_imported(source: str, package: str, *, top_level_only: bool = False) -> set[str]:
+    """Every module an import statement names (relative imports resolved against package)."""
+    tree = ast.parse(source)
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    names: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _forbidden(names: set[str]) -> list[str]:
+    return sorted(n for n in names if any(n == f or n.startswith(f + ".") for f in FORBIDDEN))
+
+
+def test_the_scan_covers_the_read_side() -> None:
+    names = {p.name for p in READ_SIDE}
+    assert {"reader.py", "api.py", "http.py", "params.py", "openapi.py"} <= names
+    assert {"base.py", "local.py", "s3.py", "factory.py", "exportformat.py"} <= names
+
+
+def test_the_scanner_sees_imports_of_every_form() -> None:
+    source = (
+        "import duckdb as d\n"
+        "def f():\n"
+        "    from ..write.store import Store\n"
+        "    import chalicelib.write.exporter\n"
+        "from . import api\n"
+    )
+    names = names_imported(source, "chalicelib.read")
+    assert {"duckdb", "chalicelib.write.store", "chalicelib.write.exporter"} <= names
+    assert "chalicelib.read.api" in names
+    assert names_imported(source, "chalicelib.read", top_level_only=True) >= {"duckdb"}
+    assert "chalicelib.write.store" not in names_imported(
+        source, "chalicelib.read", top_level_only=True
+    )
+
+
+@pytest.mark.parametrize("path", READ_SIDE, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_no_read_side_module_imports_duckdb_or_the_write_side(path: Path) -> None:
+    assert _forbidden(imported_modules(path)) == []
+
+
+def test_app_imports_the_write_side_only_inside_handlers() -> None:
+    for path in (ROOT / "app.py", ROOT / "chalicelib" / "schedules.py"):
+        assert _forbidden(imported_modules(path, top_level_only=True)) == [], path
+
+
+def test_importing_the_app_loads_no_duckdb() -> None:
+    code = (
+        "import sys; import app\n"
+        "from chalicelib.read import reader, api, http, params, openapi\n"
+        "openapi.document()\n"
+        "bad = sorted(m for m in sys.modules if m == 'duckdb' or m.startswith(('duckdb.', "
+        "'chalicelib.write')))\n"
+        "assert not bad, bad\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ok"

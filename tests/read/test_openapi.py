@@ -1,0 +1,188 @@
+"""/openapi.json describes exactly the app's routes, their parameters, and what they answer."""
+
+from __future__ import annotations
+
+import re
+import typing
+from datetime import date
+from typing import Any
+
+import jsonschema
+import pytest
+from chalice.test import Client
+from pydantic.fields import FieldInfo
+from readkit import Site, body, get
+
+from app import app
+from chalicelib.read import http
+
+SAMPLE_PATHS = {
+    "scans_latest": "/scans/latest?limit=2",
+    "alerts_latest": "/alerts/latest?min_score=10",
+    "alerts_summary": "/alerts/latest/summary",
+    "alerts_query": "/alerts?ticker=SPY",
+    "alerts_ticker": "/alerts/ticker/AAPL",
+    "expirations": "/options/JPM/expirations",
+    "snapshot": "/options/JPM/snapshot",
+    "history": "/options/JPM/history?days=10",
+    "features": "/features/JPM/latest",
+    "tickers": "/tickers",
+    "health": "/health",
+    "openapi": "/openapi.json",
+}
+PAGES = {"dashboard_index": "/", "dashboard_static": "/static/app.js"}  # not JSON
+PUBLIC = {"/health", "/", "/static/{name}"}
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict[str, Any]:
+    from chalicelib.read.openapi import document
+
+    return document()
+
+
+def operation(doc: dict[str, Any], name: str) -> tuple[str, dict[str, Any]]:
+    for path, item in doc["paths"].items():
+        if item["get"]["operationId"] == name:
+            return path, item["get"]
+    raise AssertionError(f"no operation {name}")
+
+
+def validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+    cls = jsonschema.Draft202012Validator  # OpenAPI 3.1 schemas are JSON Schema 2020-12
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def test_served_document_is_openapi_3(served: Site, client: Client, doc: dict) -> None:
+    served_doc = body(get(client, "/openapi.json"))
+    assert served_doc == doc
+    assert re.fullmatch(r"3\.\d+\.\d+", doc["openapi"])
+    assert doc["info"]["title"] and doc["info"]["version"]
+    spec = pytest.importorskip("openapi_spec_validator")
+    spec.validate(doc)
+
+
+def test_paths_are_exactly_the_apps_routes(doc: dict) -> None:
+    assert set(doc["paths"]) == set(app.routes)
+    for path, methods in app.routes.items():
+        assert set(methods) == {"GET"}, path
+        assert set(doc["paths"][path]) == {"get"}, path
+    assert {*SAMPLE_PATHS, *PAGES} == {op["get"]["operationId"] for op in doc["paths"].values()}
+
+
+@pytest.mark.parametrize(("name", "path"), list(PAGES.items()))
+def test_pages_answer_what_is_declared(
+    served: Site, client: Client, doc: dict, name: str, path: str
+) -> None:
+    response = get(client, path)
+    assert response.status_code == 200
+    declared = operation(doc, name)[1]["responses"]["200"]["content"]
+    assert response.headers["Content-Type"].split(";")[0] in declared
+
+
+def test_static_names_are_declared_exactly(served: Site, client: Client, doc: dict) -> None:
+    (param,) = operation(doc, "dashboard_static")[1]["parameters"]
+    for name in param["schema"]["enum"]:
+        assert get(client, f"/static/{name}").status_code == 200, name
+    assert get(client, "/static/index.html").status_code == 404
+
+
+def _schema_type(annotation: Any) -> tuple[str, str | None]:
+    """(JSON type, format) of a params model field."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    base = typing.get_origin(annotation)
+    if base is typing.Annotated or (args and base is not None):
+        return _schema_type(args[0])
+    return {int: ("integer", None), float: ("number", None), str: ("string", None),
+            date: ("string", "date")}[annotation]  # fmt: skip
+
+
+def _bound(field: FieldInfo, name: str) -> Any:
+    return next((getattr(m, name) for m in field.metadata if hasattr(m, name)), None)
+
+
+@pytest.mark.parametrize("route", list(http.ROUTES.values()), ids=lambda r: r.name)
+def test_parameters_match_the_params_models(doc: dict, route: http.Route) -> None:
+    path, op = operation(doc, route.name)
+    assert path == route.path
+    params = {p["name"]: p for p in op["parameters"]}
+    fields = route.params.model_fields
+    assert set(params) == set(fields)
+    in_path = set(re.findall(r"{(\w+)}", route.path))
+    for name, field in fields.items():
+        param = params[name]
+        assert param["in"] == ("path" if name in in_path else "query")
+        assert param["required"] is (name in in_path)
+        assert param["required"] is field.is_required()
+        json_type, fmt = _schema_type(field.annotation)
+        assert param["schema"]["type"] == json_type, name
+        assert param["schema"].get("format") == fmt, name
+        assert param["schema"].get("minimum") == _bound(field, "ge"), name
+        assert param["schema"].get("maximum") == _bound(field, "le"), name
+        if not field.is_required() and field.default is not None:
+            assert param["schema"]["default"] == field.default
+        assert param.get("description"), name
+
+
+def test_ticker_parameters_describe_what_is_accepted(doc: dict) -> None:
+    pattern = operation(doc, "snapshot")[1]["parameters"][0]["schema"]["pattern"]
+    for good in ("SPY", "spy", "BRK.B"):
+        assert re.match(pattern, good)
+    for bad in ("1SPY", "a b", "ABCDEFGHIJK", "ß"):
+        assert not re.match(pattern, bad)
+
+
+@pytest.mark.parametrize(("name", "path"), list(SAMPLE_PATHS.items()))
+def test_actual_responses_validate_against_their_schema(
+    served: Site, client: Client, doc: dict, name: str, path: str
+) -> None:
+    response = get(client, path)
+    assert response.status_code == 200
+    schema = operation(doc, name)[1]["responses"]["200"]["content"]["application/json"]["schema"]
+    errors = [e.message for e in validator(schema).iter_errors(body(response))]
+    assert not errors
+    declared = operation(doc, name)[1]["responses"]["200"]["headers"]
+    assert set(declared) <= set(response.headers)
+
+
+def test_schemas_reject_what_they_should(served: Site, client: Client, doc: dict) -> None:
+    """The response schemas have teeth: a summary with an extra field, or a contract with a
+    string price, does not validate."""
+    summary = body(get(client, "/alerts/latest/summary"))
+    summary["alerts"][0]["metrics"] = {}
+    schema = operation(doc, "alerts_summary")[1]["responses"]["200"]["content"]
+    assert list(validator(schema["application/json"]["schema"]).iter_errors(summary))
+    snapshot = body(get(client, "/options/SPY/snapshot"))
+    snapshot["calls"][0]["bid"] = "1.00"
+    schema = operation(doc, "snapshot")[1]["responses"]["200"]["content"]
+    assert list(validator(schema["application/json"]["schema"]).iter_errors(snapshot))
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "status"),
+    [
+        ("scans_latest", "/scans/latest?limit=0", "400"),
+        ("snapshot", "/options/SPY/snapshot?expiration=2099-01-01", "404"),
+        ("history", "/options/ZZZZ/history", "404"),
+        ("alerts_query", "/alerts?detector=BAD", "400"),
+    ],
+)
+def test_error_responses_validate_against_their_schema(
+    served: Site, client: Client, doc: dict, name: str, path: str, status: str
+) -> None:
+    response = get(client, path)
+    assert str(response.status_code) == status
+    declared = operation(doc, name)[1]["responses"]
+    schema = declared[status]["content"]["application/json"]["schema"]
+    assert not list(validator(schema).iter_errors(body(response)))
+    assert {"304", "400", "401"} <= set(declared)
+
+
+def test_security_is_declared_for_every_route_but_health(doc: dict) -> None:
+    assert doc["components"]["securitySchemes"]["apiKey"]["name"] == "x-api-key"
+    for path, item in doc["paths"].items():
+        expected = [] if path in PUBLIC else [{"apiKey": []}]
+        assert item["get"]["security"] == expected, path
+        if path not in PUBLIC:
+            assert "401" in item["get"]["responses"], path

@@ -1,0 +1,112 @@
+"""The fallback matrix through the HTTP routes, on both adapters: never a 500, always honest
+about which copy was served (``source`` in the body, ``X-Data-Source`` in the headers)."""
+
+from __future__ import annotations
+
+import pytest
+from chalice.test import Client
+from readkit import DAMAGES, T1, T2, Site, body, damage, get, stored_alerts
+
+from chalicelib import exportformat as fmt
+from chalicelib.exportformat import iso
+
+
+def served_from(response, source: str, generation: str | None) -> dict:
+    assert response.status_code == 200, response.body[:300]
+    data = body(response)
+    assert data["source"] == source
+    assert response.headers["X-Data-Source"] == source
+    assert data["generation"] == generation
+    return data
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_damaged_latest_alerts_come_from_the_archive(fresh: Site, client: Client, how: str) -> None:
+    damage(fresh, "alerts.json", how)
+    first = get(client, "/alerts/latest")
+    data = served_from(first, "archive", fresh.generations[1])
+    assert len(data["alerts"]) == data["total_count"] == len(stored_alerts(fresh.stores.db2))
+    again = get(client, "/alerts/latest")  # warm: same answer, same ETag
+    served_from(again, "archive", fresh.generations[1])
+    assert again.headers["ETag"] == first.headers["ETag"]
+
+
+@pytest.mark.parametrize("how", ["random", "other_content"])
+def test_damaged_archive_too_serves_the_older_generation(
+    fresh: Site, client: Client, how: str
+) -> None:
+    damage(fresh, "alerts.json", how)
+    damage(fresh, fresh.manifest().archives["alerts"], how)
+    data = served_from(get(client, "/alerts/latest/summary"), "archive", fresh.generations[0])
+    assert [a["id"] for a in data["alerts"]] == [a.id for a in stored_alerts(fresh.stores.db1)]
+    assert data["generated_at"] == iso(fresh.archived_manifest(fresh.generations[0]).generated_at)
+
+
+@pytest.mark.parametrize("how", ["missing", "truncated"])
+def test_everything_damaged_is_an_empty_200(fresh: Site, client: Client, how: str) -> None:
+    for kind in fmt.KINDS:
+        damage(fresh, fmt.latest_key(kind), how)
+        for key in fmt.archives_newest_first(fresh.storage, kind):
+            damage(fresh, key, how)
+    for path, rows in (("/alerts/latest", "alerts"), ("/scans/latest", "scans"),
+                       ("/tickers", "tickers"), ("/alerts?ticker=SPY", "alerts")):  # fmt: skip
+        data = served_from(get(client, path), "none", None)
+        assert data[rows] == [] and data["total_count"] == 0
+        assert data["generated_at"] is None and data["age_seconds"] is None
+    # The manifest is intact, so tickers are known and their chain documents still served.
+    assert served_from(get(client, "/options/SPY/expirations"), "latest", fresh.generations[1])
+    assert get(client, "/health").status_code == 200
+
+
+def test_nothing_exported_at_all(empty_site: Site, client: Client) -> None:
+    health = get(client, "/health")
+    assert health.status_code == 200
+    data = body(health)
+    assert (data["status"], data["generation"], data["source"]) == ("empty", None, "none")
+    assert data["storage"]["backend"] == empty_site.backend
+    for path in ("/alerts/latest", "/alerts/latest/summary", "/alerts", "/scans/latest",
+                 "/tickers"):  # fmt: skip
+        served_from(get(client, path), "none", None)
+    for path in ("/options/SPY/snapshot", "/alerts/ticker/SPY", "/features/SPY/latest"):
+        assert get(client, path).status_code == 404  # no export names any ticker yet
+
+
+@pytest.mark.parametrize("how", ["missing", "random"])
+def test_missing_manifest_is_replaced_by_the_newest_archived_one(
+    fresh: Site, client: Client, how: str
+) -> None:
+    damage(fresh, fmt.MANIFEST_KEY, how)
+    health = body(get(client, "/health"))
+    assert health["generation"] == fresh.generations[1]
+    assert health["source"] == "archive"
+    data = served_from(get(client, "/alerts/latest"), "latest", fresh.generations[1])
+    assert data["total_count"] == len(stored_alerts(fresh.stores.db2))
+    served_from(get(client, "/options/JPM/history"), "latest", fresh.generations[1])
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_damaged_chain_document_serves_the_older_generation(
+    fresh: Site, client: Client, how: str
+) -> None:
+    damage(fresh, fresh.manifest().chains["SPY"], how)
+    snapshot = served_from(get(client, "/options/SPY/snapshot"), "archive", fresh.generations[0])
+    assert snapshot["as_of"] == iso(T1) and snapshot["calls"] and snapshot["puts"]
+    served_from(get(client, "/options/SPY/expirations"), "archive", fresh.generations[0])
+    aapl = served_from(get(client, "/options/AAPL/snapshot"), "latest", fresh.generations[1])
+    assert aapl["as_of"] == iso(T2)
+
+
+def test_chain_damaged_everywhere_is_an_empty_200(fresh: Site, client: Client) -> None:
+    damage(fresh, fresh.manifest().chains["SPY"], "random")
+    damage(fresh, fresh.archived_manifest(fresh.generations[0]).chains["SPY"], "missing")
+    snapshot = served_from(get(client, "/options/SPY/snapshot"), "none", None)
+    assert (snapshot["calls"], snapshot["puts"], snapshot["expiration"]) == ([], [], None)
+    assert served_from(get(client, "/options/SPY/history"), "none", None)["history"] == []
+    assert served_from(get(client, "/features/SPY/latest"), "none", None)["features"] is None
+    assert get(client, "/options/SPY/snapshot?expiration=2026-12-18").status_code == 404
+
+
+def test_ticker_alerts_do_not_read_chain_documents(fresh: Site, client: Client) -> None:
+    damage(fresh, fresh.manifest().chains["AAPL"], "missing")
+    data = served_from(get(client, "/alerts/ticker/AAPL"), "latest", fresh.generations[1])
+    assert data["total_count"] == sum(a.ticker == "AAPL" for a in stored_alerts(fresh.stores.db2))
