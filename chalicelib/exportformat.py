@@ -7,6 +7,8 @@ Layout under the export root (local directory or S3 prefix):
     chains/<TICKER>/<digest>.json        per-ticker chain documents, immutable, content-addressed
     archive/<kind>_YYYYMMDD_HHMMSS[_n].json.gz               immutable gzip copies, one per export
 
+Generation ids (``YYYYMMDDTHHMMSSZ-NNNNNN``) and archive keys (stamped with the generation's
+time, not the clock's) both sort in publication order, even when the clock steps back.
 Every document is a strict-JSON object with ``generation``, ``generated_at``, ``kind`` and
 ``count``. Neither side imports the other; both import this module.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -71,11 +74,55 @@ def next_generation(previous: str | None, now: datetime) -> str:
     return f"{stamp}Z-{seq:06d}"
 
 
+def generation_order(generation: str) -> tuple[str, int]:
+    """Sort key of a generation id: publication order (ids of other shapes sort first)."""
+    match = _GENERATION_RE.match(generation)
+    return (match["stamp"], int(match["seq"])) if match else ("", -1)
+
+
+def generation_time(generation: str) -> datetime | None:
+    """The (never decreasing) timestamp in a generation id; archives are stamped with it, so
+    archive keys sort in publication order too, whatever the clock did."""
+    match = _GENERATION_RE.match(generation)
+    if not match:
+        return None
+    return datetime.strptime(match["stamp"], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+
+
 def dumps(value: Any) -> bytes:
     """Strict JSON: NaN and infinities become null, datetimes ISO 8601 with Z, numpy allowed."""
     return orjson.dumps(
         value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
     )
+
+
+# Tokens of the lenient JSON DuckDB accepts in JSON columns and writes for non-finite doubles:
+# strings (kept as they are), NaN / Infinity / inf literals, and numbers (which may overflow).
+_LENIENT_TOKEN = re.compile(
+    rb'"(?:[^"\\]|\\.)*"'
+    rb"|[-+]?(?:NaN|nan|Infinity|infinity|inf|Inf|INF)"
+    rb"|-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+)
+
+
+def strict_json(raw: bytes) -> bytes:
+    """``raw`` unchanged if strict JSON; else with NaN and infinities (which DuckDB writes for
+    non-finite doubles and keeps inside JSON columns) as null. Raises ValueError otherwise."""
+    try:
+        orjson.loads(raw)
+        return raw
+    except orjson.JSONDecodeError:
+        pass
+    fixed = _LENIENT_TOKEN.sub(_strict_token, raw)
+    orjson.loads(fixed)  # still not JSON: a JSONDecodeError (a ValueError) says where
+    return fixed
+
+
+def _strict_token(match: re.Match[bytes]) -> bytes:
+    token = match.group()
+    if token[:1] == b'"':
+        return token
+    return token if math.isfinite(float(token)) else b"null"
 
 
 def sha256(data: bytes) -> str:

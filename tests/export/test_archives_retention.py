@@ -1,0 +1,103 @@
+"""Retention: old archives and unreferenced chain documents go, what is served stays."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from exportkit import (
+    LATEST,
+    SMALL_WATCHLIST,
+    T2,
+    Clock,
+    CrashingStorage,
+    SimulatedCrash,
+    assert_complete,
+    assert_recoverable,
+    keys,
+    manifest_of,
+)
+
+from chalicelib import exportformat as fmt
+from chalicelib.storage.base import Storage
+from chalicelib.write.exporter import KEEP_ARCHIVES, KEEP_GENERATIONS, JSONExporter
+from chalicelib.write.scheduler import Scheduler
+
+
+def _stamps(storage: Storage, kind: str) -> set[datetime]:
+    found = set()
+    for key in keys(storage, f"archive/{kind}_"):
+        parsed = fmt.parse_archive_key(key)
+        assert parsed is not None and parsed[0] == kind
+        found.add(parsed[1])
+    return found
+
+
+@pytest.mark.parametrize(("days", "hours_apart"), [(2, 12), (0, 1)])
+def test_archives_past_retention_go_but_the_newest_three_per_kind_stay(
+    storage: Storage, make_small_exporter, clock: Clock, days: int, hours_apart: int
+) -> None:
+    exporter = make_small_exporter(archive_retention_days=str(days))
+    published: list[datetime] = []
+    for _ in range(9):
+        clock.advance(hours=hours_apart)
+        exporter.export_all()
+        published.append(clock.now)
+        manifest = manifest_of(storage)
+        assert_complete(storage, manifest)
+        cutoff = clock.now - timedelta(days=days)
+        expected = {when for when in published if when >= cutoff}
+        expected |= set(published[-KEEP_ARCHIVES:])
+        for kind in [*fmt.KINDS, "manifest"]:
+            assert _stamps(storage, kind) == expected, kind
+    assert len(expected) == (5 if days else KEEP_ARCHIVES)  # both rules were exercised
+
+
+def test_retention_keeps_the_archives_the_manifest_names(
+    storage: Storage, make_small_exporter, clock: Clock, monkeypatch
+) -> None:
+    exporter = make_small_exporter(archive_retention_days="0")
+    exporter.export_all()
+    first = manifest_of(storage)
+    # Three exports die after writing their archives: each kind gets newer, orphan archives.
+    for _ in range(3):
+        clock.advance(minutes=5)
+        with pytest.raises(SimulatedCrash):
+            make_small_exporter(CrashingStorage(storage, key=LATEST["alerts"])).export_all()
+    # Then alerts start failing, so the manifest keeps naming the first alerts archive.
+    monkeypatch.setattr(JSONExporter, "_alerts", lambda *a, **k: 1 / 0)
+    clock.advance(minutes=5)
+    results = exporter.export_all()
+    assert not results["alerts"].ok
+
+    manifest = manifest_of(storage)
+    assert manifest.archives["alerts"] == first.archives["alerts"]
+    alerts_archives = keys(storage, "archive/alerts_")
+    assert first.archives["alerts"] in alerts_archives  # older than the newest three, but named
+    assert len(alerts_archives) == KEEP_ARCHIVES + 1
+    assert first.archives["scans"] not in keys(storage)  # neither named nor among the newest
+    assert len(keys(storage, "archive/scans_")) == KEEP_ARCHIVES
+    # The served alerts document falls back to that archive if alerts.json goes.
+    storage.delete(LATEST["alerts"])
+    assert_recoverable(storage, manifest)
+
+
+def test_chain_documents_go_once_the_newest_three_generations_do_not_name_them(
+    storage: Storage, small_store, small_settings, make_small_exporter, clock: Clock
+) -> None:
+    exporter = make_small_exporter()
+    generations = []
+    for hour in range(5):
+        if hour:  # a new snapshot every hour of the next session: every chain document changes
+            Scheduler(small_settings, small_store).collect(T2 - timedelta(hours=5 - hour))
+        clock.advance(hours=1)
+        exporter.export_all()
+        generations.append(manifest_of(storage))
+        kept = generations[-KEEP_GENERATIONS:]
+        referenced = {key for m in kept for key in m.chains.values()}
+        assert keys(storage, fmt.CHAINS_PREFIX) == referenced
+        assert len(referenced) == len(SMALL_WATCHLIST) * len(kept)
+        for m in kept:  # every generation a reader may still hold can serve its chains
+            for key in m.chains.values():
+                assert fmt.sha256(storage.get(key).data) == m.documents[key].sha256
+    assert not set(generations[0].chains.values()) & keys(storage)

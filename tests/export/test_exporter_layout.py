@@ -1,0 +1,210 @@
+"""What one export_all publishes, on both adapters: keys, documents, archives, manifest."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+from exportkit import (
+    ARCHIVE_KEY,
+    ISO_Z,
+    LATEST,
+    RESULT_FIELDS,
+    WATCHLIST,
+    Clock,
+    WrappedStorage,
+    assert_complete,
+    check_document,
+    gunzip,
+    keys,
+    manifest_of,
+    sibling,
+    strict_loads,
+)
+
+from chalicelib import exportformat as fmt
+from chalicelib.storage.base import Storage
+from chalicelib.write import exporter as exporter_module
+from chalicelib.write.exporter import JSONExporter
+
+
+def test_export_all_publishes_the_documented_layout(
+    storage: Storage, make_exporter, clock: Clock
+) -> None:
+    counting = WrappedStorage(storage)
+    results = make_exporter(counting).export_all()
+
+    manifest = manifest_of(storage)
+    stored = keys(storage)
+    assert set(LATEST.values()) | {fmt.MANIFEST_KEY} <= stored
+    # One per-ticker document per ticker, under chains/<TICKER>/, named by the manifest.
+    assert set(manifest.chains) == set(WATCHLIST)
+    for ticker, key in manifest.chains.items():
+        assert key.startswith(f"chains/{ticker}/") and key.endswith(".json")
+        assert key.count("/") == 2
+    assert keys(storage, fmt.CHAINS_PREFIX) == set(manifest.chains.values())
+    # One gzip archive per kind and one of the manifest; nothing else anywhere.
+    archives = keys(storage, fmt.ARCHIVE_PREFIX)
+    matches = [ARCHIVE_KEY.match(key) for key in archives]
+    assert all(matches), archives
+    assert sorted(m.group(1) for m in matches if m) == sorted([*fmt.KINDS, "manifest"])
+    assert {m.group(2) for m in matches if m} == {f"{clock.now:%Y%m%d_%H%M%S}"}
+    assert stored == set(LATEST.values()) | {fmt.MANIFEST_KEY} | archives | set(
+        manifest.chains.values()
+    )
+    assert set(manifest.archives) == set(fmt.KINDS)
+    assert set(manifest.archives.values()) < archives
+
+    # Checksums and sizes match the stored bytes exactly; archives hold the same bytes.
+    documents = assert_complete(storage, manifest)
+    assert set(documents) == set(LATEST.values()) | set(manifest.chains.values())
+    for kind, key in LATEST.items():
+        doc = check_document(documents[key], kind, manifest.generation)
+        assert doc["generated_at"] == fmt.iso(clock.now)
+        assert manifest.documents[key].rows == doc["count"]
+    index = check_document(documents["chains.json"], "chains")
+    assert [row["ticker"] for row in index["chains"]] == sorted(WATCHLIST)
+    for row in index["chains"]:
+        assert row["key"] == manifest.chains[row["ticker"]]
+        chain = check_document(documents[row["key"]], "chain", manifest.generation)
+        assert chain["ticker"] == row["ticker"]
+        assert chain["count"] == row["contracts"] == manifest.documents[row["key"]].rows > 0
+        assert ISO_Z.match(chain["as_of"])
+        assert {"history", "features", "expirations", "underlying_price"} <= set(chain)
+    archived_manifest = [key for key in archives if key.startswith("archive/manifest_")]
+    assert gunzip(storage, archived_manifest[0]) == storage.get(fmt.MANIFEST_KEY).data
+
+    # Manifest: generation, ISO time, per-kind results; it counts its own writes.
+    raw = strict_loads(storage.get(fmt.MANIFEST_KEY).data)
+    assert ISO_Z.match(raw["generated_at"])
+    assert raw["previous_generation"] is None
+    assert manifest.storage_writes == len(counting.puts) == len(stored)
+    assert counting.puts[-1] == fmt.MANIFEST_KEY  # published last
+    assert set(results) == set(fmt.KINDS)
+    for kind, result in results.items():
+        assert set(result.model_dump()) == RESULT_FIELDS
+        assert result.ok and result.error is None and result.kind == kind
+        assert result.rows == manifest.documents[LATEST[kind]].rows
+        assert result.bytes >= manifest.documents[LATEST[kind]].bytes
+        assert result.duration_ms >= 0
+        assert manifest.results[kind] == result
+    assert results["chains"].keys_written == 2 + len(WATCHLIST)
+    assert results["chains"].bytes == sum(map(len, documents.values())) - sum(
+        len(documents[LATEST[k]]) for k in ("alerts", "scans", "features")
+    )
+    assert all(results[k].keys_written == 2 for k in ("alerts", "scans", "features"))
+
+
+def test_a_second_export_adds_archives_and_a_generation(
+    storage: Storage, exporter, clock: Clock
+) -> None:
+    exporter.export_all()
+    first = manifest_of(storage)
+    first_docs = assert_complete(storage, first)
+    first_archives = keys(storage, fmt.ARCHIVE_PREFIX)
+
+    clock.advance(minutes=5)
+    exporter.export_all()
+    second = manifest_of(storage)
+    assert_complete(storage, second)
+    assert fmt.generation_order(second.generation) > fmt.generation_order(first.generation)
+    assert second.previous_generation == first.generation
+    archives = keys(storage, fmt.ARCHIVE_PREFIX)
+    assert first_archives < archives
+    assert len(archives) == 2 * len(first_archives)
+    # The first generation's archives are untouched and still hold its latest documents.
+    for kind, archive in first.archives.items():
+        assert gunzip(storage, archive) == first_docs[LATEST[kind]]
+        assert second.archives[kind] != archive
+    for kind in fmt.KINDS:
+        assert check_document(storage.get(LATEST[kind]).data, kind)["generation"] == (
+            second.generation
+        )
+
+
+def test_exports_in_the_same_second_do_not_overwrite_archives(
+    storage: Storage, exporter, clock: Clock
+) -> None:
+    exporter.export_all()
+    first = manifest_of(storage)
+    first_docs = assert_complete(storage, first)
+    exporter.export_all()  # the clock has not moved
+    second = manifest_of(storage)
+    second_docs = assert_complete(storage, second)
+
+    assert second.generation != first.generation
+    stamp = f"{clock.now:%Y%m%d_%H%M%S}"
+    for kind in [*fmt.KINDS, "manifest"]:
+        assert f"archive/{kind}_{stamp}.json.gz" in keys(storage, fmt.ARCHIVE_PREFIX)
+        assert f"archive/{kind}_{stamp}_1.json.gz" in keys(storage, fmt.ARCHIVE_PREFIX)
+    for kind in fmt.KINDS:
+        assert first.archives[kind] == f"archive/{kind}_{stamp}.json.gz"
+        assert second.archives[kind] == f"archive/{kind}_{stamp}_1.json.gz"
+        old, new = gunzip(storage, first.archives[kind]), gunzip(storage, second.archives[kind])
+        assert old == first_docs[LATEST[kind]]
+        assert new == second_docs[LATEST[kind]]
+        assert old != new  # each carries its own generation
+    assert strict_loads(gunzip(storage, f"archive/manifest_{stamp}.json.gz"))["generation"] == (
+        first.generation
+    )
+
+
+def test_generations_and_archives_sort_in_publication_order_when_the_clock_steps_back(
+    storage: Storage, exporter, clock: Clock
+) -> None:
+    start = clock.now
+    published = []
+    for offset in (0, -60, -2 * 24 * 60, 1, 1):  # minutes from the first export
+        clock.now = start + timedelta(minutes=offset)
+        exporter.export_all()
+        manifest = manifest_of(storage)
+        assert_complete(storage, manifest)
+        published.append(manifest)
+
+    generations = [m.generation for m in published]
+    assert len(set(generations)) == len(generations)
+    assert sorted(generations, key=fmt.generation_order) == generations
+    assert sorted(generations) == generations  # the ids sort as plain strings too
+    for before, after in itertools.pairwise(published):
+        assert after.previous_generation == before.generation
+    # Archives sort in publication order as well, so "newest" means "published last".
+    for kind in fmt.KINDS:
+        assert fmt.archives_newest_first(storage, kind) == [
+            m.archives[kind] for m in reversed(published)
+        ]
+    newest = [m.generation for m in fmt.archived_manifests(storage)]
+    assert newest == list(reversed(generations))
+
+
+def test_a_lost_manifest_does_not_make_the_next_export_reuse_a_generation(
+    storage: Storage, exporter, clock: Clock
+) -> None:
+    exporter.export_all()
+    clock.advance(hours=-3)  # the clock steps back, then manifest.json is lost
+    exporter.export_all()
+    before = manifest_of(storage)
+    storage.delete(fmt.MANIFEST_KEY)
+
+    exporter.export_all()
+    after = manifest_of(storage)
+    assert after.previous_generation == before.generation
+    assert fmt.generation_order(after.generation) > fmt.generation_order(before.generation)
+    assert_complete(storage, after)
+
+
+def test_batches_and_writer_threads_do_not_change_a_byte(
+    storage: Storage, store, settings, clock: Clock, monkeypatch
+) -> None:
+    JSONExporter(store, storage, settings, clock=clock, writers=8).export_all()
+    other = sibling(storage, "sequential")
+    monkeypatch.setattr(exporter_module, "CHAIN_BATCH_CONTRACTS", 1)  # one ticker per query
+    JSONExporter(store, other, settings, clock=clock, writers=1).export_all()
+
+    threaded, sequential = manifest_of(storage), manifest_of(other)
+    assert threaded.generation == sequential.generation
+    assert threaded.documents == sequential.documents
+    assert threaded.chains == sequential.chains
+    assert threaded.archives == sequential.archives
+    assert keys(storage) == keys(other)
+    for key in keys(storage) - {fmt.MANIFEST_KEY, *keys(storage, "archive/manifest_")}:
+        assert storage.get(key).data == other.get(key).data, key

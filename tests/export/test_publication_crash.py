@@ -1,0 +1,212 @@
+"""Crash safety: a failure at any write of an export leaves a complete generation published.
+
+The storage wrappers delegate to the real adapter (local disk or moto's S3) and fail the k-th
+write, for every k of one export_all: a simulated process death (nothing after it runs), or an
+ordinary storage error the exporter may catch.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from exportkit import (
+    LATEST,
+    SMALL_WATCHLIST,
+    T2,
+    Clock,
+    CrashingStorage,
+    FailingStorage,
+    SimulatedCrash,
+    assert_complete,
+    assert_recoverable,
+    keys,
+    manifest_of,
+)
+
+from chalicelib import exportformat as fmt
+from chalicelib.config import Settings
+from chalicelib.storage.base import Storage
+from chalicelib.write.exporter import JSONExporter
+from chalicelib.write.scheduler import Scheduler
+from chalicelib.write.store import Store
+
+# One export with every chain document changed: its chain documents, one archive per kind,
+# the latest documents, the manifest's archive and the manifest.
+WRITES = len(SMALL_WATCHLIST) + 2 * len(fmt.KINDS) + 2
+
+
+@pytest.fixture
+def later_store(small_db: Path, tmp_path: Path, small_settings: Settings) -> Iterator[Store]:
+    """The small store with a second snapshot (T2): every document differs from T1's."""
+    path = tmp_path / "later.duckdb"
+    shutil.copyfile(small_db, path)
+    with Store(path) as store:
+        Scheduler(small_settings, store).collect(T2)
+        yield store
+
+
+@pytest.mark.parametrize(
+    ("after", "writers"),
+    [(False, 1), (True, 1), (False, 8)],
+    ids=["dies-before-write", "dies-after-write", "dies-while-writing-on-threads"],
+)
+def test_a_crash_at_every_write_leaves_the_previous_generation_whole(
+    storage: Storage,
+    small_store: Store,
+    small_settings: Settings,
+    clock: Clock,
+    after: bool,
+    writers: int,
+) -> None:
+    JSONExporter(small_store, storage, small_settings, clock=clock).export_all()
+    base = manifest_of(storage)
+    base_manifest = storage.get(fmt.MANIFEST_KEY).data
+    base_docs = assert_complete(storage, base)
+    Scheduler(small_settings, small_store).collect(T2)  # every document will change
+
+    crashed_at: list[str] = []
+    published = None
+    for k in range(1, 3 * WRITES):
+        clock.advance(minutes=1)
+        crashing = CrashingStorage(storage, crash_at=k, after=after)
+        exporter = JSONExporter(small_store, crashing, small_settings, clock=clock, writers=writers)
+        try:
+            exporter.export_all()
+        except SimulatedCrash:
+            pass
+        else:
+            published = manifest_of(storage)
+            break
+        crashed_at.append(crashing.crashed_on or "")
+        if after and crashing.crashed_on == fmt.MANIFEST_KEY:
+            # Died just after publishing: the new generation is out, and complete.
+            published = manifest_of(storage)
+            assert published.previous_generation == base.generation
+            assert_complete(storage, published)
+            break
+        # The previous generation is still the published one, and every byte of it readable.
+        assert storage.get(fmt.MANIFEST_KEY).data == base_manifest
+        assert assert_recoverable(storage, base) == base_docs
+        for key in base.chains.values():
+            assert storage.get(key).data == base_docs[key]
+
+    # Every write of the export was a crash point once, in publication-protocol order (the
+    # chain documents in any order when they are written on threads).
+    labels = [_label(key) for key in crashed_at]
+    if writers > 1:
+        labels[1 : 1 + len(SMALL_WATCHLIST)] = sorted(labels[1 : 1 + len(SMALL_WATCHLIST)])
+    assert labels == [
+        "archive:alerts",
+        *(f"chain:{ticker}" for ticker in sorted(SMALL_WATCHLIST)),
+        "archive:chains",
+        "archive:scans",
+        "archive:features",
+        *LATEST.values(),
+        "archive:manifest",
+        fmt.MANIFEST_KEY,
+    ]
+    assert published is not None
+    assert fmt.generation_order(published.generation) > fmt.generation_order(base.generation)
+    # No generation id was used twice, not even by exports that died after archiving theirs.
+    archived = [m.generation for m in fmt.archived_manifests(storage)]
+    assert len(set(archived)) == len(archived)
+    assert published.generation == archived[0]
+    assert set(published.chains) == set(SMALL_WATCHLIST)
+    assert not set(published.chains.values()) & set(base.chains.values())
+    if not after:  # a normal export followed the crashes: it rewrote everything, then cleaned
+        assert published.storage_writes == WRITES
+        assert_complete(storage, published)
+        referenced = {k for m in fmt.archived_manifests(storage, 3) for k in m.chains.values()}
+        assert set(base.chains.values()) <= referenced
+        assert keys(storage, fmt.CHAINS_PREFIX) == referenced
+    # And exporting carries on normally from whatever the crashes left.
+    clock.advance(minutes=1)
+    results = JSONExporter(small_store, storage, small_settings, clock=clock).export_all()
+    assert all(result.ok for result in results.values())
+    final = manifest_of(storage)
+    assert final.previous_generation == published.generation
+    assert fmt.generation_order(final.generation) > fmt.generation_order(archived[0])
+    assert_complete(storage, final)
+
+
+def _label(key: str) -> str:
+    if key.startswith(fmt.ARCHIVE_PREFIX):
+        return "archive:" + key.removeprefix(fmt.ARCHIVE_PREFIX).split("_")[0]
+    if key.startswith(fmt.CHAINS_PREFIX):
+        return "chain:" + key.split("/")[1]
+    return key
+
+
+@pytest.mark.parametrize("storage", ["local"], indirect=True)  # exporter logic; S3 is slow
+def test_a_failing_write_at_any_point_never_publishes_a_broken_generation(
+    storage: Storage, small_store: Store, later_store: Store, small_settings: Settings, clock: Clock
+) -> None:
+    """Each round: publish T1's data, then T2's with its k-th write failing (all of T2's chain
+    documents differ from T1's, so every round makes the same writes)."""
+    for k in range(1, 3 * WRITES):
+        clock.advance(minutes=1)
+        JSONExporter(small_store, storage, small_settings, clock=clock).export_all()
+        base = manifest_of(storage)
+        base_docs = assert_complete(storage, base)
+
+        clock.advance(minutes=1)
+        failing = FailingStorage(storage, fail_at=k)
+        try:
+            results = JSONExporter(later_store, failing, small_settings, clock=clock).export_all()
+        except OSError:
+            results = None
+        if failing.failed_on is None:  # k is past the last write: every point was tried
+            assert k == WRITES + 1
+            assert_complete(storage, manifest_of(storage))
+            break
+        published = manifest_of(storage)
+        if results is None:
+            # The error escaped while latest documents or the manifest were being written.
+            assert not failing.failed_on.startswith(fmt.CHAINS_PREFIX)
+            assert published == base
+            assert assert_recoverable(storage, base) == base_docs
+            continue
+        # The error hit one kind: that kind keeps its previous documents, the rest publish.
+        failed = [kind for kind, result in results.items() if not result.ok]
+        assert len(failed) == 1
+        kind = failed[0]
+        assert kind in failing.failed_on
+        assert "injected storage fault" in (results[kind].error or "")
+        assert published.previous_generation == base.generation
+        documents = assert_recoverable(storage, published)
+        assert published.documents[LATEST[kind]] == base.documents[LATEST[kind]]
+        assert published.archives[kind] == base.archives[kind]
+        assert documents[LATEST[kind]] == base_docs[LATEST[kind]]
+        if kind == "chains":
+            assert published.chains == base.chains
+        for other in set(fmt.KINDS) - {kind}:
+            assert published.documents[LATEST[other]].generation == published.generation
+    else:
+        pytest.fail("the export never completed")
+
+
+def test_archives_of_a_crashed_export_are_never_reused(
+    storage: Storage, small_store: Store, small_settings: Settings, clock: Clock
+) -> None:
+    """Three exports in one second, the second dying after its archives: none overwritten."""
+    exporter = JSONExporter(small_store, storage, small_settings, clock=clock)
+    exporter.export_all()
+    crashing = CrashingStorage(storage, key=LATEST["alerts"])  # dies after the archives
+    with pytest.raises(SimulatedCrash):
+        JSONExporter(small_store, crashing, small_settings, clock=clock).export_all()
+    orphans = {
+        key: storage.get(key).data
+        for key in keys(storage, fmt.ARCHIVE_PREFIX)
+        if key.endswith("_1.json.gz")
+    }
+    assert len(orphans) == len(fmt.KINDS)
+
+    exporter.export_all()
+    published = manifest_of(storage)
+    assert_complete(storage, published)
+    assert all(key.endswith("_2.json.gz") for key in published.archives.values())
+    for key, data in orphans.items():
+        assert storage.get(key).data == data
