@@ -254,8 +254,10 @@ class JSONExporter:
         return Built(self._document(header, "alerts", fmt.strict_json(rows)), int(n))
 
     def _scans(self, pub: Publication, days: int) -> Built:
-        since = _naive(pub.generated_at - timedelta(days=days))
-        n, rows = self.store.rows(q.SCANS, [since])[0]
+        # the window ends at the newest scan when that is older than now (a replayed history)
+        newest = self.store.rows("SELECT max(started_at) FROM scans")[0][0]
+        end = min(_naive(pub.generated_at), newest) if newest else _naive(pub.generated_at)
+        n, rows = self.store.rows(q.SCANS, [end - timedelta(days=days)])[0]
         header = self._header(pub, "scans", int(n), days=days)
         return Built(self._document(header, "scans", fmt.strict_json(rows)), int(n))
 
