@@ -88,7 +88,8 @@ def _scores_at_least(alert: dict[str, Any], min_score: float) -> bool:
 
 def alerts_latest(reader: ExportReader, q: p.AlertsLatestParams) -> Result:
     loaded, alerts = _alerts(reader)
-    hits = [a for a in alerts if _scores_at_least(a, q.min_score)]
+    hits = memo(loaded, f"alerts|{q.min_score!r}",
+                lambda: [a for a in alerts if _scores_at_least(a, q.min_score)])  # fmt: skip
     return Result({"alerts": hits[: q.limit], "total_count": len(hits)}, loaded)
 
 
@@ -100,13 +101,17 @@ def alerts_summary(reader: ExportReader, q: p.AlertsSummaryParams) -> Result:
 
 def alerts_query(reader: ExportReader, q: p.AlertsQueryParams) -> Result:
     loaded, alerts = _alerts(reader)
-    hits = [
-        a
-        for a in alerts
-        if _scores_at_least(a, q.min_score)
-        and (q.ticker is None or a.get("ticker") == q.ticker)
-        and (q.detector is None or a.get("detector_name") == q.detector)
-    ]
+    hits = memo(
+        loaded,
+        f"alerts|{q.min_score!r}|{q.ticker}|{q.detector}",
+        lambda: [
+            a
+            for a in alerts
+            if _scores_at_least(a, q.min_score)
+            and (q.ticker is None or a.get("ticker") == q.ticker)
+            and (q.detector is None or a.get("detector_name") == q.detector)
+        ],
+    )
     return Result({"alerts": hits[: q.limit], "total_count": len(hits)}, loaded)
 
 
