@@ -35,6 +35,14 @@ class PreconditionFailed(OCDError):
     """A conditional storage write lost (HTTP 412): another writer got there first."""
 
 
+class StorageUnavailable(OCDError):
+    """The storage backend failed to answer (throttled, erroring, timing out) after retries.
+
+    Unlike ObjectNotFound it says nothing about the object: a reader treats the copy as
+    unreadable for now, and does not remember that answer.
+    """
+
+
 class ExportNotFound(OCDError):
     """No valid export document exists for the request."""
 

@@ -190,7 +190,7 @@ def archived_manifests(storage: Storage, limit: int | None = None) -> Iterator[M
     for key in archives_newest_first(storage, "manifest")[:limit]:
         try:
             yield Manifest.model_validate_json(gzip.decompress(storage.get(key).data))
-        except (ObjectNotFound, ValueError, OSError):
+        except (ObjectNotFound, ValueError, OSError, EOFError):
             continue
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -9,6 +10,7 @@ from chalicelib import logs
 from chalicelib.config import Settings, load_settings
 
 if TYPE_CHECKING:
+    from chalicelib.storage.base import Storage
     from chalicelib.write.dbstate import DatabaseState
 
 
@@ -61,7 +63,10 @@ def rate_minutes(env_name: str, default_seconds: int) -> int:
 
 
 def export(detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Publish a generation. A failed export raises nothing: the previous generation stays
+    served, the failure goes to the log and to ``export_status.json`` (``/health`` shows it)."""
     from chalicelib.exportformat import load_manifest
+    from chalicelib.exportstatus import record_status
     from chalicelib.storage.factory import make_storage
     from chalicelib.write.exporter import JSONExporter
     from chalicelib.write.store import Store
@@ -73,12 +78,35 @@ def export(detail: dict[str, Any] | None = None) -> dict[str, Any]:
     if state is not None and state.restore() is None:
         return {"ok": False, "generation": None, "error": "no database persisted yet"}
     with Store(settings.database) as store:
-        results = JSONExporter(store, storage, settings).export_all()
+        try:
+            results = JSONExporter(store, storage, settings).export_all()
+        except Exception as exc:  # e.g. storage down: nothing new was published
+            error = f"{type(exc).__name__}: {exc}"
+            served = _served_generation(storage)
+            logs.log_event("export_failed", level=logging.ERROR, error=error, served=served)
+            record_status(storage, ok=False, at=datetime.now(UTC), generation=served, error=error)
+            return {"ok": False, "generation": served, "error": error}
     manifest = load_manifest(storage)
+    failed = {kind: r.error for kind, r in results.items() if not r.ok}
+    error = "; ".join(f"{kind}: {message}" for kind, message in failed.items()) or None
+    generation = manifest.generation if manifest else None
+    record_status(storage, ok=not failed, at=datetime.now(UTC), generation=generation, error=error)
     return {
-        "ok": all(r.ok for r in results.values()),
-        "generation": manifest.generation if manifest else None,
+        "ok": not failed,
+        "generation": generation,
         "duration_ms": manifest.duration_ms if manifest else None,
         "storage_writes": manifest.storage_writes if manifest else None,
+        "error": error,
         "kinds": {kind: result.model_dump() for kind, result in results.items()},
     }
+
+
+def _served_generation(storage: Storage) -> str | None:
+    """The generation readers still get, if the storage answers at all."""
+    from chalicelib.exportformat import load_manifest
+
+    try:
+        manifest = load_manifest(storage)
+    except Exception:  # the storage that failed the export may fail this read too
+        return None
+    return manifest.generation if manifest else None

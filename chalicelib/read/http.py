@@ -2,8 +2,9 @@
 
 Every response of a data route carries ``generation``, ``generated_at``, ``age_seconds`` and
 ``source``. ETags are weak: the data under one ETag is identical, while ``age_seconds`` keeps
-counting. Errors map here, in one place, to 400 / 401 / 404; anything unexpected is logged and
-answered with a JSON 500 that names no internals.
+counting. Errors map here, in one place, to 400 / 401 / 404, and to 503 when the storage does not
+answer and nothing read before can stand in; anything unexpected is logged and answered with a
+JSON 500 that names no internals.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import orjson
 from chalice.app import Request, Response
 
 from chalicelib.config import Settings, load_settings
-from chalicelib.errors import BadRequest, NotFound, OCDError
+from chalicelib.errors import BadRequest, NotFound, OCDError, StorageUnavailable
+from chalicelib.exportformat import Manifest
+from chalicelib.exportstatus import ExportStatus
 from chalicelib.logs import log_event
 from chalicelib.read import api
 from chalicelib.read import params as p
@@ -142,11 +145,28 @@ def health(request: Request) -> Response:
                 documents=len(manifest.documents),
                 exports={k: v.model_dump() for k, v in manifest.results.items()},
             )
+        body["last_export"] = last_export(manifest, reader.export_status())
+        if body["last_export"] and not body["last_export"]["ok"] and body["status"] == "ok":
+            body["status"] = "degraded"  # still served, but the writer is failing to publish
         # The status is part of the version: ok -> stale must not be answered with a 304.
-        version = f"health|{body['generation']}|{body['status']}|{body['source']}"
+        at = body["last_export"]["at"] if body["last_export"] else None
+        version = f"health|{body['generation']}|{body['status']}|{body['source']}|{at}"
         return _respond(request, body, version, body["source"], settings)
     except Exception as exc:
         return error_response(exc, settings)
+
+
+def last_export(manifest: Manifest | None, status: ExportStatus | None) -> dict[str, Any] | None:
+    """The writer's last export: the recorded failure if it is newer than what is published,
+    else the published generation (a failure the next publish superseded no longer counts)."""
+    superseded = manifest is not None and status is not None and status.at < manifest.generated_at
+    if status is not None and not status.ok and not superseded:
+        return {"ok": False, "at": _iso(status.at), "error": status.error,
+                "generation": status.generation}  # fmt: skip
+    if manifest is None:
+        return None
+    return {"ok": True, "at": _iso(manifest.generated_at), "error": None,
+            "generation": manifest.generation}  # fmt: skip
 
 
 def check_api_key(settings: Settings, headers: Mapping[str, str]) -> None:
@@ -208,6 +228,7 @@ _STATUSES: dict[type[Exception], tuple[int, str]] = {
     BadRequest: (400, "bad_request"),
     Unauthorized: (401, "unauthorized"),
     NotFound: (404, "not_found"),
+    StorageUnavailable: (503, "storage_unavailable"),
 }
 
 
@@ -219,10 +240,14 @@ def error_response(exc: Exception, settings: Settings | None) -> Response:
     # Every error has the same shape; ``details`` names the field(s) at fault, if any.
     details = getattr(exc, "details", None) if status != 500 else None
     body: dict[str, Any] = {"error": error, "message": str(exc), "details": details or []}
+    headers = {"Content-Type": JSON, "Cache-Control": "no-store"}
     if status == 500:
         body["message"] = "internal error; see the service log"
         log_event("request_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
-    headers = {"Content-Type": JSON, "Cache-Control": "no-store"}
+    elif status == 503:  # the message names buckets and keys: logged, not sent
+        body["message"] = "the export storage is not answering; try again shortly"
+        headers["Retry-After"] = "5"
+        log_event("request_unavailable", level=logging.WARNING, error=str(exc))
     if settings is not None:
         headers.update(_cors(settings))
     return Response(body=orjson.dumps(body).decode(), status_code=status, headers=headers)

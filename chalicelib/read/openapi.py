@@ -97,14 +97,35 @@ ERROR = {
 }
 HEALTH = {
     "type": "object",
-    "required": ["status", "generation", "generated_at", "age_seconds", "stale_after_seconds"],
+    "required": [
+        "status",
+        "generation",
+        "generated_at",
+        "age_seconds",
+        "stale_after_seconds",
+        "last_export",
+    ],
     "properties": {
-        "status": {"type": "string", "enum": ["ok", "stale", "empty"]},
+        "status": {
+            "type": "string",
+            "enum": ["ok", "stale", "empty", "degraded"],
+            "description": "degraded: data is fresh, but the last export failed",
+        },
         **{k: v for k, v in META.items() if k != "source"},
         "source": META["source"],
         "stale_after_seconds": {"type": "integer"},
         "storage": {"type": "object"},
         "exports": {"type": "object"},
+        "last_export": {
+            "type": ["object", "null"],
+            "required": ["ok", "at", "error", "generation"],
+            "properties": {
+                "ok": {"type": "boolean"},
+                "at": _TIME,
+                "error": _STR,
+                "generation": _STR,
+            },
+        },
     },
 }
 
@@ -137,7 +158,8 @@ def _ok(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "Bad parameter", 401: "Missing or wrong API key", 404: "Unknown ticker",
-            304: "Not modified (If-None-Match)"}  # fmt: skip
+            304: "Not modified (If-None-Match)",
+            503: "Export storage not answering, and nothing read before to serve"}  # fmt: skip
     out: dict[str, Any] = {}
     for code in codes:
         out[str(code)] = {"description": text[code]}
@@ -185,7 +207,8 @@ def document() -> dict[str, Any]:
     secured = [{"apiKey": []}]  # enforced only when OCD_API_KEY is set
     paths: dict[str, Any] = {
         "/health": {"get": {"operationId": "health", "summary": "Data freshness and exports",
-                            "security": [], "responses": {"200": _ok(HEALTH), **_errors(304)}}},
+                            "security": [],
+                            "responses": {"200": _ok(HEALTH), **_errors(304, 503)}}},
         "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
                                   "security": secured,
                                   "responses": {"200": _ok({"type": "object",
@@ -196,7 +219,7 @@ def document() -> dict[str, Any]:
     for route in ROUTES.values():
         data = DATA[route.name]
         schema = {"type": "object", "required": [*META, *data], "properties": {**META, **data}}
-        codes = (304, 400, 401, 404) if "{ticker}" in route.path else (304, 400, 401)
+        codes = (304, 400, 401, 404, 503) if "{ticker}" in route.path else (304, 400, 401, 503)
         paths[route.path] = {
             "get": {
                 "operationId": route.name,

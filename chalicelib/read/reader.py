@@ -4,7 +4,10 @@ It follows the manifest. A document is served only after its bytes match a manif
 a missing, truncated, unparsable or mismatching latest object falls back to the same
 generation's archive, then to the newest archive that an older (archived) manifest vouches for,
 then to the newest archive that at least parses as that kind, then to an empty result — and says
-which (``latest`` | ``archive`` | ``none``).
+which (``latest`` | ``archive`` | ``none``). A storage that fails to answer (StorageUnavailable,
+after the adapter's own retries) makes a copy unreadable like damage does, except that the answer
+is not remembered: the next request tries again. Only when not even the manifest can be looked up
+and none was read before does the error reach the caller (HTTP 503).
 
 Parsed documents are cached under their checksum, and how a damaged document was resolved is
 cached under the manifest version, so a warm request parses nothing and reads no document bytes:
@@ -19,6 +22,7 @@ import gzip
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -26,14 +30,16 @@ from typing import Any, Literal
 import orjson
 
 from chalicelib import exportformat as fmt
-from chalicelib.errors import ObjectNotFound
+from chalicelib.errors import ObjectNotFound, StorageUnavailable
 from chalicelib.exportformat import Manifest
+from chalicelib.exportstatus import STATUS_KEY, ExportStatus, read_status
 from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
 
 Source = Literal["latest", "archive", "none"]
 FALLBACK_MANIFESTS = 3  # older generations searched for a damaged document
 DEFAULT_CACHE_BYTES = 64 << 20  # of source JSON; parsed objects take roughly 3-4x that
+_UNREADABLE = (ObjectNotFound, StorageUnavailable, OSError, EOFError)
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,14 @@ class _Doc:
     source: Source
 
 
+@dataclass
+class _Lookup:
+    """What resolving one document ran into. An answer reached while the storage failed to
+    answer is temporary, so it is not cached under the manifest version."""
+
+    unavailable: bool = False
+
+
 class ExportReader:
     """Verified, cached access to the published export."""
 
@@ -118,6 +132,9 @@ class ExportReader:
         self._manifest: tuple[str, Manifest | None] = ("", None)
         self.manifest_source: Source = "none"  # where the current manifest was read from
         self._checked_at = 0.0
+        self._status: tuple[str, ExportStatus | None] = ("", None)
+        self._status_checked_at = 0.0
+        self._outages = 0  # manifest reads the storage failed: each gets its own cache token
         self._lock = threading.Lock()
         self.parses = 0  # documents parsed so far: lets tests and benchmarks see warm hits
 
@@ -133,14 +150,35 @@ class ExportReader:
         if current[0] and now - self._checked_at < self.manifest_ttl:
             return current
         with self._lock:
-            info = self.storage.head(fmt.MANIFEST_KEY)
+            try:
+                info = self.storage.head(fmt.MANIFEST_KEY)
+            except StorageUnavailable as exc:
+                if self._manifest[1] is None:
+                    raise
+                log_event("read_unavailable", key=fmt.MANIFEST_KEY, error=str(exc),
+                          reason="serving the manifest read before")  # fmt: skip
+                self._checked_at = now
+                return self._manifest
             version = info.version if info else "missing"
             if version != self._manifest[0]:
-                self._manifest = (version, self._load_manifest())
+                lookup, source = _Lookup(), self.manifest_source
+                manifest = self._load_manifest(lookup)
+                if lookup.unavailable:
+                    # Not remembered under the storage version, so the next check reads again;
+                    # the token keeps what is cached meanwhile apart from any other manifest's.
+                    if manifest is None and self._manifest[1] is not None:
+                        manifest, self.manifest_source = self._manifest[1], source
+                    if manifest is None:  # "no ticker, no data" would be a wrong answer
+                        raise StorageUnavailable(
+                            f"{fmt.MANIFEST_KEY}: no copy could be read from {self.storage!r}"
+                        )
+                    self._outages += 1
+                    version = f"unavailable-{self._outages}"
+                self._manifest = (version, manifest)
             self._checked_at = now
             return self._manifest
 
-    def _load_manifest(self) -> Manifest | None:
+    def _load_manifest(self, lookup: _Lookup) -> Manifest | None:
         self.manifest_source = "none"
         try:
             manifest = Manifest.model_validate_json(self.storage.get(fmt.MANIFEST_KEY).data)
@@ -149,15 +187,58 @@ class ExportReader:
             return manifest
         except ObjectNotFound:
             pass
+        except StorageUnavailable as exc:
+            lookup.unavailable = True
+            log_event("read_unavailable", key=fmt.MANIFEST_KEY, error=str(exc))
         except ValueError:
             log_event("read_fallback", key=fmt.MANIFEST_KEY, reason="manifest unreadable")
-        manifest = next(fmt.archived_manifests(self.storage), None)
+        manifest = self._newest_archived_manifest(lookup)
         if manifest is not None:
             self.parses += 1
             self.manifest_source = "archive"
             log_event("read_fallback", key=fmt.MANIFEST_KEY, generation=manifest.generation,
                       reason="served the newest archived manifest")  # fmt: skip
         return manifest
+
+    def _newest_archived_manifest(self, lookup: _Lookup) -> Manifest | None:
+        return next(self._archived_manifests(lookup), None)
+
+    def _archived_manifests(self, lookup: _Lookup, limit: int | None = None) -> Iterator[Manifest]:
+        """Valid archived manifests, newest first, of the newest ``limit`` archives: as
+        ``fmt.archived_manifests``, except that an archive cut short (EOFError from gzip) or
+        one the storage fails to answer is skipped too, instead of ending the search."""
+        for key in self._archives_newest_first(lookup, "manifest")[:limit]:
+            try:
+                yield Manifest.model_validate_json(gzip.decompress(self.storage.get(key).data))
+            except (*_UNREADABLE, ValueError) as exc:
+                lookup.unavailable |= isinstance(exc, StorageUnavailable)
+                log_event("read_damaged", key=key, reason=type(exc).__name__)
+
+    def _archives_newest_first(self, lookup: _Lookup, kind: str) -> list[str]:
+        try:
+            return fmt.archives_newest_first(self.storage, kind)
+        except StorageUnavailable as exc:
+            lookup.unavailable = True
+            log_event("read_unavailable", key=fmt.ARCHIVE_PREFIX, error=str(exc))
+            return []
+
+    # ---- export status ----------------------------------------------------------------
+    def export_status(self) -> ExportStatus | None:
+        """The writer's recorded export status (re-read only when its version changed, and
+        looked up at most once per ``manifest_ttl``); None when there is none or it is
+        unreadable."""
+        now = time.monotonic()
+        if self._status[0] and now - self._status_checked_at < self.manifest_ttl:
+            return self._status[1]
+        try:
+            info = self.storage.head(STATUS_KEY)
+        except StorageUnavailable:
+            return self._status[1]
+        version = info.version if info else "missing"
+        if version != self._status[0]:
+            self._status = (version, read_status(self.storage) if info else None)
+        self._status_checked_at = now
+        return self._status[1]
 
     def tickers(self) -> frozenset[str]:
         """Tickers the current generation publishes a chain document for (no document read)."""
@@ -174,38 +255,42 @@ class ExportReader:
             return resolved
         key = fmt.latest_key(kind)
         entry = manifest.documents.get(key) if manifest else None
+        lookup = _Lookup()
         if manifest and entry:
-            hit = self._verified(key, entry.sha256, gzipped=False, source="latest")
+            hit = self._verified(key, entry.sha256, gzipped=False, source="latest", lookup=lookup)
             if hit is not None:
                 return self._loaded(hit.doc, hit.source, entry.sha256, manifest)
-        resolved = self._fallback(kind, manifest)
-        self.cache.put(resolved_key, resolved, 1)
+        resolved = self._fallback(kind, manifest, lookup)
+        if not lookup.unavailable:
+            self.cache.put(resolved_key, resolved, 1)
         return resolved
 
-    def _fallback(self, kind: fmt.Kind, manifest: Manifest | None) -> Loaded:
+    def _fallback(self, kind: fmt.Kind, manifest: Manifest | None, lookup: _Lookup) -> Loaded:
         """The newest trustworthy copy of ``kind`` when its latest document is not."""
         key = fmt.latest_key(kind)
         tried: set[str] = set()
         # Archives vouched for by a manifest: the current one's first, then older generations.
         candidates = [manifest] if manifest else []
-        candidates += fmt.archived_manifests(self.storage, FALLBACK_MANIFESTS + 1)
+        candidates += self._archived_manifests(lookup, FALLBACK_MANIFESTS + 1)
         for m in candidates:
             archive = m.archives.get(kind)
             entry = m.documents.get(key)
             if not archive or entry is None or archive in tried:
                 continue
             tried.add(archive)
-            hit = self._verified(archive, entry.sha256, gzipped=True, source="archive")
+            hit = self._verified(
+                archive, entry.sha256, gzipped=True, source="archive", lookup=lookup
+            )
             if hit is not None:
                 same = manifest is not None and m.generation == manifest.generation
                 log_event("read_fallback", key=key, archive=archive,
                           reason="same generation" if same else "older generation")  # fmt: skip
                 return self._loaded(hit.doc, "archive", entry.sha256, m)
         # No manifest vouches for any archive: the newest one that parses as this kind.
-        for archive in fmt.archives_newest_first(self.storage, kind):
+        for archive in self._archives_newest_first(lookup, kind):
             if archive in tried:
                 continue
-            doc = self._parsed_archive(archive, kind)
+            doc = self._parsed_archive(archive, kind, lookup)
             if doc is not None:
                 log_event("read_fallback", key=key, archive=archive, reason="unverified archive")
                 return self._loaded(doc, "archive", f"archive:{archive}")
@@ -225,21 +310,25 @@ class ExportReader:
         if resolved is not None:
             return resolved
         entry = manifest.documents.get(key)
+        lookup = _Lookup()
         if entry is not None:
-            hit = self._verified(key, entry.sha256, gzipped=False, source="latest")
+            hit = self._verified(key, entry.sha256, gzipped=False, source="latest", lookup=lookup)
             if hit is not None:
                 return self._loaded(hit.doc, "latest", entry.sha256, manifest)
-        resolved = self._chain_fallback(ticker, key)
-        self.cache.put(resolved_key, resolved, 1)
+        resolved = self._chain_fallback(ticker, key, lookup)
+        if not lookup.unavailable:
+            self.cache.put(resolved_key, resolved, 1)
         return resolved
 
-    def _chain_fallback(self, ticker: str, key: str) -> Loaded:
-        for older in fmt.archived_manifests(self.storage, FALLBACK_MANIFESTS + 1):
+    def _chain_fallback(self, ticker: str, key: str, lookup: _Lookup) -> Loaded:
+        for older in self._archived_manifests(lookup, FALLBACK_MANIFESTS + 1):
             old_key = older.chains.get(ticker)
             old_entry = older.documents.get(old_key) if old_key else None
             if old_key is None or old_entry is None or old_key == key:
                 continue
-            hit = self._verified(old_key, old_entry.sha256, gzipped=False, source="archive")
+            hit = self._verified(
+                old_key, old_entry.sha256, gzipped=False, source="archive", lookup=lookup
+            )
             if hit is not None:
                 log_event("read_fallback", key=key, archive=old_key, reason="older generation")
                 return self._loaded(hit.doc, "archive", old_entry.sha256, older)
@@ -262,7 +351,9 @@ class ExportReader:
                 when = None
         return Loaded(doc, source, generation, when, f"{source}:{generation}:{version}")
 
-    def _verified(self, key: str, sha: str, *, gzipped: bool, source: Source) -> _Doc | None:
+    def _verified(
+        self, key: str, sha: str, *, gzipped: bool, source: Source, lookup: _Lookup
+    ) -> _Doc | None:
         """The parsed object stored at ``key`` if its (decompressed) bytes have ``sha``.
 
         The cache remembers where the bytes were first read from, so a document that reached
@@ -275,7 +366,8 @@ class ExportReader:
             data = self.storage.get(key).data
             if gzipped:
                 data = gzip.decompress(data)
-        except (ObjectNotFound, OSError, EOFError) as exc:
+        except _UNREADABLE as exc:
+            lookup.unavailable |= isinstance(exc, StorageUnavailable)
             log_event("read_damaged", key=key, reason=type(exc).__name__)
             return None
         if fmt.sha256(data) != sha:
@@ -288,13 +380,14 @@ class ExportReader:
         self.cache.put(sha, hit, len(data))
         return hit
 
-    def _parsed_archive(self, key: str, kind: str) -> dict[str, Any] | None:
+    def _parsed_archive(self, key: str, kind: str, lookup: _Lookup) -> dict[str, Any] | None:
         cached = self.cache.get(f"archive:{key}")
         if cached is not None:
             return cached
         try:
             data = gzip.decompress(self.storage.get(key).data)
-        except (ObjectNotFound, OSError, EOFError) as exc:
+        except _UNREADABLE as exc:
+            lookup.unavailable |= isinstance(exc, StorageUnavailable)
             log_event("read_damaged", key=key, reason=type(exc).__name__)
             return None
         doc = self._parse(key, data)

@@ -2,6 +2,9 @@
 
 One PUT is atomic per key, so readers never see a partial object. Conditional writes use S3's
 own ``If-None-Match: *`` / ``If-Match: <etag>``; the version is the ETag without its quotes.
+botocore retries throttling, 5xx answers and timeouts (standard mode; ``max_attempts`` counts
+retries, so up to 6 requests, with exponential backoff and jitter); what still fails is raised as
+StorageUnavailable, so callers handle an outage without knowing botocore.
 
 The boto3 client is created on first use, never at import or construction, so importing this
 module or building the adapter costs nothing and needs no credentials. boto3 itself honours
@@ -14,7 +17,7 @@ import builtins
 import contextlib
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -22,9 +25,10 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from chalicelib.errors import ObjectNotFound, OCDError, PreconditionFailed
+from chalicelib.errors import ObjectNotFound, OCDError, PreconditionFailed, StorageUnavailable
 from chalicelib.storage.base import ObjectInfo, Storage, StoredObject
 from chalicelib.storage.keys import is_valid_key, validate_prefix
 from chalicelib.storage.local import write_file_atomically
@@ -88,17 +92,16 @@ class S3Storage(Storage):
 
     def _get(self, key: str) -> StoredObject:
         response = self._get_object(key)
-        with contextlib.closing(response["Body"]) as body:
+        with self._failures("GetObject", key), contextlib.closing(response["Body"]) as body:
             data = body.read()
         return StoredObject(key, data, _etag(response), response.get("ContentEncoding"))
 
     def _head(self, key: str) -> ObjectInfo | None:
         try:
-            response = self.client.head_object(Bucket=self._bucket, Key=self._prefix + key)
-        except ClientError as exc:
-            if _code(exc) in _NOT_FOUND:
-                return None
-            raise
+            with self._failures("HeadObject", key, passthrough=_NOT_FOUND):
+                response = self.client.head_object(Bucket=self._bucket, Key=self._prefix + key)
+        except ClientError:  # only the codes passed through: not found
+            return None
         return ObjectInfo(key, response["ContentLength"], _etag(response), _utc(response))
 
     def _put(
@@ -123,28 +126,30 @@ class S3Storage(Storage):
             PaginationConfig={"PageSize": self._page_size},
         )
         strip = len(self._prefix)
-        for page in pages:
-            for item in page.get("Contents", ()):
-                key = item["Key"][strip:]
-                if is_valid_key(key):  # skip foreign objects no key could address
-                    yield ObjectInfo(key, item["Size"], _etag(item), _utc(item))
+        with self._failures("ListObjectsV2", prefix):
+            items = [item for page in pages for item in page.get("Contents", ())]
+        for item in items:
+            key = item["Key"][strip:]
+            if is_valid_key(key):  # skip foreign objects no key could address
+                yield ObjectInfo(key, item["Size"], _etag(item), _utc(item))
 
     def _delete(self, key: str) -> None:
         try:
-            self.client.delete_object(Bucket=self._bucket, Key=self._prefix + key)
-        except ClientError as exc:
-            if _code(exc) not in _NOT_FOUND:
-                raise
+            with self._failures("DeleteObject", key, passthrough=_NOT_FOUND):
+                self.client.delete_object(Bucket=self._bucket, Key=self._prefix + key)
+        except ClientError:  # only the codes passed through: already gone
+            pass
 
     def _delete_many(self, keys: builtins.list[str]) -> int:
         deleted = 0
         errors: builtins.list[dict[str, str]] = []
         for start in range(0, len(keys), MAX_PAGE_SIZE):
             batch = keys[start : start + MAX_PAGE_SIZE]
-            response = self.client.delete_objects(
-                Bucket=self._bucket,
-                Delete={"Objects": [{"Key": self._prefix + k} for k in batch], "Quiet": True},
-            )
+            with self._failures("DeleteObjects", batch[0]):
+                response = self.client.delete_objects(
+                    Bucket=self._bucket,
+                    Delete={"Objects": [{"Key": self._prefix + k} for k in batch], "Quiet": True},
+                )
             failed = response.get("Errors", [])
             errors.extend(failed)
             deleted += len(batch) - len(failed)
@@ -168,7 +173,7 @@ class S3Storage(Storage):
 
     def _get_file(self, key: str, path: Path) -> ObjectInfo:
         response = self._get_object(key)
-        with contextlib.closing(response["Body"]) as body:
+        with self._failures("GetObject", key), contextlib.closing(response["Body"]) as body:
 
             def fill(dst: Any) -> None:
                 for chunk in body.iter_chunks(_CHUNK):
@@ -179,11 +184,30 @@ class S3Storage(Storage):
 
     def _get_object(self, key: str) -> dict[str, Any]:
         try:
-            return self.client.get_object(Bucket=self._bucket, Key=self._prefix + key)
+            with self._failures("GetObject", key, passthrough=_NOT_FOUND):
+                return self.client.get_object(Bucket=self._bucket, Key=self._prefix + key)
+        except ClientError:  # only the codes passed through
+            raise ObjectNotFound(f"{key} not found in {self.location}") from None
+
+    @contextlib.contextmanager
+    def _failures(
+        self, operation: str, key: str, passthrough: frozenset[str] = frozenset()
+    ) -> Iterator[None]:
+        """Errors botocore gave up on become StorageUnavailable (naming the operation, the key
+        and S3's error code); ClientErrors with a code in ``passthrough`` are the caller's."""
+        try:
+            yield
         except ClientError as exc:
-            if _code(exc) in _NOT_FOUND:
-                raise ObjectNotFound(f"{key} not found in {self.location}") from None
-            raise
+            if _code(exc) in passthrough:
+                raise
+            raise StorageUnavailable(
+                f"{operation} {key} in {self.location} failed: {_code(exc) or 'error'} "
+                f"({exc.response.get('ResponseMetadata', {}).get('HTTPStatusCode')})"
+            ) from exc
+        except (HTTPClientError, BotoConnectionError) as exc:
+            raise StorageUnavailable(
+                f"{operation} {key} in {self.location} failed: {type(exc).__name__}"
+            ) from exc
 
     def _put_object(
         self,
@@ -198,9 +222,10 @@ class S3Storage(Storage):
         if if_match is not None:
             request["IfMatch"] = f'"{if_match}"'
         try:
-            response = self.client.put_object(
-                Bucket=self._bucket, Key=self._prefix + key, **request
-            )
+            with self._failures("PutObject", key, passthrough=_PRECONDITION | _NOT_FOUND):
+                response = self.client.put_object(
+                    Bucket=self._bucket, Key=self._prefix + key, **request
+                )
         except ClientError as exc:
             code = _code(exc)
             if code in _PRECONDITION:

@@ -100,9 +100,11 @@ def cycle_line(name: str, result: Any, seconds: float) -> str:
                 f"{result.get('rows_flushed'):,} rows flushed, {result.get('rows_skipped'):,} "
                 f"skipped, as of {result.get('as_of')} in {seconds:.2f}s")  # fmt: skip
     if name == "export":
-        return (f"export   {'ok' if result.get('ok') else 'FAILED'}: generation "
-                f"{result.get('generation')}, {result.get('storage_writes')} writes in "
-                f"{seconds:.2f}s")  # fmt: skip
+        if not result.get("ok"):
+            return (f"export   FAILED in {seconds:.2f}s: {result.get('error')}; still serving "
+                    f"generation {result.get('generation')}")  # fmt: skip
+        return (f"export   ok: generation {result.get('generation')}, "
+                f"{result.get('storage_writes')} writes in {seconds:.2f}s")  # fmt: skip
     return f"{name:8s} done in {seconds:.2f}s"
 
 
