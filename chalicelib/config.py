@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     bucket: str | None = None
     prefix: str = "exports/"
     watchlist: tuple[str, ...] = DEFAULT_WATCHLIST
-    provider: Literal["synthetic"] = "synthetic"
+    provider: Literal["synthetic", "file", "yfinance"] = "synthetic"
     seed: int = 7
     collect_interval_seconds: int = Field(default=300, ge=1, le=86_400)
     export_interval_seconds: int = Field(default=300, ge=1, le=86_400)

@@ -47,8 +47,17 @@ def invoke(name: str, as_of: str | None = None) -> Any:
 
 
 def cmd_cycle(args: argparse.Namespace) -> int:
-    summary = {"collect": invoke("collect", args.as_of), "export": invoke("export", args.as_of)}
+    summary: dict[str, Any] = {"collect": invoke("collect", args.as_of), "export": None}
+    aborted = summary["collect"].get("status") == "aborted"
+    if not aborted:
+        summary["export"] = invoke("export", args.as_of)
     print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    if aborted:
+        # Another writer persisted the database first (S3): this run's collect was discarded,
+        # and exporting now would publish the winner's data next to the winner's own export.
+        print("ocd: writer busy: another writer persisted the database first; this cycle "
+              "published nothing", file=sys.stderr)  # fmt: skip
+        return WriterBusy.exit_code
     return 0
 
 
@@ -100,6 +109,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_import(args: argparse.Namespace) -> int:
+    from ocdlib import importbench
+
+    print(importbench.table(importbench.run(args.rows, args.rounds, keep=args.keep)))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ocdlib.importcmd import run
+
+    return run(args.paths, ticker=args.ticker, as_json=args.json)
+
+
 def _stack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage",
@@ -137,6 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--option-b-seconds", type=float, default=10.0)
     bench.add_argument("--keep", action="store_true", help="keep the temp data dir")
     bench.set_defaults(func=cmd_bench)
+    imports = sub.add_parser(
+        "import", help="stage end-of-day option chain files (CSV, gzip, Parquet, our JSON)"
+    )
+    imports.add_argument("paths", nargs="+", metavar="PATH")
+    imports.add_argument(
+        "--ticker", help="for files whose rows carry no ticker (OptionsDX); else the file name's"
+    )
+    imports.add_argument("--json", action="store_true", help="print the summary as JSON")
+    imports.set_defaults(func=cmd_import)
+    bench_import = sub.add_parser("bench-import", help="import throughput on a generated CSV")
+    bench_import.add_argument("--rows", type=int, default=1_000_000)
+    bench_import.add_argument("--rounds", type=int, default=3)
+    bench_import.add_argument("--keep", action="store_true", help="keep the temp dir")
+    bench_import.set_defaults(func=cmd_bench_import)
     return parser
 
 

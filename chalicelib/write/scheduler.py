@@ -58,7 +58,7 @@ class Scheduler:
         self.analysis = analysis  # features and alerts after the flush (off: collect only)
         self.settings = settings
         self.store = store
-        self.provider = provider or make_provider(settings)
+        self.provider = provider or make_provider(settings, store)
         self.clock = clock
         self.phase = Phase.IDLE
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,7 +66,25 @@ MIGRATIONS: tuple[str, ...] = (
         error VARCHAR
     );
     """,
+    # 2: staging for imported files (``ocd.py import``), replayed by the file provider. A
+    # snapshot is imported whole or not at all: its (ticker, as_of) key makes re-imports no-ops.
+    """
+    CREATE TABLE import_quotes (
+        ticker VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, expiration DATE NOT NULL,
+        strike DOUBLE NOT NULL, "right" VARCHAR NOT NULL, bid DOUBLE, ask DOUBLE, last DOUBLE,
+        volume BIGINT, open_interest BIGINT, implied_volatility DOUBLE, delta DOUBLE,
+        gamma DOUBLE, theta DOUBLE, vega DOUBLE, rho DOUBLE
+    );
+    CREATE TABLE import_snapshots (
+        ticker VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, underlying_price DOUBLE NOT NULL,
+        dividend_yield DOUBLE NOT NULL, contracts INTEGER NOT NULL, format VARCHAR NOT NULL,
+        source VARCHAR NOT NULL, imported_at TIMESTAMP NOT NULL, PRIMARY KEY (ticker, as_of)
+    );
+    """,
 )
+
+# Callers catch this (any DuckDB failure: I/O, parse, conversion) without importing duckdb.
+DatabaseError = duckdb.Error
 
 _LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
 
@@ -303,6 +321,29 @@ class Store:
             yield
         finally:
             self.con.unregister(name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction for the block: committed when it ends, rolled back if it raises."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    @contextmanager
+    def progress_tracking(self) -> Iterator[Callable[[], float]]:
+        """For the block, a function another thread may call for the running query's progress
+        (percent done, -1 when unknown). DuckDB draws nothing itself; tracking is off again after.
+        """
+        self.con.execute("SET enable_progress_bar_print = false")
+        self.con.execute("SET enable_progress_bar = true")
+        try:
+            yield self.con.query_progress
+        finally:
+            self.con.execute("SET enable_progress_bar = false")
 
     def checkpoint(self) -> None:
         self.con.execute("CHECKPOINT")
