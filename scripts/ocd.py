@@ -24,26 +24,13 @@ from chalicelib.errors import ConfigError, WriterBusy  # noqa: E402
 EX_CONFIG = 78
 
 
-def scheduled_event(rule: str, as_of: str | None = None) -> dict[str, Any]:
-    """The event EventBridge delivers for a scheduled rule (``detail.as_of`` pins the clock)."""
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "version": "0",
-        "id": f"local-{rule}-{now}",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "000000000000",
-        "time": now,
-        "region": "us-east-1",
-        "resources": [f"arn:aws:events:us-east-1:000000000000:rule/{rule}"],
-        "detail": {"as_of": as_of} if as_of else {},
-    }
-
-
 def invoke(name: str, as_of: str | None = None) -> Any:
+    """Run the app's own scheduled handler with an EventBridge-shaped event."""
+    from ocdlib.emulator import invoke as invoke_handler
+
     from app import app
 
-    return app.handler_map[name](scheduled_event(name, as_of), None)
+    return invoke_handler(app, name, {"as_of": as_of} if as_of else None)
 
 
 def cmd_cycle(args: argparse.Namespace) -> int:

@@ -143,6 +143,23 @@ def _to_datetime(value: np.datetime64) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+def chain_columns_from_masked(raw: Mapping[str, NDArray]) -> dict[str, NDArray]:
+    """Query output with NULLs masked (DuckDB's fetchnumpy) as ChainBatch columns: NaN for a
+    missing float, 0 for a missing count."""
+    out: dict[str, NDArray] = {}
+    for name, dtype in CHAIN_COLUMNS.items():
+        col = raw[name]
+        if dtype == "float64":
+            out[name] = np.ma.filled(np.ma.asarray(col, dtype=np.float64), np.nan)
+        elif dtype == "int64":
+            out[name] = np.ma.filled(np.ma.asarray(col, dtype=np.int64), 0)
+        elif dtype == "object":
+            out[name] = np.asarray(col, dtype=object)
+        else:
+            out[name] = np.ma.getdata(col).astype(dtype)
+    return out
+
+
 def reject_reasons(batch: ChainBatch) -> tuple[NDArray[np.bool_], Counter[str]]:
     """Rows to keep, and how many were rejected for each reason (first failing rule wins)."""
     n = len(batch)

@@ -41,7 +41,7 @@ from chalicelib.analytics.scoring import (
     select_alerts,
 )
 from chalicelib.config import Settings
-from chalicelib.domain.chain import CHAIN_COLUMNS, ChainBatch
+from chalicelib.domain.chain import ChainBatch, chain_columns_from_masked
 from chalicelib.domain.models import Alert, FeatureSet
 from chalicelib.logs import log_event
 from chalicelib.write.providers.base import MarketDataProvider
@@ -178,7 +178,7 @@ def analyse(
     first_day = min(s.day for s in snaps)
     with store.registered("analysis_snaps", snap_cols):
         mark = time.perf_counter()
-        chains = _split(_chain_columns(store.columns(LATEST_CHAINS, [first_as_of])))
+        chains = _split(chain_columns_from_masked(store.columns(LATEST_CHAINS, [first_as_of])))
         history = _split(
             store.columns(DAILY_HISTORY, [first_day - timedelta(days=_HISTORY_CALENDAR_DAYS)])
         )
@@ -253,22 +253,6 @@ def _latest_snapshots(store: Store, tickers: Sequence[str], now: datetime) -> li
         _Snapshot(str(t), as_of.replace(tzinfo=UTC), float(price), float(q or 0.0))
         for t, as_of, price, q in rows
     ]
-
-
-def _chain_columns(raw: dict[str, NDArray]) -> dict[str, NDArray]:
-    """fetchnumpy output (masked where NULL) as ChainBatch columns (NaN where missing)."""
-    out: dict[str, NDArray] = {}
-    for name, dtype in CHAIN_COLUMNS.items():
-        col = raw[name]
-        if dtype == "float64":
-            out[name] = np.ma.filled(np.ma.asarray(col, dtype=np.float64), np.nan)
-        elif dtype == "int64":
-            out[name] = np.ma.filled(np.ma.asarray(col, dtype=np.int64), 0)
-        elif dtype == "object":
-            out[name] = np.asarray(col, dtype=object)
-        else:
-            out[name] = np.ma.getdata(col).astype(dtype)
-    return out
 
 
 def _split(cols: dict[str, NDArray]) -> dict[str, dict[str, NDArray]]:

@@ -23,10 +23,9 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 
 import numpy as np
-from numpy.typing import NDArray
 
 from chalicelib.analytics.features import DailyInputs, compute_features
-from chalicelib.domain.chain import CHAIN_COLUMNS, ChainBatch
+from chalicelib.domain.chain import ChainBatch, chain_columns_from_masked
 from chalicelib.domain.models import UnderlyingQuote
 from chalicelib.logs import log_event
 from chalicelib.write.providers.base import (
@@ -136,7 +135,7 @@ class FileProvider(MarketDataProvider):
         if not snaps:
             return
         raw = self.store.columns(CHAINS_AT, [at, sorted(snaps)])
-        batch = ChainBatch(_chain_columns(raw))
+        batch = ChainBatch(chain_columns_from_masked(raw))
         spot = np.array([snaps[str(t)][0] for t in batch["ticker"]], dtype=np.float64)
         q = np.array([snaps[str(t)][1] for t in batch["ticker"]], dtype=np.float64)
         batch, computed = complete(batch, spot, q, self.rate)
@@ -180,22 +179,6 @@ class FileProvider(MarketDataProvider):
             atm_iv.append(_number(values.get("atm_iv")))
             skew.append(_number(values.get("skew_25d")))
         return DailyHistory(ticker, dates, np.array(close), np.array(atm_iv), np.array(skew))
-
-
-def _chain_columns(raw: dict[str, NDArray]) -> dict[str, NDArray]:
-    """fetchnumpy output (masked where NULL) as ChainBatch columns (NaN where missing)."""
-    out: dict[str, NDArray] = {}
-    for name, dtype in CHAIN_COLUMNS.items():
-        col = raw[name]
-        if dtype == "float64":
-            out[name] = np.ma.filled(np.ma.asarray(col, dtype=np.float64), np.nan)
-        elif dtype == "int64":
-            out[name] = np.ma.filled(np.ma.asarray(col, dtype=np.int64), 0)
-        elif dtype == "object":
-            out[name] = np.asarray(col, dtype=object)
-        else:
-            out[name] = np.ma.getdata(col).astype(dtype)
-    return out
 
 
 def _split(batch: ChainBatch) -> dict[str, ChainBatch]:
