@@ -9,11 +9,12 @@ published — and the next run starts again from the winner's file.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from chalicelib.errors import OCDError, PreconditionFailed
 from chalicelib.logs import log_event, timed
-from chalicelib.storage.base import Storage
+from chalicelib.storage.base import ObjectInfo, Storage
 
 DB_KEY = "ocd.duckdb"
 _KNOWN: dict[tuple[str, str], str] = {}  # (location, local path) -> version this process holds
@@ -53,6 +54,18 @@ class DatabaseState:
             _KNOWN[self._slot] = info.version
             return info.version
 
+    def _landed(self) -> ObjectInfo | None:
+        """The bucket's object if it holds exactly our file (S3's single-part ETag is its MD5):
+        a retried PUT whose first attempt succeeded gets 412 against its own write."""
+        info = self.storage.head(self.key)
+        if info is None or info.size != self.path.stat().st_size:
+            return None
+        digest = hashlib.md5(usedforsecurity=False)
+        with open(self.path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        return info if info.version.strip('"') == digest.hexdigest() else None
+
     def persist(self) -> str:
         """Upload the local file if nobody else persisted since ``restore``."""
         with timed("db_persist", key=self.key) as log:
@@ -62,6 +75,12 @@ class DatabaseState:
                 else:
                     info = self.storage.put_file(self.key, self.path, if_match=self.version)
             except PreconditionFailed as exc:
+                landed = self._landed()
+                if landed is not None:  # our write arrived; only its answer was lost
+                    log.update(bytes=landed.size, conflict=False, recovered=True)
+                    self.version = landed.version
+                    _KNOWN[self._slot] = landed.version
+                    return landed.version
                 _KNOWN.pop(self._slot, None)
                 log.update(conflict=True)
                 log_event("writer_conflict", key=self.key, restored=self.version)

@@ -134,3 +134,24 @@ def test_collect_handler_aborts_and_publishes_nothing_on_conflict(
     assert second["status"] == "aborted"
     assert any("another writer" in e for e in second["errors"])
     assert snapshots_in_bucket(tmp_path) == {T1, T3}
+
+
+def test_a_write_whose_answer_was_lost_is_not_a_conflict(bucket, tmp_path):
+    settings, state = writer(tmp_path / "a")
+    state.restore()
+    run_collect(settings, T1)
+    restored = state.version
+    landed = state.persist()
+    state.version = restored  # as if the PUT landed but its response never arrived
+    assert state.persist() == landed  # the retry meets its own write: 412, then recognised
+
+
+def test_a_different_object_is_still_a_conflict(bucket, tmp_path):
+    settings, state = writer(tmp_path / "a")
+    state.restore()
+    run_collect(settings, T1)
+    state.persist()
+    run_collect(settings, T2)  # the local file now differs from the bucket's
+    state.version = None  # pretend the bucket was empty when restored
+    with pytest.raises(WriterConflict):
+        state.persist()
