@@ -1,0 +1,97 @@
+"""`ocd.py serve` end to end: emulator and chalice local supervised; SIGTERM leaves no orphan."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import closing
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get(url: str) -> tuple[int, dict]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+def wait_for_generation(base: str, proc: subprocess.Popen, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"serve exited early with {proc.returncode}"
+        try:
+            status, health = get(f"{base}/health")
+            if status == 200 and health.get("generation"):
+                return health
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError("no generation published in time")
+
+
+def port_open(port: int) -> bool:
+    with closing(socket.socket()) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("storage", ["local", "s3"])
+def test_serve_answers_with_data_and_sigterm_leaves_no_child(tmp_path: Path, storage: str):
+    port = free_port()
+    env = {
+        **os.environ,
+        "OCD_DATA_DIR": str(tmp_path / "data"),
+        "OCD_WATCHLIST": "SPY,AAPL",
+        "OCD_BACKFILL_DAYS": "30",
+        "OCD_LOG_LEVEL": "WARNING",
+    }
+    for name in ("OCD_STORAGE", "OCD_BUCKET", "AWS_ENDPOINT_URL_S3"):
+        env.pop(name, None)
+    command = [sys.executable, "scripts/ocd.py", "serve", "--port", str(port), "--every", "5",
+               "--storage", storage]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        health = wait_for_generation(base, proc)
+        assert health["storage"]["backend"] == storage
+        assert health["status"] == "ok"
+        status, tickers = get(f"{base}/tickers")
+        assert status == 200 and {t["ticker"] for t in tickers["tickers"]} == {"SPY", "AAPL"}
+        status, snapshot = get(f"{base}/options/SPY/snapshot")
+        assert status == 200 and snapshot["calls"] and snapshot["puts"]
+        assert snapshot["generation"]
+        status, alerts = get(f"{base}/alerts/latest")
+        assert status == 200 and isinstance(alerts["alerts"], list)
+        with urllib.request.urlopen(f"{base}/", timeout=10) as response:
+            assert b"<html" in response.read().lower()
+
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children, "chalice local should run as a child process"
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert "API at " + base in output and "stopped" in output
+    assert "collect" in output and "export   ok" in output
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"orphaned children: {[p.pid for p in alive]}"
+    assert not port_open(port)
