@@ -1,0 +1,36 @@
+"""`ocd.py status`: the published manifest and data age, or a non-zero exit when there is none."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ocd(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OCD_DATA_DIR": str(data), "OCD_WATCHLIST": "JPM",
+           "OCD_BACKFILL_DAYS": "10", "OCD_LOG_LEVEL": "WARNING"}  # fmt: skip
+    env.pop("OCD_STORAGE", None)
+    return subprocess.run([sys.executable, "scripts/ocd.py", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_status_before_and_after_a_cycle(tmp_path: Path):
+    empty = ocd("status", data=tmp_path)
+    assert empty.returncode == 1
+    assert json.loads(empty.stdout)["status"] == "empty"
+
+    cycle = ocd("cycle", "--as-of", "2026-11-27T21:00:00Z", data=tmp_path)
+    assert cycle.returncode == 0, cycle.stderr
+    generation = json.loads(cycle.stdout)["export"]["generation"]
+
+    status = ocd("status", data=tmp_path)
+    assert status.returncode == 0
+    report = json.loads(status.stdout)
+    assert report["generation"] == generation
+    assert report["status"] == "ok" and report["tickers"] == 1
+    assert report["age_seconds"] >= 0
