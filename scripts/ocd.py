@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,26 +62,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """The same freshness report as ``/health``, for whichever backend is configured."""
+    from chalicelib.read.http import health_report
     from chalicelib.read.reader import ExportReader
     from chalicelib.storage.factory import make_storage
 
     settings = load_settings()
-    manifest = ExportReader(make_storage(settings)).manifest()
-    report: dict[str, Any] = {"storage": settings.storage, "generation": None, "status": "empty"}
-    if manifest is not None:
-        age = (datetime.now(UTC) - manifest.generated_at).total_seconds()
-        report.update(
-            generation=manifest.generation,
-            generated_at=manifest.generated_at,
-            age_seconds=round(age, 1),
-            status="stale" if age > settings.stale_after_seconds else "ok",
-            documents=len(manifest.documents),
-            tickers=len(manifest.chains),
-            export_duration_ms=manifest.duration_ms,
-            storage_writes=manifest.storage_writes,
-            results={k: v.model_dump() for k, v in manifest.results.items()},
-        )
-    print(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z).decode())
+    reader = ExportReader(make_storage(settings))
+    report = health_report(reader, settings)
+    manifest = reader.manifest()
+    report["tickers"] = len(manifest.chains) if manifest else 0
+    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     return 0 if manifest is not None else 1
 
 

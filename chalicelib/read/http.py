@@ -119,41 +119,45 @@ def health(request: Request) -> Response:
     settings: Settings | None = None
     try:
         settings = load_settings()
-        reader = reader_for(settings)
-        manifest = reader.manifest()
-        now = datetime.now(UTC)
-        body: dict[str, Any] = {
-            "status": "empty",
-            "generation": None,
-            "generated_at": None,
-            "age_seconds": None,
-            "source": "none",
-            "stale_after_seconds": settings.stale_after_seconds,
-            "storage": {"backend": reader.storage.backend, "location": reader.storage.location},
-            "exports": {},
-        }
-        if manifest is not None:
-            age = (now - manifest.generated_at).total_seconds()
-            body.update(
-                status="stale" if age > settings.stale_after_seconds else "ok",
-                generation=manifest.generation,
-                generated_at=_iso(manifest.generated_at),
-                age_seconds=round(age, 1),
-                source=reader.manifest_source,
-                export_duration_ms=manifest.duration_ms,
-                storage_writes=manifest.storage_writes,
-                documents=len(manifest.documents),
-                exports={k: v.model_dump() for k, v in manifest.results.items()},
-            )
-        body["last_export"] = last_export(manifest, reader.export_status())
-        if body["last_export"] and not body["last_export"]["ok"] and body["status"] == "ok":
-            body["status"] = "degraded"  # still served, but the writer is failing to publish
+        body = health_report(reader_for(settings), settings)
         # The status is part of the version: ok -> stale must not be answered with a 304.
         at = body["last_export"]["at"] if body["last_export"] else None
         version = f"health|{body['generation']}|{body['status']}|{body['source']}|{at}"
         return _respond(request, body, version, body["source"], settings)
     except Exception as exc:
         return error_response(exc, settings)
+
+
+def health_report(reader: ExportReader, settings: Settings) -> dict[str, Any]:
+    """Freshness of the published export (``/health`` and ``ocd.py status``)."""
+    manifest = reader.manifest()
+    body: dict[str, Any] = {
+        "status": "empty",
+        "generation": None,
+        "generated_at": None,
+        "age_seconds": None,
+        "source": "none",
+        "stale_after_seconds": settings.stale_after_seconds,
+        "storage": {"backend": reader.storage.backend, "location": reader.storage.location},
+        "exports": {},
+    }
+    if manifest is not None:
+        age = (datetime.now(UTC) - manifest.generated_at).total_seconds()
+        body.update(
+            status="stale" if age > settings.stale_after_seconds else "ok",
+            generation=manifest.generation,
+            generated_at=_iso(manifest.generated_at),
+            age_seconds=round(age, 1),
+            source=reader.manifest_source,
+            export_duration_ms=manifest.duration_ms,
+            storage_writes=manifest.storage_writes,
+            documents=len(manifest.documents),
+            exports={k: v.model_dump() for k, v in manifest.results.items()},
+        )
+    body["last_export"] = last_export(manifest, reader.export_status())
+    if body["last_export"] and not body["last_export"]["ok"] and body["status"] == "ok":
+        body["status"] = "degraded"  # still served, but the writer is failing to publish
+    return body
 
 
 def last_export(manifest: Manifest | None, status: ExportStatus | None) -> dict[str, Any] | None:
