@@ -286,32 +286,11 @@ class Store:
             ],
         )
 
-    def record_export(self, row: dict[str, Any]) -> None:
-        self.con.execute(
-            "INSERT OR REPLACE INTO export_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                row["generation"],
-                _naive(row["generated_at"]),
-                row["ok"],
-                row.get("duration_ms"),
-                row.get("objects_written"),
-                row.get("objects_skipped"),
-                row.get("bytes_written"),
-                row.get("error"),
-            ],
-        )
-
-    # ---- generic reads for the exporter and analytics (SQL lives with its caller) -------
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, list(params)).fetchall()
 
     def columns(self, sql: str, params: Sequence[Any] = ()) -> dict[str, NDArray]:
         return self.con.execute(sql, list(params)).fetchnumpy()
-
-    def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 256) -> Iterator[tuple]:
-        cursor = self.con.execute(sql, list(params))
-        while chunk := cursor.fetchmany(batch):
-            yield from chunk
 
     @contextmanager
     def registered(self, name: str, columns: dict[str, NDArray]) -> Iterator[None]:
