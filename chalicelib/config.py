@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     analytics: AnalyticsConfig = AnalyticsConfig()
     state_prefix: str = "state/"
     persist_db: bool | None = None
+    intraday_retention_days: int = Field(default=2, ge=1, le=3650)
+    eod_retention_days: int = Field(default=30, ge=1, le=3650)
+    seal_intraday: bool = True
 
     @classmethod
     def settings_customise_sources(

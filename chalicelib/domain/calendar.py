@@ -11,61 +11,31 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+import holidays
+from holidays.constants import HALF_DAY
+
 NEW_YORK = ZoneInfo("America/New_York")
 SESSION_OPEN = time(9, 30)
 SESSION_CLOSE = time(16, 0)
+EARLY_CLOSE = time(13, 0)
 SECONDS_PER_YEAR = 365.0 * 24 * 3600
 
 
-def _easter(year: int) -> date:
-    """Anonymous Gregorian algorithm (Meeus/Jones/Butcher)."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = b // 4, b % 4
-    g = (8 * b + 13) // 25
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = c // 4, c % 4
-    lx = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * lx) // 451
-    month, day = divmod(h + lx - 7 * m + 114, 31)
-    return date(year, month, day + 1)
-
-
-def _nth_weekday(year: int, month: int, weekday: int, n: int) -> date:
-    first = date(year, month, 1)
-    offset = (weekday - first.weekday()) % 7
-    if n > 0:
-        return first + timedelta(days=offset + 7 * (n - 1))
-    nxt = date(year + month // 12, month % 12 + 1, 1)
-    back = (nxt.weekday() - weekday - 1) % 7 + 1
-    return nxt - timedelta(days=back)
-
-
-def _observed(day: date) -> date:
-    if day.weekday() == 5:
-        return day - timedelta(days=1)
-    if day.weekday() == 6:
-        return day + timedelta(days=1)
-    return day
-
-
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=128)
 def nyse_holidays(year: int) -> frozenset[date]:
-    """Full-day NYSE closures for ``year`` (rules in force since 2022)."""
-    days = {
-        _nth_weekday(year, 1, 0, 3),  # Martin Luther King Jr. Day
-        _nth_weekday(year, 2, 0, 3),  # Washington's Birthday
-        _easter(year) - timedelta(days=2),  # Good Friday
-        _nth_weekday(year, 5, 0, -1),  # Memorial Day
-        _observed(date(year, 6, 19)),
-        _observed(date(year, 7, 4)),
-        _nth_weekday(year, 9, 0, 1),  # Labor Day
-        _nth_weekday(year, 11, 3, 4),  # Thanksgiving
-        _observed(date(year, 12, 25)),
-    }
-    new_year = date(year, 1, 1)
-    if new_year.weekday() != 5:  # a Saturday New Year is not observed on the Friday before
-        days.add(_observed(new_year))
-    return frozenset(days)
+    """Full-day NYSE closures in ``year``, special closures included (2018-12-05, 2025-01-09).
+
+    From the ``holidays`` package's NYSE calendar rather than hand-kept rules: those got
+    Juneteenth wrong before 2022 and knew no special closures.
+    """
+    return frozenset(holidays.financial_holidays("NYSE", years=year))
+
+
+@lru_cache(maxsize=128)
+def nyse_early_closes(year: int) -> frozenset[date]:
+    """Sessions that close at 13:00 New York (the days around Independence Day, Thanksgiving
+    and Christmas)."""
+    return frozenset(holidays.financial_holidays("NYSE", years=year, categories=(HALF_DAY,)))
 
 
 def is_trading_day(day: date) -> bool:
@@ -99,11 +69,51 @@ def last_trading_days(end: date, count: int) -> list[date]:
     return out[::-1]
 
 
+def close_time(day: date) -> time:
+    """New York wall-clock time at which ``day``'s session closes (13:00 on early closes)."""
+    return EARLY_CLOSE if day in nyse_early_closes(day.year) else SESSION_CLOSE
+
+
 def session_bounds(day: date) -> tuple[datetime, datetime]:
-    """Regular session open and close of ``day`` in UTC."""
+    """Open and close of ``day``'s session in UTC (DST-aware; early closes at 13:00)."""
     open_ = datetime.combine(day, SESSION_OPEN, NEW_YORK).astimezone(UTC)
-    close = datetime.combine(day, SESSION_CLOSE, NEW_YORK).astimezone(UTC)
+    close = datetime.combine(day, close_time(day), NEW_YORK).astimezone(UTC)
     return open_, close
+
+
+def session_close(day: date) -> datetime:
+    """When ``day``'s session closes, in UTC: what a daily history row is stamped with."""
+    return session_bounds(day)[1]
+
+
+def session_of(instant: datetime) -> date:
+    """The New York calendar date of ``instant``: the session a snapshot belongs to."""
+    aware = instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+    return aware.astimezone(NEW_YORK).date()
+
+
+def next_trading_day(day: date) -> date:
+    day += timedelta(days=1)
+    while not is_trading_day(day):
+        day += timedelta(days=1)
+    return day
+
+
+def next_open(now: datetime) -> datetime:
+    """The next session open strictly after ``now`` (UTC)."""
+    day = now.astimezone(NEW_YORK).date()
+    if not is_trading_day(day) or now >= session_bounds(day)[0]:
+        day = next_trading_day(day)
+    return session_bounds(day)[0]
+
+
+def is_open(now: datetime) -> bool:
+    """Whether a regular session is under way at ``now``."""
+    day = now.astimezone(NEW_YORK).date()
+    if not is_trading_day(day):
+        return False
+    open_, close = session_bounds(day)
+    return open_ <= now < close
 
 
 def market_clock(now: datetime) -> tuple[date, float, datetime]:
@@ -126,7 +136,8 @@ def market_clock(now: datetime) -> tuple[date, float, datetime]:
 
 
 def expiry_close(expiration: date) -> datetime:
-    return datetime.combine(expiration, SESSION_CLOSE, NEW_YORK).astimezone(UTC)
+    """Options stop trading at the session's close (13:00 New York on an early close)."""
+    return session_close(expiration)
 
 
 def _roll_for_holiday(day: date) -> date:
@@ -136,7 +147,8 @@ def _roll_for_holiday(day: date) -> date:
 
 
 def third_friday(year: int, month: int) -> date:
-    return _nth_weekday(year, month, 4, 3)
+    first = date(year, month, 1)
+    return first + timedelta(days=(4 - first.weekday()) % 7 + 14)
 
 
 def listed_expirations(today: date, weeklies: int = 8, horizon_days: int = 370) -> list[date]:

@@ -41,6 +41,7 @@ from chalicelib.analytics.scoring import (
     select_alerts,
 )
 from chalicelib.config import Settings
+from chalicelib.domain import calendar as cal
 from chalicelib.domain.chain import ChainBatch, chain_columns_from_masked
 from chalicelib.domain.models import Alert, FeatureSet
 from chalicelib.logs import log_event
@@ -105,11 +106,16 @@ WRITE_ATM_IV = """
     FROM analysis_features f
     WHERE chain_snapshots.ticker = f.ticker AND chain_snapshots.as_of = f.as_of
 """
+# The session's row from its latest analysed snapshot: provisional until that snapshot is the
+# close's, and carrying the day's volume and open interest (they outlive the chains).
 WRITE_HISTORY = """
-    INSERT OR REPLACE INTO daily_history
-    SELECT ticker, day::DATE, nullif_nan(close), nullif_nan(atm_iv), nullif_nan(skew_25d),
-           'snapshot'
-    FROM analysis_features
+    INSERT OR REPLACE INTO daily_history (ticker, day, close, atm_iv, skew_25d, source, close_at,
+        as_of, provisional, call_volume, put_volume, call_open_interest, put_open_interest)
+    SELECT f.ticker, f.day::DATE, nullif_nan(f.close), nullif_nan(f.atm_iv),
+           nullif_nan(f.skew_25d), 'snapshot', f.close_at, f.as_of, f.as_of < f.close_at,
+           c.call_volume, c.put_volume, c.call_open_interest, c.put_open_interest
+    FROM analysis_features f
+    JOIN chain_snapshots c ON c.ticker = f.ticker AND c.as_of = f.as_of
 """
 WRITE_ALERTS = """
     INSERT OR IGNORE INTO alerts
@@ -148,7 +154,8 @@ class _Snapshot:
 
     @property
     def day(self) -> date:
-        return self.as_of.date()
+        """The New York session the snapshot belongs to."""
+        return cal.session_of(self.as_of)
 
 
 def analyse(
@@ -388,6 +395,9 @@ def _write_features(
         "atm_iv": np.array([value(fs, "atm_iv") for fs in features]),
         "day": np.array([snaps[fs.ticker].day for fs in features], "datetime64[D]").astype(
             "datetime64[s]"
+        ),
+        "close_at": np.array(
+            [_naive(cal.session_close(snaps[fs.ticker].day)) for fs in features], "datetime64[us]"
         ),
         "close": np.array([snaps[fs.ticker].spot for fs in features]),
         "skew_25d": np.array([value(fs, "skew_25d") for fs in features]),

@@ -60,34 +60,20 @@ CHAIN_CONTRACTS = f"""
     GROUP BY q.ticker
 """
 
-# One row per day: the day's last snapshot where there is one, the daily history otherwise.
+# One row per session from the daily aggregates (they outlive the hot store's chains): stamped
+# with the snapshot it came from, or the session's real close (New York, DST-aware, early
+# closes) for backfilled rows; ``provisional`` until the session's close has been collected.
 CHAIN_HISTORY = f"""
-    WITH snaps AS (
-        SELECT ticker, as_of, underlying_price, atm_iv,
-               call_volume + put_volume AS total_volume,
-               call_open_interest + put_open_interest AS total_open_interest,
-               put_volume / NULLIF(call_volume, 0) AS put_call_volume_ratio,
-               put_open_interest / NULLIF(call_open_interest, 0) AS put_call_oi_ratio
-        FROM chain_snapshots
-        WHERE ticker IN (SELECT ticker FROM wanted) AND as_of >= ?
-        QUALIFY row_number() OVER (PARTITION BY ticker, as_of::DATE ORDER BY as_of DESC) = 1
-    ),
-    days AS (
-        SELECT h.ticker, h.day::TIMESTAMP + INTERVAL 21 HOUR AS as_of, h.close AS underlying_price,
-               h.atm_iv, NULL::BIGINT AS total_volume, NULL::BIGINT AS total_open_interest,
-               NULL::DOUBLE AS put_call_volume_ratio, NULL::DOUBLE AS put_call_oi_ratio
-        FROM daily_history h
-        WHERE h.ticker IN (SELECT ticker FROM wanted) AND h.day >= ?::DATE
-          AND NOT EXISTS (SELECT 1 FROM snaps s WHERE s.ticker = h.ticker
-                          AND s.as_of::DATE = h.day)
-    )
     SELECT ticker, encode(to_json(list(struct_pack(
-               as_of := {_iso("as_of")}, underlying_price := underlying_price, atm_iv := atm_iv,
-               total_volume := total_volume, total_open_interest := total_open_interest,
-               put_call_volume_ratio := put_call_volume_ratio,
-               put_call_oi_ratio := put_call_oi_ratio
-           ) ORDER BY as_of))::VARCHAR) AS history
-    FROM (SELECT * FROM snaps UNION ALL SELECT * FROM days)
+               as_of := {_iso("coalesce(as_of, close_at)")}, close_at := {_iso("close_at")},
+               provisional := provisional, underlying_price := close, atm_iv := atm_iv,
+               total_volume := call_volume + put_volume,
+               total_open_interest := call_open_interest + put_open_interest,
+               put_call_volume_ratio := put_volume / NULLIF(call_volume, 0),
+               put_call_oi_ratio := put_open_interest / NULLIF(call_open_interest, 0)
+           ) ORDER BY day))::VARCHAR) AS history
+    FROM daily_history
+    WHERE ticker IN (SELECT ticker FROM wanted) AND day >= ?::DATE
     GROUP BY ticker
 """
 

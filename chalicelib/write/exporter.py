@@ -372,7 +372,7 @@ class JSONExporter:
         history_from = oldest - timedelta(days=HISTORY_DAYS)
         with self.store.registered("wanted", wanted):
             contracts = dict(self.store.rows(q.CHAIN_CONTRACTS, [oldest]))
-            history = dict(self.store.rows(q.CHAIN_HISTORY, [history_from, history_from.date()]))
+            history = dict(self.store.rows(q.CHAIN_HISTORY, [history_from.date()]))
         return contracts, history
 
     # ---- retention ------------------------------------------------------------------

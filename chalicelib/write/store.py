@@ -21,6 +21,7 @@ import duckdb
 import numpy as np
 from numpy.typing import NDArray
 
+from chalicelib.domain import calendar as cal
 from chalicelib.domain.chain import ChainBatch
 from chalicelib.domain.models import UnderlyingQuote
 from chalicelib.errors import WriterBusy
@@ -81,6 +82,33 @@ MIGRATIONS: tuple[str, ...] = (
         source VARCHAR NOT NULL, imported_at TIMESTAMP NOT NULL, PRIMARY KEY (ticker, as_of)
     );
     """,
+    # 3: the data lifecycle. Snapshots carry their New York session date (what retention and
+    # sealing work by); daily history carries the session's real close time, whether it is
+    # still provisional (from an intraday snapshot) and the day's volume and open interest, so
+    # the daily aggregates outlive the chains they came from; sealing records which snapshots
+    # went into which immutable Parquet file. ``export_log`` was never written.
+    """
+    ALTER TABLE chain_snapshots ADD COLUMN session DATE;
+    UPDATE chain_snapshots SET session = timezone('America/New_York', as_of::TIMESTAMPTZ)::DATE;
+    ALTER TABLE daily_history ADD COLUMN close_at TIMESTAMP;
+    ALTER TABLE daily_history ADD COLUMN as_of TIMESTAMP;
+    ALTER TABLE daily_history ADD COLUMN provisional BOOLEAN DEFAULT false;
+    ALTER TABLE daily_history ADD COLUMN call_volume BIGINT;
+    ALTER TABLE daily_history ADD COLUMN put_volume BIGINT;
+    ALTER TABLE daily_history ADD COLUMN call_open_interest BIGINT;
+    ALTER TABLE daily_history ADD COLUMN put_open_interest BIGINT;
+    UPDATE daily_history SET provisional = false;
+    CREATE TABLE sealed_files (
+        key VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, session DATE NOT NULL,
+        sha256 VARCHAR NOT NULL, bytes BIGINT NOT NULL, rows BIGINT NOT NULL,
+        snapshots INTEGER NOT NULL, schema_version INTEGER NOT NULL, sealed_at TIMESTAMP NOT NULL
+    );
+    CREATE TABLE sealed_snapshots (
+        kind VARCHAR NOT NULL, ticker VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL,
+        key VARCHAR NOT NULL, PRIMARY KEY (kind, ticker, as_of)
+    );
+    DROP TABLE export_log;
+    """,
 )
 
 # Callers catch this (any DuckDB failure: I/O, parse, conversion) without importing duckdb.
@@ -132,6 +160,8 @@ class Store:
             self.con.execute("BEGIN TRANSACTION")
             try:
                 self.con.execute(ddl)
+                if version == 3:
+                    self._stamp_close_times()
                 self.con.execute(
                     "INSERT INTO schema_version VALUES (?, ?)", [version, _utcnow_naive()]
                 )
@@ -139,6 +169,23 @@ class Store:
             except Exception:
                 self.con.execute("ROLLBACK")
                 raise
+
+    def _stamp_close_times(self) -> None:
+        """Daily rows written before migration 3 get their session's real close time."""
+        days = [
+            row[0] for row in self.con.execute("SELECT DISTINCT day FROM daily_history").fetchall()
+        ]
+        if not days:
+            return
+        closes = {
+            "day": np.array(days, dtype="datetime64[D]").astype("datetime64[s]"),
+            "close_at": np.array([_naive(cal.session_close(d)) for d in days], "datetime64[us]"),
+        }
+        with self.registered("close_times", closes):
+            self.con.execute(
+                "UPDATE daily_history SET close_at = c.close_at, as_of = c.close_at "
+                "FROM close_times c WHERE daily_history.day = c.day::DATE"
+            )
 
     @property
     def schema_version(self) -> int:
@@ -160,6 +207,9 @@ class Store:
             "volume": np.array(  # NaN, then NULL, when the provider has no volume
                 [np.nan if u.volume is None else u.volume for u in underlyings], dtype=np.float64
             ),
+            "session": np.array(
+                [cal.session_of(u.as_of) for u in underlyings], dtype="datetime64[D]"
+            ).astype("datetime64[s]"),
         }
         self.con.execute("BEGIN TRANSACTION")
         try:
@@ -182,11 +232,13 @@ class Store:
             """).fetchone()
             self.con.execute(
                 """
-                INSERT INTO chain_snapshots
+                INSERT INTO chain_snapshots (ticker, as_of, contracts, underlying_price,
+                    dividend_yield, underlying_volume, expirations, call_volume, put_volume,
+                    call_open_interest, put_open_interest, atm_iv, flushed_at, session)
                 SELECT s.ticker, s.as_of, coalesce(n.contracts, 0)::INTEGER, s.price, s.q,
                        CAST(nullif_nan(s.volume) AS BIGINT), coalesce(n.expirations, []),
                        n.call_volume, n.put_volume,
-                       n.call_oi, n.put_oi, NULL, ?
+                       n.call_oi, n.put_oi, NULL, ?, s.session::DATE
                 FROM new_snaps s LEFT JOIN (
                     SELECT ticker, as_of, count(*) AS contracts,
                            list(DISTINCT expiration::DATE ORDER BY expiration::DATE) AS expirations,
@@ -254,14 +306,19 @@ class Store:
             "close": np.concatenate([h.close for h in histories]),
             "atm_iv": np.concatenate([h.atm_iv for h in histories]),
             "skew_25d": np.concatenate([h.skew_25d for h in histories]),
+            "close_at": np.array(
+                [_naive(cal.session_close(d)) for h in histories for d in h.dates],
+                dtype="datetime64[us]",
+            ),
         }
         self.con.register("incoming_history", cols)
         try:
             self.con.execute(
                 """
-                INSERT OR REPLACE INTO daily_history
+                INSERT OR REPLACE INTO daily_history (ticker, day, close, atm_iv, skew_25d,
+                    source, close_at, as_of, provisional)
                 SELECT ticker, day::DATE, nullif_nan(close), nullif_nan(atm_iv),
-                       nullif_nan(skew_25d), ? FROM incoming_history
+                       nullif_nan(skew_25d), ?, close_at, close_at, false FROM incoming_history
             """,
                 [source],
             )
@@ -337,6 +394,8 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
             match = _LOCK_HOLDER.search(message)
             raise WriterBusy(str(path), f"PID {match.group(1)}" if match else None) from None
         raise
+    # Timestamps are stored naive in UTC; the session's time zone must not depend on the host's.
+    con.execute("SET TimeZone = 'UTC'")
     con.execute(
         "CREATE OR REPLACE TEMP MACRO nullif_nan(x) AS "
         "CASE WHEN isnan(x) OR isinf(x) THEN NULL ELSE x END"

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-AS_OF = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)
+AS_OF = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
 SIZES: dict[str, dict[str, Any]] = {
     "small": {"tickers": 0, "market": {}},
     "medium": {"tickers": 500, "market": {"weeklies": 8, "strike_sigmas": 3.6}},

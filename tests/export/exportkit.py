@@ -28,7 +28,7 @@ BUCKET = "ocd-test"
 PREFIX = "exports/"
 WATCHLIST = ("SPY", "AAPL", "JPM")
 SMALL_WATCHLIST = ("JPM", "ZZZ")  # ~500 contracts each
-T1 = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)  # the session store's one collection
+T1 = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)  # the session store's one collection
 T2 = datetime(2026, 11, 30, 20, 0, tzinfo=UTC)  # the next trading day, in session
 LATEST = {kind: fmt.latest_key(kind) for kind in fmt.KINDS}
 ROWS_FIELD = {"alerts": "alerts", "chains": "chains", "scans": "scans", "features": "features"}

@@ -27,7 +27,7 @@ from chalicelib.storage.s3 import S3Storage
 ROOT = Path(__file__).resolve().parents[2]
 WATCHLIST = ("SPY", "AAPL")
 BUCKET = "ocd-e2e"
-FIRST, SECOND = "2026-11-27T21:00:00Z", "2026-11-30T20:00:00Z"
+FIRST, SECOND = "2026-11-27T18:00:00Z", "2026-11-30T20:00:00Z"
 
 
 def cycle(data_dir: Path, as_of: str, **extra: str) -> dict:

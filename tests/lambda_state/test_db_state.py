@@ -19,7 +19,7 @@ from chalicelib.write.scheduler import run_collect
 BUCKET = "ocd-state-test"
 T1 = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)
 T2 = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
-T3 = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)
+T3 = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -35,7 +35,8 @@ from chalicelib.storage.factory import make_storage
 ROOT = Path(__file__).resolve().parents[2]
 WATCHLIST = ("SPY", "AAPL", "JPM")
 T1 = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)  # Wednesday close
-T2 = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)  # Friday after Thanksgiving, close
+# Friday after Thanksgiving: its 13:00 New York early close
+T2 = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
 # The shared site's two exports, pinned (its data is "stale" by now; tests that need "ok"
 # export again with the wall clock).
 GEN1_AT = datetime(2026, 11, 25, 21, 10, tzinfo=UTC)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from readkit import ROOT
 
-AS_OF = "2026-11-27T21:00:00Z"
+AS_OF = "2026-11-27T18:00:00Z"
 START_TIMEOUT = 30.0
 
 

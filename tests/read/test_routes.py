@@ -13,6 +13,7 @@ from readkit import (
     ALERTS_1,
     ALERTS_2,
     GEN2_AT,
+    T1,
     T2,
     WATCHLIST,
     Alert,
@@ -102,7 +103,7 @@ def test_health_reports_generation_age_backend_and_results(served: Site, client:
 def test_scans_newest_first_with_limit(served: Site, client: Client) -> None:
     data = assert_data_meta(served, get(client, "/scans/latest"))
     assert data["total_count"] == 2
-    assert [s["started_at"] for s in data["scans"]] == [iso(T2), iso(T2 - timedelta(days=2))]
+    assert [s["started_at"] for s in data["scans"]] == [iso(T2), iso(T1)]
     assert data["scans"][0]["status"] == "completed"
     limited = body(get(client, "/scans/latest?limit=1"))
     assert len(limited["scans"]) == 1 and limited["total_count"] == 2
@@ -235,7 +236,7 @@ def test_history_window(served: Site, client: Client) -> None:
     times = [row["as_of"] for row in week["history"]]
     assert times == sorted(times) and times[-1] == iso(T2)
     assert all(t > iso(T2 - timedelta(days=7)) for t in times)
-    assert iso(T2 - timedelta(days=2)) in times  # the T1 snapshot, not just daily closes
+    assert iso(T1) in times  # the T1 snapshot, not just daily closes
     default = body(get(client, "/options/SPY/history"))
     assert default["days"] == 30
     assert len(week["history"]) < len(default["history"]) <= 31

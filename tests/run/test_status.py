@@ -24,7 +24,7 @@ def test_status_before_and_after_a_cycle(tmp_path: Path):
     assert empty.returncode == 1
     assert json.loads(empty.stdout)["status"] == "empty"
 
-    cycle = ocd("cycle", "--as-of", "2026-11-27T21:00:00Z", data=tmp_path)
+    cycle = ocd("cycle", "--as-of", "2026-11-27T18:00:00Z", data=tmp_path)
     assert cycle.returncode == 0, cycle.stderr
     generation = json.loads(cycle.stdout)["export"]["generation"]
 

@@ -29,8 +29,8 @@ from chalicelib.write.providers.synthetic import SyntheticMarket
 from chalicelib.write.store import Store
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-AS_OF = "2026-11-27T21:00:00Z"  # the Friday after Thanksgiving, at the 16:00 New York close
-AS_OF_DT = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)
+AS_OF = "2026-11-27T18:00:00Z"  # the Friday after Thanksgiving, at its 13:00 New York early close
+AS_OF_DT = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
 SMALL_WATCHLIST = "SPY,AAPL,JPM"
 
 # One malformed row per rule; ``bad_rows`` injects them, and the counts it expects, by reason.
@@ -49,7 +49,7 @@ def quote_row(**overrides: Any) -> dict[str, Any]:
     """One valid contract row (store schema), with ``overrides`` applied."""
     row: dict[str, Any] = {
         "ticker": "SPY",
-        "as_of": np.datetime64("2026-11-27T21:00:00", "us"),
+        "as_of": np.datetime64("2026-11-27T18:00:00", "us"),
         "expiration": np.datetime64("2026-12-18", "s"),
         "strike": 550.0,
         "right": "C",

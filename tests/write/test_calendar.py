@@ -59,20 +59,24 @@ def _utc(*parts: int) -> datetime:
 @pytest.mark.parametrize(
     ("now", "day", "quote_time"),
     [
-        # Saturday afternoon -> Friday's close (EST: 16:00 New York = 21:00 UTC)
-        (_utc(2026, 11, 28, 15), date(2026, 11, 27), _utc(2026, 11, 27, 21)),
+        # Saturday afternoon -> Friday's close (the day after Thanksgiving closes at 13:00
+        # New York = 18:00 UTC)
+        (_utc(2026, 11, 28, 15), date(2026, 11, 27), _utc(2026, 11, 27, 18)),
         # Sunday night
-        (_utc(2026, 11, 30, 2), date(2026, 11, 27), _utc(2026, 11, 27, 21)),
+        (_utc(2026, 11, 30, 2), date(2026, 11, 27), _utc(2026, 11, 27, 18)),
         # Monday 08:00 New York, before the open -> Friday's close
-        (_utc(2026, 11, 30, 13), date(2026, 11, 27), _utc(2026, 11, 27, 21)),
+        (_utc(2026, 11, 30, 13), date(2026, 11, 27), _utc(2026, 11, 27, 18)),
         # Friday 22:00 New York (Saturday in UTC) -> that Friday's close
-        (_utc(2026, 11, 28, 3), date(2026, 11, 27), _utc(2026, 11, 27, 21)),
+        (_utc(2026, 11, 28, 3), date(2026, 11, 27), _utc(2026, 11, 27, 18)),
+        # Saturday after a regular Friday (EST: 16:00 New York = 21:00 UTC)
+        (_utc(2026, 12, 5, 15), date(2026, 12, 4), _utc(2026, 12, 4, 21)),
         # Thanksgiving midday -> Wednesday's close
         (_utc(2026, 11, 26, 17), date(2026, 11, 25), _utc(2026, 11, 25, 21)),
         # July 3 2026 (holiday, EDT) -> Thursday's close at 20:00 UTC
         (_utc(2026, 7, 3, 16), date(2026, 7, 2), _utc(2026, 7, 2, 20)),
-        # exactly at the close
-        (_utc(2026, 11, 27, 21), date(2026, 11, 27), _utc(2026, 11, 27, 21)),
+        # exactly at the close, and after an early close
+        (_utc(2026, 11, 24, 21), date(2026, 11, 24), _utc(2026, 11, 24, 21)),
+        (_utc(2026, 11, 27, 19), date(2026, 11, 27), _utc(2026, 11, 27, 18)),
     ],
 )
 def test_market_clock_maps_closed_hours_to_the_previous_close(
@@ -131,3 +135,50 @@ def test_expirations_are_fridays_weeklies_then_monthlies_to_a_year():
 def test_expiry_close_is_four_pm_new_york():
     assert cal.expiry_close(date(2026, 12, 18)) == _utc(2026, 12, 18, 21)
     assert cal.expiry_close(date(2026, 6, 18)) == _utc(2026, 6, 18, 20)
+
+
+def test_special_closures_and_juneteenth_follow_the_exchange():
+    assert not cal.is_trading_day(date(2018, 12, 5))  # national day of mourning (G. H. W. Bush)
+    assert not cal.is_trading_day(date(2025, 1, 9))  # national day of mourning (J. Carter)
+    assert cal.is_trading_day(date(2021, 6, 18))  # Juneteenth closures start in 2022
+    assert not cal.is_trading_day(date(2022, 6, 20))
+
+
+def test_early_closes_end_the_session_at_one_pm_new_york():
+    assert cal.session_close(date(2026, 11, 27)) == _utc(2026, 11, 27, 18)
+    assert cal.session_close(date(2026, 12, 24)) == _utc(2026, 12, 24, 18)
+    assert cal.session_close(date(2025, 7, 3)) == _utc(2025, 7, 3, 17)  # EDT
+    assert cal.session_close(date(2026, 7, 2)) == _utc(2026, 7, 2, 20)  # a full day, EDT
+    assert cal.expiry_close(date(2026, 12, 24)) == _utc(2026, 12, 24, 18)
+
+
+def test_next_open_and_is_open():
+    assert cal.next_open(_utc(2026, 11, 27, 19)) == _utc(2026, 11, 30, 14, 30)
+    assert cal.next_open(_utc(2026, 11, 30, 14, 29)) == _utc(2026, 11, 30, 14, 30)
+    assert cal.next_open(_utc(2026, 11, 30, 14, 30)) == _utc(2026, 12, 1, 14, 30)
+    assert cal.is_open(_utc(2026, 11, 27, 17, 59))
+    assert not cal.is_open(_utc(2026, 11, 27, 18))
+    assert not cal.is_open(_utc(2026, 11, 28, 16))
+
+
+def test_session_of_is_the_new_york_date():
+    assert cal.session_of(_utc(2026, 11, 25, 1)) == date(2026, 11, 24)  # 20:00 New York
+    assert cal.session_of(datetime(2026, 11, 24, 21)) == date(2026, 11, 24)  # naive = UTC
+
+
+def test_sessions_and_closes_match_exchange_calendars_2000_to_2030():
+    """exchange_calendars (a dev-only dependency) is the oracle for every session since 2000."""
+    import exchange_calendars as xc
+
+    oracle = xc.get_calendar("XNYS", start="2000-01-01", end="2030-12-31").schedule
+    expected = {
+        ts.date(): (row.open.to_pydatetime(), row.close.to_pydatetime())
+        for ts, row in oracle.iterrows()
+    }
+    ours = {
+        day: cal.session_bounds(day)
+        for day in cal.trading_days_between(date(2000, 1, 1), date(2030, 12, 31))
+    }
+    assert set(ours) == set(expected), sorted(set(ours) ^ set(expected))[:10]
+    wrong = {day: (ours[day], expected[day]) for day in ours if ours[day] != expected[day]}
+    assert not wrong, list(wrong.items())[:5]

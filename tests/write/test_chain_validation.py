@@ -31,7 +31,7 @@ from chalicelib.write.scheduler import Scheduler
 from chalicelib.write.store import Store
 
 Row = dict[str, Any]
-AS_OF = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)
+AS_OF = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
 
 
 def model_accepts(row: Mapping[str, Any]) -> bool:
@@ -169,7 +169,7 @@ def option_rows(draw: st.DrawFn) -> Row:
 def quote_like() -> Row:
     return {
         "ticker": "SPY",
-        "as_of": np.datetime64("2026-11-27T21:00:00", "us"),
+        "as_of": np.datetime64("2026-11-27T18:00:00", "us"),
         "expiration": np.datetime64("2026-12-18", "s"),
         "strike": 550.0,
         "right": "P",

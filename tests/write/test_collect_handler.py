@@ -19,8 +19,8 @@ from chalicelib.write.scheduler import Phase, Scheduler
 from chalicelib.write.store import Store
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-AS_OF = "2026-11-27T21:00:00Z"
-AS_OF_DT = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)
+AS_OF = "2026-11-27T18:00:00Z"
+AS_OF_DT = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
 DUPLICATES = """
     SELECT count(*) FROM (
         SELECT ticker, as_of, expiration, strike, "right", count(*) AS n
@@ -56,7 +56,7 @@ def test_collect_handler_stores_every_watchlist_chain(ocd_env: dict[str, str]):
     assert summary["chains_collected"] == summary["tickers"] == 3
     assert summary["rows_flushed"] > 0
     assert summary["rows_flushed"] == summary["rows_collected"]
-    assert summary["as_of"] == "2026-11-27T21:00:00+00:00"
+    assert summary["as_of"] == "2026-11-27T18:00:00+00:00"
     assert summary["history_backfilled"] == 3
     db = Path(ocd_env["OCD_DATA_DIR"]) / "ocd.duckdb"
     per_ticker = dict(_query(db, "SELECT ticker, count(*) FROM option_quotes GROUP BY ticker"))
@@ -85,7 +85,7 @@ def test_collect_handler_twice_with_the_same_as_of_adds_no_rows(ocd_env: dict[st
 
 
 def test_a_night_or_weekend_as_of_is_the_previous_close(ocd_env: dict[str, str]):
-    friday = _invoke_collect("2026-11-27T21:00:00Z")
+    friday = _invoke_collect("2026-11-27T18:00:00Z")
     saturday = _invoke_collect("2026-11-28T15:00:00Z")
     assert saturday["as_of"] == friday["as_of"]
     assert saturday["rows_flushed"] == 0

@@ -15,7 +15,7 @@ from chalicelib.write.providers.base import DailyHistory
 from chalicelib.write.providers.synthetic import SyntheticMarket
 from chalicelib.write.store import MIGRATIONS, Store
 
-AS_OF = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)
+AS_OF = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
 AS_OF_NAIVE = AS_OF.replace(tzinfo=None)
 DUPLICATES = """
     SELECT count(*) FROM (

@@ -13,7 +13,7 @@ from chalicelib.errors import WriterBusy
 from chalicelib.write.store import Store
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-AS_OF = "2026-11-27T21:00:00Z"
+AS_OF = "2026-11-27T18:00:00Z"
 # Opens the store read-write, says so, and holds it until its stdin closes.
 HOLDER = """
 import sys
