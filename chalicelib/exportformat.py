@@ -20,7 +20,7 @@ import hashlib
 import math
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 import orjson
@@ -158,6 +158,22 @@ class KindResult(BaseModel):
     error: str | None = None
 
 
+class MarketClock(BaseModel):
+    """When the published quotes are from, and what the market's clock said about them.
+
+    Readers tell "market closed" from "stale" with it, without a calendar of their own: quotes
+    of a session are current until ``closes_at``; from then until ``next_open`` the market is
+    closed and the close is the newest there can be; after ``next_open`` newer quotes are due.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    quotes_as_of: datetime  # the newest snapshot's as_of
+    session: date  # its New York session
+    closes_at: datetime  # that session's close (13:00 New York on early closes)
+    next_open: datetime  # the following session's open
+
+
 class Manifest(BaseModel):
     """The pointer a reader follows: everything of one generation, with checksums."""
 
@@ -173,6 +189,8 @@ class Manifest(BaseModel):
     archives: dict[str, str] = Field(default_factory=dict)  # kind -> archive key
     results: dict[str, KindResult] = Field(default_factory=dict)
     storage_writes: int = 0
+    provider: str | None = None  # where the quotes come from: synthetic, file or yfinance
+    market: MarketClock | None = None
 
 
 def archives_newest_first(storage: Storage, kind: str) -> list[str]:

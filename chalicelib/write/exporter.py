@@ -29,8 +29,9 @@ from numpy.typing import NDArray
 
 from chalicelib import exportformat as fmt
 from chalicelib.config import TICKER_PATTERN, Settings
+from chalicelib.domain import calendar as cal
 from chalicelib.errors import PreconditionFailed
-from chalicelib.exportformat import DocumentEntry, KindResult, Manifest
+from chalicelib.exportformat import DocumentEntry, KindResult, Manifest, MarketClock
 from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
 from chalicelib.write import export_queries as q
@@ -188,6 +189,8 @@ class JSONExporter:
             archives=archives,
             results={**(previous.results if previous else {}), **results},
             storage_writes=pub.writes + 2,
+            provider=self.settings.provider,
+            market=self._market_clock(),
         )
         body = fmt.dumps(manifest.model_dump(mode="json"))
         self._put_archive(pub, "manifest", body)
@@ -208,6 +211,19 @@ class JSONExporter:
         except Exception as exc:  # published already: the next export retries the clean-up
             log_event("retention_failed", generation=pub.generation, error=f"{exc!r}")
         return results
+
+    def _market_clock(self) -> MarketClock | None:
+        newest = self.store.rows("SELECT max(as_of) FROM chain_snapshots")[0][0]
+        if newest is None:
+            return None
+        quotes_as_of = newest.replace(tzinfo=UTC)
+        session = cal.session_of(quotes_as_of)
+        return MarketClock(
+            quotes_as_of=quotes_as_of,
+            session=session,
+            closes_at=cal.session_close(session),
+            next_open=cal.session_bounds(cal.next_trading_day(session))[0],
+        )
 
     def _newest_generation(self, previous: Manifest | None) -> str | None:
         """The id to continue from: the published one, or a newer one an export that crashed
