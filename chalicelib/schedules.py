@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import logs
+from chalicelib import logs, natives
 from chalicelib.config import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ def _db_state(settings: Settings) -> DatabaseState | None:
 
 
 def collect(detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    natives.require_writer_natives()
     from chalicelib.write.dbstate import WriterConflict
     from chalicelib.write.scheduler import run_collect
 
@@ -65,6 +66,7 @@ def rate_minutes(env_name: str, default_seconds: int) -> int:
 def export(detail: dict[str, Any] | None = None) -> dict[str, Any]:
     """Publish a generation. A failed export raises nothing: the previous generation stays
     served, the failure goes to the log and to ``export_status.json`` (``/health`` shows it)."""
+    natives.require_writer_natives()
     from chalicelib.exportformat import load_manifest
     from chalicelib.exportstatus import record_status
     from chalicelib.storage.factory import make_storage

@@ -2,135 +2,83 @@
 # Package the prod stage for AWS: scripts/package.sh [OUTDIR]   (default: build/package)
 #
 # Writes OUTDIR/sam.json (SAM template, merged with .chalice/merge-template.json) and
-# OUTDIR/deployment.zip, then checks the zip. Nothing is deployed; see docs/deploy.md.
+# OUTDIR/deployment.zip for the python3.12 Lambda runtime, then checks both. It needs only the
+# project's Python (3.11 will do) and the package index. Nothing is deployed; see docs/deploy.md.
 #
-# Why Python 3.12: Chalice takes the Lambda runtime from the interpreter it runs under and only
-# accepts manylinux wheels whose glibc that runtime has (python3.11: <= 2.26, python3.12: 2.34).
-# duckdb 2.x and numpy 2.x ship manylinux_2_27/2_28 wheels only, so under 3.11 Chalice drops
-# them with a warning and still exits 0. We therefore package from a separate 3.12 venv.
+# Why not plain `chalice package`: Chalice takes the Lambda runtime from the interpreter it runs
+# under and only accepts manylinux wheels that runtime's glibc supports (python3.11: 2.26).
+# duckdb 2.x and numpy 2.x ship manylinux_2_27/2_28 wheels only, so under 3.11 Chalice leaves
+# them out with a warning and still exits 0. Instead, pip installs the wheels of the target
+# runtime (--platform/--python-version/--implementation/--only-binary) into vendor/ of a staged
+# copy of the project, which has no requirements.txt: Chalice packages the app code plus vendor/
+# and downloads nothing. The template's runtime is then set to the target runtime.
 #
 # Environment:
-#   PACKAGE_PYTHON  a Python 3.12 interpreter (default: pyenv's 3.12.x, else python3.12)
-#   PACKAGE_VENV    where the packaging venv lives (default: build/package-venv-py312)
-#   PACKAGE_MAX_UNZIPPED_MB  limit for the unzipped package (default: 250, Lambda's own limit)
+#   PACKAGE_PYTHON  the Python with chalice and pip (default: .venv/bin/python, else python3)
+#   PACKAGE_MAX_UNZIPPED_MB  limit for the unzipped package in MiB (default: 250, Lambda's own)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUTDIR=${1:-"$ROOT/build/package"}
-VENV=${PACKAGE_VENV:-"$ROOT/build/package-venv-py312"}
 MAX_MB=${PACKAGE_MAX_UNZIPPED_MB:-250}
+# The target: Lambda's python3.12 runs on Amazon Linux 2023, whose glibc is 2.34.
 RUNTIME=python3.12
+PY_VERSION=3.12
+GLIBC_MINOR=34
 
 die() {
     echo "package.sh: $*" >&2
     exit 1
 }
 
-# Chalice caches the dependency zip by requirements hash; never let a bad one be reused.
-purge_cached_package() {
-    rm -f "$ROOT"/.chalice/deployments/*-"$RUNTIME".zip
-}
-
-is_py312() {
-    [ -n "$1" ] && "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null
-}
-
-find_python() {
-    local candidate
-    if [ -n "${PACKAGE_PYTHON:-}" ]; then
-        is_py312 "$PACKAGE_PYTHON" || die "PACKAGE_PYTHON=$PACKAGE_PYTHON is not a Python 3.12"
-        echo "$PACKAGE_PYTHON"
-        return
-    fi
-    for candidate in "$HOME"/.pyenv/versions/3.12*/bin/python "$(command -v python3.12 || true)"; do
-        if is_py312 "$candidate"; then
-            echo "$candidate"
-            return
-        fi
-    done
-    die "no Python 3.12 found. The Lambda package must be built with Python 3.12 (runtime
-$RUNTIME), because Chalice silently drops duckdb/numpy wheels under 3.11. Install one
-(e.g. 'pyenv install 3.12' or your distribution's python3.12) or set PACKAGE_PYTHON."
-}
-
-PYTHON=$(find_python)
-CHALICE_SPEC=$(grep -E '^chalice([<>=!~ ]|$)' "$ROOT/requirements-dev.txt" | head -n1)
-[ -n "$CHALICE_SPEC" ] || die "no chalice line in requirements-dev.txt"
-
-# The venv needs chalice and the app's runtime requirements (chalice imports app.py).
-STAMP_WANTED=$( (echo "$CHALICE_SPEC"; cat "$ROOT/requirements.txt") | sha256sum | cut -d' ' -f1)
-if ! is_py312 "$VENV/bin/python" || [ "$(cat "$VENV/.stamp" 2>/dev/null)" != "$STAMP_WANTED" ]; then
-    echo "package.sh: creating packaging venv $VENV with $PYTHON" >&2
-    rm -rf "$VENV"
-    "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet "$CHALICE_SPEC" -r "$ROOT/requirements.txt"
-    echo "$STAMP_WANTED" >"$VENV/.stamp"
+if [ -n "${PACKAGE_PYTHON:-}" ]; then
+    PYTHON=$PACKAGE_PYTHON
+elif [ -x "$ROOT/.venv/bin/python" ]; then
+    PYTHON=$ROOT/.venv/bin/python
+else
+    PYTHON=$(command -v python3 || true)
 fi
+[ -n "$PYTHON" ] || die "no Python found; set PACKAGE_PYTHON"
+"$PYTHON" -c 'import chalice, pip' 2>/dev/null ||
+    die "$PYTHON lacks chalice or pip: $PYTHON -m pip install -r requirements-dev.txt"
 
-# Chalice only needs a region to name the Lambda service principal; nothing is called.
+# Every manylinux tag whose glibc the runtime has, newest first. pip matches --platform tags
+# exactly (only manylinux2014 implies manylinux2010 and manylinux1), so each one is named.
+PLATFORMS=()
+for ((minor = GLIBC_MINOR; minor >= 17; minor--)); do
+    PLATFORMS+=(--platform "manylinux_2_${minor}_x86_64")
+done
+PLATFORMS+=(--platform manylinux2014_x86_64)
+
+STAGE=$(mktemp -d)
+trap 'rm -rf "$STAGE"' EXIT
+tar -C "$ROOT" --exclude=__pycache__ -cf - app.py chalicelib | tar -C "$STAGE" -xf -
+mkdir "$STAGE/.chalice"
+cp "$ROOT"/.chalice/*.json "$STAGE/.chalice/"
+
+echo "package.sh: pip install -r requirements.txt for $RUNTIME (manylinux, glibc <= 2.$GLIBC_MINOR)" >&2
+"$PYTHON" -m pip install --quiet --disable-pip-version-check --no-compile \
+    --target "$STAGE/vendor" --implementation cp --python-version "$PY_VERSION" \
+    "${PLATFORMS[@]}" --only-binary=:all: -r "$ROOT/requirements.txt" ||
+    die "pip could not install the $RUNTIME wheels of requirements.txt"
+rm -rf "$STAGE/vendor/bin" # console scripts, with this machine's interpreter in their shebang
+
+# Chalice only needs a region to name the Lambda service principal; nothing is called. It
+# imports app.py to read the routes: no bytecode of this interpreter may land in the zip.
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1}
 mkdir -p "$OUTDIR"
 LOG="$OUTDIR/chalice-package.log"
 echo "package.sh: chalice package --stage prod -> $OUTDIR" >&2
-if ! "$VENV/bin/chalice" --project-dir "$ROOT" package --stage prod \
+if ! PYTHONDONTWRITEBYTECODE=1 "$PYTHON" -c 'import sys; from chalice.cli import main; sys.exit(main())' \
+    --project-dir "$STAGE" package --stage prod \
     --merge-template "$ROOT/.chalice/merge-template.json" "$OUTDIR" >"$LOG" 2>&1; then
     cat "$LOG" >&2
     die "chalice package failed"
 fi
 cat "$LOG" >&2
-# Chalice prints this and exits 0 when it cannot find a Lambda-compatible wheel.
-if grep -q "Could not install dependencies" "$LOG"; then
-    purge_cached_package
-    die "chalice dropped dependencies (see above); the package would not run on Lambda"
-fi
 
-# Check what Lambda will get: the native modules, the size limit, the runtime.
-if ! "$VENV/bin/python" - "$OUTDIR" "$RUNTIME" "$MAX_MB" <<'PY'
-import json
-import re
-import sys
-import zipfile
-from pathlib import Path
-
-outdir, runtime, max_mb = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
-tag = "cpython-" + runtime.removeprefix("python").replace(".", "")
-# duckdb 2.x ships an abi3 (stable ABI) module; numpy and pydantic_core are version-specific.
-suffix = rf"\.({tag}-x86_64-linux-gnu|abi3)\.so$"
-native = {
-    "duckdb": "_duckdb",
-    "numpy": "numpy/_core/_multiarray_umath",
-    "pydantic_core": "pydantic_core/_pydantic_core",
-}
-problems = []
-with zipfile.ZipFile(outdir / "deployment.zip") as zf:
-    infos = zf.infolist()
-names = [i.filename for i in infos]
-for what, stem in native.items():
-    if not any(re.match(re.escape(stem) + suffix, n) for n in names):
-        problems.append(f"no native module for {what} ({stem}{suffix})")
-foreign = [n for n in names if re.search(r"\.cpython-\d+-", n) and tag not in n]
-if foreign:
-    problems.append(f"modules built for another Python: {foreign[:3]}")
-unzipped_mb = sum(i.file_size for i in infos) / 1e6
-if unzipped_mb > max_mb:
-    problems.append(f"unzipped size {unzipped_mb:.1f} MB exceeds {max_mb:.0f} MB")
-template = json.loads((outdir / "sam.json").read_text())
-runtimes = {
-    r["Properties"]["Runtime"]
-    for r in template["Resources"].values()
-    if r["Type"] == "AWS::Serverless::Function"
-}
-if runtimes != {runtime}:
-    problems.append(f"template runtimes {sorted(runtimes)}, expected {runtime}")
-zipped_mb = (outdir / "deployment.zip").stat().st_size / 1e6
-print(f"package.sh: deployment.zip {zipped_mb:.1f} MB zipped, {unzipped_mb:.1f} MB unzipped, "
-      f"runtime {runtime}", file=sys.stderr)
-if problems:
-    sys.exit("package.sh: " + "; ".join(problems))
-PY
-then
-    purge_cached_package
+if ! "$PYTHON" "$ROOT/scripts/ocdlib/lambda_package.py" "$OUTDIR" "$RUNTIME" "$MAX_MB"; then
+    rm -f "$OUTDIR/deployment.zip" # nothing that failed its checks is left to deploy
     die "the package failed its checks"
 fi
 echo "$OUTDIR"

@@ -1,13 +1,17 @@
 """The prod package as AWS would receive it: built by scripts/package.sh, checked offline.
 
-The script is run once per module (it needs PyPI: Chalice downloads manylinux wheels). Every
-check reads the generated ``sam.json`` and ``deployment.zip``, never the config files alone, so
-what is asserted is what would be deployed.
+The script is run once per module (it needs PyPI: pip downloads the runtime's manylinux wheels),
+with this test's interpreter and a PATH holding only its venv and the system directories, as on
+a machine that has no Python but the project's. Every check reads the generated ``sam.json`` and
+``deployment.zip``, never the config files alone, so what is asserted is what would be deployed.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -42,10 +46,16 @@ PACKAGE_TIMEOUT_SECONDS = 1800
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     outdir = tmp_path_factory.mktemp("package")
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
+        "PACKAGE_PYTHON": sys.executable,
+    }
     try:
         proc = subprocess.run(
             ["bash", str(SCRIPT), str(outdir)],
             cwd=ROOT,
+            env=env,
             capture_output=True,
             text=True,
             timeout=PACKAGE_TIMEOUT_SECONDS,
@@ -83,6 +93,18 @@ def wheel_tags(package: Path) -> dict[str, list[str]]:
     return tags
 
 
+@pytest.fixture(scope="module")
+def owners(package: Path) -> dict[str, str]:
+    """The dist-info directory that installed each file, from the packaged RECORD files."""
+    owner = {}
+    with zipfile.ZipFile(package / "deployment.zip") as zf:
+        for name in zf.namelist():
+            if re.fullmatch(r"[^/]+\.dist-info/RECORD", name):
+                for row in csv.reader(io.StringIO(zf.read(name).decode())):
+                    owner[row[0]] = name.split("/")[0]
+    return owner
+
+
 def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         name: res["Properties"]
@@ -118,14 +140,18 @@ def as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def test_zip_contains_native_modules(zip_infos: list[zipfile.ZipInfo], template: dict) -> None:
+def test_zip_contains_duckdb_numpy_and_the_other_native_modules(
+    zip_infos: list[zipfile.ZipInfo], template: dict, owners: dict[str, str]
+) -> None:
     names = {info.filename for info in zip_infos}
     cpython = f"cpython-{py_tag(runtime_of(template))[2:]}-x86_64-linux-gnu"
     for dist, stem in NATIVE_MODULES.items():
         # duckdb 2.x ships a stable-ABI module (_duckdb.abi3.so) for 3.12+; the others do not.
         wanted = {f"{stem}.{cpython}.so", f"{stem}.abi3.so"}
-        assert names & wanted, f"{dist}: none of {sorted(wanted)} in deployment.zip"
-    assert any(re.fullmatch(r"_duckdb\..*\.so", n) for n in names), "_duckdb is missing"
+        found = names & wanted
+        assert found, f"{dist}: none of {sorted(wanted)} in deployment.zip"
+        for module in found:  # installed by that distribution's wheel, not left over
+            assert owners.get(module, "").startswith(f"{dist}-"), (module, owners.get(module))
 
 
 def test_unzipped_size_fits_lambda(zip_infos: list[zipfile.ZipInfo]) -> None:
@@ -133,18 +159,36 @@ def test_unzipped_size_fits_lambda(zip_infos: list[zipfile.ZipInfo]) -> None:
     assert unzipped <= LAMBDA_UNZIPPED_LIMIT, f"unzipped package is {unzipped / 2**20:.1f} MiB"
 
 
-def test_template_runtime_is_what_the_zip_was_built_for(
-    template: dict, zip_infos: list[zipfile.ZipInfo], wheel_tags: dict[str, list[str]]
+def test_native_modules_are_built_for_the_template_runtime(
+    template: dict,
+    zip_infos: list[zipfile.ZipInfo],
+    owners: dict[str, str],
+    wheel_tags: dict[str, list[str]],
+) -> None:
+    tag = py_tag(runtime_of(template))
+    names = [i.filename for i in zip_infos]
+    foreign = [n for n in names if ".cpython-" in n and f".cpython-{tag[2:]}-" not in n]
+    assert not foreign, f"modules or bytecode built for another Python: {foreign[:5]}"
+
+    modules = [n for n in names if re.search(r"\.(cpython-\d+-[^.]+|abi3)\.so$", n)]
+    assert len(modules) >= len(NATIVE_MODULES), modules
+    for module in modules:
+        if ".abi3." in module:  # the stable ABI: loads on its wheel's CPython and any later one
+            dist_tags = [t.split("-") for t in wheel_tags[owners[module]]]
+            minimums = [int(py[2:]) for py, abi, _ in dist_tags if abi == "abi3"]
+            assert minimums and min(minimums) <= int(tag[2:]), (module, dist_tags)
+        else:
+            assert module.endswith(f".cpython-{tag[2:]}-x86_64-linux-gnu.so"), module
+
+
+def test_every_wheel_loads_on_the_template_runtime(
+    template: dict, wheel_tags: dict[str, list[str]]
 ) -> None:
     runtime = runtime_of(template)
     assert runtime in RUNTIME_GLIBC, f"unexpected runtime {runtime}"
     tag = py_tag(runtime)
-    cpython = f".cpython-{tag[2:]}-"
-    names = [i.filename for i in zip_infos]
-    foreign = [n for n in names if ".cpython-" in n and cpython not in n]
-    assert not foreign, f"extension modules built for another Python: {foreign[:5]}"
-
     glibc = RUNTIME_GLIBC[runtime]
+    assert {"duckdb", "numpy", "pydantic_core"} <= {d.split("-")[0] for d in wheel_tags}
     for dist, tags in wheel_tags.items():
         assert tags, f"{dist}: WHEEL lists no tags"
         assert any(_runs_on(t, tag, glibc) for t in tags), f"{dist} {tags} won't load on {runtime}"
