@@ -62,3 +62,10 @@ class BadRequest(OCDError):
 
 class NotFound(OCDError):
     """A well-formed request for something that does not exist."""
+
+
+class ClockRefused(OCDError):
+    """A writer run whose clock is behind the newest stored snapshot, or ahead of the wall
+    clock: the store's history only moves forward, and never past the present."""
+
+    exit_code = 64  # EX_USAGE: the run was asked for a time it cannot write at

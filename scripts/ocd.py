@@ -18,7 +18,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 import orjson  # noqa: E402
 
 from chalicelib.config import load_settings  # noqa: E402
-from chalicelib.errors import ConfigError, WriterBusy  # noqa: E402
+from chalicelib.errors import ClockRefused, ConfigError, WriterBusy  # noqa: E402
 
 EX_CONFIG = 78
 
@@ -158,9 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         load_settings()
         return int(args.func(args))
-    except WriterBusy as exc:
+    except (WriterBusy, ClockRefused) as exc:
         print(f"ocd: {exc}", file=sys.stderr)
-        return WriterBusy.exit_code
+        return exc.exit_code
     except ConfigError as exc:
         print(f"ocd: configuration error: {exc}", file=sys.stderr)
         return EX_CONFIG

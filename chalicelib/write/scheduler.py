@@ -7,6 +7,7 @@ duration. One failing ticker does not abort a cycle: the scan records it and bec
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -16,9 +17,12 @@ from typing import Any
 
 from chalicelib.config import Settings
 from chalicelib.domain import calendar as cal
+from chalicelib.errors import ClockRefused
 from chalicelib.logs import log_event, timed
+from chalicelib.storage.base import Storage
 from chalicelib.write.analysis import AnalysisResult, analyse
 from chalicelib.write.collector import ChainBuffer
+from chalicelib.write.lifecycle import LifecycleResult, maintain
 from chalicelib.write.providers.base import MarketDataProvider
 from chalicelib.write.providers.factory import make_provider
 from chalicelib.write.store import FlushResult, Store
@@ -30,17 +34,53 @@ class Phase(StrEnum):
     FLUSHING = "flushing"
     COMPUTING = "computing"
     SCANNING = "scanning"
+    SEALING = "sealing"
     EXPORTING = "exporting"
 
 
 _ALLOWED = {
     Phase.IDLE: {Phase.COLLECTING, Phase.EXPORTING},
     Phase.COLLECTING: {Phase.FLUSHING},
-    Phase.FLUSHING: {Phase.COLLECTING, Phase.COMPUTING, Phase.EXPORTING, Phase.IDLE},
+    Phase.FLUSHING: {Phase.COLLECTING, Phase.COMPUTING, Phase.SEALING, Phase.EXPORTING,
+                     Phase.IDLE},
     Phase.COMPUTING: {Phase.SCANNING},
-    Phase.SCANNING: {Phase.EXPORTING, Phase.IDLE},
+    Phase.SCANNING: {Phase.SEALING, Phase.EXPORTING, Phase.IDLE},
+    Phase.SEALING: {Phase.IDLE},
     Phase.EXPORTING: {Phase.IDLE},
-}
+}  # fmt: skip
+MAX_CLOCK_LEAD = timedelta(minutes=5)  # how far ahead of the wall clock a pinned run may be
+
+
+def check_clock(
+    store: Store,
+    now: datetime,
+    provider: str,
+    wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    """Refuse a run before the newest stored snapshot or past the present (``ClockRefused``):
+    a replayed past would publish a generation older than the one it replaces, and a future
+    one would take over the live dashboard with invented quotes."""
+    present = wall()
+    if now > present + MAX_CLOCK_LEAD:
+        raise ClockRefused(
+            f"refusing a writer run at {_iso(now)}: it is {now - present} ahead of the wall "
+            f"clock ({_iso(present)}); at most {MAX_CLOCK_LEAD} ahead is accepted"
+        )
+    newest = store.newest_snapshot()
+    if newest is not None and now < newest:
+        hint = (
+            "; to replay imported history, use a data directory of its own (OCD_DATA_DIR)"
+            if provider == "file"
+            else ""
+        )
+        raise ClockRefused(
+            f"refusing a writer run at {_iso(now)}: the store already holds a snapshot at "
+            f"{_iso(newest)}, and its clock only moves forward{hint}"
+        )
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Scheduler:
@@ -54,8 +94,12 @@ class Scheduler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         analysis: bool = True,
+        history: Storage | None = None,
+        lifecycle_step: Callable[[str], None] = lambda name: None,
     ) -> None:
         self.analysis = analysis  # features and alerts after the flush (off: collect only)
+        self.history = history  # where sealed sessions go; None: no sealing, no retention
+        self.lifecycle_step = lifecycle_step
         self.settings = settings
         self.store = store
         self.provider = provider or make_provider(settings, store)
@@ -70,6 +114,7 @@ class Scheduler:
     def collect(self, now: datetime | None = None) -> dict[str, Any]:
         """Collect every watchlist chain, flushing at the row threshold and at the end."""
         now = now or self.clock()
+        check_clock(self.store, now, self.settings.provider)
         started = time.perf_counter()
         scan: dict[str, Any] = {
             "scan_id": f"scan_{now:%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}",
@@ -108,6 +153,7 @@ class Scheduler:
             )
         flushes.append(self._flush(buffer))
         analysis = self._analyse(scan, now) if collected and self.analysis else None
+        lifecycle = self._maintain(scan, now) if self.history is not None else None
         self._enter(Phase.IDLE)
         runtime = time.perf_counter() - started
         scan.update(
@@ -136,6 +182,7 @@ class Scheduler:
             "history_backfilled": backfilled,
             "features_computed": analysis.features_computed if analysis else 0,
             "alerts_generated": scan["alerts_generated"],
+            "lifecycle": lifecycle.summary() if lifecycle else None,
             "errors": scan["errors"],
             "runtime_seconds": scan["runtime_seconds"],
         }
@@ -154,6 +201,18 @@ class Scheduler:
             scan["errors"].extend(result.errors)
         self._enter(Phase.SCANNING)
         return result
+
+    def _maintain(self, scan: dict[str, Any], now: datetime) -> LifecycleResult | None:
+        """SEALING: seal settled sessions, then retention; a failure loses nothing (the rows
+        stay in the hot store) and is retried next run."""
+        assert self.history is not None
+        self._enter(Phase.SEALING)
+        try:
+            return maintain(self.store, self.history, self.settings, now, step=self.lifecycle_step)
+        except Exception as exc:
+            scan["errors"].append(f"lifecycle: {type(exc).__name__}: {exc}")
+            log_event("lifecycle_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+            return None
 
     def _flush(self, buffer: ChainBuffer) -> FlushResult:
         self._enter(Phase.FLUSHING)
@@ -188,6 +247,9 @@ class Scheduler:
 
 
 def run_collect(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
-    """One collect → flush pass with its own store connection (what the schedule runs)."""
+    """One collect pass with its own store connection (what the schedule runs): collect →
+    flush → features and alerts → seal settled sessions into the export storage → retention."""
+    from chalicelib.storage.factory import make_storage
+
     with Store(settings.database) as store:
-        return Scheduler(settings, store).collect(now)
+        return Scheduler(settings, store, history=make_storage(settings)).collect(now)

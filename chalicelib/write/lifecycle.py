@@ -1,0 +1,54 @@
+"""The data lifecycle after each collect: seal settled sessions, then apply retention.
+
+Sealing comes first and retention only deletes what the published history manifest names, so
+the hot store stays bounded without ever holding less than the sealed history lacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from chalicelib.config import Settings
+from chalicelib.storage.base import Storage
+from chalicelib.write import retention
+from chalicelib.write.sealing import Sealer, SealResult
+from chalicelib.write.store import Store
+
+
+@dataclass(frozen=True)
+class LifecycleResult:
+    sealed: SealResult
+    retained: retention.RetentionResult
+
+    def summary(self) -> dict[str, object]:
+        compaction = self.retained.compaction
+        return {
+            "sealed_sessions": [str(s) for s in self.sealed.sessions],
+            "sealed_files": self.sealed.files,
+            "sealed_rows": self.sealed.rows,
+            "sealed_bytes": self.sealed.bytes,
+            "history_files": len(self.sealed.published),
+            "snapshots_deleted": self.retained.snapshots_deleted,
+            "rows_deleted": self.retained.rows_deleted,
+            "compacted": compaction is not None,
+        }
+
+
+def maintain(
+    store: Store,
+    storage: Storage,
+    settings: Settings,
+    now: datetime,
+    *,
+    step: Callable[[str], None] = lambda name: None,
+    policy: retention.CompactionPolicy = retention.DEFAULT_POLICY,
+) -> LifecycleResult:
+    sealer = Sealer(
+        store, storage, seal_intraday=settings.seal_intraday, work_dir=settings.data_dir, step=step
+    )
+    sealed = sealer.seal(now)
+    published = [f.key for f in sealed.published]
+    retained = retention.apply(store, settings, now, published, step=step, policy=policy)
+    return LifecycleResult(sealed, retained)
