@@ -7,8 +7,8 @@ from typing import Any
 from chalice import Chalice, Rate, Response
 from chalice.app import CloudWatchEvent
 
-from chalicelib import schedules
 from chalicelib.read import dashboard, http
+from chalicelib.write import schedules
 
 app = Chalice(app_name="option-chain-dashboard")
 

@@ -10,9 +10,9 @@ import duckdb
 import pytest
 from moto import mock_aws
 
-from chalicelib import schedules
 from chalicelib.config import Settings, load_settings
 from chalicelib.storage.factory import make_state_storage
+from chalicelib.write import schedules
 from chalicelib.write.dbstate import DatabaseState, WriterConflict
 from chalicelib.write.scheduler import run_collect
 

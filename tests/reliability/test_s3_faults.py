@@ -35,13 +35,13 @@ from moto.server import ThreadedMotoServer
 from readkit import body, get
 from reliakit import published_manifest, reset_read_caches, use_env
 
-from chalicelib import schedules
 from chalicelib.exportstatus import STATUS_KEY, read_status
 from chalicelib.read import http
 from chalicelib.read.openapi import HEALTH
 from chalicelib.storage import factory
 from chalicelib.storage.base import Storage
 from chalicelib.storage.s3 import S3Storage
+from chalicelib.write import schedules
 
 BUCKET = "ocd-faults"
 PREFIX = "exports/"

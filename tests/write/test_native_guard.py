@@ -24,7 +24,7 @@ def _run_hidden(
         "import sys\n"
         f"for name in {hidden!r}:\n"
         "    sys.modules[name] = None  # import fails as if the zip lacked it\n"
-        "from chalicelib import schedules\n"
+        "from chalicelib.write import schedules\n"
         f"schedules.{handler}({{}})\n"
     )
     return subprocess.run(

@@ -24,16 +24,23 @@ def event_clock(detail: dict[str, Any] | None) -> datetime | None:
 
 
 def _db_state(settings: Settings) -> DatabaseState | None:
-    """The bucket copy of the database when the writer runs where disks are ephemeral."""
+    """The bucket copy of the database when the writer runs where disks are ephemeral; in
+    local mode the local file is data of its own, no longer a copy of a bucket's."""
+    from chalicelib.write.dbstate import DatabaseState, forget_sync
+
     if not settings.persist_db:
+        forget_sync(settings.database)
         return None
     from chalicelib.storage.factory import make_state_storage
-    from chalicelib.write.dbstate import DatabaseState
 
     return DatabaseState(make_state_storage(settings), settings.database)
 
 
 def collect(detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Collect → flush → features and alerts → seal and retention, restored from and persisted
+    to the bucket on Lambda. Raises ClockRefused (a pinned clock behind the store or ahead of
+    the present) and DatabaseDiverged (local and bucket databases both hold data) before
+    writing anything."""
     natives.require_writer_natives()
     from chalicelib.write.dbstate import WriterConflict
     from chalicelib.write.scheduler import run_collect
@@ -49,6 +56,8 @@ def collect(detail: dict[str, Any] | None = None) -> dict[str, Any]:
             state.persist()
         except WriterConflict as exc:  # another writer won: this run publishes nothing
             summary.update(status="aborted", errors=[*summary["errors"], str(exc)])
+        summary["db"] = {"restored_bytes": state.restored_bytes,
+                         "persisted_bytes": state.persisted_bytes}  # fmt: skip
     return summary
 
 
@@ -71,6 +80,7 @@ def export(detail: dict[str, Any] | None = None) -> dict[str, Any]:
     from chalicelib.exportstatus import record_status
     from chalicelib.storage.factory import make_storage
     from chalicelib.write.exporter import JSONExporter
+    from chalicelib.write.scheduler import check_clock
     from chalicelib.write.store import Store
 
     settings = load_settings()
@@ -80,6 +90,9 @@ def export(detail: dict[str, Any] | None = None) -> dict[str, Any]:
     if state is not None and state.restore() is None:
         return {"ok": False, "generation": None, "error": "no database persisted yet"}
     with Store(settings.database) as store:
+        pinned = event_clock(detail)
+        if pinned is not None:
+            check_clock(store, pinned, settings.provider)
         try:
             results = JSONExporter(store, storage, settings).export_all()
         except Exception as exc:  # e.g. storage down: nothing new was published
