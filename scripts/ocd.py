@@ -19,6 +19,7 @@ import orjson  # noqa: E402
 
 from chalicelib.config import load_settings  # noqa: E402
 from chalicelib.errors import ClockRefused, ConfigError, WriterBusy  # noqa: E402
+from chalicelib.write.dbstate import DatabaseDiverged  # noqa: E402
 
 EX_CONFIG = 78
 
@@ -99,6 +100,50 @@ def cmd_import(args: argparse.Namespace) -> int:
     return run(args.paths, ticker=args.ticker, as_json=args.json)
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    from ocdlib import soak
+
+    tickers = tuple(t.strip().upper() for t in args.tickers.split(",")) if args.tickers else None
+    if args.generated:
+        tickers = tuple(f"T{i:04d}" for i in range(args.generated))
+    print(soak.HEADER, flush=True)
+    counter = iter(range(1, args.sessions + 1))
+    figures = soak.run(
+        args.sessions,
+        args.every,
+        tickers or soak.DEFAULT_WATCHLIST,
+        args.storage,
+        report=lambda row: print(soak.line(next(counter), row), flush=True),
+    )
+    start = min(args.plateau_from, len(figures))
+    summary = soak.plateau(figures, start)
+    print(orjson.dumps(summary).decode())
+    if args.json:
+        document = {"sessions": soak.as_json(figures), "plateau": summary}
+        Path(args.json).write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """``db push`` / ``db pull``: the explicit choice between a local and a bucket database."""
+    from chalicelib.errors import OCDError
+    from chalicelib.storage.factory import make_state_storage
+    from chalicelib.write.dbstate import DatabaseState
+
+    settings = load_settings()
+    state = DatabaseState(make_state_storage(settings), settings.database)
+    try:
+        version = (
+            state.push(force=args.force) if args.action == "push" else state.pull(force=args.force)
+        )
+    except OCDError as exc:
+        print(f"ocd: db {args.action}: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 1)
+    where = f"{state.location}" if args.action == "push" else str(settings.database)
+    print(f"db {args.action}: {where} is now version {version}")
+    return 0
+
+
 def _stack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage",
@@ -145,6 +190,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imports.add_argument("--json", action="store_true", help="print the summary as JSON")
     imports.set_defaults(func=cmd_import)
+    soak = sub.add_parser("soak", help="many simulated sessions in-process: size and speed")
+    soak.add_argument("--sessions", type=_positive_int, default=10)
+    soak.add_argument("--every", type=_positive_float, default=10.0, help="minutes between runs")
+    soak.add_argument("--tickers", help="comma-separated watchlist (default: the default one)")
+    soak.add_argument("--generated", type=_positive_int, help="that many generated tickers")
+    soak.add_argument("--storage", choices=["local", "s3"], default="local")
+    soak.add_argument("--plateau-from", type=_positive_int, default=35,
+                      help="session whose figures later ones are compared with")  # fmt: skip
+    soak.add_argument("--json", help="also write the figures as JSON to this path")
+    soak.set_defaults(func=cmd_soak)
+    db = sub.add_parser("db", help="the database between local disk and the bucket")
+    db.add_argument("action", choices=["push", "pull"],
+                    help="push: the bucket's copy becomes the local file; "
+                         "pull: the local file becomes the bucket's copy")  # fmt: skip
+    db.add_argument("--force", action="store_true", help="overwrite a copy that differs")
+    db.set_defaults(func=cmd_db)
     bench_import = sub.add_parser("bench-import", help="import throughput on a generated CSV")
     bench_import.add_argument("--rows", type=int, default=1_000_000)
     bench_import.add_argument("--rounds", type=int, default=3)
@@ -153,12 +214,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         load_settings()
         return int(args.func(args))
-    except (WriterBusy, ClockRefused) as exc:
+    except (WriterBusy, ClockRefused, DatabaseDiverged) as exc:
         print(f"ocd: {exc}", file=sys.stderr)
         return exc.exit_code
     except ConfigError as exc:

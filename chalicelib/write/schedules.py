@@ -23,7 +23,7 @@ def event_clock(detail: dict[str, Any] | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _db_state(settings: Settings) -> DatabaseState | None:
+def db_state(settings: Settings) -> DatabaseState | None:
     """The bucket copy of the database when the writer runs where disks are ephemeral; in
     local mode the local file is data of its own, no longer a copy of a bucket's."""
     from chalicelib.write.dbstate import DatabaseState, forget_sync
@@ -47,7 +47,7 @@ def collect(detail: dict[str, Any] | None = None) -> dict[str, Any]:
 
     settings = load_settings()
     logs.configure(settings.log_level)
-    state = _db_state(settings)
+    state = db_state(settings)
     if state is not None:
         state.restore()
     summary = run_collect(settings, event_clock(detail))
@@ -86,7 +86,7 @@ def export(detail: dict[str, Any] | None = None) -> dict[str, Any]:
     settings = load_settings()
     logs.configure(settings.log_level)
     storage = make_storage(settings)
-    state = _db_state(settings)
+    state = db_state(settings)
     if state is not None and state.restore() is None:
         return {"ok": False, "generation": None, "error": "no database persisted yet"}
     with Store(settings.database) as store:

@@ -193,11 +193,18 @@ class Store:
 
     # ---- schema ------------------------------------------------------------------------
     def _migrate(self) -> None:
-        self.con.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
-            "applied_at TIMESTAMP NOT NULL)"
-        )
+        exists = self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version' "
+            "AND database_name = current_database()"
+        ).fetchone()
+        if not (exists and exists[0]):  # an up-to-date file is opened without a write
+            self.con.execute(
+                "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+                "applied_at TIMESTAMP NOT NULL)"
+            )
         current = self.schema_version
+        if current >= len(MIGRATIONS):
+            return
         for version, ddl in enumerate(MIGRATIONS, start=1):
             if version <= current:
                 continue

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from chalicelib.config import Settings, load_settings
+from chalicelib.config import load_settings
 from chalicelib.errors import WriterBusy
 from chalicelib.write.importer import (
     FileReport,
@@ -25,6 +25,7 @@ from chalicelib.write.importer import (
     import_file,
     inspect,
 )
+from chalicelib.write.schedules import db_state
 from chalicelib.write.store import Store
 from ocdlib.progress import ProgressBar
 
@@ -32,7 +33,7 @@ from ocdlib.progress import ProgressBar
 def run(paths: list[str], *, ticker: str | None = None, as_json: bool = False) -> int:
     settings = load_settings()
     started = time.perf_counter()
-    state = _db_state(settings)
+    state = db_state(settings)
     if state is not None:
         state.restore()
     reports: list[FileReport] = []
@@ -71,16 +72,6 @@ def run(paths: list[str], *, ticker: str | None = None, as_json: bool = False) -
         if settings.provider != "file" and summary["snapshots"]:
             print("replay     set OCD_PROVIDER=file: each collect then serves the next staged day")
     return 0
-
-
-def _db_state(settings: Settings) -> Any:
-    """Where the database lives in the bucket (``OCD_PERSIST_DB``): restore, stage, persist."""
-    if not settings.persist_db:
-        return None
-    from chalicelib.storage.factory import make_state_storage
-    from chalicelib.write.dbstate import DatabaseState
-
-    return DatabaseState(make_state_storage(settings), settings.database)
 
 
 def _summary(reports: list[FileReport], seconds: float) -> dict[str, Any]:
