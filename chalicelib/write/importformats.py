@@ -30,6 +30,10 @@ OptionsDX             Wide rows melted into a call and a put. No ticker column: 
                       else ``[QUOTE_DATE]``. No open interest (null). Greeks per day/per point.
 ocd chain document    Our own export (``chains/<T>/<digest>.json``): values as published, the
                       ``as_of`` in UTC, ``dividend_yield`` kept. A round trip changes nothing.
+ocd sealed history    Our own sealed Parquet partitions (``history/chains`` and
+                      ``history/intraday``, ``chalicelib/historyformat.py``): every column as
+                      sealed, ``as_of`` a UTC instant. A round trip changes nothing (the
+                      dividend yield is not sealed: 0 on replay).
 ====================  ====================================================================
 
 In every format a missing volume is 0 and a missing open interest stays null (unknown is not
@@ -256,6 +260,23 @@ def _optionsdx(c: Columns, ticker: str | None) -> str:
     """
 
 
+def _sealed(c: Columns, _ticker: str | None) -> str:
+    contract = ", ".join(
+        f"{c.num(n)} AS {_ident(n)}"
+        for n in ("strike", "bid", "ask", "last", "volume", "open_interest",
+                  "implied_volatility", *GREEKS)
+    )  # fmt: skip
+    return f"""
+        upper({c.text("ticker")}) AS ticker,
+        {c.time("as_of", "UTC")} AS stamp,
+        {c.date("expiration")} AS expiration,
+        upper({c.text("right")}) AS "right",
+        {contract},
+        {c.num("underlying_price")} AS spot,
+        NULL AS dividend_yield
+    """
+
+
 def _ocd(c: Columns, _ticker: str | None) -> str:
     return ", ".join(_ident(k) for k in RAW_COLUMNS)
 
@@ -319,7 +340,16 @@ OCD_CHAIN = ChainFormat(
     zone="UTC",
     units=Units(checked=False),
 )
-TABULAR_FORMATS = (CBOE_DATASHOP, VENDOR, OPTIONSDX)
+OCD_HISTORY = ChainFormat(
+    name="ocd_history",
+    title="ocd sealed history (history/<kind>/date=…/part-….parquet)",
+    required=("ticker", "as_of", "expiration", "strike", "right", "bid", "ask",
+              "underlying_price"),
+    select=_sealed,
+    zone="UTC",
+    units=Units(checked=False),
+)  # fmt: skip
+TABULAR_FORMATS = (CBOE_DATASHOP, VENDOR, OPTIONSDX, OCD_HISTORY)
 FORMATS = {f.name: f for f in (*TABULAR_FORMATS, OCD_CHAIN)}
 
 

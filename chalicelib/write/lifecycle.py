@@ -43,12 +43,15 @@ def maintain(
     now: datetime,
     *,
     step: Callable[[str], None] = lambda name: None,
-    policy: retention.CompactionPolicy = retention.DEFAULT_POLICY,
 ) -> LifecycleResult:
     sealer = Sealer(
         store, storage, seal_intraday=settings.seal_intraday, work_dir=settings.data_dir, step=step
     )
     sealed = sealer.seal(now)
     published = [f.key for f in sealed.published]
+    policy = retention.CompactionPolicy(
+        free_fraction=settings.compact_free_fraction,
+        min_free_bytes=int(settings.compact_min_free_mb * (1 << 20)),
+    )
     retained = retention.apply(store, settings, now, published, step=step, policy=policy)
     return LifecycleResult(sealed, retained)
