@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     intraday_retention_days: int = Field(default=2, ge=1, le=3650)
     eod_retention_days: int = Field(default=30, ge=1, le=3650)
     seal_intraday: bool = True
-    compact_free_fraction: float = Field(default=0.5, gt=0, le=1)
+    compact_free_fraction: float = Field(default=0.5, ge=0, le=1)
     compact_min_free_mb: float = Field(default=32, ge=0)
 
     @classmethod

@@ -193,11 +193,12 @@ class Store:
 
     # ---- schema ------------------------------------------------------------------------
     def _migrate(self) -> None:
-        exists = self.con.execute(
+        exists = _scalar(
+            self.con,
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version' "
-            "AND database_name = current_database()"
-        ).fetchone()
-        if not (exists and exists[0]):  # an up-to-date file is opened without a write
+            "AND database_name = current_database()",
+        )
+        if not exists:  # an up-to-date file is opened without a write
             self.con.execute(
                 "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
                 "applied_at TIMESTAMP NOT NULL)"
@@ -240,8 +241,7 @@ class Store:
 
     @property
     def schema_version(self) -> int:
-        row = self.con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
-        return int(row[0]) if row else 0
+        return int(_scalar(self.con, "SELECT coalesce(max(version), 0) FROM schema_version"))
 
     # ---- chains ------------------------------------------------------------------------
     def flush_chains(
@@ -280,7 +280,7 @@ class Store:
                        nullif_nan(i.gamma), nullif_nan(i.theta), nullif_nan(i.vega),
                        nullif_nan(i.rho)
                 FROM incoming i SEMI JOIN new_snaps s ON s.ticker = i.ticker AND s.as_of = i.as_of
-            """).fetchone()
+            """).fetchall()[0]
             self.con.execute(
                 """
                 INSERT INTO chain_snapshots (ticker, as_of, contracts, underlying_price,
@@ -302,7 +302,7 @@ class Store:
             """,
                 [_utcnow_naive()],
             )
-            snapshots = self.con.execute("SELECT count(*) FROM new_snaps").fetchone()
+            snapshots = self.con.execute("SELECT count(*) FROM new_snaps").fetchall()[0]
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")
@@ -321,8 +321,8 @@ class Store:
 
     def newest_snapshot(self) -> datetime | None:
         """The newest stored snapshot's as_of (aware UTC), or None for an empty store."""
-        row = self.con.execute("SELECT max(as_of) FROM chain_snapshots").fetchone()
-        return row[0].replace(tzinfo=UTC) if row and row[0] is not None else None
+        newest = _scalar(self.con, "SELECT max(as_of) FROM chain_snapshots")
+        return newest.replace(tzinfo=UTC) if newest is not None else None
 
     def tickers_with_snapshot(self, as_of: datetime) -> set[str]:
         """Tickers whose chain at exactly ``as_of`` is already stored."""
@@ -334,8 +334,7 @@ class Store:
     def count(self, table: str, where: str = "", params: Sequence[Any] = ()) -> int:
         if not re.fullmatch(r"[a-z_]+", table):
             raise ValueError(f"bad table name {table!r}")
-        row = self.con.execute(f"SELECT count(*) FROM {table} {where}", list(params)).fetchone()
-        return int(row[0]) if row else 0
+        return int(_scalar(self.con, f"SELECT count(*) FROM {table} {where}", params))
 
     # ---- history -----------------------------------------------------------------------
     def history_days(self, tickers: Sequence[str]) -> dict[str, int]:
@@ -442,11 +441,11 @@ class Store:
 
     # ---- size and compaction ---------------------------------------------------------
     def size(self) -> DatabaseSize:
-        row = self.con.execute(
+        rows = self.con.execute(
             "SELECT total_blocks, free_blocks, block_size FROM pragma_database_size() "
             "WHERE database_name = current_database()"
-        ).fetchone()
-        total, free, block = (int(v) for v in row) if row else (0, 0, 0)
+        ).fetchall()
+        total, free, block = (int(v) for v in rows[0]) if rows else (0, 0, 0)
         return DatabaseSize(self.path.stat().st_size, total, free, block)
 
     def table_counts(self) -> dict[str, int]:
@@ -470,7 +469,7 @@ class Store:
         keep = _sibling(self.path, ".pre-compact")
         for leftover in (target, _sibling(target, ".wal")):
             leftover.unlink(missing_ok=True)
-        name = self.con.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+        name = _scalar(self.con, "SELECT current_database()")
         self.con.execute("ATTACH ? AS ocd_compact", [str(target)])
         try:
             self.con.execute(f'COPY FROM DATABASE "{name}" TO ocd_compact')
@@ -501,8 +500,7 @@ class Store:
 
     def parquet_rows(self, path: Path) -> int:
         """Rows in a Parquet file (reading it: a damaged file raises)."""
-        row = self.con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()
-        return int(row[0]) if row else 0
+        return int(_scalar(self.con, "SELECT count(*) FROM read_parquet(?)", [str(path)]))
 
 
 class _WriterLock:
@@ -571,7 +569,14 @@ def _table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
             "AND NOT temporary ORDER BY table_name"
         ).fetchall()
     ]
-    return {t: int(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]) for t in tables}  # type: ignore[index]
+    return {t: int(_scalar(con, f'SELECT count(*) FROM "{t}"')) for t in tables}
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> Any:
+    """The first column of the first row, the result read to its end (DuckDB 2 refuses other
+    work on a connection, ``unregister`` included, while a result is only partly fetched)."""
+    rows = con.execute(sql, list(params)).fetchall()
+    return rows[0][0] if rows else None
 
 
 def _fsync_dir(directory: Path) -> None:
