@@ -78,7 +78,7 @@ def test_iv_solved_from_two_sided_mids_matches_the_smile() -> None:
 
 @pytest.mark.parametrize("bid_of", ["zero", "locked"])
 def test_one_sided_or_locked_quotes_get_no_iv(bid_of: str) -> None:
-    """Before: an all-zero-bid chain was solved from ask/2 (ATM IV 0.152 where the truth is 0.30)."""
+    """Before: a zero-bid chain was solved from ask/2 (ATM IV 0.152 where the truth is 0.30)."""
     batch, _ = vendor_chain(bid_of)
     done, computed = _complete(batch)
     assert np.isnan(done["implied_volatility"]).all()
