@@ -795,7 +795,8 @@ def _oi_change_features(
 @dataclass(frozen=True)
 class _Straddles:
     """Per expiry, the ATM straddle: the strike nearest spot, within the ATM band, where both
-    the call and the put have two-sided quotes. NaN for an expiry without one."""
+    the call and the put have two-sided quotes. NaN for an expiry without such strikes on both
+    sides of the forward (one strike 9 % below it is not at the money)."""
 
     strike: FloatArray
     mid: FloatArray
@@ -820,6 +821,12 @@ def _straddles(p: _Prepared, config: AnalyticsConfig) -> _Straddles:
     if both.size == 0:
         return _Straddles(strike, mid)
     pe, pk = e[new][both], k[new][both]
+    below = np.bincount(pe, weights=pk <= p.forward[pe], minlength=n) > 0
+    above = np.bincount(pe, weights=pk >= p.forward[pe], minlength=n) > 0
+    keep = below[pe] & above[pe]
+    both, pe, pk = both[keep], pe[keep], pk[keep]
+    if both.size == 0:
+        return _Straddles(strike, mid)
     best = np.lexsort((pk, np.abs(pk - p.spot), pe))  # nearest spot first, then lowest strike
     first = best[np.r_[True, pe[best][1:] != pe[best][:-1]]]
     strike[pe[first]] = pk[first]
@@ -857,7 +864,10 @@ def _positioning_features(
         known = np.isfinite(gex) & (p.oi > 0)
     _gex_features(p, gex, known, config, out)
     straddles = _straddles(p, config)
-    records = _expiry_records(p, atm, pain, gex, known, oi_change, straddles, config)
+    change_reason = out.missing.get(
+        "oi_change_total", "no contract with open interest known in this and the previous session"
+    )
+    records = _expiry_records(p, atm, pain, gex, known, oi_change, change_reason, straddles, config)
     out.put("by_expiry", records, "no live expiry")
     _expected_move(p, records, config, out)
 
@@ -936,6 +946,7 @@ def _expiry_records(
     gex: FloatArray,
     gex_known: NDArray[np.bool_],
     oi_change: FloatArray,
+    change_reason: str,
     straddles: _Straddles,
     config: AnalyticsConfig,
 ) -> list[dict[str, Any]]:
@@ -962,7 +973,8 @@ def _expiry_records(
     has_change = count(change_known) > 0
     contracts = count(np.ones(p.strike.size, dtype=bool))
     sigma_move = p.spot * atm * np.sqrt(p.t_exp)
-    no_straddle = "no strike in the ATM band with two-sided call and put quotes"
+    no_straddle = "no strikes on both sides of the forward, within the ATM band, with two-sided "
+    no_straddle += "call and put quotes"
     too_close = f"closer than {config.min_dte_days:g} days: left out of volatility features"
     records = []
     for i in range(n):
@@ -1011,11 +1023,7 @@ def _expiry_records(
             round(float(call_gex[i] + put_gex[i]), 2) if has_gex[i] else None,
             gex_reason,
         )
-        put(
-            "oi_change",
-            int(change[i]) if has_change[i] else None,
-            "no contract with open interest known in this and the previous session",
-        )
+        put("oi_change", int(change[i]) if has_change[i] else None, change_reason)
         if missing:
             record["missing"] = missing
         records.append(record)
@@ -1034,8 +1042,8 @@ def _expected_move(
     if front["straddle"] is None:
         out.miss(
             "expected_move",
-            f"no strike within {config.atm_max_distance:.0%} of the forward with two-sided "
-            "call and put quotes on the front expiry",
+            f"no strikes on both sides of the forward, within {config.atm_max_distance:.0%} of "
+            "it, with two-sided call and put quotes on the front expiry",
         )
         return
     out.put(
