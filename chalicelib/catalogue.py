@@ -525,8 +525,9 @@ FEATURES: tuple[Feature, ...] = (
             Field(
                 "atm_strike",
                 "$",
-                "Strike of the ATM straddle: nearest spot within 10 % of "
-                "the forward, with two-sided call and put quotes.",
+                "Strike of the ATM straddle: of the strikes within 10 % of the forward "
+                "where call and put both have two-sided quotes (needed on both sides of F), "
+                "the one nearest spot.",
             ),
             Field("straddle", "$", "Mid of the ATM call plus mid of the ATM put."),
             Field("straddle_pct", "percent", "100 · straddle / spot."),
