@@ -153,29 +153,6 @@ def bs_greeks(
     return Greeks(*(np.where(undefined, np.nan, g).reshape(shape) for g in greeks))
 
 
-def bs_gamma(
-    spot: ArrayLike,
-    strike: ArrayLike,
-    t: ArrayLike,
-    rate: ArrayLike,
-    sigma: ArrayLike,
-    div_yield: ArrayLike = 0.0,
-) -> FloatArray:
-    """Gamma alone, e^{-qT}·φ(d1)/(S·σ√T), the same for calls and puts (NaN where undefined).
-
-    For repricing gamma over a grid of spots (the zero-gamma search), where the other four
-    greeks of :func:`bs_greeks` would be wasted work.
-    """
-    with np.errstate(all="ignore"):
-        s, k, tt, r, vol, q = np.broadcast_arrays(
-            *(np.asarray(v, dtype=np.float64) for v in (spot, strike, t, rate, sigma, div_yield))
-        )
-        total_vol = vol * np.sqrt(tt)
-        d1, _ = _d1_d2(np.log(s / k) + (r - q) * tt, total_vol)
-        gamma = np.exp(-q * tt) * norm_pdf(d1) / (s * total_vol)
-        return np.where((tt > 0.0) & (vol > 0.0), gamma, np.nan)
-
-
 def implied_volatility(
     price: ArrayLike,
     spot: ArrayLike,

@@ -28,7 +28,6 @@ from chalicelib.domain.pricing import (
     IV_NO_CONVERGENCE,
     IV_OK,
     IV_REASONS,
-    bs_gamma,
     bs_greeks,
     bs_price,
     implied_volatility,
@@ -62,20 +61,6 @@ def test_hull_greek_letters_example():
     assert call.rho == pytest.approx(0.089066, abs=1e-6)  # per rate point
     assert put.theta * 365 == pytest.approx(-1.8530057, abs=1e-6)
     assert put.delta == pytest.approx(call.delta - 1.0, abs=1e-12)
-
-
-def test_bs_gamma_matches_the_greeks_and_hull():
-    assert bs_gamma(49.0, 50.0, 0.3846, 0.05, 0.20) == pytest.approx(0.065545, abs=1e-6)
-    rng = np.random.default_rng(11)
-    spot = rng.uniform(50, 150, 500)
-    strike, t = rng.uniform(40, 160, 500), rng.uniform(0.01, 2.0, 500)
-    sigma, q = rng.uniform(0.05, 1.0, 500), rng.uniform(0.0, 0.04, 500)
-    gamma = bs_greeks(spot, strike, t, 0.03, sigma, True, q).gamma
-    np.testing.assert_allclose(bs_gamma(spot, strike, t, 0.03, sigma, q), gamma, rtol=1e-12)
-    # a spot grid against a row of contracts broadcasts to one matrix
-    grid = bs_gamma(np.array([[90.0], [100.0]]), np.array([95.0, 105.0]), 0.1, 0.0, 0.2)
-    assert grid.shape == (2, 2)
-    assert np.isnan(bs_gamma(100.0, 100.0, np.array([0.0, 0.5]), 0.0, 0.2)[0])
 
 
 def test_hull_implied_volatility_example():
