@@ -881,7 +881,13 @@ def _gex_features(
 ) -> None:
     names = ("gex_total", "gex_by_strike", "call_wall", "put_wall", "zero_gamma", "gex_0dte_share")
     if not known.any():
-        reason = f"no contract with both gamma and open interest > 0 ({_oi_reason(p)})"
+        with np.errstate(invalid="ignore"):
+            has_oi = bool((p.oi > 0).any())
+        reason = (
+            "no contract with open interest > 0 has a gamma (no usable IV)"
+            if has_oi
+            else f"no contract with both gamma and open interest > 0 ({_oi_reason(p)})"
+        )
         for name in names:
             out.miss(name, reason)
         return

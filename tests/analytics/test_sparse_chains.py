@@ -140,6 +140,9 @@ def test_a_zero_bid_chain_without_ivs_has_no_atm_iv() -> None:
     assert fs.values["atm_iv"] is None and fs.values["spread_pct"] is None
     assert fs.missing["spread_pct"] == "no two-sided quotes"
     assert fs.values["gex_total"] is None  # no IV, so no gamma
+    assert (
+        fs.missing["gex_total"] == "no contract with open interest > 0 has a gamma (no usable IV)"
+    )
 
 
 def test_only_the_two_sided_quotes_of_a_chain_without_ivs_are_solved() -> None:
