@@ -990,13 +990,9 @@ def _expiry_records(
             "years": float(p.t_exp[i]),
             "contracts": int(contracts[i]),
         }
-        missing: dict[str, str] = {}
 
-        def put(name: str, value: Any, reason: str, record: dict = record, missing=missing) -> None:
-            number = _num(value) if not isinstance(value, int) else value
-            record[name] = number
-            if number is None:
-                missing[name] = reason
+        def put(name: str, value: Any, reason: str, record: dict[str, Any] = record) -> None:
+            _set_field(record, name, value, reason)
 
         no_oi = "open interest missing" if not has_oi[i] else "no open interest > 0"
         iv_reason = too_close if not p.usable[i] else _atm_reason(config)
@@ -1030,10 +1026,18 @@ def _expiry_records(
             gex_reason,
         )
         put("oi_change", int(change[i]) if has_change[i] else None, change_reason)
-        if missing:
-            record["missing"] = missing
+        if "missing" in record:
+            record["missing"] = record.pop("missing")  # last, after the fields it explains
         records.append(record)
     return records
+
+
+def _set_field(record: dict[str, Any], name: str, value: Any, reason: str) -> None:
+    """A record's field: a finite number (an int as is) or null, its reason under ``missing``."""
+    number = value if isinstance(value, int) else _num(value)
+    record[name] = number
+    if number is None:
+        record.setdefault("missing", {})[name] = reason
 
 
 def _expected_move(
