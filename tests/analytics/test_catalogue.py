@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import AS_OF, build_chain
+from analyticskit import AS_OF, build_chain
 
 from chalicelib import catalogue
 from chalicelib.analytics.features import (

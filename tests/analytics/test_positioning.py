@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 import pytest
-from conftest import AS_OF, build_chain
+from analyticskit import AS_OF, build_chain
 
 from chalicelib.analytics.exposure import gamma_exposure, net_gex_curve, zero_gamma_level
 from chalicelib.analytics.features import (

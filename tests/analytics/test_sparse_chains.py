@@ -11,7 +11,7 @@ from datetime import date
 
 import numpy as np
 import pytest
-from conftest import AS_OF, build_chain
+from analyticskit import AS_OF, build_chain
 
 from chalicelib.analytics.detectors import DetectorContext, run_detectors
 from chalicelib.analytics.features import (

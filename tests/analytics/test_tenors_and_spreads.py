@@ -7,7 +7,7 @@ from datetime import date
 
 import numpy as np
 import pytest
-from conftest import AS_OF, build_chain
+from analyticskit import AS_OF, build_chain
 
 from chalicelib.analytics.features import (
     DailyInputs,
