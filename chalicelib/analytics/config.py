@@ -25,13 +25,41 @@ class AnalyticsConfig(BaseModel):
     iv_min_history: int = Field(default=60, ge=2, description="fewest past IVs for rank")
     skew_history_days: int = Field(default=60, ge=5, description="skew z-score look-back")
     skew_min_history: int = Field(default=20, ge=3)
+    atm_max_distance: float = Field(
+        default=0.10,
+        gt=0,
+        lt=1,
+        description="ATM IV only from usable quotes within ±this of the forward, on each side",
+    )
+    tenor_tolerance: float = Field(
+        default=0.20,
+        ge=0,
+        description="a fixed tenor no expiry pair brackets is taken flat from the nearest expiry "
+        "only when that lies within this fraction of the tenor",
+    )
     gex_strike_window: float = Field(
-        default=0.25, gt=0, description="gex_by_strike lists strikes within ±this of spot"
+        default=0.25,
+        gt=0,
+        description="gex_by_strike and oi_change_by_strike list strikes within ±this of spot",
+    )
+    zero_gamma_range: float = Field(
+        default=0.10, gt=0, lt=1, description="zero_gamma is searched over spot ±this"
+    )
+    zero_gamma_points: int = Field(
+        default=81, ge=11, description="spots on the zero-gamma grid (gamma repriced at each)"
+    )
+    iv_hv_history_days: int = Field(
+        default=60, ge=1, description="sessions in iv_hv_spread_history, today included"
     )
     unusual_vol_oi: float = Field(default=1.0, gt=0, description="volume/OI that is unusual")
     unusual_min_volume: int = Field(default=500, ge=1)
     unusual_history_days: int = Field(default=20, ge=1, description="days of contract volumes")
     unusual_min_obs: int = Field(default=5, ge=2, description="fewest past days for a z-score")
+    unusual_log_std_floor: float = Field(
+        default=0.25,
+        gt=0,
+        description="floor of the stdev of ln(1 + daily volume) in the volume z-score",
+    )
     unusual_max_listed: int = Field(default=10, ge=1)
 
     # ---- detectors ------------------------------------------------------------------------

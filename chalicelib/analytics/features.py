@@ -1,12 +1,13 @@
 """Features of one ticker's option chain at one snapshot: pure and vectorised, no clock, no I/O.
 
 ``compute_features`` turns a chain, the spot, the snapshot time and the ticker's own daily history
-into a ``FeatureSet``: JSON-ready numbers (and small lists/dicts of numbers) in ``values``. A
-feature that cannot be computed is ``None`` there and ``missing`` says why; bad or missing market
-data never raise. Every array pass covers the whole chain at once: the only Python loops are over
-a handful of expiries (their closing times) or over the few contracts reported as unusual.
+into a ``FeatureSet``: JSON-ready numbers (and small lists/dicts of numbers) in ``values``. Every
+feature of :mod:`chalicelib.catalogue` is always present; one that the data cannot support is
+``None`` there and ``missing`` says why; bad or missing market data never raise. Every array pass
+covers the whole chain at once: the only Python loops are over a handful of expiries (their
+closing times and per-expiry records) or over the few contracts reported as unusual.
 
-Conventions
+Conventions (the catalogue states each feature's unit)
 - IVs, HVs, skew, butterfly and slopes are annualised fractions (0.25 = 25 %); ratios are plain
   numbers; names ending in ``_pct`` are percent; ``iv_rank`` and ``iv_percentile`` are 0–100.
 - T runs to the 16:00 New York close of the expiration day, in years of 365 days; ``dte`` is
@@ -14,7 +15,18 @@ Conventions
 - Expiries closer than ``min_dte_days`` are left out of every volatility feature (their IVs are
   mostly noise), so "front" or "nearest" means the nearest expiry at least that far away.
 - GEX follows the naive dealer convention (dealers long calls, short puts): calls +, puts −, in
-  dollars per 1 % move of the underlying, Γ·OI·100·S²·0.01.
+  dollars per 1 % move of the underlying, Γ·OI·100·S²·0.01 (:mod:`chalicelib.analytics.exposure`).
+
+What the data must support (sparse and odd chains are common in real imports)
+- A usable IV is a finite, positive one: given by the source, or solved from a two-sided quote
+  (bid > 0, ask > bid; ``chain.two_sided``). A one-sided quote's (0 + ask)/2 is not a price.
+- Interpolated values are never extrapolated: a 25Δ IV exists only when quoted deltas lie on
+  both sides of ±0.25, an at-the-money IV or straddle only from usable quotes within
+  ``atm_max_distance`` (10 %) of the forward on each side of it, and a fixed-tenor IV only between
+  two expiries (or within ``tenor_tolerance`` of the nearest one).
+- Open interest that is missing or zero everywhere is no open interest: max pain, OI put/call
+  ratios, GEX and unusual activity are then null. Unusual activity needs OI > 0 and a minimum
+  volume, and scores volume on ln(1 + volume).
 """
 
 from __future__ import annotations
@@ -26,17 +38,42 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
+from chalicelib import catalogue
 from chalicelib.analytics.config import DEFAULT_CONFIG, AnalyticsConfig
+from chalicelib.analytics.exposure import CONTRACT_MULTIPLIER, gamma_exposure, zero_gamma_level
 from chalicelib.domain import calendar as cal
-from chalicelib.domain.chain import ChainBatch
+from chalicelib.domain.chain import ChainBatch, two_sided
 from chalicelib.domain.models import FeatureSet
 from chalicelib.domain.pricing import bs_greeks, implied_volatility
 
 FloatArray = NDArray[np.float64]
 TRADING_DAYS = 252
-CONTRACT_MULTIPLIER = 100.0
+FIXED_TENORS = (30, 60, 90)  # calendar days of atm_iv_30d, atm_iv_60d, atm_iv_90d
+
+__all__ = [
+    "CONTRACT_MULTIPLIER",
+    "ContractHistory",
+    "DailyInputs",
+    "PreviousOpenInterest",
+    "compute_features",
+    "constant_maturity_iv",
+    "contract_keys",
+    "gamma_exposure",
+    "historical_volatility",
+    "historical_volatility_series",
+    "iv_percentile",
+    "iv_rank",
+    "max_pain",
+    "max_pain_by_expiry",
+    "open_interest_change",
+    "put_call_ratio",
+    "risk_reversal_25d",
+    "unusual_mask",
+    "volume_zscores",
+]
 
 
 # ---- inputs ---------------------------------------------------------------------------------
@@ -75,6 +112,20 @@ class ContractHistory:
         )
 
 
+@dataclass(frozen=True)
+class PreviousOpenInterest:
+    """Each contract's open interest at the previous session's last snapshot (taken at ``as_of``).
+
+    The base of the day-over-day OI change; NaN where that snapshot did not know the OI.
+    """
+
+    as_of: datetime
+    expiration: NDArray[np.datetime64]
+    strike: FloatArray
+    is_call: NDArray[np.bool_]
+    open_interest: FloatArray
+
+
 # ---- small pure building blocks (public: each has a reference test) --------------------------
 def historical_volatility(closes: FloatArray, window: int) -> float | None:
     """Close-to-close volatility of the last ``window`` log returns: √252 · stdev(ddof=1).
@@ -87,6 +138,21 @@ def historical_volatility(closes: FloatArray, window: int) -> float | None:
         return None
     returns = np.diff(np.log(c[-(window + 1) :]))
     return float(np.std(returns, ddof=1) * math.sqrt(TRADING_DAYS))
+
+
+def historical_volatility_series(closes: FloatArray, window: int) -> FloatArray:
+    """``historical_volatility`` as of each close: HV of the ``window`` returns ending there.
+
+    ``closes`` must be positive and finite (the caller drops the others, as the scalar does);
+    NaN for the first ``window`` closes, which have too few returns behind them.
+    """
+    c = np.asarray(closes, dtype=np.float64)
+    out = np.full(c.size, np.nan)
+    if window < 2 or c.size < window + 1:
+        return out
+    returns = sliding_window_view(np.diff(np.log(c)), window)
+    out[window:] = np.std(returns, axis=1, ddof=1) * math.sqrt(TRADING_DAYS)
+    return out
 
 
 def iv_rank(past_iv: FloatArray, current: float, window: int = TRADING_DAYS) -> float | None:
@@ -118,14 +184,6 @@ def put_call_ratio(put_total: float, call_total: float) -> float | None:
     return put_total / call_total
 
 
-def gamma_exposure(
-    gamma: FloatArray, open_interest: FloatArray, spot: float, is_call: NDArray[np.bool_]
-) -> FloatArray:
-    """Dealer gamma exposure per contract line, $ per 1 % move: ±Γ·OI·100·S²·0.01 (calls +)."""
-    sign = np.where(np.asarray(is_call, dtype=bool), 1.0, -1.0)
-    return sign * gamma * open_interest * CONTRACT_MULTIPLIER * spot * spot * 0.01
-
-
 def max_pain(strike: FloatArray, call_oi: FloatArray, put_oi: FloatArray) -> float | None:
     """Max-pain strike of one expiry given open interest per strike (see ``max_pain_by_expiry``)."""
     k = np.asarray(strike, dtype=np.float64)
@@ -151,11 +209,13 @@ def max_pain_by_expiry(
 
     Ties go to the lowest strike. Computed in O(n) with grouped running sums instead of the
     n² pairwise table: below P the call pain is P·ΣOI_c − Σ(OI_c·K), above it the put pain is
-    Σ(OI_p·K) − P·ΣOI_p. Missing OI counts as zero; an expiry with no OI at all gives NaN.
+    Σ(OI_p·K) − P·ΣOI_p. Missing OI counts as zero; an expiry without any OI > 0 gives NaN
+    (with no open interest every strike "minimises" the pain, and the lowest would win).
     """
     out = np.full(n_expiries, np.nan)
     oi_known = np.isfinite(open_interest)
-    if not oi_known.any():
+    positive = oi_known & (np.where(oi_known, open_interest, 0.0) > 0)
+    if not positive.any():
         return out
     oi = np.where(oi_known, open_interest, 0.0)
     order = np.lexsort((strike, exp_idx))
@@ -182,7 +242,7 @@ def max_pain_by_expiry(
     lowest = np.minimum.reduceat(pain, first)[group]
     at_min = np.flatnonzero(pain <= lowest + 1e-9 * np.maximum(np.abs(lowest), 1.0))
     winners = at_min[np.r_[True, group[at_min][1:] != group[at_min][:-1]]]  # lowest strike
-    has_oi = np.bincount(exp_idx, weights=oi_known.astype(float), minlength=n_expiries) > 0
+    has_oi = np.bincount(exp_idx, weights=positive.astype(float), minlength=n_expiries) > 0
     chosen = np.full(n_expiries, np.nan)
     chosen[e[winners]] = k[winners]
     out[has_oi] = chosen[has_oi]
@@ -195,7 +255,8 @@ def risk_reversal_25d(
     """IV at the 25Δ call and at the −25Δ put of one expiry, linear in delta.
 
     Call delta falls from ~1 to 0 as the strike rises and put delta falls from 0 to ~−1, so both
-    are sorted by delta before interpolating (np.interp needs increasing x).
+    are sorted by delta before interpolating (np.interp needs increasing x). Each side is
+    ``None`` unless its deltas lie on both sides of the target: no extrapolation.
     """
     side = (~np.asarray(is_call, dtype=bool)).astype(np.intp)  # 0 call, 1 put
     targets = np.array([0.25, -0.25])
@@ -203,20 +264,26 @@ def risk_reversal_25d(
     return _num(values[0]), _num(values[1])
 
 
-def constant_maturity_iv(t: FloatArray, iv: FloatArray, target_t: float) -> float | None:
-    """IV at maturity ``target_t``: total variance σ²T linear in T between the bracketing
-    expiries, flat in vol outside them. ``None`` without a single usable expiry."""
+def constant_maturity_iv(
+    t: FloatArray, iv: FloatArray, target_t: float, tolerance: float = 0.0
+) -> float | None:
+    """IV at maturity ``target_t``: total variance σ²T linear in T between the bracketing expiries.
+
+    Outside the listed expiries the nearest one's vol is used only when it lies within
+    ``tolerance``·``target_t`` of the target; otherwise (or without a usable expiry) ``None``.
+    """
     ok = np.isfinite(t) & np.isfinite(iv) & (t > 0) & (iv > 0)
     if not ok.any():
         return None
     order = np.argsort(t[ok])
     tt, vol = t[ok][order], iv[ok][order]
-    if target_t <= tt[0]:
-        return float(vol[0])
-    if target_t >= tt[-1]:
-        return float(vol[-1])
-    variance = float(np.interp(target_t, tt, vol * vol * tt))
-    return math.sqrt(variance / target_t) if variance > 0 else None
+    if tt[0] <= target_t <= tt[-1]:
+        variance = float(np.interp(target_t, tt, vol * vol * tt))
+        return math.sqrt(variance / target_t) if variance > 0 else None
+    nearest = 0 if target_t < tt[0] else -1
+    if abs(float(tt[nearest]) - target_t) <= tolerance * target_t:
+        return float(vol[nearest])
+    return None
 
 
 def contract_keys(
@@ -234,20 +301,22 @@ def volume_zscores(
     history_keys: NDArray[np.int64],
     history_volume: FloatArray,
     min_obs: int,
+    std_floor: float = DEFAULT_CONFIG.unusual_log_std_floor,
 ) -> tuple[FloatArray, NDArray[np.int64]]:
-    """z of today's volume against each contract's own past daily volumes, and the count used.
+    """z of today's ln(1 + volume) against the contract's own past days, and the count used.
 
-    z = (v − mean)/s with s the sample stdev (ddof=1) floored at 1 contract, so a contract that
-    never traded and now trades thousands scores high instead of dividing by zero. NaN where the
-    contract has fewer than ``min_obs`` past days.
+    Daily volume is heavy-tailed (a quiet contract trades 3 lots, then 3,000), so the score is
+    taken on the log: z = (ln(1+v) − mean)/s with s the sample stdev (ddof=1) floored at
+    ``std_floor``, so a contract that traded the same every day does not divide by zero. NaN
+    where the contract has fewer than ``min_obs`` past days.
     """
     z = np.full(keys.size, np.nan)
     n_obs = np.zeros(keys.size, dtype=np.int64)
-    ok = np.isfinite(history_volume)
+    ok = np.isfinite(history_volume) & (history_volume >= 0)
     if keys.size == 0 or not ok.any():
         return z, n_obs
     uniq, inverse = np.unique(history_keys[ok], return_inverse=True)
-    hv = history_volume[ok]
+    hv = np.log1p(history_volume[ok])
     count = np.bincount(inverse, minlength=uniq.size)
     mean = np.bincount(inverse, weights=hv, minlength=uniq.size) / count
     square = np.bincount(inverse, weights=(hv - mean[inverse]) ** 2, minlength=uniq.size)
@@ -256,25 +325,51 @@ def volume_zscores(
     found = uniq[pos] == keys
     n_obs[found] = count[pos[found]]
     enough = found & (n_obs >= min_obs)
-    z[enough] = (volume[enough] - mean[pos[enough]]) / np.maximum(std[pos[enough]], 1.0)
+    today = np.log1p(np.maximum(np.asarray(volume, dtype=np.float64)[enough], 0.0))
+    z[enough] = (today - mean[pos[enough]]) / np.maximum(std[pos[enough]], std_floor)
     return z, n_obs
 
 
 def unusual_mask(
     volume: NDArray, open_interest: FloatArray, config: AnalyticsConfig = DEFAULT_CONFIG
 ) -> NDArray[np.bool_]:
-    """Contracts with volume ≥ the minimum and volume/OI ≥ the threshold (OI 0 counts as 1).
+    """Contracts with OI > 0, volume ≥ the minimum and volume/OI ≥ the threshold.
 
-    Contracts with unknown OI are never unusual: the ratio is undefined.
+    A contract with unknown or zero OI is never unusual: the ratio is undefined, and a chain
+    whose source reports 0 for "unknown" would otherwise flag every contract.
     """
     vol = np.asarray(volume, dtype=np.float64)
     oi = np.asarray(open_interest, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
         return (
             np.isfinite(oi)
+            & (oi > 0)
             & (vol >= config.unusual_min_volume)
-            & (vol / np.maximum(oi, 1.0) >= config.unusual_vol_oi)
+            & (vol / np.where(oi > 0, oi, 1.0) >= config.unusual_vol_oi)
         )
+
+
+def open_interest_change(
+    keys: NDArray[np.int64],
+    open_interest: FloatArray,
+    previous_keys: NDArray[np.int64],
+    previous_oi: FloatArray,
+) -> FloatArray:
+    """Today's OI minus the previous session's, per contract (keys from ``contract_keys``).
+
+    NaN where the contract was not listed before or either OI is unknown: a new listing or an
+    expired one is a change of the chain, not of positions.
+    """
+    change = np.full(keys.size, np.nan)
+    known = np.isfinite(previous_oi)
+    if keys.size == 0 or not known.any():
+        return change
+    order = np.argsort(previous_keys[known], kind="stable")
+    prev_keys, prev_oi = previous_keys[known][order], previous_oi[known][order]
+    pos = np.clip(np.searchsorted(prev_keys, keys), 0, prev_keys.size - 1)
+    found = (prev_keys[pos] == keys) & np.isfinite(open_interest)
+    change[found] = open_interest[found] - prev_oi[pos[found]]
+    return change
 
 
 # ---- the entry point -----------------------------------------------------------------------
@@ -285,16 +380,18 @@ def compute_features(
     history: DailyInputs,
     contract_history: ContractHistory | None = None,
     *,
+    previous_oi: PreviousOpenInterest | None = None,
     ticker: str | None = None,
     rate: float = 0.045,
     div_yield: float = 0.0,
     config: AnalyticsConfig = DEFAULT_CONFIG,
 ) -> FeatureSet:
-    """All features of one ticker at one snapshot (see the module docstring for units).
+    """All features of one ticker at one snapshot (see :mod:`chalicelib.catalogue` for units).
 
     ``history`` must hold days strictly before the snapshot's day: today's close is ``spot`` and
     today's IV comes from the chain. ``contract_history`` holds the contracts' volumes on earlier
-    days (for the unusual-activity z-scores); ``None`` means none is known.
+    days (for the unusual-activity z-scores) and ``previous_oi`` the previous session's closing
+    open interest (for the day-over-day OI change); ``None`` means none is known.
     """
     name = ticker or (str(chain["ticker"][0]) if len(chain) else "")
     out = _Out()
@@ -310,36 +407,20 @@ def compute_features(
         for feature in _CHAIN_FEATURES:
             out.miss(feature, reason)
     else:
-        atm = _atm_by_expiry(prepared)
+        atm = _atm_by_expiry(prepared, config)
         _volatility_features(prepared, atm, config, out)
         _flow_features(prepared, out)
-        _positioning_features(prepared, atm, config, out)
+        oi_change = _oi_change_features(prepared, as_of, previous_oi, config, out)
+        _positioning_features(prepared, atm, oi_change, config, out)
         _unusual_features(prepared, contract_history, config, out)
     atm_iv, skew = out.values.get("atm_iv"), out.values.get("skew_25d")
-    _history_features(history, spot, atm_iv, skew, config, out)
+    _history_features(history, spot, as_of, atm_iv, skew, config, out)
     return FeatureSet(ticker=name, as_of=as_of, values=out.values, missing=out.missing)
 
 
 # ---- internals -----------------------------------------------------------------------------
-_CHAIN_FEATURES = (
-    "atm_iv",
-    "atm_iv_front",
-    "atm_iv_back",
-    "term_slope",
-    "term_structure",
-    "skew_25d",
-    "butterfly_25d",
-    "put_call_volume_ratio",
-    "put_call_oi_ratio",
-    "spread_pct",
-    "max_pain",
-    "max_pain_by_expiry",
-    "gex_total",
-    "gex_by_strike",
-    "call_wall",
-    "put_wall",
-    "expected_move",
-    "unusual_contracts",
+_CHAIN_FEATURES = tuple(
+    f.name for f in catalogue.FEATURES if f.group not in ("snapshot", "history")
 )
 
 
@@ -357,6 +438,7 @@ class _Out:
             self.miss(name, reason or "not computable")
         else:
             self.values[name] = value.item() if isinstance(value, np.generic) else value
+            self.missing.pop(name, None)
 
     def miss(self, name: str, reason: str) -> None:
         self.values[name] = None
@@ -368,8 +450,11 @@ class _Prepared:
     """The chain as arrays, with T, forwards, filled IVs/greeks and usable expiries."""
 
     spot: float
+    rate: float
+    div_yield: float
     expiries: NDArray[np.datetime64]  # sorted unique expiration days
     t_exp: FloatArray
+    forward: FloatArray  # per expiry
     dte: NDArray[np.int64]
     usable: NDArray[np.bool_]  # per expiry: at least min_dte_days away
     exp_idx: NDArray[np.intp]
@@ -378,12 +463,18 @@ class _Prepared:
     bid: FloatArray
     ask: FloatArray
     mid: FloatArray
+    quoted: NDArray[np.bool_]  # two-sided quote: bid > 0, ask > bid
     volume: FloatArray
     oi: FloatArray
-    iv: FloatArray
+    iv: FloatArray  # usable IVs only (finite, > 0), NaN elsewhere
     delta: FloatArray
     gamma: FloatArray
     log_moneyness: FloatArray  # ln(K/F)
+
+    @property
+    def t(self) -> FloatArray:
+        """T of each contract, in years."""
+        return self.t_exp[self.exp_idx]
 
 
 @lru_cache(maxsize=4096)
@@ -420,13 +511,15 @@ def _prepare(
     is_call = np.asarray(chain["right"]) == "C"
     bid = np.asarray(chain["bid"], dtype=np.float64)
     ask = np.asarray(chain["ask"], dtype=np.float64)
+    quoted = two_sided(bid, ask)
     with np.errstate(invalid="ignore"):
         mid = np.where((ask > 0) & (bid >= 0) & (ask >= bid), 0.5 * (bid + ask), np.nan)
+        iv = np.array(chain["implied_volatility"], dtype=np.float64)
+        iv[~(iv > 0)] = np.nan  # a vendor's 0 means "not computed"
     t = t_exp[exp_idx]
     forward = spot * np.exp((rate - div_yield) * t_exp)
-    iv = np.array(chain["implied_volatility"], dtype=np.float64)
-    if not np.isfinite(iv).any():  # a source without IVs: solve them from two-sided quotes
-        solve = (bid > 0) & np.isfinite(mid)
+    solve = ~np.isfinite(iv) & quoted  # a source without (some) IVs: solve two-sided quotes
+    if solve.any():
         iv[solve] = implied_volatility(
             mid[solve], spot, strike[solve], t[solve], rate, is_call[solve], div_yield
         ).iv
@@ -441,8 +534,11 @@ def _prepare(
         log_moneyness = np.log(strike / forward[exp_idx])
     return _Prepared(
         spot=spot,
+        rate=rate,
+        div_yield=div_yield,
         expiries=expiries,
         t_exp=t_exp,
+        forward=forward,
         dte=dte,
         usable=t_exp * 365.0 >= config.min_dte_days,
         exp_idx=exp_idx,
@@ -451,6 +547,7 @@ def _prepare(
         bid=bid,
         ask=ask,
         mid=mid,
+        quoted=quoted,
         volume=np.asarray(chain["volume"], dtype=np.float64),
         oi=np.asarray(chain["open_interest"], dtype=np.float64),
         iv=iv,
@@ -465,8 +562,9 @@ def _interp_by_group(
 ) -> FloatArray:
     """For each group g, y interpolated linearly in x at ``target[g]`` — one sort for all groups.
 
-    Flat beyond a group's ends; NaN for a group without finite points. The groups are laid end
-    to end on one increasing axis (group·span + x) so a single searchsorted finds every bracket.
+    Only where the target is bracketed: NaN when it lies outside the group's finite points
+    (no flat extrapolation past the data) or the group has none. The groups are laid end to end
+    on one increasing axis (group·span + x) so a single searchsorted finds every bracket.
     """
     out = np.full(n_groups, np.nan)
     ok = np.isfinite(x) & np.isfinite(y)
@@ -478,13 +576,13 @@ def _interp_by_group(
     ids = np.arange(n_groups)
     start, end = np.searchsorted(g, ids, "left"), np.searchsorted(g, ids, "right")
     idx = np.flatnonzero((end > start) & np.isfinite(target))
+    idx = idx[(target[idx] >= xs[start[idx]]) & (target[idx] <= xs[end[idx] - 1])]
     if idx.size == 0:
         return out
     low_x = float(xs.min())
-    width = float(xs.max()) - low_x
-    span = width + 1.0
+    span = float(xs.max()) - low_x + 1.0
     key = g * span + (xs - low_x)
-    goal = idx * span + np.clip(target[idx] - low_x, 0.0, width)
+    goal = idx * span + (target[idx] - low_x)
     hi = np.clip(np.searchsorted(key, goal), start[idx], end[idx] - 1)
     lo = np.maximum(hi - 1, start[idx])
     dx = xs[hi] - xs[lo]
@@ -494,30 +592,78 @@ def _interp_by_group(
     return out
 
 
-def _atm_by_expiry(p: _Prepared) -> FloatArray:
-    """ATM IV per expiry: IV interpolated in strike at the forward, mean of call and put sides."""
+def _atm_band(p: _Prepared, config: AnalyticsConfig) -> NDArray[np.bool_]:
+    """Contracts whose strike is within ``atm_max_distance`` of their expiry's forward."""
+    with np.errstate(invalid="ignore"):
+        return np.abs(np.expm1(p.log_moneyness)) <= config.atm_max_distance + 1e-12
+
+
+def _atm_by_expiry(p: _Prepared, config: AnalyticsConfig) -> FloatArray:
+    """ATM IV per usable expiry: IV interpolated in strike at the forward, from the ATM band only.
+
+    The call side and the put side are interpolated separately and averaged; where neither side
+    alone straddles the forward (an out-of-the-money-only chain), the OTM puts below and calls
+    above it do. NaN unless usable IVs lie on both sides of the forward within the band.
+    """
     n = p.expiries.size
-    sides = _interp_by_group(
-        p.exp_idx * 2 + (~p.is_call), p.log_moneyness, p.iv, np.zeros(2 * n), 2 * n
-    ).reshape(n, 2)
+    x = np.where(_atm_band(p, config), p.log_moneyness, np.nan)
+    otm = np.where(p.is_call, p.log_moneyness >= 0, p.log_moneyness <= 0)
+    group = np.r_[p.exp_idx * 2 + (~p.is_call), 2 * n + p.exp_idx[otm]]
+    values = _interp_by_group(
+        group, np.r_[x, x[otm]], np.r_[p.iv, p.iv[otm]], np.zeros(3 * n), 3 * n
+    )
+    sides = values[: 2 * n].reshape(n, 2)
     count = np.isfinite(sides).sum(axis=1)
     total = np.where(np.isfinite(sides), sides, 0.0).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        atm = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        atm = np.where(count > 0, total / np.maximum(count, 1), values[2 * n :])
     atm[~p.usable] = np.nan
     return atm
 
 
+def _atm_reason(config: AnalyticsConfig) -> str:
+    return f"no usable IVs on both sides of the forward within {config.atm_max_distance:.0%} of it"
+
+
 def _volatility_features(p: _Prepared, atm: FloatArray, config: AnalyticsConfig, out: _Out) -> None:
-    """atm_iv (30-day CM), front/back, slope, term structure, 25Δ skew and butterfly."""
+    """atm_iv (30-day CM), fixed tenors, front/back, slope, term structure, 25Δ skew, butterfly."""
     good = np.flatnonzero(np.isfinite(atm))
     if good.size == 0:
-        for name in ("atm_iv", "atm_iv_front", "atm_iv_back", "term_slope", "term_structure"):
-            out.miss(name, f"no expiry ≥ {config.min_dte_days} days away with ATM IV")
-        for name in ("skew_25d", "butterfly_25d"):
+        reason = (
+            f"no expiry ≥ {config.min_dte_days:g} days away with ATM IV ({_atm_reason(config)})"
+        )
+        for name in (
+            "atm_iv",
+            *(f"atm_iv_{d}d" for d in FIXED_TENORS),
+            "atm_iv_ratio_30_90",
+            "atm_iv_front",
+            "atm_iv_back",
+            "front_expiration",
+            "back_expiration",
+            "term_slope",
+            "term_structure",
+        ):
+            out.miss(name, reason)
+        for name in ("skew_expiration", "skew_25d", "butterfly_25d", "iv_25d_call", "iv_25d_put"):
             out.miss(name, "no expiry with ATM IV")
         return
-    out.put("atm_iv", constant_maturity_iv(p.t_exp[good], atm[good], config.target_days / 365.0))
+
+    def tenor(days: float) -> tuple[float | None, str]:
+        value = constant_maturity_iv(p.t_exp[good], atm[good], days / 365.0, config.tenor_tolerance)
+        return value, (
+            f"no two expiries with ATM IV bracket {days:g} days and none lies within "
+            f"{config.tenor_tolerance:.0%} of it"
+        )
+
+    out.put("atm_iv", *tenor(config.target_days))
+    for days in FIXED_TENORS:
+        out.put(f"atm_iv_{days}d", *tenor(days))
+    iv30, iv90 = out.values["atm_iv_30d"], out.values["atm_iv_90d"]
+    out.put(
+        "atm_iv_ratio_30_90",
+        iv30 / iv90 if iv30 is not None and iv90 else None,
+        "atm_iv_30d or atm_iv_90d missing",
+    )
     out.put(
         "term_structure",
         [
@@ -537,17 +683,20 @@ def _volatility_features(p: _Prepared, atm: FloatArray, config: AnalyticsConfig,
         out.put("term_slope", float(atm[back] - atm[front]))
 
     nearest = int(good[np.argmin(np.abs(p.t_exp[good] * 365.0 - config.target_days))])
-    out.put("skew_expiration", str(p.expiries[nearest]))
+    expiry = str(p.expiries[nearest])
+    out.put("skew_expiration", expiry)
     on = p.exp_idx == nearest
     call25, put25 = risk_reversal_25d(p.delta[on], p.iv[on], p.is_call[on])
+    out.put("iv_25d_call", call25, f"the call deltas of {expiry} do not bracket 0.25")
+    out.put("iv_25d_put", put25, f"the put deltas of {expiry} do not bracket −0.25")
     if call25 is None or put25 is None:
-        out.miss("skew_25d", "no deltas/IVs to interpolate on the expiry nearest 30 days")
-        out.miss("butterfly_25d", "no deltas/IVs to interpolate on the expiry nearest 30 days")
+        side = "call" if call25 is None else "put"
+        reason = f"no 25Δ {side} IV on {expiry}: {out.missing[f'iv_25d_{side}']}"
+        out.miss("skew_25d", reason)
+        out.miss("butterfly_25d", reason)
         return
     out.put("skew_25d", call25 - put25)
     out.put("butterfly_25d", 0.5 * (call25 + put25) - float(atm[nearest]))
-    out.put("iv_25d_call", call25)
-    out.put("iv_25d_put", put25)
 
 
 def _flow_features(p: _Prepared, out: _Out) -> None:
@@ -570,103 +719,354 @@ def _flow_features(p: _Prepared, out: _Out) -> None:
         put_oi = float(p.oi[known & ~p.is_call].sum())
         out.put("call_open_interest", int(call_oi))
         out.put("put_open_interest", int(put_oi))
-        out.put("put_call_oi_ratio", put_call_ratio(put_oi, call_oi), "no call open interest")
-    quoted = (p.bid > 0) & np.isfinite(p.mid)
-    if quoted.any():
-        spread = (p.ask[quoted] - p.bid[quoted]) / p.mid[quoted]
+        if call_oi + put_oi <= 0:
+            out.miss("put_call_oi_ratio", "no open interest: zero for every contract")
+        else:
+            out.put("put_call_oi_ratio", put_call_ratio(put_oi, call_oi), "no call open interest")
+    if p.quoted.any():
+        spread = (p.ask[p.quoted] - p.bid[p.quoted]) / p.mid[p.quoted]
         out.put("spread_pct", 100.0 * float(np.median(spread)))
     else:
         out.miss("spread_pct", "no two-sided quotes")
 
 
+def _oi_reason(p: _Prepared) -> str:
+    """Why a feature that needs open interest has none."""
+    if not np.isfinite(p.oi).any():
+        return "open interest missing for every contract"
+    return "no contract with open interest > 0"
+
+
+def _oi_change_features(
+    p: _Prepared,
+    as_of: datetime,
+    previous: PreviousOpenInterest | None,
+    config: AnalyticsConfig,
+    out: _Out,
+) -> FloatArray:
+    """Day-over-day OI change against the previous session's last snapshot; per contract back."""
+    names = ("oi_change_total", "oi_change_call", "oi_change_put", "oi_change_by_strike")
+    change = np.full(p.strike.size, np.nan)
+    if previous is None or previous.open_interest.size == 0:
+        for name in (*names, "oi_previous_as_of"):
+            out.miss(name, "no snapshot of an earlier session")
+        return change
+    previous_as_of = previous.as_of.astimezone(UTC) if previous.as_of.tzinfo else previous.as_of
+    if previous_as_of.replace(tzinfo=UTC).date() >= as_of.date():
+        for name in (*names, "oi_previous_as_of"):
+            out.miss(name, "the previous snapshot is not from an earlier session")
+        return change
+    out.put("oi_previous_as_of", previous_as_of.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    change = open_interest_change(
+        contract_keys(p.expiries[p.exp_idx], p.strike, p.is_call),
+        p.oi,
+        contract_keys(previous.expiration, previous.strike, previous.is_call),
+        np.asarray(previous.open_interest, dtype=np.float64),
+    )
+    known = np.isfinite(change)
+    if not known.any():
+        for name in names:
+            out.miss(name, "no contract with open interest known in both sessions")
+        return change
+    calls = known & p.is_call
+    puts = known & ~p.is_call
+    out.put("oi_change_call", int(change[calls].sum()))
+    out.put("oi_change_put", int(change[puts].sum()))
+    out.put("oi_change_total", int(change[known].sum()))
+    strikes, where = np.unique(p.strike[known], return_inverse=True)
+    call_change = np.bincount(where, weights=np.where(calls[known], change[known], 0.0))
+    put_change = np.bincount(where, weights=np.where(puts[known], change[known], 0.0))
+    near = np.flatnonzero(np.abs(strikes / p.spot - 1.0) <= config.gex_strike_window)
+    out.put(
+        "oi_change_by_strike",
+        [
+            {
+                "strike": float(strikes[i]),
+                "call_change": int(call_change[i]),
+                "put_change": int(put_change[i]),
+                "net_change": int(call_change[i] + put_change[i]),
+            }
+            for i in near
+        ],
+    )
+    return change
+
+
+@dataclass(frozen=True)
+class _Straddles:
+    """Per expiry, the ATM straddle: the strike nearest spot, within the ATM band, where both
+    the call and the put have two-sided quotes. NaN for an expiry without such strikes on both
+    sides of the forward (one strike 9 % below it is not at the money)."""
+
+    strike: FloatArray
+    mid: FloatArray
+
+
+def _straddles(p: _Prepared, config: AnalyticsConfig) -> _Straddles:
+    n = p.expiries.size
+    strike, mid = np.full(n, np.nan), np.full(n, np.nan)
+    ok = p.quoted & _atm_band(p, config)
+    if not ok.any():
+        return _Straddles(strike, mid)
+    rows = np.flatnonzero(ok)
+    order = rows[np.lexsort((p.is_call[rows], p.strike[rows], p.exp_idx[rows]))]
+    e, k = p.exp_idx[order], p.strike[order]
+    new = np.r_[True, (e[1:] != e[:-1]) | (k[1:] != k[:-1])]
+    pair = np.cumsum(new) - 1
+    call_row = np.full(pair[-1] + 1, -1)
+    put_row = np.full(pair[-1] + 1, -1)
+    call_row[pair[p.is_call[order]]] = order[p.is_call[order]]
+    put_row[pair[~p.is_call[order]]] = order[~p.is_call[order]]
+    both = np.flatnonzero((call_row >= 0) & (put_row >= 0))
+    if both.size == 0:
+        return _Straddles(strike, mid)
+    pe, pk = e[new][both], k[new][both]
+    below = np.bincount(pe, weights=pk <= p.forward[pe], minlength=n) > 0
+    above = np.bincount(pe, weights=pk >= p.forward[pe], minlength=n) > 0
+    keep = below[pe] & above[pe]
+    both, pe, pk = both[keep], pe[keep], pk[keep]
+    if both.size == 0:
+        return _Straddles(strike, mid)
+    best = np.lexsort((pk, np.abs(pk - p.spot), pe))  # nearest spot first, then lowest strike
+    first = best[np.r_[True, pe[best][1:] != pe[best][:-1]]]
+    strike[pe[first]] = pk[first]
+    mid[pe[first]] = p.mid[call_row[both][first]] + p.mid[put_row[both][first]]
+    return _Straddles(strike, mid)
+
+
 def _positioning_features(
-    p: _Prepared, atm: FloatArray, config: AnalyticsConfig, out: _Out
+    p: _Prepared,
+    atm: FloatArray,
+    oi_change: FloatArray,
+    config: AnalyticsConfig,
+    out: _Out,
 ) -> None:
-    """Max pain, GEX by strike with call/put walls, and the front expiry's expected move."""
+    """Max pain, GEX (by strike, by expiry, walls, zero gamma, 0DTE share), expected move and
+    the per-expiry table ``by_expiry``."""
     n = p.expiries.size
     pain = max_pain_by_expiry(p.exp_idx, p.strike, p.is_call, p.oi, n)
     rows = [
         {"expiration": str(p.expiries[i]), "strike": float(pain[i])}
         for i in np.flatnonzero(np.isfinite(pain))
     ]
-    out.put("max_pain_by_expiry", rows or None, "open interest missing for every contract")
+    out.put("max_pain_by_expiry", rows or None, _oi_reason(p))
     usable = np.flatnonzero(p.usable & np.isfinite(pain))
     if usable.size:
         out.put("max_pain", float(pain[usable[0]]))
         out.put("max_pain_expiration", str(p.expiries[usable[0]]))
     else:
-        out.miss("max_pain", "no usable expiry with open interest")
+        reason = f"no usable expiry with open interest ({_oi_reason(p)})"
+        out.miss("max_pain", reason)
+        out.miss("max_pain_expiration", reason)
 
     gex = gamma_exposure(p.gamma, p.oi, p.spot, p.is_call)
-    known = np.isfinite(gex)
+    with np.errstate(invalid="ignore"):
+        known = np.isfinite(gex) & (p.oi > 0)
+    _gex_features(p, gex, known, config, out)
+    straddles = _straddles(p, config)
+    change_reason = out.missing.get(
+        "oi_change_total", "no contract with open interest known in this and the previous session"
+    )
+    records = _expiry_records(p, atm, pain, gex, known, oi_change, change_reason, straddles, config)
+    out.put("by_expiry", records, "no live expiry")
+    _expected_move(p, records, config, out)
+
+
+def _gex_features(
+    p: _Prepared,
+    gex: FloatArray,
+    known: NDArray[np.bool_],
+    config: AnalyticsConfig,
+    out: _Out,
+) -> None:
+    names = ("gex_total", "gex_by_strike", "call_wall", "put_wall", "zero_gamma", "gex_0dte_share")
     if not known.any():
-        for name in ("gex_total", "gex_by_strike", "call_wall", "put_wall"):
-            out.miss(name, "no contract with both gamma and open interest")
-    else:
-        strikes, where = np.unique(p.strike[known], return_inverse=True)
-        calls = p.is_call[known]
-        call_gex = np.bincount(
-            where, weights=np.where(calls, gex[known], 0.0), minlength=len(strikes)
+        with np.errstate(invalid="ignore"):
+            has_oi = bool((p.oi > 0).any())
+        reason = (
+            "no contract with open interest > 0 has a gamma (no usable IV)"
+            if has_oi
+            else f"no contract with both gamma and open interest > 0 ({_oi_reason(p)})"
         )
-        put_gex = np.bincount(
-            where, weights=np.where(calls, 0.0, gex[known]), minlength=len(strikes)
-        )
-        out.put("gex_total", float(call_gex.sum() + put_gex.sum()))
-        near = np.flatnonzero(np.abs(strikes / p.spot - 1.0) <= config.gex_strike_window)
-        out.put(
-            "gex_by_strike",
-            [
-                {
-                    "strike": float(strikes[i]),
-                    "call_gex": round(float(call_gex[i]), 2),
-                    "put_gex": round(float(put_gex[i]), 2),
-                    "net_gex": round(float(call_gex[i] + put_gex[i]), 2),
-                }
-                for i in near
-            ],
-        )
-        out.put(
-            "call_wall",
-            float(strikes[np.argmax(call_gex)]) if call_gex.max() > 0 else None,
-            "no positive call gamma exposure",
-        )
-        out.put(
-            "put_wall",
-            float(strikes[np.argmin(put_gex)]) if put_gex.min() < 0 else None,
-            "no negative put gamma exposure",
-        )
-    _expected_move(p, atm, out)
+        for name in names:
+            out.miss(name, reason)
+        return
+    strikes, where = np.unique(p.strike[known], return_inverse=True)
+    calls = p.is_call[known]
+    call_gex = np.bincount(where, weights=np.where(calls, gex[known], 0.0), minlength=len(strikes))
+    put_gex = np.bincount(where, weights=np.where(calls, 0.0, gex[known]), minlength=len(strikes))
+    out.put("gex_total", float(call_gex.sum() + put_gex.sum()))
+    near = np.flatnonzero(np.abs(strikes / p.spot - 1.0) <= config.gex_strike_window)
+    out.put(
+        "gex_by_strike",
+        [
+            {
+                "strike": float(strikes[i]),
+                "call_gex": round(float(call_gex[i]), 2),
+                "put_gex": round(float(put_gex[i]), 2),
+                "net_gex": round(float(call_gex[i] + put_gex[i]), 2),
+            }
+            for i in near
+        ],
+    )
+    out.put(
+        "call_wall",
+        float(strikes[np.argmax(call_gex)]) if call_gex.max() > 0 else None,
+        "no positive call gamma exposure",
+    )
+    out.put(
+        "put_wall",
+        float(strikes[np.argmin(put_gex)]) if put_gex.min() < 0 else None,
+        "no negative put gamma exposure",
+    )
+    out.put(
+        "zero_gamma",
+        zero_gamma_level(
+            p.spot,
+            p.strike,
+            p.t,
+            p.iv,
+            np.where(known, p.oi, np.nan),
+            p.is_call,
+            p.rate,
+            p.div_yield,
+            span=config.zero_gamma_range,
+            points=config.zero_gamma_points,
+        ),
+        f"net GEX keeps one sign for spots within ±{config.zero_gamma_range:.0%}",
+    )
+    gross = np.abs(gex[known])
+    same_day = p.dte[p.exp_idx[known]] == 0
+    total = float(gross.sum())
+    out.put(
+        "gex_0dte_share",
+        float(gross[same_day].sum()) / total if total > 0 else None,
+        "gross gamma exposure is zero",
+    )
 
 
-def _expected_move(p: _Prepared, atm: FloatArray, out: _Out) -> None:
-    """ATM straddle mid of the front expiry and the ±1σ move S·σ_ATM·√(DTE/365)."""
+def _expiry_records(
+    p: _Prepared,
+    atm: FloatArray,
+    pain: FloatArray,
+    gex: FloatArray,
+    gex_known: NDArray[np.bool_],
+    oi_change: FloatArray,
+    change_reason: str,
+    straddles: _Straddles,
+    config: AnalyticsConfig,
+) -> list[dict[str, Any]]:
+    """One record per live expiry: ATM IV, straddle and 1σ move, max pain, PCRs, GEX, ΔOI."""
+    n = p.expiries.size
+
+    def per_expiry(values: FloatArray, mask: NDArray[np.bool_] | None = None) -> FloatArray:
+        weights = values if mask is None else np.where(mask, values, 0.0)
+        return np.bincount(p.exp_idx, weights=weights, minlength=n)
+
+    def count(mask: NDArray[np.bool_]) -> NDArray[np.int64]:
+        return np.bincount(p.exp_idx, weights=mask.astype(float), minlength=n).astype(np.int64)
+
+    oi_known = np.isfinite(p.oi)
+    oi = np.where(oi_known, p.oi, 0.0)
+    has_oi, has_positive_oi = count(oi_known) > 0, count(oi_known & (oi > 0)) > 0
+    call_vol, put_vol = per_expiry(p.volume, p.is_call), per_expiry(p.volume, ~p.is_call)
+    call_oi, put_oi = per_expiry(oi, p.is_call), per_expiry(oi, ~p.is_call)
+    call_gex = per_expiry(np.where(gex_known, gex, 0.0), p.is_call)
+    put_gex = per_expiry(np.where(gex_known, gex, 0.0), ~p.is_call)
+    has_gex = count(gex_known) > 0
+    change_known = np.isfinite(oi_change)
+    change = per_expiry(np.where(change_known, oi_change, 0.0))
+    has_change = count(change_known) > 0
+    contracts = count(np.ones(p.strike.size, dtype=bool))
+    sigma_move = p.spot * atm * np.sqrt(p.t_exp)
+    no_straddle = "no strikes on both sides of the forward, within the ATM band, with two-sided "
+    no_straddle += "call and put quotes"
+    too_close = f"closer than {config.min_dte_days:g} days: left out of volatility features"
+    records = []
+    for i in range(n):
+        record: dict[str, Any] = {
+            "expiration": str(p.expiries[i]),
+            "dte": int(p.dte[i]),
+            "years": float(p.t_exp[i]),
+            "contracts": int(contracts[i]),
+        }
+
+        def put(name: str, value: Any, reason: str, record: dict[str, Any] = record) -> None:
+            _set_field(record, name, value, reason)
+
+        no_oi = "open interest missing" if not has_oi[i] else "no open interest > 0"
+        iv_reason = too_close if not p.usable[i] else _atm_reason(config)
+        put("atm_iv", atm[i], iv_reason)
+        put("atm_strike", straddles.strike[i], no_straddle)
+        put("straddle", straddles.mid[i], no_straddle)
+        put("straddle_pct", 100.0 * straddles.mid[i] / p.spot, no_straddle)
+        put("sigma_move", sigma_move[i], f"atm_iv missing: {iv_reason}")
+        put("sigma_move_pct", 100.0 * sigma_move[i] / p.spot, f"atm_iv missing: {iv_reason}")
+        put("max_pain", pain[i], no_oi)
+        record["call_volume"] = int(call_vol[i])
+        record["put_volume"] = int(put_vol[i])
+        put(
+            "put_call_volume_ratio",
+            put_call_ratio(float(put_vol[i]), float(call_vol[i])),
+            "no call volume",
+        )
+        put("call_open_interest", int(call_oi[i]) if has_oi[i] else None, no_oi)
+        put("put_open_interest", int(put_oi[i]) if has_oi[i] else None, no_oi)
+        put(
+            "put_call_oi_ratio",
+            put_call_ratio(float(put_oi[i]), float(call_oi[i])) if has_positive_oi[i] else None,
+            "no call open interest" if has_positive_oi[i] else no_oi,
+        )
+        gex_reason = "no contract with both gamma and open interest > 0"
+        put("call_gex", round(float(call_gex[i]), 2) if has_gex[i] else None, gex_reason)
+        put("put_gex", round(float(put_gex[i]), 2) if has_gex[i] else None, gex_reason)
+        put(
+            "net_gex",
+            round(float(call_gex[i] + put_gex[i]), 2) if has_gex[i] else None,
+            gex_reason,
+        )
+        put("oi_change", int(change[i]) if has_change[i] else None, change_reason)
+        if "missing" in record:
+            record["missing"] = record.pop("missing")  # last, after the fields it explains
+        records.append(record)
+    return records
+
+
+def _set_field(record: dict[str, Any], name: str, value: Any, reason: str) -> None:
+    """A record's field: a finite number (an int as is) or null, its reason under ``missing``."""
+    number = value if isinstance(value, int) else _num(value)
+    record[name] = number
+    if number is None:
+        record.setdefault("missing", {})[name] = reason
+
+
+def _expected_move(
+    p: _Prepared, records: list[dict[str, Any]], config: AnalyticsConfig, out: _Out
+) -> None:
+    """ATM straddle mid of the front usable expiry and the ±1σ move S·σ_ATM·√T."""
     usable = np.flatnonzero(p.usable)
     if usable.size == 0:
         out.miss("expected_move", "no usable expiry")
         return
-    front = int(usable[0])
-    on = (p.exp_idx == front) & np.isfinite(p.mid) & (p.bid > 0)
-    call_k, put_k = p.strike[on & p.is_call], p.strike[on & ~p.is_call]
-    both = np.intersect1d(call_k, put_k)
-    if both.size == 0:
-        out.miss("expected_move", "no strike with two-sided call and put quotes on the front")
+    front = records[int(usable[0])]
+    if front["straddle"] is None:
+        out.miss(
+            "expected_move",
+            f"no strikes on both sides of the forward, within {config.atm_max_distance:.0%} of "
+            "it, with two-sided call and put quotes on the front expiry",
+        )
         return
-    atm_k = float(both[np.argmin(np.abs(both - p.spot))])
-    at = on & (p.strike == atm_k)
-    straddle = float(p.mid[at & p.is_call][0] + p.mid[at & ~p.is_call][0])
-    sigma = atm[front]
-    move = p.spot * float(sigma) * math.sqrt(p.t_exp[front]) if np.isfinite(sigma) else None
     out.put(
         "expected_move",
         {
-            "expiration": str(p.expiries[front]),
-            "dte": int(p.dte[front]),
-            "strike": atm_k,
-            "straddle": straddle,
-            "straddle_pct": 100.0 * straddle / p.spot,
-            "sigma_move": move,
-            "sigma_move_pct": None if move is None else 100.0 * move / p.spot,
-            "atm_iv": _num(sigma),
+            "expiration": front["expiration"],
+            "dte": front["dte"],
+            "strike": front["atm_strike"],
+            "straddle": front["straddle"],
+            "straddle_pct": front["straddle_pct"],
+            "sigma_move": front["sigma_move"],
+            "sigma_move_pct": front["sigma_move_pct"],
+            "atm_iv": front["atm_iv"],
         },
     )
 
@@ -674,9 +1074,12 @@ def _expected_move(p: _Prepared, atm: FloatArray, out: _Out) -> None:
 def _unusual_features(
     p: _Prepared, history: ContractHistory | None, config: AnalyticsConfig, out: _Out
 ) -> None:
-    """Contracts with volume/OI ≥ threshold and volume ≥ minimum, each with its volume z-score."""
-    if not np.isfinite(p.oi).any():
-        out.miss("unusual_contracts", "open interest missing for every contract")
+    """Contracts with OI > 0, volume/OI ≥ threshold and volume ≥ minimum, with volume z-scores."""
+    with np.errstate(invalid="ignore"):
+        any_oi = bool((p.oi > 0).any())
+    if not any_oi:
+        out.miss("unusual_count", _oi_reason(p))
+        out.miss("unusual_contracts", _oi_reason(p))
         return
     hits = np.flatnonzero(unusual_mask(p.volume, p.oi, config))
     out.put("unusual_count", int(hits.size))
@@ -694,6 +1097,7 @@ def _unusual_features(
             contract_keys(history.expiration, history.strike, history.is_call),
             history.volume,
             config.unusual_min_obs,
+            config.unusual_log_std_floor,
         )
     rows = []
     for j, i in enumerate(hits):
@@ -704,7 +1108,7 @@ def _unusual_features(
             "dte": int(p.dte[p.exp_idx[i]]),
             "volume": int(p.volume[i]),
             "open_interest": int(p.oi[i]),
-            "vol_oi": float(p.volume[i] / max(p.oi[i], 1.0)),
+            "vol_oi": float(p.volume[i] / p.oi[i]),
             "mid": _num(p.mid[i]),
             "premium": _num(p.mid[i] * p.volume[i] * CONTRACT_MULTIPLIER),
             "iv": _num(p.iv[i]),
@@ -723,12 +1127,13 @@ def _unusual_features(
 def _history_features(
     history: DailyInputs,
     spot: float,
+    as_of: datetime,
     atm_iv: float | None,
     skew: float | None,
     config: AnalyticsConfig,
     out: _Out,
 ) -> None:
-    """IV rank/percentile, HV 10/20/60, IV/HV, skew z-score and SMA 50/200 on daily closes."""
+    """IV rank/percentile, HV 10/20/60, IV/HV, IV − HV20, skew z-score, SMA 50/200."""
     past_iv = np.asarray(history.atm_iv, dtype=np.float64)[-config.iv_window_days :]
     n_iv = int(np.isfinite(past_iv).sum())
     out.put("iv_history_days", n_iv)
@@ -743,9 +1148,11 @@ def _history_features(
         out.put("iv_rank", iv_rank(past_iv, atm_iv, config.iv_window_days), "flat IV history")
         out.put("iv_percentile", iv_percentile(past_iv, atm_iv, config.iv_window_days))
 
-    closes = np.asarray(history.close, dtype=np.float64)
-    closes = closes[np.isfinite(closes) & (closes > 0)]
-    if math.isfinite(spot) and spot > 0:
+    raw_close = np.asarray(history.close, dtype=np.float64)
+    kept = np.isfinite(raw_close) & (raw_close > 0)
+    closes = raw_close[kept]
+    today_ok = math.isfinite(spot) and spot > 0
+    if today_ok:
         closes = np.append(closes, spot)
     for window in (10, 20, 60):
         out.put(
@@ -756,18 +1163,20 @@ def _history_features(
     hv20 = out.values.get("hv_20")
     if atm_iv is None or not hv20:
         out.miss("iv_hv_ratio", "atm_iv or hv_20 missing")
+        out.miss("iv_hv_spread", "atm_iv or hv_20 missing")
     else:
         out.put("iv_hv_ratio", atm_iv / hv20)
+        out.put("iv_hv_spread", atm_iv - hv20)
+    _iv_hv_history(history, kept, closes, today_ok, as_of, atm_iv, config, out)
 
     past_skew = np.asarray(history.skew_25d, dtype=np.float64)[-config.skew_history_days :]
     past_skew = past_skew[np.isfinite(past_skew)]
     if skew is None:
-        out.miss("skew_25d_zscore", "skew_25d missing")
+        for name in ("skew_25d_zscore", "skew_25d_mean"):
+            out.miss(name, "skew_25d missing")
     elif past_skew.size < config.skew_min_history:
-        out.miss(
-            "skew_25d_zscore",
-            f"{past_skew.size} days of skew history, need {config.skew_min_history}",
-        )
+        for name in ("skew_25d_zscore", "skew_25d_mean"):
+            out.miss(name, f"{past_skew.size} days of skew history, need {config.skew_min_history}")
     else:
         sd = float(np.std(past_skew, ddof=1))
         out.put(
@@ -778,6 +1187,42 @@ def _history_features(
         out.put("skew_25d_mean", float(past_skew.mean()))
 
     _moving_averages(closes, out)
+
+
+def _iv_hv_history(
+    history: DailyInputs,
+    kept: NDArray[np.bool_],
+    closes: FloatArray,
+    today_ok: bool,
+    as_of: datetime,
+    atm_iv: float | None,
+    config: AnalyticsConfig,
+    out: _Out,
+) -> None:
+    """The last ``iv_hv_history_days`` sessions (today last) of ATM IV, HV20 and IV − HV20.
+
+    HV20 of a day is ``hv_20`` as it was that day: the 20 returns of closes up to it.
+    """
+    days = np.r_[np.asarray(history.days).astype("datetime64[D]"), np.datetime64(as_of.date())]
+    iv = np.r_[np.asarray(history.atm_iv, dtype=np.float64), np.nan if atm_iv is None else atm_iv]
+    hv = np.full(days.size, np.nan)
+    rows_with_close = np.flatnonzero(np.r_[kept, today_ok])
+    hv[rows_with_close] = historical_volatility_series(closes, 20)
+    tail = slice(-config.iv_hv_history_days, None)
+    days, iv, hv = days[tail], iv[tail], hv[tail]
+    spread = iv - hv
+    if not np.isfinite(spread).any():
+        out.miss("iv_hv_spread_history", "no session with both atm_iv and hv_20")
+        return
+    out.put(
+        "iv_hv_spread_history",
+        {
+            "day": [str(d) for d in days],
+            "atm_iv": [_num(v) for v in iv],
+            "hv_20": [_num(v) for v in hv],
+            "iv_hv_spread": [_num(v) for v in spread],
+        },
+    )
 
 
 def _moving_averages(closes: FloatArray, out: _Out) -> None:

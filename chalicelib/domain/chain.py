@@ -143,6 +143,17 @@ def _to_datetime(value: np.datetime64) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+def two_sided(bid: NDArray, ask: NDArray) -> NDArray[np.bool_]:
+    """Quotes with a bid and an ask above it: the only ones whose mid is a price to solve IV from.
+
+    A zero bid means nobody will buy, so (0 + ask)/2 is no price; a locked or crossed quote has
+    no spread to take the middle of.
+    """
+    bid, ask = np.asarray(bid, dtype=np.float64), np.asarray(ask, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return (bid > 0) & (ask > bid) & np.isfinite(ask)
+
+
 def chain_columns_from_masked(raw: Mapping[str, NDArray]) -> dict[str, NDArray]:
     """Query output with NULLs masked (DuckDB's fetchnumpy) as ChainBatch columns: NaN for a
     missing float, 0 for a missing count."""

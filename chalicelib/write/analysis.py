@@ -2,7 +2,8 @@
 
 ``analyse`` is I/O glue around the pure cores in :mod:`chalicelib.analytics`. It reads in bulk —
 one query for every ticker's latest chain, split by ticker with numpy, one for the daily
-histories, one for the past volumes of today's unusual contracts — computes per ticker, then
+histories, one for the past volumes of today's unusual contracts, one for the open interest at
+the previous session's last snapshot (for the day-over-day OI change) — computes per ticker, then
 writes in bulk: ``features`` rows, ``chain_snapshots.atm_iv``, today's ``daily_history`` row
 (source ``snapshot``) and the accepted ``alerts``. A ticker that fails is recorded in ``errors``
 and the others carry on. Re-running on the same snapshots rewrites the same rows and adds no
@@ -31,6 +32,7 @@ from chalicelib.analytics.detectors import DETECTORS, Detector, DetectorContext,
 from chalicelib.analytics.features import (
     ContractHistory,
     DailyInputs,
+    PreviousOpenInterest,
     compute_features,
     unusual_mask,
 )
@@ -93,6 +95,22 @@ CONTRACT_HISTORY = """
     JOIN days d ON q.ticker = d.ticker AND q.as_of = d.as_of
     SEMI JOIN analysis_unusual u ON q.ticker = u.ticker AND q.expiration = u.expiration::DATE
         AND q.strike = u.strike AND q."right" = u."right"
+    WHERE q.as_of >= ?
+    ORDER BY q.ticker
+"""
+
+# Open interest at each ticker's last snapshot of the previous trading day (the lower bound is
+# that day for the earliest snapshot analysed): the base of the day-over-day OI change.
+PREVIOUS_OI = """
+    WITH prev AS (
+        SELECT c.ticker, max(c.as_of) AS as_of
+        FROM chain_snapshots c JOIN analysis_snaps s ON c.ticker = s.ticker
+        WHERE c.as_of < s.day AND c.as_of >= ?
+        GROUP BY c.ticker
+    )
+    SELECT q.ticker, q.as_of, q.expiration, q.strike, q."right",
+           q.open_interest::DOUBLE AS open_interest
+    FROM option_quotes q JOIN prev p ON q.ticker = p.ticker AND q.as_of = p.as_of
     WHERE q.as_of >= ?
     ORDER BY q.ticker
 """
@@ -190,6 +208,7 @@ def analyse(
             store.columns(DAILY_HISTORY, [first_day - timedelta(days=_HISTORY_CALENDAR_DAYS)])
         )
         contract_history = _split(_contract_history(store, chains, config, first_day))
+        previous_oi = _split(_previous_oi(store, first_day))
         timings["load_ms"] = _ms(mark)
 
         mark = time.perf_counter()
@@ -197,7 +216,9 @@ def analyse(
         for snap in snaps:
             try:
                 features.append(
-                    _features_for(snap, chains, history, contract_history, settings, config)
+                    _features_for(
+                        snap, chains, history, contract_history, previous_oi, settings, config
+                    )
                 )
             except Exception as exc:  # one bad ticker must not stop the rest
                 errors.append(f"{snap.ticker}: features: {type(exc).__name__}: {exc}")
@@ -296,11 +317,18 @@ def _contract_history(
         return store.columns(CONTRACT_HISTORY, [since, config.unusual_history_days, since])
 
 
+def _previous_oi(store: Store, first_day: date) -> dict[str, NDArray]:
+    """Every ticker's OI at its last snapshot of the previous trading day (one query)."""
+    since = datetime.combine(cal.previous_trading_day(first_day), datetime.min.time())
+    return store.columns(PREVIOUS_OI, [since, since])
+
+
 def _features_for(
     snap: _Snapshot,
     chains: dict[str, dict[str, NDArray]],
     history: dict[str, dict[str, NDArray]],
     contract_history: dict[str, dict[str, NDArray]],
+    previous_oi: dict[str, dict[str, NDArray]],
     settings: Settings,
     config: AnalyticsConfig,
 ) -> FeatureSet:
@@ -312,6 +340,7 @@ def _features_for(
         snap.as_of,
         _daily_inputs(history.get(snap.ticker)),
         _contract_inputs(contract_history.get(snap.ticker)),
+        previous_oi=_previous_oi_inputs(previous_oi.get(snap.ticker)),
         ticker=snap.ticker,
         rate=settings.risk_free_rate,
         div_yield=snap.div_yield,
@@ -338,6 +367,19 @@ def _contract_inputs(cols: dict[str, NDArray] | None) -> ContractHistory | None:
         strike=np.ma.filled(np.ma.asarray(cols["strike"], dtype=np.float64), np.nan),
         is_call=np.asarray(cols["right"], dtype=object) == "C",
         volume=np.ma.filled(np.ma.asarray(cols["volume"], dtype=np.float64), np.nan),
+    )
+
+
+def _previous_oi_inputs(cols: dict[str, NDArray] | None) -> PreviousOpenInterest | None:
+    if cols is None:
+        return None
+    as_of = np.ma.getdata(cols["as_of"]).astype("datetime64[us]")[0].item()
+    return PreviousOpenInterest(
+        as_of=as_of.replace(tzinfo=UTC),
+        expiration=np.ma.getdata(cols["expiration"]).astype("datetime64[D]"),
+        strike=np.ma.filled(np.ma.asarray(cols["strike"], dtype=np.float64), np.nan),
+        is_call=np.asarray(cols["right"], dtype=object) == "C",
+        open_interest=np.ma.filled(np.ma.asarray(cols["open_interest"], dtype=np.float64), np.nan),
     )
 
 

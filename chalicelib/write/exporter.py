@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -39,13 +39,19 @@ from chalicelib.write.store import Store
 
 KEEP_GENERATIONS = 3  # per-ticker documents stay while one of this many manifests names them
 KEEP_ARCHIVES = 3  # archives kept per kind regardless of age
-HISTORY_DAYS = 365
 # Contracts serialised per query: bounds the memory a large watchlist needs (~300 B a contract).
 CHAIN_BATCH_CONTRACTS = 250_000
 # Per-ticker documents are written on this many threads, so the storage's latency (an S3 PUT,
 # an fsync) overlaps the next batch's query instead of adding to it.
 CHAIN_WRITERS = 8
 _TICKER = re.compile(TICKER_PATTERN)
+
+
+def history_start(day: date, sessions: int) -> date:
+    """First day of the daily history a chain document serves: the ``sessions`` trading days
+    before ``day`` (the IV-rank window, 252 sessions ≈ 369 calendar days), so a chart of the
+    history shows every day IV rank and percentile were computed over."""
+    return cal.last_trading_days(cal.previous_trading_day(day), sessions)[0]
 
 
 @dataclass
@@ -385,7 +391,8 @@ class JSONExporter:
         """Contracts and daily history, as JSON arrays, of the tickers in ``batch``."""
         wanted = {"ticker": snaps["ticker"][batch], "as_of_ts": snaps["as_of_ts"][batch]}
         oldest = wanted["as_of_ts"].min().astype("datetime64[us]").item()
-        history_from = oldest - timedelta(days=HISTORY_DAYS)
+        first = history_start(oldest.date(), self.settings.analytics.iv_window_days)
+        history_from = datetime(first.year, first.month, first.day)
         with self.store.registered("wanted", wanted):
             contracts = dict(self.store.rows(q.CHAIN_CONTRACTS, [oldest]))
             history = dict(self.store.rows(q.CHAIN_HISTORY, [history_from.date()]))

@@ -137,6 +137,51 @@ def test_only_the_latest_snapshot_at_or_before_now_is_analysed(tmp_path, market)
         assert close == pytest.approx(price)
 
 
+def test_oi_change_is_measured_against_the_previous_sessions_last_snapshot(
+    tmp_path, market
+) -> None:
+    settings = make_settings(tmp_path)
+    friday = date(2026, 2, 27)
+    with Store(settings.database) as store:
+        collect(store, settings, market, at(friday, 16))
+        collect(store, settings, market, at(friday, 21))  # the session's last snapshot
+        collect(store, settings, market, at(DAY, 16))  # same day as the analysed one: not a base
+        collect(store, settings, market, at(DAY, 21))
+        result = analyse(store, settings, market, "s", at(DAY, 21))
+        assert result.errors == []
+        expected = dict(
+            store.rows(
+                """
+                SELECT t.ticker, sum(t.open_interest - p.open_interest)::BIGINT
+                FROM option_quotes t JOIN option_quotes p
+                  ON t.ticker = p.ticker AND t.expiration = p.expiration
+                 AND t.strike = p.strike AND t."right" = p."right"
+                WHERE t.as_of = ? AND p.as_of = ?
+                  AND t.open_interest IS NOT NULL AND p.open_interest IS NOT NULL
+                GROUP BY t.ticker
+                """,
+                [at(DAY, 21).replace(tzinfo=None), at(friday, 21).replace(tzinfo=None)],
+            )
+        )
+        rows = store.rows("SELECT ticker, features FROM features WHERE as_of = ?", [at(DAY, 21)])
+        assert len(rows) == len(TICKERS) == len(expected)
+        for ticker, features_json in rows:
+            values = json.loads(features_json)
+            assert values["oi_previous_as_of"] == "2026-02-27T21:00:00Z"
+            assert values["oi_change_total"] == expected[ticker]
+            assert values["oi_change_call"] + values["oi_change_put"] == expected[ticker]
+            assert (
+                sum(r["oi_change"] for r in values["by_expiry"] if r["oi_change"])
+                == (expected[ticker])
+            )
+        # the first session has no earlier one
+        analyse(store, settings, market, "f", at(friday, 21))
+        [(missing,)] = store.rows(
+            "SELECT missing FROM features WHERE ticker = 'SPY' AND as_of = ?", [at(friday, 21)]
+        )
+        assert json.loads(missing)["oi_change_total"] == "no snapshot of an earlier session"
+
+
 def test_cooldown_across_cycles_and_a_restart(tmp_path, market) -> None:
     settings = make_settings(tmp_path)  # cooldown 24 h
     stub = [Always("stub", 80.0)]

@@ -22,6 +22,7 @@ from chalicelib.analytics.detectors import (
     run_detectors,
 )
 from chalicelib.analytics.detectors.base import ordinal
+from chalicelib.analytics.detectors.earnings_crush import event_premium
 from chalicelib.domain.models import FeatureSet
 
 
@@ -120,9 +121,24 @@ def test_earnings_crush_fires_on_event_premium(features_factory, as_of) -> None:
     m = finding.metrics
     assert m["days_to_earnings"] == 7 and m["pre_event_iv"] == 0.30
     assert m["event_ratio"] == pytest.approx(0.55 / 0.30)
-    # σ_post²·T − σ_pre²·T with T = 11/365
-    assert m["implied_move"] == pytest.approx(((0.55**2 - 0.30**2) * 11 / 365) ** 0.5)
+    # σ_post²·T_post − σ_pre²·(T_post − 1/365) with T_post = 11/365 (before: σ_pre²·T_post)
+    assert m["implied_move"] == pytest.approx(((0.55**2 * 11 - 0.30**2 * 10) / 365) ** 0.5)
     assert "±" in finding.explanation.rationale
+
+
+def test_event_premium_one_day_event_variance() -> None:
+    """A flat 30 % term with a 100 %-vol event day: the event's variance comes back exactly."""
+    pre, event_day = 0.30, 1.00
+    t_post = 9 / 365
+    post = ((pre**2 * (t_post - 1 / 365) + event_day**2 / 365) / t_post) ** 0.5
+    term = [
+        {"expiration": "2026-03-06", "dte": 4, "atm_iv": pre},
+        {"expiration": "2026-03-11", "dte": 9, "atm_iv": post},
+    ]
+    event = event_premium(term, "2026-03-09", None)
+    assert event is not None
+    assert event["implied_move"] == pytest.approx(event_day / 365**0.5, rel=1e-12)
+    assert event_premium(term, "2026-03-20", None) is None  # no expiry after the event
 
 
 def test_earnings_crush_quiet_without_event_or_premium(features_factory, as_of) -> None:

@@ -225,8 +225,13 @@ def test_constant_maturity_interpolates_total_variance() -> None:
     iv = np.array([0.2, 0.3])
     expected = math.sqrt((0.04 * 20 + 0.5 * (0.09 * 40 - 0.04 * 20)) / 30)
     assert constant_maturity_iv(t, iv, 30 / 365) == pytest.approx(expected)
-    assert constant_maturity_iv(t, iv, 10 / 365) == 0.2  # flat in vol outside
-    assert constant_maturity_iv(t, iv, 90 / 365) == 0.3
+    assert constant_maturity_iv(t, iv, 20 / 365) == pytest.approx(0.2)  # an end is bracketed
+    # outside the expiries: no extrapolation, unless the nearest lies within the tolerance
+    assert constant_maturity_iv(t, iv, 10 / 365) is None
+    assert constant_maturity_iv(t, iv, 90 / 365) is None
+    assert constant_maturity_iv(t, iv, 17 / 365, tolerance=0.2) == 0.2  # 3 days ≤ 20 % of 17
+    assert constant_maturity_iv(t, iv, 45 / 365, tolerance=0.2) == 0.3  # 5 days ≤ 9 days
+    assert constant_maturity_iv(t, iv, 90 / 365, tolerance=0.2) is None  # 50 days > 18 days
     assert constant_maturity_iv(t, np.array([np.nan, np.nan]), 30 / 365) is None
 
 
@@ -254,7 +259,7 @@ def test_expected_move_from_front_straddle(chain_factory, as_of) -> None:
     chain = chain_factory(
         expiries=[date(2026, 3, 13), date(2026, 4, 17)],
         strikes=np.arange(80.0, 121.0, 1.0),
-        half_spread=0.0,
+        half_spread=0.01,  # two-sided, and the mid is the model price
     )
     move = compute_features(chain, 100.0, as_of, NO_HISTORY, rate=0.0).values["expected_move"]
     t = chain_t(date(2026, 3, 13), as_of)
@@ -275,7 +280,11 @@ def test_volume_zscore_against_own_history() -> None:
         key, np.array([500.0]), np.r_[hist_keys, other], np.r_[past, 5000.0], min_obs=5
     )
     assert n[0] == 5
-    assert z[0] == pytest.approx((500 - 10) / statistics.stdev(past.tolist()))
+    # on ln(1 + volume); the log stdev here (0.15) is below the floor, 0.25
+    logs = np.log1p(past).tolist()
+    assert z[0] == pytest.approx((math.log1p(500) - statistics.mean(logs)) / 0.25)
+    z, _ = volume_zscores(key, np.array([500.0]), hist_keys, past, min_obs=5, std_floor=0.01)
+    assert z[0] == pytest.approx((math.log1p(500) - statistics.mean(logs)) / statistics.stdev(logs))
     z, n = volume_zscores(key, np.array([500.0]), hist_keys[:4], past[:4], min_obs=5)
     assert math.isnan(z[0]) and n[0] == 4
 
@@ -297,8 +306,9 @@ def test_unusual_contracts_listed_with_zscore_or_reason(chain_factory, as_of) ->
     [row] = fs.values["unusual_contracts"]
     assert (row["strike"], row["right"], row["volume"]) == (105.0, "C", 900)
     assert row["vol_oi"] == pytest.approx(3.0)
-    past = [10, 14, 9, 11, 12, 8]
-    assert row["zscore"] == pytest.approx((900 - statistics.mean(past)) / statistics.stdev(past))
+    logs = np.log1p([10, 14, 9, 11, 12, 8]).tolist()
+    spread = max(statistics.stdev(logs), 0.25)
+    assert row["zscore"] == pytest.approx((math.log1p(900) - statistics.mean(logs)) / spread)
     assert row["history_days"] == 6
     bare = compute_features(chain, 100.0, as_of, NO_HISTORY, None, rate=0.0)
     [row] = bare.values["unusual_contracts"]
@@ -324,9 +334,11 @@ def test_empty_chain_gives_reasons_not_errors(as_of) -> None:
 
 
 def test_chain_without_ivs_is_solved_from_quotes(chain_factory, as_of) -> None:
-    with_iv = chain_factory(call_oi=2000.0, half_spread=0.0)
+    # a spread narrow enough that every quote keeps a bid: all are two-sided
+    with_iv = chain_factory(call_oi=2000.0, half_spread=1e-6)
     with_iv = compute_features(with_iv, 100.0, as_of, NO_HISTORY, rate=0.0).values
-    chain = chain_factory(call_oi=2000.0, with_iv=False, half_spread=0.0)
+    chain = chain_factory(call_oi=2000.0, with_iv=False, half_spread=1e-6)
+    assert (chain["bid"] > 0).all()
     v = compute_features(chain, 100.0, as_of, NO_HISTORY, rate=0.0).values
     assert v["atm_iv"] == pytest.approx(with_iv["atm_iv"], abs=1e-6)
     assert v["gex_total"] == pytest.approx(with_iv["gex_total"], rel=1e-6)
@@ -358,15 +370,11 @@ def test_synthetic_chain_matches_provider_truth(ticker: str) -> None:
     assert fs.values["atm_iv"] == pytest.approx(truth.atm_iv[-1], abs=0.003)
     assert fs.values["skew_25d"] == pytest.approx(truth.skew_25d[-1], abs=0.003)
     assert fs.values["skew_25d"] < 0
-    assert set(fs.missing) <= {
-        "iv_rank",
-        "iv_percentile",
-        "hv_10",
-        "hv_20",
-        "hv_60",
-        "iv_hv_ratio",
-        "skew_25d_zscore",
-        "sma_50",
-        "sma_200",
-        "sma_recent",
-    }
+    no_history = {"iv_rank", "iv_percentile", "hv_10", "hv_20", "hv_60", "iv_hv_ratio"}
+    no_history |= {"iv_hv_spread", "iv_hv_spread_history", "skew_25d_zscore", "skew_25d_mean"}
+    no_history |= {"sma_50", "sma_200", "sma_recent"}
+    no_previous_session = {"oi_previous_as_of", "oi_change_by_strike"}
+    no_previous_session |= {"oi_change_total", "oi_change_call", "oi_change_put"}
+    # the synthetic market's net GEX may keep one sign over ±10 %: null, with that reason
+    assert set(fs.missing) - {"zero_gamma"} == no_history | no_previous_session
+    assert "zero_gamma" not in fs.missing or "keeps one sign" in fs.missing["zero_gamma"]

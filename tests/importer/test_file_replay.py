@@ -159,3 +159,27 @@ def test_the_quote_time_is_the_next_staged_day(two_tickers: Settings, tmp_path: 
         assert provider.quote_time(NOW) == close_of(DAYS[2])
         _collect(two_tickers, store)
         assert provider.quote_time(NOW) == close_of(DAYS[2]).astimezone(UTC)  # the position
+
+
+def test_an_imported_chain_without_bids_or_open_interest_serves_nulls_and_no_alert(
+    tmp_path: Path,
+):
+    """Vendor rows with bid 0, no IV or greeks, and OI 0: nothing is solved from (0 + ask)/2,
+    and no number or alert stands on the missing open interest (issue 17, part 1)."""
+    settings = settings_for(tmp_path / "data")
+    quotes = [
+        without(q, bid=0.0, implied_volatility=None, delta=None, gamma=None, theta=None,
+                vega=None, open_interest=0, volume=600)
+        for q in chains(("SPY",), DAYS[:1], moneyness=(0.96, 0.98, 1.0, 1.02, 1.04))
+    ]  # fmt: skip
+    with Store(settings.database) as store:
+        _import(store, write(tmp_path / "one-sided.csv", vendor_csv(quotes)))
+        run = _collect(settings, store)
+        assert run["chains_collected"] == 1 and run["features_computed"] == 1
+        assert store.rows("SELECT count(implied_volatility) FROM option_quotes") == [(0,)]
+        [(features, missing)] = store.rows("SELECT features, missing FROM features")
+        values, reasons = json.loads(features), json.loads(missing)
+        for name in ("atm_iv", "skew_25d", "max_pain", "put_call_oi_ratio", "unusual_count"):
+            assert values[name] is None and reasons[name], name
+        assert values["call_open_interest"] == 0 and values["put_call_volume_ratio"] == 1.0
+        assert store.count("alerts") == 0

@@ -21,17 +21,19 @@ def event_premium(
 ) -> dict[str, float] | None:
     """IV of the first expiry on/after earnings against the pre-event IV, and the implied move.
 
-    The pre-event IV is the last expiry before earnings (else ``fallback_iv``). The event's
-    variance is what the post-event expiry carries beyond it: σ_post²·T − σ_pre²·T, so the implied
-    one-day earnings move is √ of that (a fraction of the price).
+    The pre-event IV is the last expiry before earnings (else ``fallback_iv``). The post-event
+    expiry's total variance is the ordinary variance of every day but the event's, plus the
+    event's own: σ_post²·T_post = σ_pre²·(T_post − 1/365) + event variance. So the event variance
+    is σ_post²·T_post − σ_pre²·(T_post − 1/365), and the implied one-day earnings move is √ of
+    that (a fraction of the price). T_post is the expiry's dte in years of 365 days (at least 1).
     """
     post = next((p for p in term_structure if p["expiration"] >= earnings), None)
     pre = [p for p in term_structure if p["expiration"] < earnings]
     base = pre[-1]["atm_iv"] if pre else fallback_iv
     if post is None or not base:
         return None
-    t = max(post["dte"], 1) / 365.0
-    event_var = max(0.0, post["atm_iv"] ** 2 * t - base**2 * t)
+    t_post = max(post["dte"], 1) / 365.0
+    event_var = max(0.0, post["atm_iv"] ** 2 * t_post - base**2 * (t_post - 1.0 / 365.0))
     return {
         "post_event_expiration_iv": post["atm_iv"],
         "pre_event_iv": base,

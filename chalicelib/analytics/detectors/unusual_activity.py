@@ -13,6 +13,9 @@ from chalicelib.domain.models import Explanation, FeatureSet
 def contract_strength(row: dict[str, Any], cfg: AnalyticsConfig) -> float | None:
     """ln(vol/OI ÷ threshold) + 0.25·ln(1 + (z − z₀)⁺/z₀); ×0.7 without a z-score.
 
+    z is the z-score of ln(1 + volume) against the contract's own past days (see
+    ``features.volume_zscores``).
+
     ``None`` when the contract's z-score is known and below ``unusual_zscore``: busy today but
     not unusual for that contract.
     """
@@ -57,7 +60,7 @@ class UnusualActivity:
         label = f"{top['expiration']} {top['strike']:g}{top['right']}"
         z = top.get("zscore")
         z_text = (
-            f" and {z:,.1f} standard deviations above its own daily volume"
+            f" and {z:,.1f} standard deviations above its own usual daily volume (log scale)"
             if z is not None
             else " (too little history for a z-score)"
         )

@@ -5,9 +5,11 @@ or some greeks (no rho in most vendor files). ``complete`` solves a missing IV f
 mid and computes the greeks at the contract's IV, for every chain of a cycle in one numpy pass:
 
 - IV given: only the greeks that are missing are computed, at that IV;
-- IV missing: it is solved from the mid, and all greeks are recomputed at it, since greeks
-  published without an IV behind them cannot be trusted; where no IV can be solved (a quote at or
-  below intrinsic value) the source's greeks are kept.
+- IV missing: it is solved from the mid of a two-sided quote (bid > 0, ask > bid:
+  ``chain.two_sided``, the rule the features use too), and all greeks are recomputed at it, since
+  greeks published without an IV behind them cannot be trusted. Where no IV can be solved (a
+  one-sided quote, or one at or below intrinsic value) the IV stays missing and the source's
+  greeks are kept.
 
 Time runs to the 16:00 New York close of the expiration day in years of 365 days, as everywhere.
 """
@@ -20,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chalicelib.domain import calendar as cal
-from chalicelib.domain.chain import ChainBatch
+from chalicelib.domain.chain import ChainBatch, two_sided
 from chalicelib.domain.pricing import bs_greeks, implied_volatility
 
 GREEKS = ("delta", "gamma", "theta", "vega", "rho")
@@ -65,8 +67,7 @@ def complete(
     solve = missing_iv[rows]
     if solve.any():
         bid, ask = batch["bid"][rows][solve], batch["ask"][rows][solve]
-        with np.errstate(invalid="ignore"):
-            mid = np.where(ask > 0, (bid + ask) / 2, np.nan)
+        mid = np.where(two_sided(bid, ask), (bid + ask) / 2, np.nan)
         sigma[solve] = implied_volatility(
             mid, s[solve], strike[solve], t[solve], rate, is_call[solve], q[solve]
         ).iv

@@ -1,0 +1,53 @@
+"""A chain document's daily history covers the whole IV-rank window: 252 sessions and today.
+
+Before: 365 calendar days, which hold only about 250 sessions, so the chart of the history missed
+days that IV rank and percentile were computed over.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from exportkit import T1, check_document, manifest_of
+
+from chalicelib.domain import calendar as cal
+from chalicelib.storage.base import Storage
+from chalicelib.write.exporter import history_start
+from chalicelib.write.store import Store
+
+
+def test_history_start_holds_the_sessions_for_any_day() -> None:
+    day, widest = date(2016, 1, 1), 0
+    while day < date(2031, 1, 1):
+        first = history_start(day, 252)
+        sessions = cal.trading_days_between(first, day - timedelta(days=1))
+        assert len(sessions) == 252 and cal.is_trading_day(first)
+        widest = max(widest, (day - first).days)
+        day += timedelta(days=1)
+    assert widest > 365  # what the old constant was short of
+
+
+@pytest.mark.parametrize("window", [252, 300])
+def test_the_served_history_reaches_back_over_the_iv_window(
+    storage: Storage, store: Store, make_exporter, window: int
+) -> None:
+    store.rows(
+        """
+        INSERT OR REPLACE INTO daily_history
+        SELECT 'SPY', d::DATE, 500.0, 0.2, -0.05, 'backfill'
+        FROM generate_series(?::DATE - INTERVAL 500 DAY, ?::DATE - INTERVAL 1 DAY,
+                             INTERVAL 1 DAY) AS s(d)
+        WHERE dayofweek(d) BETWEEN 1 AND 5
+        """,
+        [T1.date(), T1.date()],
+    )
+    make_exporter(analytics=f'{{"iv_window_days": {window}}}').export_all()
+    key = manifest_of(storage).chains["SPY"]
+    chain = check_document(storage.get(key).data, "chain")
+    days = sorted(row["as_of"][:10] for row in chain["history"])
+    first = history_start(T1.date(), window)
+    assert days[0] == first.isoformat()
+    sessions = set(cal.trading_days_between(first, T1.date()))
+    assert {d.isoformat() for d in sessions} <= set(days)
+    assert len(sessions) == window + 1  # the window and the snapshot's own day
