@@ -34,8 +34,9 @@ def test_the_served_history_reaches_back_over_the_iv_window(
 ) -> None:
     store.rows(
         """
-        INSERT OR REPLACE INTO daily_history
-        SELECT 'SPY', d::DATE, 500.0, 0.2, -0.05, 'backfill'
+        INSERT OR REPLACE INTO daily_history (ticker, day, close, atm_iv, skew_25d, source,
+            close_at)
+        SELECT 'SPY', d::DATE, 500.0, 0.2, -0.05, 'backfill', d::TIMESTAMP + INTERVAL 21 HOUR
         FROM generate_series(?::DATE - INTERVAL 500 DAY, ?::DATE - INTERVAL 1 DAY,
                              INTERVAL 1 DAY) AS s(d)
         WHERE dayofweek(d) BETWEEN 1 AND 5
