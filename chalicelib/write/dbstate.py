@@ -80,6 +80,7 @@ class DatabaseState:
         self.version: str | None = None
         self.restored_bytes = 0
         self.persisted_bytes = 0
+        self.adopted = False  # this run put the local file into an empty bucket
 
     # ---- restore ------------------------------------------------------------------------
     def restore(self) -> str | None:
@@ -129,6 +130,7 @@ class DatabaseState:
         """Bucket empty, local file present: it becomes the bucket's first version."""
         info = self.storage.put_file(self.key, self.path, if_none_match=True)
         log.update(adopted=True, bytes=info.size)
+        self.adopted = True
         log_event("db_adopted", path=str(self.path), location=self.location, bytes=info.size)
         self.version = info.version
         self.persisted_bytes = info.size

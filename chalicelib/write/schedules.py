@@ -56,7 +56,7 @@ def collect(detail: dict[str, Any] | None = None) -> dict[str, Any]:
             state.persist()
         except WriterConflict as exc:  # another writer won: this run publishes nothing
             summary.update(status="aborted", errors=[*summary["errors"], str(exc)])
-        summary["db"] = {"restored_bytes": state.restored_bytes,
+        summary["db"] = {"restored_bytes": state.restored_bytes, "adopted": state.adopted,
                          "persisted_bytes": state.persisted_bytes}  # fmt: skip
     return summary
 
