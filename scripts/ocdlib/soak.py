@@ -31,6 +31,7 @@ class SessionFigures:
     session: str
     runs: int
     db_bytes: int
+    db_used_bytes: int  # the file less the free blocks DuckDB will reuse
     hot_rows: int
     hot_snapshots: int
     sealed_files: int
@@ -82,6 +83,7 @@ def run(
     data_dir: Path | None = None,
     extra_env: dict[str, str] | None = None,
     report: Any = None,
+    last_session: date | None = None,
 ) -> list[SessionFigures]:
     from chalicelib import historyformat as hf
     from chalicelib.storage.factory import make_storage
@@ -109,7 +111,12 @@ def run(
 
         settings = load_settings()
         store_storage = make_storage(settings)
-        for day in sessions_ending_before(datetime.now(UTC).date(), sessions):
+        days = (
+            cal.last_trading_days(last_session, sessions)
+            if last_session
+            else sessions_ending_before(datetime.now(UTC).date(), sessions)
+        )
+        for day in days:
             cycles, exports, restored, persisted, compactions = [], [], [], [], 0
             times = run_times(day, every_minutes)
             for t in times:
@@ -128,12 +135,14 @@ def run(
             with Store(settings.database, read_only=True) as store:
                 hot_rows = store.count("option_quotes")
                 hot_snapshots = store.count("chain_snapshots")
+                size = store.size()
             manifest = hf.load_history_manifest(store_storage)
             files = manifest.files if manifest else []
             row = SessionFigures(
                 session=str(day),
                 runs=len(times),
-                db_bytes=settings.database.stat().st_size,
+                db_bytes=size.bytes,
+                db_used_bytes=size.bytes - size.free_bytes,
                 hot_rows=hot_rows,
                 hot_snapshots=hot_snapshots,
                 sealed_files=len(files),
@@ -151,7 +160,8 @@ def run(
 
 
 HEADER = (
-    f"{'#':>3} {'session':10} {'runs':>4} {'db MB':>8} {'hot rows':>10} {'snaps':>6} "
+    f"{'#':>3} {'session':10} {'runs':>4} {'db MB':>8} {'used MB':>8} {'hot rows':>10} "
+    f"{'snaps':>6} "
     f"{'sealed':>6} {'sealed MB':>9} {'cycle p50':>9} {'export p50':>10} "
     f"{'restored MB':>11} {'persisted MB':>12} {'compact':>7}"
 )
@@ -160,7 +170,8 @@ HEADER = (
 def line(n: int, f: SessionFigures) -> str:
     mb = 1 / (1 << 20)
     return (
-        f"{n:>3} {f.session:10} {f.runs:>4} {f.db_bytes * mb:>8.1f} {f.hot_rows:>10,} "
+        f"{n:>3} {f.session:10} {f.runs:>4} {f.db_bytes * mb:>8.1f} "
+        f"{f.db_used_bytes * mb:>8.1f} {f.hot_rows:>10,} "
         f"{f.hot_snapshots:>6} {f.sealed_files:>6} {f.sealed_bytes * mb:>9.1f} "
         f"{f.cycle_p50_ms:>7.0f}ms {f.export_p50_ms:>8.0f}ms "
         f"{f.restored_bytes_per_run * mb:>11.1f} {f.persisted_bytes_per_run * mb:>12.1f} "
@@ -183,6 +194,7 @@ def plateau(figures: list[SessionFigures], start: int) -> dict[str, Any]:
     return {
         "from_session": start,
         "db_bytes_max_deviation": spread("db_bytes"),
+        "db_used_bytes_max_deviation": spread("db_used_bytes"),
         "cycle_p50_max_deviation": spread("cycle_p50_ms"),
         "persisted_bytes_max_deviation": spread("persisted_bytes_per_run"),
     }
