@@ -278,7 +278,7 @@ class SyntheticMarket(MarketDataProvider):
         close = p.spot0 * np.exp(level - level[anchor])
         # appetites wander (AR(1), sd ~0.2); each cohort of opening flow takes them as it starts
         names = ("call_tilt", "put_tilt", "call_shift", "put_shift")
-        drift = _ar1(0.05 * np.column_stack([stream(k).standard_normal(n) for k in names]), 0.97)
+        drift = _ar1(0.04 * np.column_stack([stream(k).standard_normal(n) for k in names]), 0.97)
         return DailyPath(
             days=days,
             day64=day64,
