@@ -17,12 +17,14 @@ contract), never by the order of calls. Per ticker:
 - chain: listed expirations (dailies for SPY/QQQ/IWM, weeklies, third-Friday monthlies), OCC
   strike spacing, mid prices from the pricing core inside quote widths that follow vega,
   liquidity and moneyness (never wider than the exchange maximum);
-- positioning: each contract's open interest is a function of the contract and the day — its
-  strike against a slow reference price, time left, how long it has been listed, the ticker's
-  call/put appetite (which drifts, and rises with stress) and past volume bursts in it. Volume is
-  derived from it: a day's volume is at least the next morning's change in open interest (no
-  position opens or closes without a trade), plus turnover, and accrues monotonically through
-  the session along a U-shaped intraday curve.
+- positioning: open interest is the sum of cohorts of opening flow (ten trading days each,
+  centred on the price before the cohort began: calls above it, puts below, round strikes
+  favoured) that are closed a little every night, plus positions opened in unusual-volume bursts.
+  The cohorts' call and put appetites wander (more puts when vol is high), so the put/call ratio,
+  the GEX sign and the walls move from day to day. It is a closed form per (contract, day), so
+  any process computes the same number without replaying history. A day's volume is at least
+  the next morning's change in open interest (no position opens or closes without a trade), plus
+  turnover, and accrues monotonically through the session along a U-shaped intraday curve.
 """
 
 from __future__ import annotations
@@ -392,7 +394,7 @@ class SyntheticMarket(MarketDataProvider):
     def _dailies(self, p: TickerProfile) -> int:
         return self.dailies if p.ticker in DAILY_EXPIRIES else 0
 
-    def _expirations(self, p: TickerProfile, day: date) -> list[date]:
+    def _expirations(self, p: TickerProfile, day: date) -> tuple[date, ...]:
         return _listed(day, self._weeklies(p), self.horizon_days, self._dailies(p))
 
     def _raw_chain(self, ticker: str, now: datetime) -> _RawChain:
@@ -587,8 +589,10 @@ class SyntheticMarket(MarketDataProvider):
 
         The day's total covers the overnight change in open interest (every opened or closed
         position is a trade), a burst if one hits the contract, and turnover that leaves open
-        interest alone: ~0.3-1 % of it, busier near the money and near expiry. It accrues along
-        a U-shaped curve, each contract at its own pace, so it never falls within a session.
+        interest alone: ~0.2-0.6 % of it, busier near the money, and in the last days before
+        expiry a large share of it (same-day round trips: a third of the open interest of an
+        at-the-money 0DTE). It accrues along a U-shaped curve, each contract at its own pace, so
+        it never falls within a session.
         """
         day = path.days[i]
         change = np.abs(oi_next - oi)
@@ -599,11 +603,12 @@ class SyntheticMarket(MarketDataProvider):
         if burst is not None:
             spike = _lookup(burst.contracts.ident, burst.volume, c.ident)
             start = _lookup(burst.contracts.ident, burst.start, c.ident, missing=1.0)
-        t = ((c.expiry - np.datetime64(day, "D")).astype(np.int64) + 1) / 365.0
-        width = 0.6 * p.base_vol * np.sqrt(t) + 0.04
+        days_left = (c.expiry - np.datetime64(day, "D")).astype(np.int64)
+        width = 0.6 * p.base_vol * np.sqrt((days_left + 1) / 365.0) + 0.04
         near_money = np.exp(-0.5 * (np.log(c.strike / path.close[max(i - 1, 0)]) / width) ** 2)
         rate = 0.002 + 0.004 * _uniform(self._key(p, day, "turnover"), c.ident)
-        turnover = np.floor(oi * rate * (1 + 0.6 * np.exp(-t / 0.05)) * (0.5 + 0.8 * near_money))
+        rate *= 0.5 + 0.8 * near_money + 80 * near_money * np.exp(-days_left / 1.5)
+        turnover = np.floor(oi * rate)
         total = np.maximum(change, spike) + turnover
         pace = np.exp(0.3 * (2 * _uniform(self._key(p, day, "pace"), c.ident) - 1))
         steady = _accrual(np.full(oi.size, fraction)) ** pace
@@ -616,6 +621,8 @@ class SyntheticMarket(MarketDataProvider):
         their open interest, starting at a random time of the session (cached per day)."""
         key = (p.ticker, i)
         if key not in self._bursts:
+            if len(self._bursts) > 100_000:  # a pure cache: a writer running for months
+                self._bursts.clear()
             self._bursts[key] = self._draw_burst(p, path, i)
         return self._bursts[key]
 
@@ -693,9 +700,9 @@ def _is_monthly(day: date) -> bool:
 
 
 @lru_cache(maxsize=4096)
-def _listed(day: date, weeklies: int, horizon_days: int, dailies: int) -> list[date]:
-    """The listing calendar, shared by every ticker listing alike (do not mutate)."""
-    return cal.listed_expirations(day, weeklies, horizon_days, dailies=dailies)
+def _listed(day: date, weeklies: int, horizon_days: int, dailies: int) -> tuple[date, ...]:
+    """The listing calendar, shared by every ticker that lists alike."""
+    return tuple(cal.listed_expirations(day, weeklies, horizon_days, dailies=dailies))
 
 
 @lru_cache(maxsize=4096)
@@ -729,11 +736,6 @@ def _ar1(shocks: NDArray[np.float64], phi: float) -> NDArray[np.float64]:
         out[start : start + part.shape[0]] = values
         carry = values[-1]
     return out
-
-
-def _ema(x: NDArray[np.float64], weight: float) -> NDArray[np.float64]:
-    """Exponential moving average y[i] = (1 - w)·y[i-1] + w·x[i], starting at x[0]."""
-    return x[0] + _ar1(weight * (x - x[0]), 1 - weight)
 
 
 def _accrual(fraction: NDArray[np.float64]) -> NDArray[np.float64]:
