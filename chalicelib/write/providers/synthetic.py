@@ -77,7 +77,7 @@ COHORTS = 10  # cohorts remembered; the oldest fades out over its last COHORT_DA
 HOLD = 0.99  # share of the positions open tonight still open tomorrow night
 _HELD = HOLD ** np.arange(COHORT_DAYS + 1)
 BURST_ODDS = 0.2  # chance that a day brings unusual volume in a few short-dated OTM contracts
-BURST_MEMORY = 15  # trading days a burst's opened positions are remembered in open interest
+BURST_MEMORY = 10  # trading days a burst's opened positions are remembered in open interest
 WIDE_AT = 40.0  # liquidity at which quotes are as tight as SPY's
 
 
@@ -568,9 +568,9 @@ class SyntheticMarket(MarketDataProvider):
         for i, positions in zip(days, self._positions(p, path, days, c), strict=True):
             for j in range(max(i - BURST_MEMORY, 1), i):
                 burst = self._burst(p, path, j)
-                if burst is not None:  # 60 % of a burst opened positions, closed over weeks
-                    fade = min(BURST_MEMORY - (i - j), 5) / 5
-                    held = 0.6 * burst.volume * 0.93 ** (i - 1 - j) * fade
+                if burst is not None:  # 60 % of a burst opened positions, soon closed
+                    fade = min(BURST_MEMORY - (i - j), 4) / 4
+                    held = 0.6 * burst.volume * 0.9 ** (i - 1 - j) * fade
                     positions += _lookup(burst.contracts.ident, held, c.ident)
             out.append(np.floor(positions))
         return out
