@@ -545,7 +545,7 @@ class SyntheticMarket(MarketDataProvider):
         side = np.where(c.is_call, np.exp(path.call_tilt[anchor])[col], protection[col])
         kind = np.array([1.0, 0.5, 0.4])[c.kind]
         flow = np.exp(-0.5 * (x - shift) ** 2) * (1 + otm * round_strike) * side
-        flow *= kind * (0.5 + 0.5 * np.exp(-t / 0.25))
+        flow *= kind * (0.6 + 0.4 * np.exp(-t / 0.25))
         opened_from = np.maximum(first[col], np.searchsorted(path.day64, c.listed))
         scale = 400 * p.liquidity * c.lumpy
         out = []
@@ -606,8 +606,8 @@ class SyntheticMarket(MarketDataProvider):
         days_left = (c.expiry - np.datetime64(day, "D")).astype(np.int64)
         width = 0.6 * p.base_vol * np.sqrt((days_left + 1) / 365.0) + 0.04
         near_money = np.exp(-0.5 * (np.log(c.strike / path.close[max(i - 1, 0)]) / width) ** 2)
-        rate = 0.002 + 0.004 * _uniform(self._key(p, day, "turnover"), c.ident)
-        rate *= 0.5 + 0.8 * near_money + 80 * near_money * np.exp(-days_left / 1.5)
+        rate = 0.0015 + 0.003 * _uniform(self._key(p, day, "turnover"), c.ident)
+        rate *= 0.5 + 0.8 * near_money + 40 * near_money * np.exp(-days_left)
         turnover = np.floor(oi * rate)
         total = np.maximum(change, spike) + turnover
         pace = np.exp(0.3 * (2 * _uniform(self._key(p, day, "pace"), c.ident) - 1))
