@@ -589,10 +589,10 @@ class SyntheticMarket(MarketDataProvider):
 
         The day's total covers the overnight change in open interest (every opened or closed
         position is a trade), a burst if one hits the contract, and turnover that leaves open
-        interest alone: ~0.2-0.6 % of it, busier near the money, and in the last days before
-        expiry a large share of it (same-day round trips: a third of the open interest of an
-        at-the-money 0DTE). It accrues along a U-shaped curve, each contract at its own pace, so
-        it never falls within a session.
+        interest alone: ~0.2-0.5 % of it, busier near the money, and much busier in the last
+        days before expiry (same-day round trips: about a tenth of an at-the-money 0DTE's open
+        interest). It accrues along a U-shaped curve, each contract at its own pace, so it never
+        falls within a session.
         """
         day = path.days[i]
         change = np.abs(oi_next - oi)
@@ -611,7 +611,7 @@ class SyntheticMarket(MarketDataProvider):
         turnover = np.floor(oi * rate)
         total = np.maximum(change, spike) + turnover
         pace = np.exp(0.3 * (2 * _uniform(self._key(p, day, "pace"), c.ident) - 1))
-        steady = _accrual(np.full(oi.size, fraction)) ** pace
+        steady = _accrual(np.array([fraction]))[0] ** pace
         bursting = np.clip((fraction - start) / 0.08, 0.0, 1.0)
         accrued = spike * bursting + (total - spike) * steady
         return np.floor(accrued + 1e-9).astype(np.int64)
