@@ -151,9 +151,17 @@ def third_friday(year: int, month: int) -> date:
     return first + timedelta(days=(4 - first.weekday()) % 7 + 14)
 
 
-def listed_expirations(today: date, weeklies: int = 8, horizon_days: int = 370) -> list[date]:
-    """Expirations listed on ``today``: the next ``weeklies`` Fridays plus monthlies to horizon."""
+def listed_expirations(
+    today: date, weeklies: int = 8, horizon_days: int = 370, dailies: int = 0
+) -> list[date]:
+    """Expirations listed on ``today``: the next ``weeklies`` Fridays plus monthlies to horizon,
+    and, for products with daily expiries (SPY, QQQ, IWM), the next ``dailies`` trading days."""
     out: set[date] = set()
+    day = today
+    while len(out) < dailies:
+        if is_trading_day(day):
+            out.add(day)
+        day += timedelta(days=1)
     friday = today + timedelta(days=(4 - today.weekday()) % 7)
     for week in range(weeklies):
         out.add(_roll_for_holiday(friday + timedelta(weeks=week)))

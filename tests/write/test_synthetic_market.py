@@ -11,7 +11,7 @@ import pytest
 from chalicelib.domain import calendar as cal
 from chalicelib.domain.chain import ChainBatch, reject_reasons
 from chalicelib.write.providers.base import ChainResult
-from chalicelib.write.providers.synthetic import LIQUID, SyntheticMarket
+from chalicelib.write.providers.synthetic import DAILY_EXPIRIES, LIQUID, SyntheticMarket
 
 TICKERS = ("SPY", "AAPL", "JPM", "TSLA", "QXYZ")  # QXYZ: a generated profile, not a known one
 DAYS = (date(2026, 3, 4), date(2026, 6, 17), date(2026, 9, 22), date(2026, 11, 27))
@@ -144,13 +144,17 @@ def test_strikes_follow_occ_spacing(
 
 
 def test_expirations_are_listed_fridays_with_monthlies_out_to_a_year(
-    chains: dict[tuple[str, date], ChainResult],
+    chains: dict[tuple[str, date], ChainResult], market: SyntheticMarket
 ):
     for (ticker, day), result in chains.items():
         expiries = [e.item().date() for e in _expiries(result.contracts)]
+        # SPY, QQQ and IWM also list every trading day of the next couple of weeks
+        dailies = market.dailies if ticker in DAILY_EXPIRIES else 0
+        daily_window = cal.trading_days_between(day, day + timedelta(days=3 * dailies))[:dailies]
         for e in expiries:
             friday = e + timedelta(days=(4 - e.weekday()) % 7)
-            assert e.weekday() == 4 or (e.weekday() == 3 and not cal.is_trading_day(friday))
+            weekly = e.weekday() == 4 or (e.weekday() == 3 and not cal.is_trading_day(friday))
+            assert weekly or e in daily_window, (ticker, day, e)
         assert expiries[0] > day  # at the close, an expiry of today has expired
         assert (expiries[0] - day).days <= 7
         assert 330 <= (expiries[-1] - day).days <= 375, (ticker, day)
@@ -278,8 +282,11 @@ def test_open_interest_is_fixed_within_a_session_and_changes_overnight(market: S
     next_day = _key(market.fetch_chain("TSLA", close + timedelta(days=1)).contracts)
     overnight = afternoon.keys() & next_day.keys()
     assert len(overnight) >= 0.5 * len(afternoon)
-    changed = sum(afternoon[k] != next_day[k] for k in overnight)
-    assert changed >= 0.8 * len(overnight)
+    # positions change a little every night; far wings holding a handful may keep their count
+    held = [k for k in overnight if afternoon[k] >= 100]
+    assert len(held) >= 0.3 * len(overnight)
+    changed = sum(afternoon[k] != next_day[k] for k in held)
+    assert changed >= 0.8 * len(held)
 
 
 def test_history_covers_a_year_of_trading_days_with_finite_iv(market: SyntheticMarket):

@@ -1,16 +1,30 @@
 """The embedded default market: a deterministic simulator that looks real to the analytics.
 
-For a given seed and clock every number is reproducible. Per ticker:
+For a given seed and clock every number is reproducible, whatever was asked before and in
+whichever process: every draw is seeded by what it describes (a ticker's series, a day, a
+contract), never by the order of calls. Per ticker:
 - underlying: geometric Brownian motion from 2018 with a three-state regime chain (calm, normal,
-  stressed) that scales volatility, plus an earnings jump on each (quarterly) earnings day;
+  stressed) that scales volatility. Part of each day's move happens overnight (the gap to the
+  open); inside the session the price follows a Brownian bridge from the open to the day's close,
+  seeded per (ticker, day), so 30-minute returns carry the daily volatility, not fresh noise;
+- earnings: reported after the close on the earnings date; the jump lands in the next session's
+  opening gap, and IV crushes at that open (until then, expiries after the report price it);
 - volatility: 30-day ATM IV follows a mean-reverting AR(1) in log space around the regime's level,
   with occasional spikes that decay; realised vol runs below implied (a variance risk premium);
 - term structure: sigma(T) = v_inf + (v_now - v_inf)·exp(-T/tau), so calm markets are in contango
   and stressed ones in backwardation; expiries spanning earnings carry extra event variance;
 - smile: SSVI (Gatheral & Jacquier 2014) with negative, slowly wandering rho;
-- chain: listed expirations (weeklies + third-Friday monthlies), OCC strike spacing, mid prices from
-  the pricing core inside exchange-style quote widths, open interest that changes only overnight,
-  volume around 1-2 % of OI accruing through the session, and occasional unusual-volume bursts.
+- chain: listed expirations (dailies for SPY/QQQ/IWM, weeklies, third-Friday monthlies), OCC
+  strike spacing, mid prices from the pricing core inside quote widths that follow vega,
+  liquidity and moneyness (never wider than the exchange maximum);
+- positioning: open interest is the sum of cohorts of opening flow (ten trading days each,
+  centred on the price before the cohort began: calls above it, puts below, round strikes
+  favoured) that are closed a little every night, plus positions opened in unusual-volume bursts.
+  The cohorts' call and put appetites wander (more puts when vol is high), so the put/call ratio,
+  the GEX sign and the walls move from day to day. It is a closed form per (contract, day), so
+  any process computes the same number without replaying history. A day's volume is at least
+  the next morning's change in open interest (no position opens or closes without a trade), plus
+  turnover, and accrues monotonically through the session along a U-shaped intraday curve.
 """
 
 from __future__ import annotations
@@ -41,6 +55,7 @@ VRP = 0.85  # realised / implied
 TERM_TAU = 0.3  # years: how fast the term structure reverts to its long-run level
 SSVI_ETA, SSVI_GAMMA = 1.0, 0.5
 ETFS = frozenset({"SPY", "QQQ", "IWM", "DIA", "XLF", "XLE", "GLD", "TLT", "EEM", "SMH"})
+DAILY_EXPIRIES = frozenset({"SPY", "QQQ", "IWM"})  # list Mon–Fri expiries; quote in pennies
 ANCHOR = date(2026, 1, 2)  # profile spots are prices on this day; paths are scaled through it
 KNOWN = {  # ticker: (spot at ANCHOR, base ATM vol, dividend yield, liquidity)
     "SPY": (590.0, 0.15, 0.013, 40.0),
@@ -56,6 +71,14 @@ KNOWN = {  # ticker: (spot at ANCHOR, base ATM vol, dividend yield, liquidity)
     "GOOGL": (190.0, 0.29, 0.004, 9.0),
     "JPM": (240.0, 0.23, 0.021, 5.0),
 }
+OVERNIGHT = 0.2  # share of a day's diffusive variance realised between the close and the open
+COHORT_DAYS = 10  # trading days of opening flow that share one centre price and appetite
+COHORTS = 10  # cohorts remembered; the oldest fades out over its last COHORT_DAYS
+HOLD = 0.99  # share of the positions open tonight still open tomorrow night
+_HELD = HOLD ** np.arange(COHORT_DAYS + 1)
+BURST_ODDS = 0.2  # chance that a day brings unusual volume in a few short-dated OTM contracts
+BURST_MEMORY = 10  # trading days a burst's opened positions are remembered in open interest
+WIDE_AT = 40.0  # liquidity at which quotes are as tight as SPY's
 
 
 def _stable_hash(*parts: object) -> int:
@@ -84,16 +107,92 @@ class TickerProfile:
         phase = None if ticker in ETFS else int(rng.integers(20, 91))
         return cls(ticker, spot0, vol, q, liq, phase)
 
+    @property
+    def liquid(self) -> bool:
+        return self.liquidity >= LIQUID
+
+    @property
+    def put_appetite(self) -> float:
+        """Put open interest per call open interest in normal markets (index hedging in ETFs)."""
+        return 1.6 if self.ticker in ETFS else 0.8
+
+    @property
+    def event_sd(self) -> float:
+        """Standard deviation of the earnings jump (log return at the next open)."""
+        return 0.6 * self.base_vol / 4
+
 
 @dataclass(frozen=True)
 class DailyPath:
-    """Daily state, index 0 = EPOCH's trading day."""
+    """Daily state, index 0 = EPOCH's trading day. Open interest of day i is built from the
+    state at i - 1 (what the market knew at the previous close)."""
 
     days: list[date]
+    day64: NDArray  # the same days as datetime64[D]
+    open: NDArray[np.float64]
     close: NDArray[np.float64]
     vol: NDArray[np.float64]  # 30-day ATM IV level excluding earnings variance
     rho: NDArray[np.float64]
     earnings: frozenset[date]
+    call_tilt: NDArray[np.float64]  # log appetite for opening calls, wandering
+    put_tilt: NDArray[np.float64]
+    call_shift: NDArray[np.float64]  # how far above the price calls are opened, in widths
+    put_shift: NDArray[np.float64]  # how far below it puts are opened
+    burst_draw: NDArray[np.float64]  # < BURST_ODDS: an unusual-volume day
+
+    def at(self, day: date) -> int:
+        """Index of trading day ``day``."""
+        i = int(np.searchsorted(self.day64, np.datetime64(day, "D")))
+        if i >= len(self.days) or self.days[i] != day:
+            raise ValueError(f"{day} is not a trading day of the simulated path")
+        return i
+
+
+@dataclass(frozen=True)
+class _Contracts:
+    """Contract identities of one chain (or of one day's bursts), one row per contract."""
+
+    expiry: NDArray  # datetime64[D]
+    strike: NDArray[np.float64]
+    is_call: NDArray[np.bool_]
+    kind: NDArray[np.int8]  # 0 monthly, 1 weekly, 2 daily
+    listed: NDArray  # datetime64[D]: the day the expiry was listed
+    ident: NDArray[np.uint64]
+    lumpy: NDArray[np.float64]  # the contract's own, lasting share of its neighbours' interest
+
+    @classmethod
+    def build(
+        cls,
+        market: SyntheticMarket,
+        p: TickerProfile,
+        expiries: Sequence[date],
+        where: NDArray[np.intp],
+        strike: NDArray[np.float64],
+        is_call: NDArray[np.bool_],
+    ) -> _Contracts:
+        """Contracts on ``expiries[where]``; ``expiries`` holds each expiry once."""
+        weeklies, dailies = market._weeklies(p), market._dailies(p)
+        info = [_expiry_info(d, weeklies, market.horizon_days, dailies) for d in expiries]
+        expiry = np.array(expiries, dtype="datetime64[D]")[where]
+        ident = _contract_ident(expiry, strike, is_call)
+        return cls(
+            expiry=expiry,
+            strike=strike,
+            is_call=is_call,
+            kind=np.array([k for k, _ in info], dtype=np.int8)[where],
+            listed=np.array([d for _, d in info], dtype="datetime64[D]")[where],
+            ident=ident,
+            lumpy=np.exp(0.35 * _normal(market._key(p, None, "oi"), ident)),
+        )
+
+
+@dataclass(frozen=True)
+class _Bursts:
+    """One day's unusual-volume contracts: their full-day volume and when in the session."""
+
+    contracts: _Contracts
+    volume: NDArray[np.float64]
+    start: NDArray[np.float64]  # fraction of the session at which the burst begins
 
 
 class SyntheticMarket(MarketDataProvider):
@@ -108,13 +207,16 @@ class SyntheticMarket(MarketDataProvider):
         weeklies: int = 8,
         horizon_days: int = 370,
         strike_sigmas: float = 2.8,
+        dailies: int = 10,
     ) -> None:
         self.seed = seed
         self.rate = rate
         self.weeklies = weeklies
         self.horizon_days = horizon_days
         self.strike_sigmas = strike_sigmas
+        self.dailies = dailies
         self._paths: dict[str, DailyPath] = {}
+        self._bursts: dict[tuple[str, int], _Bursts | None] = {}
 
     # ---- daily model -------------------------------------------------------------------
     def profile(self, ticker: str) -> TickerProfile:
@@ -128,11 +230,11 @@ class SyntheticMarket(MarketDataProvider):
             # simulate a year further so consecutive cycles reuse one path; always past ANCHOR
             # so every path is scaled through the same day
             end = max(need, ANCHOR) + timedelta(days=366)
-            cached = self._simulate(ticker, _trading_days(end))
+            cached = self._simulate(ticker, *_trading_days(end))
             self._paths[ticker] = cached
         return cached
 
-    def _simulate(self, ticker: str, days: list[date]) -> DailyPath:
+    def _simulate(self, ticker: str, days: list[date], day64: NDArray) -> DailyPath:
         p = self.profile(ticker)
         n = len(days)
 
@@ -141,12 +243,13 @@ class SyntheticMarket(MarketDataProvider):
             # is, so a day's numbers do not depend on which date was asked for first
             return np.random.default_rng([self.seed, _stable_hash("path", ticker, name)])
 
-        u_regime, z_vol, z_ret, u_spike, z_rho = (
+        u_regime, z_vol, z_ret, u_spike, z_rho, z_gap = (
             stream("regime").random(n),
             stream("vol").standard_normal(n),
             stream("ret").standard_normal(n),
             stream("spike").random(n),
             stream("rho").standard_normal(n),
+            stream("gap").standard_normal(n),
         )
         regime = np.empty(n, dtype=np.int8)
         state = 1
@@ -162,16 +265,36 @@ class SyntheticMarket(MarketDataProvider):
         rho = np.clip(-0.65 + 0.12 * _ar1(0.25 * z_rho, 0.97), -0.95, -0.15)
         earnings = self._earnings(p, days[0], days[-1])
         realised = VRP * vol / np.sqrt(252)
-        earnings_set = set(earnings)
-        jump = np.array([d in earnings_set for d in days]) * stream("jump").normal(
-            0, 0.6 * p.base_vol / 4, n
-        )
-        log_ret = 0.07 / 252 - 0.5 * realised**2 + realised * z_ret + jump
-        log_ret[0] = 0.0
+        # reported after the close: the jump is in the next session's opening gap
+        after_report = np.zeros(n, dtype=bool)
+        reported = np.searchsorted(day64, np.array(earnings, dtype="datetime64[D]")) + 1
+        after_report[reported[reported < n]] = True
+        jump = after_report * stream("jump").normal(0, p.event_sd, n)
+        diffusive = 0.07 / 252 - 0.5 * realised**2 + realised * z_ret
+        # the overnight share of the diffusive move, drawn given the day's total
+        gap = jump + OVERNIGHT * diffusive + np.sqrt(OVERNIGHT * (1 - OVERNIGHT)) * realised * z_gap
+        log_ret = diffusive + jump
+        log_ret[0] = gap[0] = 0.0
         level = np.cumsum(log_ret)
-        anchor = min(int(np.searchsorted(np.array(days), np.datetime64(ANCHOR))), n - 1)
+        anchor = min(int(np.searchsorted(day64, np.datetime64(ANCHOR))), n - 1)
         close = p.spot0 * np.exp(level - level[anchor])
-        return DailyPath(days, close, vol, rho, frozenset(earnings))
+        # appetites wander (AR(1), sd ~0.2); each cohort of opening flow takes them as it starts
+        names = ("call_tilt", "put_tilt", "call_shift", "put_shift")
+        drift = _ar1(0.04 * np.column_stack([stream(k).standard_normal(n) for k in names]), 0.97)
+        return DailyPath(
+            days=days,
+            day64=day64,
+            open=close * np.exp(gap - log_ret),
+            close=close,
+            vol=vol,
+            rho=rho,
+            earnings=frozenset(earnings),
+            call_tilt=drift[:, 0],
+            put_tilt=drift[:, 1],
+            call_shift=0.5 + drift[:, 2],
+            put_shift=0.8 + drift[:, 3],
+            burst_draw=stream("burst").random(n),
+        )
 
     @staticmethod
     def _earnings(p: TickerProfile, start: date, end: date) -> list[date]:
@@ -188,17 +311,15 @@ class SyntheticMarket(MarketDataProvider):
         return out
 
     def earnings_dates(self, ticker: str, start: date, end: date) -> list[date]:
-        return [d for d in self.path(ticker, end).earnings if start <= d <= end]
-
-    def _event_variance(self, p: TickerProfile) -> float:
-        return (0.6 * p.base_vol / 4) ** 2
+        """Report dates in [start, end]; each report comes after that day's close."""
+        return sorted(d for d in self.path(ticker, end).earnings if start <= d <= end)
 
     # ---- surfaces ----------------------------------------------------------------------
     def _total_variance(
         self,
         p: TickerProfile,
-        vol_now: float,
-        rho: float,
+        vol_now: float | NDArray[np.float64],
+        rho: float | NDArray[np.float64],
         k: NDArray[np.float64],
         t: NDArray[np.float64],
         event_var: NDArray[np.float64],
@@ -211,12 +332,12 @@ class SyntheticMarket(MarketDataProvider):
 
     def fetch_history(self, ticker: str, end: date, days: int) -> DailyHistory:
         path = self.path(ticker, end)
-        stop = int(np.searchsorted(np.array(path.days), np.datetime64(end), side="right"))
+        stop = int(np.searchsorted(path.day64, np.datetime64(end, "D"), side="right"))
         start = max(0, stop - days)
         p = self.profile(ticker)
         t30 = 30 / 365
         window = path.days[start:stop]
-        event = self._event_variance(p) * _earnings_within(window, path.earnings, 30)
+        event = p.event_sd**2 * _earnings_within(window, path.earnings, 30)
         vol, rho, close = path.vol[start:stop], path.rho[start:stop], path.close[start:stop]
         k = np.linspace(-0.6, 0.4, 161)[None, :] * np.sqrt(t30) * vol[:, None] * 4
         w = self._total_variance(
@@ -229,6 +350,22 @@ class SyntheticMarket(MarketDataProvider):
         )
         skew = _risk_reversal_from_grid(k, iv, t30, self.rate, p.div_yield)
         return DailyHistory(ticker, list(window), close.copy(), atm_iv, skew)
+
+    # ---- intraday ----------------------------------------------------------------------
+    def _spot_at(
+        self, p: TickerProfile, path: DailyPath, i: int, minute: int, minutes: int
+    ) -> float:
+        """The price ``minute`` minutes into day i's session of ``minutes``: a Brownian bridge
+        from the open to the close, with the day's intraday share of realised variance."""
+        if minute >= minutes:
+            return float(path.close[i])
+        o, c = path.open[i], path.close[i]
+        rng = self._rng(p, path.days[i], "bridge")
+        walk = np.concatenate([[0.0], np.cumsum(rng.standard_normal(minutes))]) / np.sqrt(minutes)
+        f = minute / minutes
+        bridge = walk[minute] - f * walk[-1]
+        sd = np.sqrt(1 - OVERNIGHT) * VRP * path.vol[i] / np.sqrt(252)
+        return float(o * np.exp(f * np.log(c / o) + sd * bridge))
 
     # ---- chains ------------------------------------------------------------------------
     def quote_time(self, now: datetime) -> datetime:
@@ -251,39 +388,38 @@ class SyntheticMarket(MarketDataProvider):
                     yield ticker, exc
             yield from zip([r.underlying.ticker for r in raws], _finish(raws), strict=True)
 
+    def _weeklies(self, p: TickerProfile) -> int:
+        return self.weeklies + 4 if p.liquid else self.weeklies
+
+    def _dailies(self, p: TickerProfile) -> int:
+        return self.dailies if p.ticker in DAILY_EXPIRIES else 0
+
+    def _expirations(self, p: TickerProfile, day: date) -> tuple[date, ...]:
+        return _listed(day, self._weeklies(p), self.horizon_days, self._dailies(p))
+
     def _raw_chain(self, ticker: str, now: datetime) -> _RawChain:
-        day, fraction, quote_time = cal.market_clock(now)
+        day, _, quote_time = cal.market_clock(now)
+        open_, close_ = cal.session_bounds(day)
+        minutes = round((close_ - open_).total_seconds() / 60)
+        # everything below depends on the quote's minute only, so re-collecting is idempotent
+        minute = min(max(round((quote_time - open_).total_seconds() / 60), 0), minutes)
+        fraction = minute / minutes
         path = self.path(ticker, day)
-        i = path.days.index(day)
+        i = path.at(day)
         p = self.profile(ticker)
-        rng = np.random.default_rng(
-            [self.seed, _stable_hash("chain", ticker), day.toordinal(), int(fraction * 390)]
-        )
-        prev_close, close = path.close[max(i - 1, 0)], path.close[i]
-        bridge = np.sqrt(fraction * (1 - fraction)) * path.vol[i] * VRP / np.sqrt(252)
-        spot = float(
-            prev_close
-            * np.exp(fraction * np.log(close / prev_close) + bridge * rng.standard_normal())
-        )
-        vol_now = float(
-            path.vol[max(i - 1, 0)] + fraction * (path.vol[i] - path.vol[max(i - 1, 0)])
-        )
-        weeklies = self.weeklies + 4 if p.liquidity >= LIQUID else self.weeklies
-        expirations = [
-            e
-            for e in cal.listed_expirations(day, weeklies, self.horizon_days)
-            if cal.expiry_close(e) > quote_time
-        ]
-        columns = self._chain(
-            p, path, day, quote_time, spot, vol_now, float(path.rho[i]), fraction, expirations
-        )
+        spot = self._spot_at(p, path, i, minute, minutes)
+        prev = max(i - 1, 0)
+        vol_now = float(path.vol[prev] + fraction * (path.vol[i] - path.vol[prev]))
+        expirations = [e for e in self._expirations(p, day) if cal.expiry_close(e) > quote_time]
+        columns = self._chain(p, path, i, quote_time, spot, vol_now, minute, fraction, expirations)
+        width = _underlying_width(spot, p.liquidity)
         underlying = UnderlyingQuote(
             ticker=ticker,
             as_of=quote_time,
             price=round(spot, 4),
-            bid=round(spot * 0.9999, 2),
-            ask=round(spot * 1.0001, 2),
-            volume=int(p.liquidity * 2e6 * fraction),
+            bid=float(np.floor((spot - width / 2) * 100) / 100),
+            ask=float(np.ceil((spot + width / 2) * 100) / 100),
+            volume=int(p.liquidity * 2e6 * _accrual(np.array([fraction]))[0]),
             dividend_yield=p.div_yield,
         )
         return _RawChain(underlying, columns, spot, self.rate, p.div_yield)
@@ -292,58 +428,64 @@ class SyntheticMarket(MarketDataProvider):
         self,
         p: TickerProfile,
         path: DailyPath,
-        day: date,
+        i: int,
         quote_time: datetime,
         spot: float,
         vol_now: float,
-        rho: float,
+        minute: int,
         fraction: float,
         expirations: list[date],
     ) -> dict[str, NDArray]:
         """Every column but implied vol and greeks (solved later, many chains at once)."""
-        r, q = self.rate, p.div_yield
-        exp_list, strike_list = [], []
+        r, q, day = self.rate, p.div_yield, path.days[i]
+        strike_list = []
         for expiry in expirations:
             t = (cal.expiry_close(expiry) - quote_time).total_seconds() / cal.SECONDS_PER_YEAR
             width = max(0.12, self.strike_sigmas * vol_now * np.sqrt(t))
             strikes = strike_grid(spot * np.exp(-width), spot * np.exp(width))
-            if p.liquidity >= LIQUID:
+            if p.liquid:
                 near = fine_strikes(spot, min(width, 0.08))
                 strikes = np.union1d(strikes, near)
-            exp_list.append(np.full(strikes.size, np.datetime64(expiry, "s")))
             strike_list.append(strikes)
         if not strike_list:
             empty = ChainBatch.empty().columns
             return {"t": np.empty(0), **{k: v for k, v in empty.items() if k not in SOLVED}}
-        expiry_s = np.concatenate(exp_list)
-        strike = np.concatenate(strike_list)
-        n = strike.size
-        expiry_s, strike = np.tile(expiry_s, 2), np.tile(strike, 2)
-        is_call = np.repeat([True, False], n)
+        sizes = [s.size for s in strike_list]
+        exp_index = np.tile(np.repeat(np.arange(len(sizes)), sizes), 2)
+        strike = np.tile(np.concatenate(strike_list), 2)
+        is_call = np.repeat([True, False], sum(sizes))
+        contracts = _Contracts.build(self, p, expirations, exp_index, strike, is_call)
+        expiry_day = contracts.expiry
         close_ts = np.array(
             [np.datetime64(cal.expiry_close(e).replace(tzinfo=None), "s") for e in expirations]
-        )
-        exp_index = np.searchsorted(
-            np.array([np.datetime64(e, "s") for e in expirations]), expiry_s
         )
         quote_s = np.datetime64(quote_time.replace(tzinfo=None), "s")
         t = (close_ts[exp_index] - quote_s).astype("int64") / cal.SECONDS_PER_YEAR
         event = np.zeros_like(t)
-        for e in path.earnings:  # expiries after an upcoming earnings date carry its variance
+        for e in path.earnings:  # until the report (after e's close), expiries after e price it
             if day <= e:
-                event += np.where(
-                    expiry_s.astype("datetime64[D]") >= np.datetime64(e),
-                    self._event_variance(p),
-                    0.0,
-                )
+                event += np.where(expiry_day > np.datetime64(e), p.event_sd**2, 0.0)
         forward = spot * np.exp((r - q) * t)
         k = np.log(strike / forward)
-        sigma = np.sqrt(self._total_variance(p, vol_now, rho, k, t, event) / t)
+        sigma = np.sqrt(self._total_variance(p, vol_now, float(path.rho[i]), k, t, event) / t)
         mid = bs_price(spot, strike, t, r, sigma, is_call, q)
-        bid, ask = _quote(mid, k / (sigma * np.sqrt(t)), t, self._rng(p, day, "spread"))
-        oi = self._open_interest(p, path, day, strike, is_call, expiry_s)
-        volume = self._volume(p, day, fraction, oi, k, t, is_call)
-        noise = self._rng(p, day, "last", int(fraction * 390)).uniform(-0.4, 0.4, oi.size)
+        total_vol = sigma * np.sqrt(t)
+        d1 = -k / total_vol + 0.5 * total_vol
+        vega_points = spot * np.exp(-q * t - 0.5 * d1**2) / np.sqrt(2 * np.pi) * np.sqrt(t) / 100
+        call_delta = np.exp(-q * t) / (1 + np.exp(-1.702 * d1))  # logistic: close enough here
+        delta = np.where(is_call, call_delta, call_delta - np.exp(-q * t))
+        bid, ask = _quote(
+            mid,
+            vega_points,
+            delta,
+            np.abs(k) / total_vol,
+            p,
+            _underlying_width(spot, p.liquidity),
+            _uniform(self._key(p, day, "spread"), contracts.ident),
+        )
+        oi, oi_next = self._open_interest(p, path, (i, i + 1), contracts)
+        volume = self._volume(p, path, i, contracts, oi, oi_next, fraction)
+        noise = self._rng(p, day, "last", minute).uniform(-0.4, 0.4, oi.size)
         last = np.where(
             volume > 0, np.round(np.clip(mid + noise * (ask - bid), bid, ask), 2), np.nan
         )
@@ -352,7 +494,7 @@ class SyntheticMarket(MarketDataProvider):
             "t": t,
             "ticker": np.full(size, p.ticker, dtype=object),
             "as_of": np.full(size, np.datetime64(quote_time.replace(tzinfo=None), "us")),
-            "expiration": expiry_s,
+            "expiration": expiry_day.astype("datetime64[s]"),
             "strike": strike,
             "right": np.where(is_call, "C", "P").astype(object),
             "bid": bid,
@@ -362,63 +504,144 @@ class SyntheticMarket(MarketDataProvider):
             "open_interest": oi.astype(CHAIN_COLUMNS["open_interest"]),
         }
 
+    def _key(self, p: TickerProfile, day: date | None, *parts: object) -> int:
+        return _stable_hash(self.seed, p.ticker, *parts, day.toordinal() if day else "")
+
     def _rng(self, p: TickerProfile, day: date, *parts: object) -> np.random.Generator:
         return np.random.default_rng([self.seed, _stable_hash(p.ticker, *parts), day.toordinal()])
 
-    def _open_interest(
-        self,
-        p: TickerProfile,
-        path: DailyPath,
-        day: date,
-        strike: NDArray[np.float64],
-        is_call: NDArray[np.bool_],
-        expiry: NDArray,
-    ) -> NDArray[np.float64]:
-        """Open interest as published before the open: fixed for the whole session.
+    # ---- positioning -------------------------------------------------------------------
+    def _positions(
+        self, p: TickerProfile, path: DailyPath, days: Sequence[int], c: _Contracts
+    ) -> list[NDArray[np.float64]]:
+        """Open interest before the open of each day index in ``days``, bursts aside.
 
-        It depends only on the contract and the previous close, never on the intraday spot or
-        on the contract's position in the chain (listings move with the spot during the day).
+        Positions are opened day by day, in cohorts of COHORT_DAYS trading days that share the
+        price before the cohort began (calls opened above it, puts below, in widths that grow
+        with the time left), the ticker's appetites then, and more appetite for puts when vol
+        is high; each night a share 1 - HOLD of what is open is closed. A cohort's mass is a
+        geometric sum over its opening days since the contract was listed, so open interest
+        is a closed form per contract: a new listing starts at zero and fills up, and a day's
+        change is one day's opening and closing, not a whole profile moving with the price.
+        Computed as a (cohort × contract) array: about a dozen cohorts, no Python loop.
         """
-        i = path.days.index(day)
-        ref_spot, ref_vol = path.close[max(i - 1, 0)], path.vol[max(i - 1, 0)]
-        expiry_day = expiry.astype("datetime64[D]")
-        t = ((expiry_day - np.datetime64(day, "D")).astype(np.int64) + 1) / 365.0
-        k = np.log(strike / (ref_spot * np.exp((self.rate - p.div_yield) * t)))
-        spread = 0.6 * ref_vol * np.sqrt(t) + 0.04
-        profile = np.exp(-0.5 * (k / spread) ** 2)
-        round_boost = (
-            1 + 1.0 * (strike % 50 == 0) + 0.4 * (strike % 25 == 0) + 0.2 * (strike % 10 == 0)
+        oldest = max(0, (min(days) - 1) // COHORT_DAYS - COHORTS)
+        first = np.arange(oldest, (max(days) - 1) // COHORT_DAYS + 1) * COHORT_DAYS
+        anchor = np.maximum(first - 1, 0)
+        col = (slice(None), None)  # per cohort, broadcast over contracts
+        expiry = c.expiry.astype(np.int64)
+        t = (np.maximum(expiry - path.day64[first].astype(np.int64)[col], 0) + 1) / 365.0
+        width = 0.6 * p.base_vol * np.sqrt(t) + 0.04
+        x = (np.log(c.strike) - np.log(path.close[anchor])[col]) / width
+        shift = np.where(c.is_call, path.call_shift[anchor][col], -path.put_shift[anchor][col])
+        strike = c.strike
+        round_strike = (
+            0.6 * (strike % 50 == 0) + 0.3 * (strike % 25 == 0) + 0.2 * (strike % 10 == 0)
         )
-        days, index = np.unique(expiry_day, return_inverse=True)
-        is_monthly = np.array([_is_monthly(d) for d in days.tolist()])[index]
-        term = np.where(is_monthly, 1.0, 0.45) * np.exp(-t / 0.8) + 0.05
-        side = np.where(is_call, 1.0, 1.6 if p.ticker in ETFS else 0.8)
-        base = 400 * p.liquidity * profile * round_boost * term * side
-        key = _stable_hash(self.seed, p.ticker, "oi", day.toordinal())
-        z = _contract_normal(key, expiry_day, strike, is_call)
-        return np.floor(base * np.exp(0.35 * z))
+        # opened out of the money, where positions cluster on round strikes
+        otm = 1 / (1 + np.exp(-4 * np.where(c.is_call, x, -x)))
+        protection = p.put_appetite * np.exp(path.put_tilt[anchor])
+        protection *= np.sqrt(path.vol[anchor] / p.base_vol)
+        side = np.where(c.is_call, np.exp(path.call_tilt[anchor])[col], protection[col])
+        kind = np.array([1.0, 0.5, 0.4])[c.kind]
+        flow = np.exp(-0.5 * (x - shift) ** 2) * (1 + otm * round_strike) * side
+        flow *= kind * (0.6 + 0.4 * np.exp(-t / 0.25))
+        opened_from = np.maximum(first[col], np.searchsorted(path.day64, c.listed))
+        scale = 400 * p.liquidity * c.lumpy
+        out = []
+        for i in days:
+            end = np.minimum(first + COHORT_DAYS, i)  # each cohort's opening days end here
+            fade = np.clip((COHORTS + 1) * COHORT_DAYS - (i - first), 0, COHORT_DAYS)
+            weight = np.where(end > first, HOLD ** (i - end) * fade / COHORT_DAYS, 0.0)
+            count = np.clip(end[col] - opened_from, 0, COHORT_DAYS)
+            held = (flow * (weight[col] * (1 - _HELD[count]))).sum(axis=0)
+            out.append(np.where(expiry >= path.day64[i].astype(np.int64), held * scale, 0.0))
+        return out
+
+    def _open_interest(
+        self, p: TickerProfile, path: DailyPath, days: Sequence[int], c: _Contracts
+    ) -> list[NDArray[np.float64]]:
+        """Open interest as published before the open of each of ``days``: fixed for the whole
+        session, a function of the contract and the previous days only (not the intraday spot).
+        """
+        out = []
+        for i, positions in zip(days, self._positions(p, path, days, c), strict=True):
+            for j in range(max(i - BURST_MEMORY, 1), i):
+                burst = self._burst(p, path, j)
+                if burst is not None:  # 60 % of a burst opened positions, soon closed
+                    fade = min(BURST_MEMORY - (i - j), 4) / 4
+                    held = 0.6 * burst.volume * 0.9 ** (i - 1 - j) * fade
+                    positions += _lookup(burst.contracts.ident, held, c.ident)
+            out.append(np.floor(positions))
+        return out
 
     def _volume(
         self,
         p: TickerProfile,
-        day: date,
-        fraction: float,
+        path: DailyPath,
+        i: int,
+        c: _Contracts,
         oi: NDArray[np.float64],
-        k: NDArray[np.float64],
-        t: NDArray[np.float64],
-        is_call: NDArray[np.bool_],
+        oi_next: NDArray[np.float64],
+        fraction: float,
     ) -> NDArray[np.int64]:
-        """Daily volume ≈ 1-2 % of OI, near-dated contracts busier; accrues through the day."""
-        rng = self._rng(p, day, "volume")
-        daily = oi * rng.uniform(0.006, 0.016, oi.size) * (1 + 0.6 * np.exp(-t / 0.05))
-        burst_rng = self._rng(p, day, "burst")
-        if burst_rng.random() < 0.2:  # an unusual-volume day: a few short-dated OTM contracts
-            candidates = np.flatnonzero((t < 0.15) & (np.abs(k) > 0.02) & (np.abs(k) < 0.15))
-            if candidates.size:
-                picks = burst_rng.choice(candidates, size=min(3, candidates.size), replace=False)
-                daily[picks] = oi[picks] * burst_rng.uniform(3, 12, picks.size) + 800
-        accrued = rng.poisson(np.maximum(daily * fraction, 0))
-        return accrued.astype(np.int64)
+        """Cumulative volume at ``fraction`` of day i's session.
+
+        The day's total covers the overnight change in open interest (every opened or closed
+        position is a trade), a burst if one hits the contract, and turnover that leaves open
+        interest alone: ~0.2-0.5 % of it, busier near the money, and much busier in the last
+        days before expiry (same-day round trips: about a tenth of an at-the-money 0DTE's open
+        interest). It accrues along a U-shaped curve, each contract at its own pace, so it never
+        falls within a session.
+        """
+        day = path.days[i]
+        change = np.abs(oi_next - oi)
+        change[c.expiry <= np.datetime64(day, "D")] = 0.0  # expiring today: nothing carries over
+        burst = self._burst(p, path, i)
+        spike = np.zeros(oi.size)
+        start = np.ones(oi.size)
+        if burst is not None:
+            spike = _lookup(burst.contracts.ident, burst.volume, c.ident)
+            start = _lookup(burst.contracts.ident, burst.start, c.ident, missing=1.0)
+        days_left = (c.expiry - np.datetime64(day, "D")).astype(np.int64)
+        width = 0.6 * p.base_vol * np.sqrt((days_left + 1) / 365.0) + 0.04
+        near_money = np.exp(-0.5 * (np.log(c.strike / path.close[max(i - 1, 0)]) / width) ** 2)
+        rate = 0.0015 + 0.003 * _uniform(self._key(p, day, "turnover"), c.ident)
+        rate *= 0.5 + 0.8 * near_money + 40 * near_money * np.exp(-days_left)
+        turnover = np.floor(oi * rate)
+        total = np.maximum(change, spike) + turnover
+        pace = np.exp(0.3 * (2 * _uniform(self._key(p, day, "pace"), c.ident) - 1))
+        steady = _accrual(np.array([fraction]))[0] ** pace
+        bursting = np.clip((fraction - start) / 0.08, 0.0, 1.0)
+        accrued = spike * bursting + (total - spike) * steady
+        return np.floor(accrued + 1e-9).astype(np.int64)
+
+    def _burst(self, p: TickerProfile, path: DailyPath, i: int) -> _Bursts | None:
+        """Day i's unusual volume: up to three short-dated OTM contracts trading several times
+        their open interest, starting at a random time of the session (cached per day)."""
+        key = (p.ticker, i)
+        if key not in self._bursts:
+            if len(self._bursts) > 100_000:  # a pure cache: a writer running for months
+                self._bursts.clear()
+            self._bursts[key] = self._draw_burst(p, path, i)
+        return self._bursts[key]
+
+    def _draw_burst(self, p: TickerProfile, path: DailyPath, i: int) -> _Bursts | None:
+        if i == 0 or path.burst_draw[i] >= BURST_ODDS:
+            return None
+        day, spot = path.days[i], float(path.close[i - 1])
+        expiries = [e for e in self._expirations(p, day) if 0 < (e - day).days <= 55]
+        if not expiries:
+            return None
+        rng = self._rng(p, day, "burst")
+        picks = 3
+        which = rng.integers(len(expiries), size=picks)
+        k = rng.uniform(0.02, 0.11, picks) * rng.choice([-1.0, 1.0], picks)
+        strike = np.array([_listed_strike(spot * np.exp(x), p.liquid) for x in k])
+        contracts = _Contracts.build(self, p, expiries, which, strike, k > 0)  # OTM calls/puts
+        (base,) = self._positions(p, path, (i,), contracts)
+        volume = np.floor(base * rng.uniform(3, 12, picks) + 800)
+        return _Bursts(contracts, volume, rng.uniform(0.1, 0.85, picks))
 
 
 @dataclass(frozen=True)
@@ -459,12 +682,16 @@ def _finish(raws: list[_RawChain]) -> list[ChainResult]:
 
 
 @lru_cache(maxsize=8)
-def _trading_days_cached(end: date) -> tuple[date, ...]:
-    return tuple(cal.trading_days_between(EPOCH, end))
+def _trading_days_cached(end: date) -> tuple[tuple[date, ...], NDArray]:
+    days = tuple(cal.trading_days_between(EPOCH, end))
+    day64 = np.array(days, dtype="datetime64[D]")
+    day64.flags.writeable = False  # shared by every path of this length
+    return days, day64
 
 
-def _trading_days(end: date) -> list[date]:
-    return list(_trading_days_cached(end))
+def _trading_days(end: date) -> tuple[list[date], NDArray]:
+    days, day64 = _trading_days_cached(end)
+    return list(days), day64
 
 
 def _is_monthly(day: date) -> bool:
@@ -472,20 +699,54 @@ def _is_monthly(day: date) -> bool:
     return day in (third, third - timedelta(days=1))
 
 
-def _ar1(shocks: NDArray[np.float64], phi: float, block: int = 256) -> NDArray[np.float64]:
-    """x[i] = phi·x[i-1] + shocks[i], x[-1] = 0, vectorised a block at a time.
+@lru_cache(maxsize=4096)
+def _listed(day: date, weeklies: int, horizon_days: int, dailies: int) -> tuple[date, ...]:
+    """The listing calendar, shared by every ticker that lists alike."""
+    return tuple(cal.listed_expirations(day, weeklies, horizon_days, dailies=dailies))
 
-    Inside a block x[i] = phi^i·(x0 + Σ_j≤i shocks[j]·phi^-j); blocks keep phi^-j finite.
+
+@lru_cache(maxsize=4096)
+def _expiry_info(expiry: date, weeklies: int, horizon_days: int, dailies: int) -> tuple[int, date]:
+    """(kind, listing day) of an expiry: 0 monthly, 1 weekly, 2 daily; listed when it first
+    falls inside the listing window of its kind (approximately, in calendar days)."""
+    friday = expiry.weekday() == 4 or (
+        expiry.weekday() == 3 and not cal.is_trading_day(expiry + timedelta(days=1))
+    )
+    if _is_monthly(expiry):
+        return 0, expiry - timedelta(days=horizon_days)
+    if friday:
+        return 1, expiry - timedelta(weeks=weeklies)
+    return 2, expiry - timedelta(days=dailies * 7 // 5)
+
+
+def _ar1(shocks: NDArray[np.float64], phi: float) -> NDArray[np.float64]:
+    """x[i] = phi·x[i-1] + shocks[i], x[-1] = 0, along axis 0, vectorised a block at a time.
+
+    Inside a block x[i] = phi^i·(x0 + Σ_j≤i shocks[j]·phi^-j); blocks keep phi^-j below 1e150
+    (the rounding error stays eps·|shock|/(1 - phi) whatever the block length). Blocks start at
+    index 0 whatever the series' length, so a longer path repeats a shorter one's numbers.
     """
+    block = max(1, int(150 * np.log(10) / -np.log(phi)))
     out = np.empty_like(shocks)
-    carry = 0.0
-    for start in range(0, shocks.size, block):
+    carry: float | NDArray[np.float64] = 0.0
+    for start in range(0, shocks.shape[0], block):
         part = shocks[start : start + block]
-        powers = phi ** np.arange(part.size)
-        values = powers * (phi * carry + np.cumsum(part / powers))
-        out[start : start + part.size] = values
-        carry = float(values[-1]) if values.size else carry
+        powers = (phi ** np.arange(part.shape[0])).reshape(-1, *[1] * (part.ndim - 1))
+        values = powers * (phi * carry + np.cumsum(part / powers, axis=0))
+        out[start : start + part.shape[0]] = values
+        carry = values[-1]
     return out
+
+
+def _accrual(fraction: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Share of a day's volume traded by ``fraction`` of the session: the integral of a
+    U-shaped intensity (busy open, quieter midday, busy close); 0 at the open, 1 at the close."""
+    f = np.clip(fraction, 0.0, 1.0)
+
+    def integral(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        return x + 0.15 * (1 - np.exp(-x / 0.1)) + 0.1 * (np.exp(-(1 - x) / 0.1) - np.exp(-10.0))
+
+    return integral(f) / integral(np.ones(1))
 
 
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -500,21 +761,39 @@ def _mix64(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
     return x ^ (x >> np.uint64(31))
 
 
-def _contract_normal(
-    key: int, expiry_day: NDArray, strike: NDArray[np.float64], is_call: NDArray[np.bool_]
-) -> NDArray[np.float64]:
-    """A standard normal draw per contract, fixed by ``key`` and the contract's identity."""
+def _contract_ident(
+    expiry_day: NDArray, strike: NDArray[np.float64], is_call: NDArray[np.bool_]
+) -> NDArray[np.uint64]:
+    """A 64-bit identity per contract (expiry, strike in cents, right), hashed."""
     cents = np.round(strike * 100).astype(np.uint64)
-    ident = (
-        (expiry_day.astype(np.int64).astype(np.uint64) << np.uint64(33))
-        ^ (cents << np.uint64(1))
-        ^ is_call.astype(np.uint64)
-    )
-    h1 = _mix64(ident ^ np.uint64(key))
-    h2 = _mix64(h1 ^ np.uint64(0x9E3779B97F4A7C15))
-    u1 = ((h1 >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53  # in (0, 1)
-    u2 = (h2 >> np.uint64(11)).astype(np.float64) / 2.0**53
-    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)  # Box–Muller
+    days = expiry_day.astype("datetime64[D]").astype(np.int64).astype(np.uint64)
+    return _mix64((days << np.uint64(33)) ^ (cents << np.uint64(1)) ^ is_call.astype(np.uint64))
+
+
+def _uniform(key: int, ident: NDArray[np.uint64]) -> NDArray[np.float64]:
+    """A uniform draw in (0, 1) per contract, fixed by ``key`` and the contract's identity."""
+    h = _mix64(ident ^ np.uint64(key))
+    return ((h >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
+
+
+def _normal(key: int, ident: NDArray[np.uint64]) -> NDArray[np.float64]:
+    """A standard normal draw per contract (Box–Muller on two keyed uniforms)."""
+    u1 = _uniform(key, ident)
+    u2 = _uniform(key ^ 0x9E3779B97F4A7C15, ident)
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+def _lookup(
+    keys: NDArray[np.uint64],
+    values: NDArray[np.float64],
+    wanted: NDArray[np.uint64],
+    missing: float = 0.0,
+) -> NDArray[np.float64]:
+    """values summed per key, read at each of ``wanted`` (``missing`` where a key is absent)."""
+    unique, where = np.unique(keys, return_inverse=True)
+    totals = np.bincount(where, weights=values, minlength=unique.size)
+    pos = np.clip(np.searchsorted(unique, wanted), 0, unique.size - 1)
+    return np.where(unique[pos] == wanted, totals[pos], missing)
 
 
 def strike_grid(low: float, high: float) -> NDArray[np.float64]:
@@ -537,28 +816,52 @@ def fine_strikes(spot: float, width: float) -> NDArray[np.float64]:
     return np.round(np.arange(np.ceil(low / step) * step, high + 1e-9, step), 2)
 
 
+def _listed_strike(price: float, liquid: bool) -> float:
+    """The listed strike nearest ``price`` (on the OCC grid; $1 steps for liquid names)."""
+    if liquid:
+        step = 0.5 if price < 25 else 1.0
+    else:
+        step = 2.5 if price < 25 else 5.0 if price < 200 else 10.0
+    return round(max(step, round(price / step) * step), 2)
+
+
 def max_quote_width(mid: NDArray[np.float64]) -> NDArray[np.float64]:
     """Exchange maximum bid/ask widths by price (ISE-style table)."""
     return np.select([mid < 2, mid < 5, mid < 10, mid < 20], [0.25, 0.375, 0.5, 0.75], default=1.0)
 
 
+def _underlying_width(spot: float, liquidity: float) -> float:
+    """The stock's own quoted width: a cent for the busiest names, wider for thin ones."""
+    return max(0.01, round(spot * 1e-5 * WIDE_AT / liquidity, 2))
+
+
 def _quote(
     mid: NDArray[np.float64],
+    vega_points: NDArray[np.float64],
+    delta: NDArray[np.float64],
     moneyness_sd: NDArray[np.float64],
-    t: NDArray[np.float64],
-    rng: np.random.Generator,
+    p: TickerProfile,
+    underlying_width: float,
+    draw: NDArray[np.float64],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Bid/ask around ``mid``: tighter near the money and near-dated, never wider than the rule."""
-    illiquid = np.clip(0.15 * np.abs(moneyness_sd) + 0.3 * t, 0, 1)
-    width = max_quote_width(mid) * np.clip(
-        0.12 + 0.5 * illiquid + rng.uniform(0, 0.1, mid.size), 0.05, 1.0
-    )
-    tick = np.where(mid < 3, 0.01, 0.05)
+    """Bid/ask around ``mid`` as a market maker quotes them: a width in vol points (times vega,
+    wider in the wings and for thinner names) plus the stock's width per unit of delta plus a
+    small share of the premium; never wider than the exchange rule or the option's own value.
+
+    SPY-like names quote in pennies at every price, others in nickels from $3 up.
+    """
+    thin = WIDE_AT / p.liquidity
+    wings = np.minimum(moneyness_sd, 6.0)
+    vol_points = 0.05 * thin**0.8 * (1 + 0.3 * wings)
+    width = vega_points * vol_points + np.abs(delta) * underlying_width
+    width = (width + mid * 0.002 * np.sqrt(thin) * (1 + 0.5 * wings)) * (0.8 + 0.4 * draw)
+    tick = np.full(mid.size, 0.01) if p.ticker in DAILY_EXPIRIES else np.where(mid < 3, 0.01, 0.05)
+    width = np.minimum(width, max_quote_width(mid))
     # nor wider than a cheap option's value (two ticks at least): else far-wing asks would climb
     # with moneyness and an OTM call's mid would rise with its strike
     width = np.minimum(width, np.maximum(mid, 2 * tick))
-    bid = np.maximum(np.floor((mid - width / 2) / tick) * tick, 0.0)
-    ask = np.maximum(np.ceil((mid + width / 2) / tick) * tick, bid + tick)
+    bid = np.maximum(np.floor((mid - width / 2) / tick + 1e-7) * tick, 0.0)
+    ask = np.maximum(np.ceil((mid + width / 2) / tick - 1e-7) * tick, bid + tick)
     return np.round(bid, 2), np.round(ask, 2)
 
 
@@ -589,11 +892,12 @@ def _interp_falling(
 def _earnings_within(
     days: list[date], earnings: frozenset[date], horizon: int
 ) -> NDArray[np.float64]:
-    """1.0 for each day with an earnings date in (day, day + horizon], else 0.0."""
+    """1.0 for each day whose ``horizon``-day expiry spans a report: one dated in
+    [day, day + horizon), reported after that date's close; else 0.0."""
     if not earnings or not days:
         return np.zeros(len(days))
     marks = np.array(sorted(earnings), dtype="datetime64[D]")
     start = np.array(days, dtype="datetime64[D]")
-    first = np.searchsorted(marks, start, side="right")
-    last = np.searchsorted(marks, start + np.timedelta64(horizon, "D"), side="right")
+    first = np.searchsorted(marks, start, side="left")
+    last = np.searchsorted(marks, start + np.timedelta64(horizon, "D"), side="left")
     return (last > first).astype(np.float64)
