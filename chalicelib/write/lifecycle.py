@@ -1,4 +1,5 @@
-"""The data lifecycle after each collect: seal settled sessions, then apply retention.
+"""The data lifecycle of each collect: seal settled sessions, apply retention, and, as the run's
+last write, compact the file when it holds too much dead space.
 
 Sealing comes first and retention only deletes what the published history manifest names, so
 the hot store stays bounded without ever holding less than the sealed history lacks.
@@ -14,16 +15,17 @@ from chalicelib.config import Settings
 from chalicelib.storage.base import Storage
 from chalicelib.write import retention
 from chalicelib.write.sealing import Sealer, SealResult
-from chalicelib.write.store import Store
+from chalicelib.write.store import CompactionResult, Store
 
 
-@dataclass(frozen=True)
+@dataclass
 class LifecycleResult:
     sealed: SealResult
     retained: retention.RetentionResult
+    compaction: CompactionResult | None = None
 
     def summary(self) -> dict[str, object]:
-        compaction = self.retained.compaction
+        compaction = self.compaction
         return {
             "sealed_sessions": [str(s) for s in self.sealed.sessions],
             "sealed_files": self.sealed.files,
@@ -49,9 +51,16 @@ def maintain(
     )
     sealed = sealer.seal(now)
     published = [f.key for f in sealed.published]
+    retained = retention.apply(store, settings, now, published, step=step)
+    return LifecycleResult(sealed, retained)
+
+
+def compact(
+    store: Store, settings: Settings, step: Callable[[str], None] = lambda name: None
+) -> CompactionResult | None:
+    """The run's last write: compact when dead space passes the configured policy."""
     policy = retention.CompactionPolicy(
         free_fraction=settings.compact_free_fraction,
         min_free_bytes=int(settings.compact_min_free_mb * (1 << 20)),
     )
-    retained = retention.apply(store, settings, now, published, step=step, policy=policy)
-    return LifecycleResult(sealed, retained)
+    return retention.compact_if_dead(store, policy, step)

@@ -12,8 +12,8 @@ when the market is closed):
 A snapshot leaves only once it is sealed in a file the published history manifest names (its
 closing chain always, its intraday copy unless ``OCD_SEAL_INTRADAY=false``). DuckDB reuses the
 space of deleted rows for later inserts but never returns it to the file system, so when dead
-space passes the ``CompactionPolicy`` (half the file, and 32 MiB), the file is rewritten
-(``Store.compact``).
+space passes the ``CompactionPolicy`` (``OCD_COMPACT_FREE_FRACTION`` of the file, default half,
+and ``OCD_COMPACT_MIN_FREE_MB``, default 32), the file is rewritten (``Store.compact``).
 """
 
 from __future__ import annotations
@@ -99,7 +99,6 @@ class RetentionResult:
     rows_deleted: int
     features_deleted: int
     scans_deleted: int
-    compaction: CompactionResult | None
     duration_ms: float
 
 
@@ -120,10 +119,8 @@ def apply(
     published: Iterable[str],
     *,
     step: Callable[[str], None] = lambda name: None,
-    policy: CompactionPolicy = DEFAULT_POLICY,
 ) -> RetentionResult:
-    """Delete what the windows no longer hold (only snapshots sealed in ``published`` files),
-    then compact the file if enough of it is dead space."""
+    """Delete what the windows no longer hold (only snapshots sealed in ``published`` files)."""
     start = time.perf_counter()
     w = windows(settings, now)
     keys = {"key": np.array(sorted(set(published)), dtype=object)}
@@ -140,25 +137,13 @@ def apply(
         scans = int(store.rows(OLD_SCANS, [_naive(w.scans_from)])[0][0])
         store.rows("DROP TABLE retention_doomed")
     step("retention.deleted")
-    compaction = None
     if doomed or features or scans:
         store.checkpoint()
-        size = store.size()
-        if size.free_fraction >= policy.free_fraction and size.free_bytes >= policy.min_free_bytes:
-            compaction = store.compact(step)
-            log_event(
-                "compaction",
-                bytes_before=compaction.bytes_before,
-                bytes_after=compaction.bytes_after,
-                free_fraction=round(size.free_fraction, 3),
-                duration_ms=compaction.duration_ms,
-            )
     result = RetentionResult(
         snapshots_deleted=int(doomed),
         rows_deleted=rows,
         features_deleted=features,
         scans_deleted=scans,
-        compaction=compaction,
         duration_ms=round((time.perf_counter() - start) * 1000, 3),
     )
     if doomed or features or scans:
@@ -170,9 +155,31 @@ def apply(
             rows_deleted=rows,
             features_deleted=features,
             scans_deleted=scans,
-            compacted=compaction is not None,
             duration_ms=result.duration_ms,
         )
+    return result
+
+
+def compact_if_dead(
+    store: Store, policy: CompactionPolicy, step: Callable[[str], None] = lambda name: None
+) -> CompactionResult | None:
+    """Rewrite the file when dead space passes ``policy`` — checked once a run, as its last
+    write: DuckDB's own checkpoints leave free blocks as tables grow, not only deletions do,
+    and later inserts do not always reuse them."""
+    store.checkpoint()
+    size = store.size()
+    if not size.total_blocks or size.free_fraction < policy.free_fraction:
+        return None
+    if size.free_bytes < policy.min_free_bytes:
+        return None
+    result = store.compact(step)
+    log_event(
+        "compaction",
+        bytes_before=result.bytes_before,
+        bytes_after=result.bytes_after,
+        free_fraction=round(size.free_fraction, 3),
+        duration_ms=result.duration_ms,
+    )
     return result
 
 

@@ -22,10 +22,10 @@ from chalicelib.logs import log_event, timed
 from chalicelib.storage.base import Storage
 from chalicelib.write.analysis import AnalysisResult, analyse
 from chalicelib.write.collector import ChainBuffer
-from chalicelib.write.lifecycle import LifecycleResult, maintain
+from chalicelib.write.lifecycle import LifecycleResult, compact, maintain
 from chalicelib.write.providers.base import MarketDataProvider
 from chalicelib.write.providers.factory import make_provider
-from chalicelib.write.store import FlushResult, Store
+from chalicelib.write.store import CompactionResult, FlushResult, Store
 
 
 class Phase(StrEnum):
@@ -166,6 +166,8 @@ class Scheduler:
         ok = collected or len(wanted) < len(tickers)
         scan["status"] = "completed" if not scan["errors"] else "partial" if ok else "failed"
         self.store.record_scan(scan)
+        if lifecycle is not None:
+            lifecycle.compaction = self._compact()
         return {
             "scan_id": scan["scan_id"],
             "status": scan["status"],
@@ -212,6 +214,14 @@ class Scheduler:
         except Exception as exc:
             scan["errors"].append(f"lifecycle: {type(exc).__name__}: {exc}")
             log_event("lifecycle_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+            return None
+
+    def _compact(self) -> CompactionResult | None:
+        try:
+            return compact(self.store, self.settings, self.lifecycle_step)
+        except Exception as exc:  # the old file stays in place; the next run tries again
+            log_event("compaction_failed", level=logging.ERROR,
+                      error=f"{type(exc).__name__}: {exc}")  # fmt: skip
             return None
 
     def _flush(self, buffer: ChainBuffer) -> FlushResult:
