@@ -69,3 +69,25 @@ class ClockRefused(OCDError):
     clock: the store's history only moves forward, and never past the present."""
 
     exit_code = 64  # EX_USAGE: the run was asked for a time it cannot write at
+
+
+class DatabaseDamaged(OCDError):
+    """The DuckDB file does not open, or a block fails its checksum: nothing is written to it,
+    nothing persisted from it; ``ocd.py db check`` says how to recover."""
+
+    exit_code = 74  # EX_IOERR
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        self.reason = reason
+        super().__init__(
+            f"the database {where} is damaged ({reason}); nothing was written. "
+            "Run `ocd.py db check` for what is wrong and how to recover"
+        )
+
+
+class DatabaseDiverged(OCDError):
+    """The local database and the bucket's both hold data and differ; a person must choose
+    (``ocd.py db push`` or ``db pull``)."""
+
+    exit_code = 75

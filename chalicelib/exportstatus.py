@@ -24,6 +24,9 @@ from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
 
 STATUS_KEY = "export_status.json"
+# The same document for the collect schedule: a writer whose database is damaged, or that no
+# longer collects anything, keeps exporting unchanged data; this says so.
+COLLECT_STATUS_KEY = "collect_status.json"
 MAX_ERROR_CHARS = 1000
 
 
@@ -38,19 +41,25 @@ class ExportStatus(BaseModel):
     error: str | None = None
 
 
-def read_status(storage: Storage) -> ExportStatus | None:
+def read_status(storage: Storage, key: str = STATUS_KEY) -> ExportStatus | None:
     """The recorded status; None when there is none, or it cannot be read or parsed."""
     try:
-        return ExportStatus.model_validate_json(storage.get(STATUS_KEY).data)
+        return ExportStatus.model_validate_json(storage.get(key).data)
     except (ObjectNotFound, StorageUnavailable, OSError):
         return None
     except ValueError:
-        log_event("export_status_unreadable", key=STATUS_KEY)
+        log_event("export_status_unreadable", key=key)
         return None
 
 
 def record_status(
-    storage: Storage, *, ok: bool, at: datetime, generation: str | None, error: str | None
+    storage: Storage,
+    *,
+    ok: bool,
+    at: datetime,
+    generation: str | None,
+    error: str | None,
+    key: str = STATUS_KEY,
 ) -> bool:
     """Record an export's outcome; True when written. Never raises.
 
@@ -61,11 +70,13 @@ def record_status(
         error = error[: MAX_ERROR_CHARS - 1] + "…"
     try:
         if ok:
-            previous = read_status(storage)
+            previous = read_status(storage, key)
+            if previous is None and key != STATUS_KEY:
+                return False  # nothing failed before: no document needed
             if previous is not None and previous.ok:
                 return False
         body = {"ok": ok, "at": iso(at), "generation": generation, "error": error}
-        storage.put(STATUS_KEY, dumps(body))
+        storage.put(key, dumps(body))
     except Exception as exc:  # the storage may be what failed the export
         log_event(
             "export_status_failed",
@@ -74,5 +85,5 @@ def record_status(
             error=f"{type(exc).__name__}: {exc}",
         )
         return False
-    log_event("export_status", ok=ok, generation=generation, error=error)
+    log_event("export_status", key=key, ok=ok, generation=generation, error=error)
     return True

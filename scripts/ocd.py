@@ -18,8 +18,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 import orjson  # noqa: E402
 
 from chalicelib.config import load_settings  # noqa: E402
-from chalicelib.errors import ClockRefused, ConfigError, WriterBusy  # noqa: E402
-from chalicelib.write.dbstate import DatabaseDiverged  # noqa: E402
+from chalicelib.errors import (  # noqa: E402
+    ClockRefused,
+    ConfigError,
+    DatabaseDamaged,
+    DatabaseDiverged,
+    WriterBusy,
+)
 
 EX_CONFIG = 78
 
@@ -125,12 +130,17 @@ def cmd_soak(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    """``db push`` / ``db pull``: the explicit choice between a local and a bucket database."""
+    """``db check``; ``db push`` / ``db pull``: the explicit choice between a local and a bucket
+    database."""
     from chalicelib.errors import OCDError
     from chalicelib.storage.factory import make_state_storage
     from chalicelib.write.dbstate import DatabaseState
 
     settings = load_settings()
+    if args.action == "check":
+        from ocdlib import dbcheck
+
+        return dbcheck.run(settings)
     state = DatabaseState(make_state_storage(settings), settings.database)
     try:
         version = (
@@ -201,9 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--json", help="also write the figures as JSON to this path")
     soak.set_defaults(func=cmd_soak)
     db = sub.add_parser("db", help="the database between local disk and the bucket")
-    db.add_argument("action", choices=["push", "pull"],
-                    help="push: the bucket's copy becomes the local file; "
-                         "pull: the local file becomes the bucket's copy")  # fmt: skip
+    db.add_argument("action", choices=["check", "push", "pull"],
+                    help="check: is the database whole, and how to recover if not; "
+                         "push: the local file becomes the bucket's copy; "
+                         "pull: the bucket's copy becomes the local file")  # fmt: skip
     db.add_argument("--force", action="store_true", help="overwrite a copy that differs")
     db.set_defaults(func=cmd_db)
     bench_import = sub.add_parser("bench-import", help="import throughput on a generated CSV")
@@ -239,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         load_settings()
         return int(args.func(args))
-    except (WriterBusy, ClockRefused, DatabaseDiverged) as exc:
+    except (WriterBusy, ClockRefused, DatabaseDiverged, DatabaseDamaged) as exc:
         print(f"ocd: {exc}", file=sys.stderr)
         return exc.exit_code
     except ConfigError as exc:

@@ -22,28 +22,31 @@ of its own, never silently replaced.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from chalicelib.errors import OCDError, PreconditionFailed
+from chalicelib.errors import (
+    DatabaseDamaged,
+    DatabaseDiverged,
+    ObjectNotFound,
+    OCDError,
+    PreconditionFailed,
+)
 from chalicelib.logs import log_event, timed
 from chalicelib.storage.base import ObjectInfo, Storage
+from chalicelib.write.store import verify_file
 
 DB_KEY = "ocd.duckdb"
 SYNC_SUFFIX = ".sync.json"
+CHECKSUM_SUFFIX = ".sha256"
 
 
 class WriterConflict(OCDError):
     """Another writer persisted the database first (HTTP 412 on the conditional write)."""
-
-
-class DatabaseDiverged(OCDError):
-    """The local database and the bucket's both hold data and differ; a person must choose."""
-
-    exit_code = 75
 
 
 class SyncRecord(BaseModel):
@@ -56,7 +59,19 @@ class SyncRecord(BaseModel):
     size: int
     mtime_ns: int
     md5: str
+    sha256: str = ""
     in_run: bool  # an S3 run restored it and has not persisted (yet)
+
+
+class ChecksumRecord(BaseModel):
+    """``<key>.sha256`` beside the bucket's copy: what the writer persisted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    sha256: str
+    bytes: int
+    persisted_at: datetime
 
 
 def sync_path(db: Path) -> Path:
@@ -138,9 +153,39 @@ class DatabaseState:
         return info.version
 
     def _download(self) -> None:
+        """Fetch the bucket's copy beside the local file, check it (the checksum recorded at
+        persist, then DuckDB's own block checksums over every table), and only then replace
+        the local file: a damaged copy is never opened, written to or persisted back."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.storage.get_file(self.key, self.path)
+        incoming = self.path.with_name(self.path.name + ".download")
+        try:
+            info = self.storage.get_file(self.key, incoming)
+            problem = self._recorded_checksum_problem(incoming, info) or verify_file(incoming)
+            if problem is not None:
+                log_event("db_damaged", level=logging.ERROR, location=self.location,
+                          reason=problem)  # fmt: skip
+                raise DatabaseDamaged(self.location, problem)
+            os.replace(incoming, self.path)
+        finally:
+            incoming.unlink(missing_ok=True)
         self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
+
+    def _recorded_checksum_problem(self, path: Path, info: ObjectInfo) -> str | None:
+        record = self.checksum_record()
+        if record is None or record.version != info.version:
+            return None  # not recorded for this version: DuckDB's check decides
+        actual = _digests(path)[1]
+        if actual != record.sha256:
+            return f"sha256 {actual[:12]}… differs from {record.sha256[:12]}… recorded at persist"
+        return None
+
+    def checksum_record(self) -> ChecksumRecord | None:
+        """What the writer recorded when it persisted the bucket's copy."""
+        try:
+            data = self.storage.get(self.key + CHECKSUM_SUFFIX).data
+            return ChecksumRecord.model_validate_json(data)
+        except (ObjectNotFound, ValidationError, ValueError):
+            return None
 
     def _diverged(self, info: ObjectInfo) -> DatabaseDiverged:
         st = self.path.stat()
@@ -185,7 +230,13 @@ class DatabaseState:
     def _persisted(self, info: ObjectInfo) -> str:
         self.version = info.version
         self.persisted_bytes = info.size
-        self._write_record(info.version, in_run=False)
+        record = self._write_record(info.version, in_run=False)
+        checksum = ChecksumRecord(version=info.version, sha256=record.sha256, bytes=info.size,
+                                  persisted_at=datetime.now(UTC))  # fmt: skip
+        try:  # best effort: without it, a restore falls back to DuckDB's own check
+            self.storage.put(self.key + CHECKSUM_SUFFIX, checksum.model_dump_json().encode())
+        except OCDError as exc:
+            log_event("db_checksum_unrecorded", level=logging.WARNING, error=str(exc))
         return info.version
 
     # ---- explicit choices (ocd.py db push / pull) ---------------------------------------
@@ -237,19 +288,22 @@ class DatabaseState:
             return None
         return record if record.location == self.location else None
 
-    def _write_record(self, version: str, *, in_run: bool) -> None:
+    def _write_record(self, version: str, *, in_run: bool) -> SyncRecord:
         st = self.path.stat()
+        md5, sha = _digests(self.path)
         record = SyncRecord(
             location=self.location,
             version=version,
             size=st.st_size,
             mtime_ns=st.st_mtime_ns,
-            md5=_md5(self.path),
+            md5=md5,
+            sha256=sha,
             in_run=in_run,
         )
         tmp = sync_path(self.path).with_suffix(".tmp")
         tmp.write_text(record.model_dump_json())
         os.replace(tmp, sync_path(self.path))
+        return record
 
 
 def _unchanged(st: os.stat_result, record: SyncRecord) -> bool:
@@ -257,8 +311,14 @@ def _unchanged(st: os.stat_result, record: SyncRecord) -> bool:
 
 
 def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
+    return _digests(path)[0]
+
+
+def _digests(path: Path) -> tuple[str, str]:
+    """(md5, sha256) of a file in one read: S3's ETag is the first, our record the second."""
+    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+            md5.update(chunk)
+            sha.update(chunk)
+    return md5.hexdigest(), sha.hexdigest()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib import logs, natives
 from chalicelib.config import Settings, load_settings
+from chalicelib.errors import DatabaseDamaged, DatabaseDiverged
 
 if TYPE_CHECKING:
     from chalicelib.storage.base import Storage
@@ -44,13 +45,26 @@ def collect(detail: dict[str, Any] | None = None) -> dict[str, Any]:
     natives.require_writer_natives()
     from chalicelib.write.dbstate import WriterConflict
     from chalicelib.write.scheduler import run_collect
+    from chalicelib.write.store import DatabaseError, is_damage
 
     settings = load_settings()
     logs.configure(settings.log_level)
-    state = db_state(settings)
-    if state is not None:
-        state.restore()
-    summary = run_collect(settings, event_clock(detail))
+    try:
+        state = db_state(settings)
+        if state is not None:
+            state.restore()
+        summary = run_collect(settings, event_clock(detail))
+    except (DatabaseDamaged, DatabaseDiverged) as exc:
+        _record_collect(settings, ok=False, error=str(exc))
+        raise
+    except DatabaseError as exc:
+        if not is_damage(exc):
+            raise
+        damaged = DatabaseDamaged(str(settings.database), str(exc).splitlines()[0])
+        _record_collect(settings, ok=False, error=str(damaged))
+        raise damaged from exc
+    failed = summary["status"] == "failed"
+    _record_collect(settings, ok=not failed, error="; ".join(summary["errors"]) if failed else None)
     if state is not None:
         try:
             state.persist()
@@ -59,6 +73,15 @@ def collect(detail: dict[str, Any] | None = None) -> dict[str, Any]:
         summary["db"] = {"restored_bytes": state.restored_bytes, "adopted": state.adopted,
                          "persisted_bytes": state.persisted_bytes}  # fmt: skip
     return summary
+
+
+def _record_collect(settings: Settings, *, ok: bool, error: str | None) -> None:
+    """``collect_status.json`` in the export storage: what ``/health`` reports as degraded."""
+    from chalicelib.exportstatus import COLLECT_STATUS_KEY, record_status
+    from chalicelib.storage.factory import make_storage
+
+    record_status(make_storage(settings), ok=ok, at=datetime.now(UTC), generation=None,
+                  error=error, key=COLLECT_STATUS_KEY)  # fmt: skip
 
 
 def rate_minutes(env_name: str, default_seconds: int) -> int:

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from chalicelib.domain import calendar as cal
 from chalicelib.domain.chain import ChainBatch
 from chalicelib.domain.models import UnderlyingQuote
-from chalicelib.errors import WriterBusy
+from chalicelib.errors import DatabaseDamaged, WriterBusy
 from chalicelib.write.providers.base import DailyHistory
 
 MIGRATIONS: tuple[str, ...] = (
@@ -593,6 +593,43 @@ def _since(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
 
 
+# What DuckDB says when a file is truncated, overwritten or has a block that fails its checksum.
+_DAMAGE = ("corrupt", "not a valid duckdb", "could not read enough bytes", "checksum",
+           "invalid block", "serializ")  # fmt: skip
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether a DuckDB error means the file itself is damaged (not a bad query, not a lock)."""
+    return isinstance(exc, duckdb.Error) and any(d in str(exc).lower() for d in _DAMAGE)
+
+
+def verify_file(path: Path) -> str | None:
+    """None when ``path`` opens and every block of every table reads back (DuckDB checks each
+    block's checksum as it reads it: a full scan is the check); else what is wrong. The file
+    must not be open in this process."""
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        return _first_line(exc)
+    try:
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()]  # fmt: skip
+        for table in tables:
+            con.execute(f'SELECT count(*), sum(hash(COLUMNS(*))) FROM "{table}"').fetchall()
+        if "schema_version" not in tables:
+            return "no schema_version table: not a database of this service"
+    except duckdb.Error as exc:
+        return _first_line(exc)
+    finally:
+        con.close()
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
         con = duckdb.connect(str(path), read_only=read_only)
@@ -601,6 +638,12 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         if "lock" in message.lower():
             match = _LOCK_HOLDER.search(message)
             raise WriterBusy(str(path), f"PID {match.group(1)}" if match else None) from None
+        if is_damage(exc):
+            raise DatabaseDamaged(str(path), _first_line(exc)) from None
+        raise
+    except duckdb.Error as exc:
+        if is_damage(exc):
+            raise DatabaseDamaged(str(path), _first_line(exc)) from None
         raise
     # Timestamps are stored naive in UTC; the session's time zone must not depend on the host's.
     con.execute("SET TimeZone = 'UTC'")

@@ -11,10 +11,10 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.config import load_settings
-from chalicelib.errors import OCDError
+from chalicelib.errors import DatabaseDiverged, OCDError
 from chalicelib.storage.factory import make_state_storage
 from chalicelib.write import schedules
-from chalicelib.write.dbstate import DatabaseDiverged, DatabaseState, sync_path
+from chalicelib.write.dbstate import DatabaseState, sync_path
 from chalicelib.write.scheduler import run_collect
 from chalicelib.write.store import Store
 
