@@ -26,6 +26,7 @@ from chalicelib.errors import (  # noqa: E402
     WriterBusy,
 )
 
+EX_UNAVAILABLE = 69  # the export failed: nothing new was published
 EX_CONFIG = 78
 
 
@@ -50,6 +51,11 @@ def cmd_cycle(args: argparse.Namespace) -> int:
         print("ocd: writer busy: another writer persisted the database first; this cycle "
               "published nothing", file=sys.stderr)  # fmt: skip
         return WriterBusy.exit_code
+    export = summary["export"] or {}
+    if not export.get("ok"):
+        print(f"ocd: the export failed: {export.get('error')}; readers still get generation "
+              f"{export.get('generation')}", file=sys.stderr)  # fmt: skip
+        return EX_UNAVAILABLE
     return 0
 
 

@@ -165,6 +165,11 @@ class Storage(abc.ABC):
             fields["bytes"] = info.size
         return info
 
+    def remove_stale_temporaries(self, older_than_seconds: float) -> int:
+        """Remove what killed writers left half-written (local temp files) and is older than
+        ``older_than_seconds``; returns how many. Nothing to do on backends without temps."""
+        return 0
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.location}>"
 

@@ -136,6 +136,24 @@ class LocalStorage(Storage):
             write_file_atomically(path, lambda dst: shutil.copyfileobj(src, dst, _CHUNK))
         return _info(key, st)
 
+    def remove_stale_temporaries(self, older_than_seconds: float) -> int:
+        """``.tmp-*`` files under the root older than the cutoff: a killed writer's, since a
+        live one renames or removes its temp file within the write."""
+        if not self._root.is_dir():
+            return 0
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for dirpath, _dirnames, filenames in os.walk(self._root):
+            for name in filenames:
+                if not name.startswith(TEMP_PREFIX):
+                    continue
+                path = Path(dirpath, name)
+                with contextlib.suppress(OSError):
+                    if path.lstat().st_mtime < cutoff:
+                        path.unlink()
+                        removed += 1
+        return removed
+
     def _path(self, key: str) -> Path:
         """The file for ``key``; refuses anything that resolves outside the root (symlinks)."""
         path = (self._root / key).resolve()

@@ -49,6 +49,7 @@ def collect(detail: dict[str, Any] | None = None) -> dict[str, Any]:
 
     settings = load_settings()
     logs.configure(settings.log_level)
+    _remove_leftovers(settings)
     try:
         state = db_state(settings)
         if state is not None:
@@ -73,6 +74,17 @@ def collect(detail: dict[str, Any] | None = None) -> dict[str, Any]:
         summary["db"] = {"restored_bytes": state.restored_bytes, "adopted": state.adopted,
                          "persisted_bytes": state.persisted_bytes}  # fmt: skip
     return summary
+
+
+def _remove_leftovers(settings: Settings) -> None:
+    from chalicelib.storage.factory import make_storage
+    from chalicelib.write import leftovers
+
+    try:
+        leftovers.remove(settings, make_storage(settings))
+    except Exception as exc:  # tidying up must never stop a run
+        logs.log_event("leftovers_failed", level=logging.WARNING,
+                       error=f"{type(exc).__name__}: {exc}")  # fmt: skip
 
 
 def _record_collect(settings: Settings, *, ok: bool, error: str | None) -> None:

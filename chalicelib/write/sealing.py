@@ -34,6 +34,7 @@ from chalicelib.domain import calendar as cal
 from chalicelib.errors import OCDError, PreconditionFailed
 from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
+from chalicelib.write.leftovers import SEAL_TEMP_PREFIX
 from chalicelib.write.store import Store
 
 # Rows per sealed file at most: bounds the writer's memory and disk, and a reader's download.
@@ -209,7 +210,7 @@ class Sealer:
         }
         bounds = [min(s.as_of for s in snaps), max(s.as_of for s in snaps)]
         with (
-            tempfile.TemporaryDirectory(prefix="ocd-seal-", dir=self.work_dir) as tmp,
+            tempfile.TemporaryDirectory(prefix=SEAL_TEMP_PREFIX, dir=self.work_dir) as tmp,
             self.store.registered("seal_batch", batch),
         ):
             local = Path(tmp) / f"{name}.parquet"
@@ -245,7 +246,7 @@ class Sealer:
         except PreconditionFailed:
             # The same snapshots give the same name and, DuckDB's writer being deterministic,
             # the same bytes; anything else is not ours to overwrite.
-            with tempfile.TemporaryDirectory(prefix="ocd-seal-", dir=self.work_dir) as tmp:
+            with tempfile.TemporaryDirectory(prefix=SEAL_TEMP_PREFIX, dir=self.work_dir) as tmp:
                 existing = Path(tmp) / "existing.parquet"
                 self.storage.get_file(key, existing)
                 same = _sha256(existing) == sha
