@@ -172,6 +172,7 @@ class MarketClock(BaseModel):
     session: date  # its New York session
     closes_at: datetime  # that session's close (13:00 New York on early closes)
     next_open: datetime  # the following session's open
+    next_close: datetime  # ... and its close: past it, at least a whole session was missed
 
 
 class Manifest(BaseModel):

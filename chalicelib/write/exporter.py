@@ -224,11 +224,13 @@ class JSONExporter:
             return None
         quotes_as_of = newest.replace(tzinfo=UTC)
         session = cal.session_of(quotes_as_of)
+        next_open, next_close = cal.session_bounds(cal.next_trading_day(session))
         return MarketClock(
             quotes_as_of=quotes_as_of,
             session=session,
             closes_at=cal.session_close(session),
-            next_open=cal.session_bounds(cal.next_trading_day(session))[0],
+            next_open=next_open,
+            next_close=next_close,
         )
 
     def _newest_generation(self, previous: Manifest | None) -> str | None:
