@@ -63,11 +63,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """The same freshness report as ``/health``, for whichever backend is configured."""
-    from chalicelib.read.http import health_report
+    from chalicelib.config import load_read_settings
     from chalicelib.read.reader import ExportReader
+    from chalicelib.read.service import health_report
     from chalicelib.storage.factory import make_storage
 
-    settings = load_settings()
+    settings = load_read_settings()
     reader = ExportReader(make_storage(settings))
     report = health_report(reader, settings)
     manifest = reader.manifest()

@@ -197,13 +197,25 @@ def features(reader: ExportReader, q: p.TickerParams) -> Result:
 
 
 def tickers(reader: ExportReader, q: p.NoParams) -> Result:
+    """The watchlist, composed of three documents: the chain index (the rows, and the
+    response's generation), features and alerts. A part that could only be read from another
+    generation (its latest damaged, its archive gone) is not mixed in: its fields are null and
+    ``fallbacks`` says which part, from which generation, and why."""
     index = reader.document("chains")
     feats = reader.document("features")
     alerts_loaded, alerts = _alerts(reader)
+    fallbacks = [
+        _fallback(name, part, index)
+        for name, part in (("features", feats), ("alerts", alerts_loaded))
+        if part.generation != index.generation
+    ]
+    mixed = {f["part"] for f in fallbacks}
     counts: dict[str, int] = {}
-    for a in alerts:
+    for a in alerts if "alerts" not in mixed else ():
         counts[a.get("ticker", "")] = counts.get(a.get("ticker", ""), 0) + 1
-    by_ticker = {f.get("ticker"): f.get("features") or {} for f in _rows(feats, "features")}
+    by_ticker = {} if "features" in mixed else {
+        f.get("ticker"): f.get("features") or {} for f in _rows(feats, "features")
+    }  # fmt: skip
     rows = []
     for row in _rows(index, "chains"):
         f = by_ticker.get(row.get("ticker"), {})
@@ -214,16 +226,32 @@ def tickers(reader: ExportReader, q: p.NoParams) -> Result:
                 "last_price": row.get("underlying_price"),
                 "atm_iv": f.get("atm_iv", row.get("atm_iv")),
                 "iv_rank": f.get("iv_rank"),
-                "alert_count": counts.get(row.get("ticker", ""), 0),
+                "alert_count": None if "alerts" in mixed else counts.get(row.get("ticker", ""), 0),
                 "contracts": row.get("contracts"),
                 "expirations": len(row.get("expirations") or []),
             }
         )
     return Result(
-        {"tickers": rows, "total_count": len(rows)},
+        {"tickers": rows, "total_count": len(rows), "fallbacks": fallbacks},
         index,
         (feats.version, alerts_loaded.version),
     )
+
+
+def _fallback(name: str, part: Loaded, primary: Loaded) -> dict[str, Any]:
+    shown = (
+        "iv_rank is null and atm_iv comes from the chain index"
+        if name == "features"
+        else "alert_count is null"
+    )
+    found = f"only generation {part.generation}'s" if part.generation else "no copy"
+    return {
+        "part": name,
+        "generation": part.generation,
+        "source": part.source,
+        "reason": f"{name}.json of generation {primary.generation} could not be read and "
+        f"{found} could; not mixed in: {shown}",
+    }
 
 
 def _parse_time(value: str) -> datetime:
