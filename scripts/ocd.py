@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 import orjson  # noqa: E402
+from ocdlib.serve import PortBusy  # noqa: E402
 
 from chalicelib.config import load_settings  # noqa: E402
 from chalicelib.errors import ConfigError, WriterBusy  # noqa: E402
@@ -51,7 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ocdlib.serve import supervise
 
     return supervise(port=args.port, storage=args.storage, bucket=args.bucket, every=args.every,
-                     http=True)  # fmt: skip
+                     http=True, server=args.server)  # fmt: skip
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -122,8 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     cycle = sub.add_parser("cycle", help="one full pass of the scheduled work; JSON on stdout")
     cycle.add_argument("--as-of", help="pin the market clock (ISO 8601, UTC if no offset)")
     cycle.set_defaults(func=cmd_cycle)
-    serve = sub.add_parser("serve", help="schedule emulator + chalice local, supervised")
+    serve = sub.add_parser("serve", help="schedule emulator + HTTP server, supervised")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--server",
+        choices=["chalice", "production"],
+        default="chalice",
+        help="chalice: Chalice's local development server; production: the same app behind "
+        "waitress (backlog, keep-alive, idle timeouts)",
+    )
     _stack_options(serve)
     serve.set_defaults(func=cmd_serve)
     run = sub.add_parser("run", help="the schedule emulator alone")
@@ -162,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     except WriterBusy as exc:
         print(f"ocd: {exc}", file=sys.stderr)
         return WriterBusy.exit_code
+    except PortBusy as exc:
+        print(f"ocd: {exc}", file=sys.stderr)
+        return PortBusy.exit_code
     except ConfigError as exc:
         print(f"ocd: configuration error: {exc}", file=sys.stderr)
         return EX_CONFIG
