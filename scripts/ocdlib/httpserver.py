@@ -148,6 +148,8 @@ def _configure_logging() -> None:
     waitress = logging.getLogger("waitress")
     waitress.handlers[:] = logging.getLogger("ocd").handlers
     waitress.propagate = False
+    # "Task queue depth is N": requests waiting for a thread is how a bounded pool works
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,7 +45,9 @@ class ChaliceWSGI:
         headers_out = [(k, v) for k, v in reply.headers if k.lower() != "content-length"]
         headers_out.append(("Content-Length", str(len(reply.body))))
         start_response(f"{reply.status} {HTTPStatus(reply.status).phrase}", headers_out)
-        return [reply.body]
+        # HEAD: the GET's headers, Content-Length included, and no body (waitress sends what
+        # the app returns)
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [reply.body]
 
 
 def _target(environ: dict[str, Any]) -> str:
