@@ -3,7 +3,7 @@
 A bad value becomes HTTP 400 naming the field; so does a parameter the route does not take
 (``?expiry=`` must not silently mean "the nearest expiration") or one sent twice. Nothing a
 client sends reaches a handler unchecked. An empty query value means "not given", as an HTML
-form sends it, and the OpenAPI schemas say so.
+form sends it, and the OpenAPI schemas say so; nothing else is trimmed (" 5" is not a number).
 """
 
 from __future__ import annotations
@@ -30,10 +30,9 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 def _ticker(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("must be a string")
-    text = value.strip()
     # ASCII first: str.upper() maps some other letters to ASCII ones ('ß' -> 'SS').
-    upper = text.upper() if text.isascii() else ""
-    if not _TICKER.match(upper):
+    upper = value.upper() if value.isascii() else ""
+    if not _TICKER.fullmatch(upper):
         raise ValueError(f"must match {TICKER_PATTERN} (e.g. SPY, BRK.B; any case)")
     return upper
 
@@ -41,7 +40,7 @@ def _ticker(value: Any) -> str:
 def _integer(value: Any) -> Any:
     """Decimal digits only: '1.0', '1e2', '1_000' and '0x10' are not integers here."""
     if isinstance(value, str):
-        if not _INTEGER.fullmatch(value.strip()):
+        if not _INTEGER.fullmatch(value):
             raise ValueError("must be a whole number written in decimal digits")
         return int(value)
     return value
@@ -49,7 +48,7 @@ def _integer(value: Any) -> Any:
 
 def _iso_date(value: Any) -> Any:
     """YYYY-MM-DD only (pydantic alone would also take timestamps and datetimes)."""
-    if isinstance(value, str) and not _DATE.fullmatch(value.strip()):
+    if isinstance(value, str) and not _DATE.fullmatch(value):
         raise ValueError("must be a date written YYYY-MM-DD")
     return value
 
@@ -61,7 +60,7 @@ def _detector(value: Any) -> Any:
 
 
 def _blank_is_none(value: Any) -> Any:
-    return None if isinstance(value, str) and not value.strip() else value
+    return None if value == "" else value
 
 
 Ticker = Annotated[
