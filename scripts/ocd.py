@@ -95,6 +95,18 @@ def cmd_bench_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_http(args: argparse.Namespace) -> int:
+    from ocdlib import httpbench
+
+    servers = [s for s in args.servers.split(",") if s]
+    rows = httpbench.run(servers, seconds=args.seconds, connections=args.connections,
+                         every=args.every)  # fmt: skip
+    print(httpbench.table(rows, args.connections))
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from ocdlib.importcmd import run
 
@@ -130,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["chalice", "production"],
         default="chalice",
         help="chalice: Chalice's local development server; production: the same app behind "
-        "waitress (backlog, keep-alive, idle timeouts)",
+        "gunicorn (worker processes, backlog, keep-alive idle timeout)",
     )
     _stack_options(serve)
     serve.set_defaults(func=cmd_serve)
@@ -154,6 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imports.add_argument("--json", action="store_true", help="print the summary as JSON")
     imports.set_defaults(func=cmd_import)
+    bench_http = sub.add_parser(
+        "bench-http", help="both HTTP servers under wrk while the writer publishes"
+    )
+    bench_http.add_argument("--servers", default="chalice,production")
+    bench_http.add_argument("--seconds", type=int, default=30)
+    bench_http.add_argument("--connections", type=int, default=64)
+    bench_http.add_argument("--every", type=float, default=20.0, help="writer schedule (s)")
+    bench_http.add_argument("--json", help="also write the figures as JSON to this path")
+    bench_http.set_defaults(func=cmd_bench_http)
     bench_import = sub.add_parser("bench-import", help="import throughput on a generated CSV")
     bench_import.add_argument("--rows", type=int, default=1_000_000)
     bench_import.add_argument("--rounds", type=int, default=3)

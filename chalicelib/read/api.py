@@ -1,7 +1,9 @@
 """What each route answers, computed from verified export documents only.
 
-Handlers are plain functions ``(reader, params) -> Result``: no Chalice, no HTTP. ``http.py``
-turns a Result into a response (metadata, ETag, caching headers) and errors into statuses.
+Handlers are plain functions ``(reader, params) -> Result``: no Chalice, no HTTP. The read
+service serializes a Result once per version of its documents; a handler whose body costs
+something to build (a chain split into calls and puts) hands over a function instead, so a warm
+request builds nothing. Errors (an unknown ticker or expiration) are raised before that.
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ CONTRACT_FIELDS = (
 
 @dataclass(frozen=True)
 class Result:
-    data: dict[str, Any]
+    data: dict[str, Any] | Callable[[], dict[str, Any]]
     loaded: Loaded
     extra_versions: tuple[str, ...] = field(default=())
+
+    def build(self) -> dict[str, Any]:
+        return self.data() if callable(self.data) else self.data
 
 
 Handler = Callable[[ExportReader, Any], Result]
@@ -95,8 +100,9 @@ def alerts_latest(reader: ExportReader, q: p.AlertsLatestParams) -> Result:
 
 def alerts_summary(reader: ExportReader, q: p.AlertsSummaryParams) -> Result:
     result = alerts_latest(reader, q)
-    slim = [{k: a.get(k) for k in SUMMARY_FIELDS} for a in result.data["alerts"]]
-    return Result({**result.data, "alerts": slim}, result.loaded)
+    full = result.build()
+    slim = [{k: a.get(k) for k in SUMMARY_FIELDS} for a in full["alerts"]]
+    return Result({**full, "alerts": slim}, result.loaded)
 
 
 def alerts_query(reader: ExportReader, q: p.AlertsQueryParams) -> Result:
@@ -142,23 +148,22 @@ def snapshot(reader: ExportReader, q: p.SnapshotParams) -> Result:
             "expiration",
             f"{q.ticker} has no expiration {wanted}; see /options/{q.ticker}/expirations",
         )
-    contracts = doc.get("contracts", [])
-    index = memo(loaded, "by_expiration", lambda: _by_expiration(contracts))
-    call_rows, put_rows = index.get(wanted, ((), ()))
-    calls = [{k: contracts[i].get(k) for k in CONTRACT_FIELDS} for i in call_rows]
-    puts = [{k: contracts[i].get(k) for k in CONTRACT_FIELDS} for i in put_rows]
-    return Result(
-        {
+
+    def build() -> dict[str, Any]:
+        contracts = doc.get("contracts", [])
+        index = memo(loaded, "by_expiration", lambda: _by_expiration(contracts))
+        call_rows, put_rows = index.get(wanted, ((), ()))
+        return {
             "ticker": q.ticker,
             "as_of": doc.get("as_of"),
             "underlying_price": doc.get("underlying_price"),
             "expiration": wanted,
             "expirations": listed,
-            "calls": calls,
-            "puts": puts,
-        },
-        loaded,
-    )
+            "calls": [{k: contracts[i].get(k) for k in CONTRACT_FIELDS} for i in call_rows],
+            "puts": [{k: contracts[i].get(k) for k in CONTRACT_FIELDS} for i in put_rows],
+        }
+
+    return Result(build, loaded)
 
 
 def _by_expiration(contracts: list[dict[str, Any]]) -> dict[str, tuple[list[int], list[int]]]:
@@ -173,12 +178,16 @@ def _by_expiration(contracts: list[dict[str, Any]]) -> dict[str, tuple[list[int]
 def history(reader: ExportReader, q: p.HistoryParams) -> Result:
     loaded = _chain(reader, q.ticker)
     doc = loaded.doc or {}
-    rows = doc.get("history", [])
-    as_of = doc.get("as_of")
-    if as_of and rows:
-        since = (_parse_time(as_of) - timedelta(days=q.days)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        rows = [r for r in rows if r.get("as_of", "") > since]
-    return Result({"ticker": q.ticker, "days": q.days, "history": rows}, loaded)
+
+    def build() -> dict[str, Any]:
+        rows = doc.get("history", [])
+        as_of = doc.get("as_of")
+        if as_of and rows:
+            since = (_parse_time(as_of) - timedelta(days=q.days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            rows = [r for r in rows if r.get("as_of", "") > since]
+        return {"ticker": q.ticker, "days": q.days, "history": rows}
+
+    return Result(build, loaded)
 
 
 def features(reader: ExportReader, q: p.TickerParams) -> Result:
@@ -209,33 +218,35 @@ def tickers(reader: ExportReader, q: p.NoParams) -> Result:
         for name, part in (("features", feats), ("alerts", alerts_loaded))
         if part.generation != index.generation
     ]
-    mixed = {f["part"] for f in fallbacks}
-    counts: dict[str, int] = {}
-    for a in alerts if "alerts" not in mixed else ():
-        counts[a.get("ticker", "")] = counts.get(a.get("ticker", ""), 0) + 1
-    by_ticker = {} if "features" in mixed else {
-        f.get("ticker"): f.get("features") or {} for f in _rows(feats, "features")
-    }  # fmt: skip
-    rows = []
-    for row in _rows(index, "chains"):
-        f = by_ticker.get(row.get("ticker"), {})
-        rows.append(
-            {
-                "ticker": row.get("ticker"),
-                "as_of": row.get("as_of"),
-                "last_price": row.get("underlying_price"),
-                "atm_iv": f.get("atm_iv", row.get("atm_iv")),
-                "iv_rank": f.get("iv_rank"),
-                "alert_count": None if "alerts" in mixed else counts.get(row.get("ticker", ""), 0),
-                "contracts": row.get("contracts"),
-                "expirations": len(row.get("expirations") or []),
-            }
-        )
-    return Result(
-        {"tickers": rows, "total_count": len(rows), "fallbacks": fallbacks},
-        index,
-        (feats.version, alerts_loaded.version),
-    )
+
+    def build() -> dict[str, Any]:
+        mixed = {f["part"] for f in fallbacks}
+        counts: dict[str, int] = {}
+        for a in alerts if "alerts" not in mixed else ():
+            counts[a.get("ticker", "")] = counts.get(a.get("ticker", ""), 0) + 1
+        by_ticker = {} if "features" in mixed else {
+            f.get("ticker"): f.get("features") or {} for f in _rows(feats, "features")
+        }  # fmt: skip
+        rows = []
+        for row in _rows(index, "chains"):
+            f = by_ticker.get(row.get("ticker"), {})
+            rows.append(
+                {
+                    "ticker": row.get("ticker"),
+                    "as_of": row.get("as_of"),
+                    "last_price": row.get("underlying_price"),
+                    "atm_iv": f.get("atm_iv", row.get("atm_iv")),
+                    "iv_rank": f.get("iv_rank"),
+                    "alert_count": None
+                    if "alerts" in mixed
+                    else counts.get(row.get("ticker", ""), 0),
+                    "contracts": row.get("contracts"),
+                    "expirations": len(row.get("expirations") or []),
+                }
+            )
+        return {"tickers": rows, "total_count": len(rows), "fallbacks": fallbacks}
+
+    return Result(build, index, (feats.version, alerts_loaded.version))
 
 
 def _fallback(name: str, part: Loaded, primary: Loaded) -> dict[str, Any]:

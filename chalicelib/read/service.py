@@ -27,7 +27,7 @@ from chalicelib.storage.factory import make_storage
 # Without a valid API key (when one is configured), /health says only this much.
 PUBLIC_HEALTH = ("status", "generation", "generated_at", "age_seconds", "stale_after_seconds")
 
-_READERS: dict[tuple[str, str, float], ExportReader] = {}
+_READERS: dict[tuple[str, str, str | None, str, float], ExportReader] = {}
 _BODIES = LruCache(max_items=512, max_weight=16 << 20)  # serialized bodies, by bytes
 _LOG_LEVEL: list[str] = []
 
@@ -43,12 +43,14 @@ class Body:
 
 def reader_for(settings: ReadSettings) -> ExportReader:
     """One reader per storage location per process, so warm requests share its cache."""
-    storage = make_storage(settings)
     ttl = settings.manifest_ttl_seconds or 0.0
-    key = (storage.backend, storage.location, ttl)
-    if key not in _READERS:
-        _READERS[key] = ExportReader(storage, manifest_ttl=ttl, max_cached_bytes=cache_budget())
-    return _READERS[key]
+    key = (settings.storage, str(settings.exports), settings.bucket, settings.prefix, ttl)
+    reader = _READERS.get(key)
+    if reader is None:
+        storage = make_storage(settings)
+        reader = ExportReader(storage, manifest_ttl=ttl, max_cached_bytes=cache_budget())
+        _READERS[key] = reader
+    return reader
 
 
 def cache_budget() -> int:
@@ -87,8 +89,8 @@ def data_body(route: Route, query: p.Params, reader: ExportReader) -> Body:
         (route.name, query.model_dump_json(), loaded.version, *result.extra_versions)
     )
     data = _BODIES.get(version)
-    if data is None:
-        data = orjson.dumps(result.data)
+    if data is None:  # built (when the handler deferred it) and serialized once per version
+        data = orjson.dumps(result.build())
         _BODIES.put(version, data, len(data))
     meta = {
         "generation": loaded.generation,

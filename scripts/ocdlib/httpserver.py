@@ -5,7 +5,8 @@
   handler that answers like the rest of the API: JSON log lines instead of http.server's, no
   traceback when a client goes away mid-answer, HEAD without a body, and JSON errors in the API's
   shape for any method or path (http.server answers TRACE or a malformed request line with HTML).
-- ``production``: the same app, through the same gateway, behind waitress (``wsgi.py``).
+- ``production``: the same app, through the same gateway (``wsgi.py``), behind gunicorn: one
+  threaded worker process per core, a listen backlog of 1024, keep-alive with an idle timeout.
 
 Both load the app as ``chalice local`` does (``gateway.load_app``) and answer every request
 through ``gateway.answer``, so the route suite runs against either unchanged.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sys
 from http import HTTPStatus
@@ -114,42 +116,80 @@ def serve_chalice(host: str, port: int) -> None:
     server.server.serve_forever()
 
 
-def serve_production(host: str, port: int, threads: int) -> None:
-    from waitress import create_server
+def serve_production(host: str, port: int, workers: int, threads: int, level: str) -> None:
+    """gunicorn's threaded workers, one process per core (the app is CPU-bound Python: threads
+    alone share one core), each with its own reader cache; keep-alive with an idle timeout."""
+    from gunicorn.app.base import BaseApplication
 
     from ocdlib.wsgi import ChaliceWSGI
 
-    app, config = load_app()
-    server = create_server(
-        ChaliceWSGI(app, config),
-        host=host,
-        port=port,
-        threads=threads,
-        backlog=1024,
-        connection_limit=512,
-        channel_timeout=60,  # idle keep-alive connections are closed after a minute
-        ident="ocd",
-        clear_untrusted_proxy_headers=True,
-    )
-    log_event("http_serving", server="waitress", url=f"http://{host}:{port}", threads=threads)
-    server.run()
+    class Server(BaseApplication):  # gunicorn's documented way to embed it
+        def load_config(self) -> None:
+            options = {
+                "bind": f"{host}:{port}",
+                "workers": workers,
+                "worker_class": "gthread",
+                "threads": threads,
+                "backlog": 1024,
+                "keepalive": 15,  # seconds an idle keep-alive connection is kept
+                "timeout": 30,
+                "graceful_timeout": 10,
+                "proc_name": "ocd-http",
+                "control_socket_disable": True,  # no runtime control socket in $HOME
+                "logconfig_dict": _gunicorn_logging(level),
+            }
+            for name, value in options.items():
+                self.cfg.set(name, value)
+
+        def load(self) -> ChaliceWSGI:  # in each worker
+            return ChaliceWSGI(*load_app())
+
+    from gunicorn import util
+
+    # gunicorn answers a request it cannot parse through this one function, with an HTML page;
+    # the API's errors are JSON (workers fork from here and inherit it)
+    util.write_error = _json_error
+    log_event("http_serving", server="gunicorn", url=f"http://{host}:{port}", workers=workers,
+              threads=threads)  # fmt: skip
+    Server().run()
 
 
-def _configure_logging() -> None:
+def _json_error(sock: Any, status: int, reason: str, message: str) -> None:
+    from gunicorn.util import write_nonblock
+
+    body = error_reply(status, reason.lower().replace(" ", "_"), message or reason).body
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
+    write_nonblock(sock, head.encode("latin-1") + body)
+
+
+def _gunicorn_logging(level: str) -> dict[str, Any]:
+    """gunicorn's own lines in the service's JSON; no access log (``http_request`` at DEBUG
+    is the dev server's; a production access log belongs to the proxy in front)."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "chalicelib.logs.JsonFormatter"}},
+        "handlers": {"json": handler},
+        "root": {"level": level, "handlers": []},  # gunicorn's default names its own handler
+        "loggers": {
+            "gunicorn.error": {"handlers": ["json"], "level": level, "propagate": False},
+            "gunicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
+        },
+    }
+
+
+def _configure_logging() -> str:
     try:
         level = load_read_settings().log_level
     except ConfigError as exc:  # every request will say so; the server itself still starts
         level = "INFO"
         logs.configure(level)
         log_event("config_invalid", level=logging.ERROR, error=str(exc))
-        return
+        return level
     logs.configure(level)
-    # waitress's own lines (e.g. a full task queue) in the same JSON
-    waitress = logging.getLogger("waitress")
-    waitress.handlers[:] = logging.getLogger("ocd").handlers
-    waitress.propagate = False
-    # "Task queue depth is N": requests waiting for a thread is how a bounded pool works
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    return level
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,19 +197,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server", choices=SERVERS, default="chalice")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--threads", type=int, default=8, help="waitress worker threads")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                        help="production: worker processes (default: one per core)")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=4, help="production: threads per worker")
     args = parser.parse_args(argv)
-    _configure_logging()
+    level = _configure_logging()
     # SIGTERM ends the serving loop like Ctrl-C does (the servers clean up on SystemExit)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    me = os.getpid()  # gunicorn's workers are forks of this process and leave through here too
     try:
         if args.server == "chalice":
             serve_chalice(args.host, args.port)
         else:
-            serve_production(args.host, args.port, args.threads)
+            serve_production(args.host, args.port, args.workers, args.threads, level)
     except (KeyboardInterrupt, SystemExit):
         pass
-    log_event("http_stopped", server=args.server)
+    if os.getpid() == me:
+        log_event("http_stopped", server=args.server)
     return 0
 
 

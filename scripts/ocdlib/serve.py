@@ -1,7 +1,7 @@
 """``ocd.py serve`` and ``ocd.py run``: the whole stack on one machine, supervised.
 
 ``serve`` = the schedule emulator (in this process) + the HTTP server (a child in its own
-process group: Chalice's local server by default, waitress with ``--server production``; see
+process group: Chalice's local server by default, gunicorn with ``--server production``; see
 ``httpserver.py``) [+ moto's S3 server on loopback with ``--storage s3``]. Ctrl-C or SIGTERM
 lets the running handler finish, then stops the child and the S3 server, so no child process
 survives and no export is left half-written. The child also dies with the supervisor when that

@@ -1,11 +1,11 @@
 """A WSGI application over Chalice's local gateway: the same app behind a production server.
 
 ``chalice local`` is a development server (listen backlog 5, a ~44 ms floor on keep-alive
-requests, no idle timeout). ``ChaliceWSGI`` lets a real WSGI server (waitress: pure Python, a
-bounded thread pool, a large backlog, idle timeouts) run the very app Lambda runs, through the
-same gateway translation as ``chalice local`` (``gateway.answer``). The raw request target
-(``REQUEST_URI``, not the decoded ``PATH_INFO``) goes to the gateway, as ``chalice local`` passes
-it, so path parameters arrive alike on both servers.
+requests, no idle timeout). ``ChaliceWSGI`` lets a real WSGI server (gunicorn: worker processes,
+a large backlog, idle timeouts) run the very app Lambda runs, through the same gateway
+translation as ``chalice local`` (``gateway.answer``). The raw request target
+(gunicorn's ``RAW_URI``, not the decoded ``PATH_INFO``) goes to the gateway, as ``chalice local``
+passes it, so path parameters arrive alike on both servers.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class ChaliceWSGI:
         self.gateway = LocalGateway(app, config)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        target = environ.get("REQUEST_URI") or _target(environ)
+        target = environ.get("RAW_URI") or environ.get("REQUEST_URI") or _target(environ)
         headers = {
             key[5:].replace("_", "-").title(): value
             for key, value in environ.items()
@@ -45,8 +45,8 @@ class ChaliceWSGI:
         headers_out = [(k, v) for k, v in reply.headers if k.lower() != "content-length"]
         headers_out.append(("Content-Length", str(len(reply.body))))
         start_response(f"{reply.status} {HTTPStatus(reply.status).phrase}", headers_out)
-        # HEAD: the GET's headers, Content-Length included, and no body (waitress sends what
-        # the app returns)
+        # HEAD: the GET's headers, Content-Length included, and no body (a WSGI server sends
+        # what the app returns)
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [reply.body]
 
 

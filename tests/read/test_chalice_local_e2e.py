@@ -1,6 +1,6 @@
 """End to end: ``ocd.py cycle`` writes an export, and each HTTP server of ``ocd.py serve`` serves
 it over real sockets: Chalice's local server (``chalice local --no-autoreload`` with the API's
-request handler) and the production one (waitress through the WSGI adapter). Every test runs
+request handler) and the production one (gunicorn through the WSGI adapter). Every test runs
 against both."""
 
 from __future__ import annotations
@@ -234,7 +234,7 @@ def test_unknown_paths_are_json_404s(server: str, path: str) -> None:
 
 
 def test_a_malformed_request_line_is_answered_without_html(server: str) -> None:
-    """http.server answers it in HTTP/0.9 style (a body alone), waitress with a status line."""
+    """http.server answers it in HTTP/0.9 style (a body alone), gunicorn with a status line."""
     answer = raw(server, b"GET /tickers HTTP/1.1 extra words\r\nHost: x\r\n\r\n")
     assert b"<html" not in answer.lower() and b"<!doctype" not in answer.lower()
     assert b"400" in answer.split(b"\r\n", 1)[0] or b'"error":"bad_request"' in answer
