@@ -18,7 +18,7 @@ from pathlib import Path
 
 from chalice.app import Request, Response
 
-from chalicelib.read.http import error
+from chalicelib.read.responses import error
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 JS = "application/javascript; charset=utf-8"

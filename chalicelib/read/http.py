@@ -24,9 +24,10 @@ from chalicelib.errors import BadRequest, NotFound, OCDError, StorageUnavailable
 from chalicelib.logs import log_event
 from chalicelib.read import params as p
 from chalicelib.read import service
+from chalicelib.read.openapi import document_bytes
+from chalicelib.read.responses import JSON, error
 from chalicelib.read.routes import ROUTES
 
-JSON = "application/json"
 CACHE_CONTROL = "no-cache"  # always revalidate: the ETag makes that cheap
 METHODS = ["GET", "HEAD"]  # HEAD: the same headers, and the servers drop the body
 EXPOSED_HEADERS = ["ETag", "X-Data-Source"]
@@ -84,8 +85,6 @@ def health(request: Request) -> Response:
 
 
 def openapi(request: Request) -> Response:
-    from chalicelib.read.openapi import document_bytes
-
     try:
         settings = _settings()
         check_api_key(settings, request.headers)
@@ -163,22 +162,6 @@ def error_response(exc: Exception) -> Response:
         headers["Retry-After"] = "5"
         log_event("request_unavailable", level=logging.WARNING, error=str(exc))
     return error(status, code, message, details or [], headers)
-
-
-def error(
-    status: int,
-    code: str,
-    message: str,
-    details: list[dict[str, str]] | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
-    """An error response in the one shape every error of this API has."""
-    body = {"error": code, "message": message, "details": details or []}
-    return Response(
-        body=orjson.dumps(body).decode(),
-        status_code=status,
-        headers={"Content-Type": JSON, "Cache-Control": "no-store", **(headers or {})},
-    )
 
 
 _CHALICE_ERRORS = {405: "method_not_allowed", 415: "unsupported_media_type", 500: "internal_error"}

@@ -19,6 +19,7 @@ from chalicelib import logs
 from chalicelib.config import ReadSettings
 from chalicelib.exportformat import Manifest
 from chalicelib.exportstatus import ExportStatus
+from chalicelib.read import api
 from chalicelib.read import params as p
 from chalicelib.read.reader import DEFAULT_CACHE_BYTES, ExportReader, LruCache
 from chalicelib.read.routes import Route
@@ -66,8 +67,6 @@ def cache_budget() -> int:
 def reset_caches() -> None:
     """Forget every reader, body and derived view: the next request reads the storage as a
     freshly started API would."""
-    from chalicelib.read import api
-
     _READERS.clear()
     _BODIES.clear()
     api._DERIVED.clear()
