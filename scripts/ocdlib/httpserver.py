@@ -38,6 +38,7 @@ from chalicelib.logs import log_event  # noqa: E402
 from ocdlib.gateway import answer, error_reply, load_app  # noqa: E402
 
 SERVERS = ("chalice", "production")
+PR_SET_PDEATHSIG = 1  # prctl(2)
 GONE = (BrokenPipeError, ConnectionResetError)  # the client closed the connection first
 
 
@@ -180,6 +181,18 @@ def _gunicorn_logging(level: str) -> dict[str, Any]:
     }
 
 
+def die_with(parent: int) -> None:
+    """End this server when ``parent`` (the supervisor) ends, however it ends: Linux sends us
+    SIGTERM when our parent exits (``PR_SET_PDEATHSIG``), SIGKILL included. Elsewhere the
+    supervisor's own SIGTERM/SIGINT handling still stops us."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # it ended before we asked
+        raise SystemExit(f"supervisor {parent} is gone")
+
+
 def _configure_logging() -> str:
     try:
         level = load_read_settings().log_level
@@ -200,7 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                         help="production: worker processes (default: one per core)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=4, help="production: threads per worker")
+    parser.add_argument("--die-with", type=int, metavar="PID",
+                        help="stop when this process (the supervisor) ends")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.die_with:
+        die_with(args.die_with)
     level = _configure_logging()
     # SIGTERM ends the serving loop like Ctrl-C does (the servers clean up on SystemExit)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

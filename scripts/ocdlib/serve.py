@@ -12,7 +12,6 @@ is killed outright (SIGKILL): on Linux it asks the kernel for SIGTERM when its p
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -29,7 +28,6 @@ from ocdlib.emulator import Emulator
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
 SERVERS = ("chalice", "production")
-PR_SET_PDEATHSIG = 1  # prctl(2)
 EX_TEMPFAIL = 75
 
 
@@ -115,30 +113,17 @@ def port_holder(port: int) -> str | None:
 def http_command(server: str, port: int) -> list[str]:
     script = ROOT / "scripts" / "ocdlib" / "httpserver.py"
     return [sys.executable, str(script), "--server", server, "--host", LOOPBACK,
-            "--port", str(port)]  # fmt: skip
+            "--port", str(port), "--die-with", str(os.getpid())]  # fmt: skip
 
 
 def start_http(stack: ExitStack, port: int, server: str = "chalice") -> subprocess.Popen:
+    """The HTTP server in its own process group; ``--die-with`` makes it ask the kernel for a
+    SIGTERM when this process goes (set in the child after exec: no ``preexec_fn``, which is
+    unsafe once this process has threads, as the moto server's)."""
     check_port(port)
-    proc = subprocess.Popen(http_command(server, port), cwd=ROOT, start_new_session=True,
-                            preexec_fn=_die_with(os.getpid()))  # fmt: skip
+    proc = subprocess.Popen(http_command(server, port), cwd=ROOT, start_new_session=True)
     stack.callback(stop_process_group, proc)
     return proc
-
-
-def _die_with(parent: int) -> Any:
-    """A ``preexec_fn``: the child gets SIGTERM when the supervisor dies, however it dies
-    (Linux; elsewhere the supervisor's own SIGTERM/SIGINT handling still stops it)."""
-    if not sys.platform.startswith("linux"):
-        return None
-
-    def arm() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # the supervisor died before the request took effect
-            os._exit(1)
-
-    return arm
 
 
 def stop_process_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
