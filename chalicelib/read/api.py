@@ -15,7 +15,7 @@ from typing import Any
 
 from chalicelib.errors import NotFound
 from chalicelib.read import params as p
-from chalicelib.read.reader import ExportReader, Loaded, LruCache
+from chalicelib.read.reader import ExportReader, Loaded, LruCache, Pinned
 
 SUMMARY_FIELDS = ("id", "ticker", "detector_name", "score", "created_at")
 CONTRACT_FIELDS = (
@@ -81,8 +81,8 @@ def scans_latest(reader: ExportReader, q: p.ScansParams) -> Result:
     return Result({"scans": scans[: q.limit], "total_count": len(scans)}, loaded)
 
 
-def _alerts(reader: ExportReader) -> tuple[Loaded, list[dict[str, Any]]]:
-    loaded = reader.document("alerts")
+def _alerts(reader: ExportReader, at: Pinned | None = None) -> tuple[Loaded, list[dict[str, Any]]]:
+    loaded = reader.document("alerts", at)
     return loaded, _rows(loaded, "alerts")
 
 
@@ -209,10 +209,12 @@ def tickers(reader: ExportReader, q: p.NoParams) -> Result:
     """The watchlist, composed of three documents: the chain index (the rows, and the
     response's generation), features and alerts. A part that could only be read from another
     generation (its latest damaged, its archive gone) is not mixed in: its fields are null and
-    ``fallbacks`` says which part, from which generation, and why."""
-    index = reader.document("chains")
-    feats = reader.document("features")
-    alerts_loaded, alerts = _alerts(reader)
+    ``fallbacks`` says which part, from which generation, and why. All three are read under
+    one manifest version, even when the writer publishes meanwhile."""
+    at = reader.pin()
+    index = reader.document("chains", at)
+    feats = reader.document("features", at)
+    alerts_loaded, alerts = _alerts(reader, at)
     fallbacks = [
         _fallback(name, part, index)
         for name, part in (("features", feats), ("alerts", alerts_loaded))

@@ -39,6 +39,7 @@ from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
 
 Source = Literal["latest", "archive", "none"]
+Pinned = tuple[str, "Manifest | None"]  # (storage version of manifest.json, its manifest)
 FALLBACK_MANIFESTS = 3  # older generations searched for a damaged document
 DEFAULT_CACHE_BYTES = 64 << 20  # of source JSON; parsed objects take roughly 3-4x that
 _UNREADABLE = (ObjectNotFound, StorageUnavailable, InvalidKey, OSError, EOFError)
@@ -151,6 +152,12 @@ class ExportReader:
         """The current manifest (re-read only when its version changed)."""
         return self._current()[1]
 
+    def pin(self) -> Pinned:
+        """The current manifest, to resolve several documents under (``document(kind, at=)``):
+        a response composed of several documents then comes from one manifest version, even
+        when the writer publishes between the reads."""
+        return self._current()
+
     def _current(self) -> tuple[str, Manifest | None]:
         """(storage version of manifest.json, the manifest served for it)."""
         now = time.monotonic()
@@ -255,9 +262,10 @@ class ExportReader:
         return frozenset(manifest.chains) if manifest else frozenset()
 
     # ---- documents --------------------------------------------------------------------
-    def document(self, kind: fmt.Kind) -> Loaded:
-        """The latest document of ``kind``, verified, with archive fallback."""
-        version, manifest = self._current()
+    def document(self, kind: fmt.Kind, at: Pinned | None = None) -> Loaded:
+        """The latest document of ``kind``, verified, with archive fallback (under the manifest
+        ``at`` pins, else the current one)."""
+        version, manifest = at or self._current()
         resolved_key = f"resolved:{kind}:{version}"
         resolved = self.cache.get(resolved_key)  # a damaged latest is not read again
         if resolved is not None:

@@ -247,3 +247,22 @@ def test_every_response_field_has_a_description_hook(doc: dict) -> None:
             assert isinstance(prop.get("description"), str), (name, field)
             items = prop.get("items", {}).get("properties", {})
             assert all(isinstance(p.get("description"), str) for p in items.values()), field
+
+
+def test_an_empty_query_value_is_declared_as_absent(doc: dict) -> None:
+    """``/alerts?ticker=&detector=`` is accepted (an HTML form sends empty fields), so the
+    document says so; whitespace is not empty."""
+    params = {p["name"]: p["schema"] for p in operation(doc, "alerts_query")[1]["parameters"]}
+    assert re.fullmatch(params["ticker"]["pattern"], "")
+    assert not re.fullmatch(params["ticker"]["pattern"], " ")
+    assert "" in params["detector"]["enum"]
+    path_ticker = operation(doc, "snapshot")[1]["parameters"][0]["schema"]["pattern"]
+    assert not re.fullmatch(path_ticker, "")
+
+
+def test_whitespace_is_not_trimmed_into_a_valid_value(served: Site, client: Client) -> None:
+    for path, field in (("/scans/latest?limit=%205", "limit"), ("/alerts?ticker=%20SPY", "ticker"),
+                        ("/options/SPY/snapshot?expiration=%20", "expiration")):  # fmt: skip
+        response = get(client, path)
+        assert response.status_code == 400, path
+        assert body(response)["details"][0]["field"] == field
