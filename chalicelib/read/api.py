@@ -122,9 +122,10 @@ def alerts_query(reader: ExportReader, q: p.AlertsQueryParams) -> Result:
 
 
 def alerts_for_ticker(reader: ExportReader, q: p.TickerAlertsParams) -> Result:
-    if q.ticker not in reader.tickers():  # unknown: 404; known but quiet: an empty list
+    at = reader.pin()  # the ticker check and the alerts from one manifest version
+    if q.ticker not in reader.tickers(at):  # unknown: 404; known but quiet: an empty list
         raise _unknown_ticker(q.ticker)
-    loaded, alerts = _alerts(reader)
+    loaded, alerts = _alerts(reader, at)
     hits = [a for a in alerts if a.get("ticker") == q.ticker]
     return Result({"ticker": q.ticker, "alerts": hits[: q.limit], "total_count": len(hits)}, loaded)
 

@@ -256,9 +256,10 @@ class ExportReader:
         self._status_checked_at = now
         return self._status[1]
 
-    def tickers(self) -> frozenset[str]:
-        """Tickers the current generation publishes a chain document for (no document read)."""
-        manifest = self.manifest()
+    def tickers(self, at: Pinned | None = None) -> frozenset[str]:
+        """Tickers the current (or pinned) generation publishes a chain document for (no
+        document read)."""
+        manifest = (at or self._current())[1]
         return frozenset(manifest.chains) if manifest else frozenset()
 
     # ---- documents --------------------------------------------------------------------
