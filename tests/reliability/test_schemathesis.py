@@ -68,7 +68,7 @@ def test_schemathesis_all_checks_find_nothing(
     with live_server(site, server, tmp_path, key) as base:
         command = [str(ST), "run", f"{base}/openapi.json", "--checks", "all",
                    "--max-examples", "5", "--seed", "20261201", "--no-color",
-                   "--request-timeout", "10", "--max-time", "25"]  # fmt: skip
+                   "--request-timeout", "10", "--max-time", "20"]  # fmt: skip
         if key:
             command += ["--header", f"x-api-key: {key}"]
         run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
