@@ -71,11 +71,11 @@ def start_serve(tmp_path: Path, port: int, *args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("storage", "server"), [("local", "chalice"), ("s3", "chalice"), ("local", "production")]
-)
-def test_serve_answers_with_data_and_sigterm_leaves_no_child(
-    tmp_path: Path, storage: str, server: str
+@pytest.mark.parametrize(("storage", "server", "stop"), [
+    ("local", "chalice", signal.SIGTERM), ("s3", "chalice", signal.SIGTERM),
+    ("local", "production", signal.SIGTERM), ("local", "production", signal.SIGINT)])  # fmt: skip
+def test_serve_answers_with_data_and_a_stop_signal_leaves_no_child(
+    tmp_path: Path, storage: str, server: str, stop: signal.Signals
 ):  # fmt: skip
     port = free_port()
     proc = start_serve(tmp_path, port, "--storage", storage, "--server", server)
@@ -97,7 +97,7 @@ def test_serve_answers_with_data_and_sigterm_leaves_no_child(
         children = psutil.Process(proc.pid).children(recursive=True)
         assert children, "the HTTP server should run as a child process"
         assert any(f"--server {server}" in " ".join(c.cmdline()) for c in children)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop)
         output, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
