@@ -18,7 +18,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 import orjson  # noqa: E402
 from ocdlib.serve import PortBusy  # noqa: E402
 
-from chalicelib.config import load_settings  # noqa: E402
+from chalicelib.config import load_read_settings, load_settings  # noqa: E402
 from chalicelib.errors import ConfigError, WriterBusy  # noqa: E402
 
 EX_CONFIG = 78
@@ -64,7 +64,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """The same freshness report as ``/health``, for whichever backend is configured."""
-    from chalicelib.config import load_read_settings
     from chalicelib.read.reader import ExportReader
     from chalicelib.read.service import health_report
     from chalicelib.storage.factory import make_storage
@@ -186,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        load_settings()
+        # status only reads the export: a bad writer setting must not hide what is published
+        (load_read_settings if args.command == "status" else load_settings)()
         return int(args.func(args))
     except WriterBusy as exc:
         print(f"ocd: {exc}", file=sys.stderr)
