@@ -1,16 +1,25 @@
-"""Chalice entry point: routes and schedules only; all logic lives in chalicelib."""
+"""Chalice entry point: routes and schedules only; all logic lives in chalicelib.
+
+Two settings are read here, at import, because Chalice fixes them when it declares routes and
+schedules: the schedule rates and ``OCD_CORS_ORIGIN`` (CORS on every route). Everything else is
+read per invocation (``chalicelib/config.py`` says why).
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from chalice import Chalice, Rate, Response
 from chalice.app import CloudWatchEvent
 
 from chalicelib.read import dashboard, http
+from chalicelib.read.routes import ROUTES
 from chalicelib.write import schedules
 
 app = Chalice(app_name="option-chain-dashboard")
+app.register_middleware(http.uniform_errors, "http")
+cors = http.cors_config(os.environ.get("OCD_CORS_ORIGIN"))
 
 
 def _route(path: str, name: str) -> None:
@@ -18,29 +27,29 @@ def _route(path: str, name: str) -> None:
         return http.handle(app.current_request, name)
 
     view.__name__ = name
-    app.route(path, methods=["GET"])(view)
+    app.route(path, methods=http.METHODS, cors=cors)(view)
 
 
-for _r in http.ROUTES.values():
+for _r in ROUTES.values():
     _route(_r.path, _r.name)
 
 
-@app.route("/health", methods=["GET"])
+@app.route("/health", methods=http.METHODS, cors=cors)
 def health() -> Response:
     return http.health(app.current_request)
 
 
-@app.route("/openapi.json", methods=["GET"])
+@app.route("/openapi.json", methods=http.METHODS, cors=cors)
 def openapi() -> Response:
     return http.openapi(app.current_request)
 
 
-@app.route("/", methods=["GET"])
+@app.route("/", methods=http.METHODS, cors=cors)
 def dashboard_index() -> Response:
     return dashboard.index(app.current_request)
 
 
-@app.route("/static/{name}", methods=["GET"])
+@app.route("/static/{name}", methods=http.METHODS, cors=cors)
 def dashboard_static(name: str) -> Response:
     return dashboard.static(app.current_request, name)
 

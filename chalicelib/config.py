@@ -1,18 +1,26 @@
-"""Configuration: one validated settings object read from ``OCD_*`` environment variables.
+"""Configuration: validated settings read from ``OCD_*`` environment variables.
+
+Two objects, so that one side's typo cannot take the other down: ``ReadSettings`` holds what the
+HTTP API uses (where the export lives, the API key, the manifest TTL, the stale threshold) and
+``Settings`` extends it with every writer knob. The API loads ``load_read_settings()`` only, so
+an invalid ``OCD_ANALYTICS`` (say) fails the writer's next run, while ``/health`` keeps answering.
 
 Settings are read when a handler runs, never at import: Chalice's test client swaps
-``os.environ`` during a call, so a module-level settings object would be wrong in tests.
-``load_settings`` caches on the exact ``OCD_*`` values, so "validated once" holds per environment.
+``os.environ`` during a call, so a module-level settings object would be wrong in tests. The
+exceptions are read by ``app.py`` at import, because Chalice fixes them when it declares routes
+and schedules: the schedule rates and ``OCD_CORS_ORIGIN``. Both loaders cache on the exact
+``OCD_*`` values, so "validated once" holds per environment.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -23,6 +31,8 @@ from chalicelib.errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "OCD_"
 TICKER_PATTERN = r"^[A-Z][A-Z0-9.-]{0,9}$"
+# "*" or scheme://host[:port], as a browser sends it in the Origin header
+ORIGIN_PATTERN = r"^(\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)$"
 DEFAULT_WATCHLIST = (
     "SPY",
     "QQQ",
@@ -39,41 +49,22 @@ DEFAULT_WATCHLIST = (
 )
 
 
-class Settings(BaseSettings):
-    """Every knob of the service. The README's configuration table documents each field."""
+class ReadSettings(BaseSettings):
+    """What the HTTP API needs, and nothing else. The README's configuration table documents
+    each field."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     data_dir: Path = Path("local_data")
-    db_path: Path | None = None
     storage: Literal["local", "s3"] = "local"
     export_dir: Path | None = None
     bucket: str | None = None
     prefix: str = "exports/"
-    watchlist: tuple[str, ...] = DEFAULT_WATCHLIST
-    provider: Literal["synthetic", "file", "yfinance"] = "synthetic"
-    seed: int = 7
-    collect_interval_seconds: int = Field(default=300, ge=1, le=86_400)
     export_interval_seconds: int = Field(default=300, ge=1, le=86_400)
-    archive_retention_days: float = Field(default=7, ge=0)
     api_key: SecretStr | None = None
-    cors_origin: str | None = None
-    flush_rows: int = Field(default=250_000, ge=1)
-    risk_free_rate: float = Field(default=0.045, ge=-0.05, le=0.5)
-    backfill_days: int = Field(default=300, ge=0, le=2000)
-    min_alert_score: float = Field(default=40.0, ge=0, le=100)
-    alert_cooldown_hours: float = Field(default=24.0, ge=0)
-    alert_daily_cap: int = Field(default=50, ge=1)
+    cors_origin: str | None = Field(default=None, pattern=ORIGIN_PATTERN)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     manifest_ttl_seconds: float | None = Field(default=None, ge=0, le=3600)
-    analytics: AnalyticsConfig = AnalyticsConfig()
-    state_prefix: str = "state/"
-    persist_db: bool | None = None
-    intraday_retention_days: int = Field(default=2, ge=1, le=3650)
-    eod_retention_days: int = Field(default=30, ge=1, le=3650)
-    seal_intraday: bool = True
-    compact_free_fraction: float = Field(default=0.5, ge=0, le=1)
-    compact_min_free_mb: float = Field(default=32, ge=0)
 
     @classmethod
     def settings_customise_sources(
@@ -88,6 +79,60 @@ class Settings(BaseSettings):
         # so a test can pass its own mapping without the process environment leaking in.
         return (init_settings,)
 
+    @field_validator("prefix")
+    @classmethod
+    def _normalise_prefix(cls, value: str) -> str:
+        return _prefix(value)
+
+    @model_validator(mode="after")
+    def _resolve_read_paths(self) -> ReadSettings:
+        data_dir = _from_root(self.data_dir)
+        object.__setattr__(self, "data_dir", data_dir)
+        object.__setattr__(self, "export_dir", _from_root(self.export_dir or data_dir / "exports"))
+        if self.manifest_ttl_seconds is None:  # a stat is free locally; a HEAD on S3 is not
+            object.__setattr__(
+                self, "manifest_ttl_seconds", 0.0 if self.storage == "local" else 1.0
+            )
+        if self.storage == "s3" and not self.bucket:
+            raise ValueError("OCD_BUCKET is required when OCD_STORAGE=s3")
+        return self
+
+    @property
+    def exports(self) -> Path:
+        assert self.export_dir is not None
+        return self.export_dir
+
+    @property
+    def stale_after_seconds(self) -> int:
+        """Data older than three export intervals is reported as stale."""
+        return 3 * self.export_interval_seconds
+
+
+class Settings(ReadSettings):
+    """Every knob of the service: the API's, and the writer's. The README's configuration
+    table documents each field."""
+
+    db_path: Path | None = None
+    watchlist: tuple[str, ...] = DEFAULT_WATCHLIST
+    provider: Literal["synthetic", "file", "yfinance"] = "synthetic"
+    seed: int = 7
+    collect_interval_seconds: int = Field(default=300, ge=1, le=86_400)
+    archive_retention_days: float = Field(default=7, ge=0)
+    flush_rows: int = Field(default=250_000, ge=1)
+    risk_free_rate: float = Field(default=0.045, ge=-0.05, le=0.5)
+    backfill_days: int = Field(default=300, ge=0, le=2000)
+    min_alert_score: float = Field(default=40.0, ge=0, le=100)
+    alert_cooldown_hours: float = Field(default=24.0, ge=0)
+    alert_daily_cap: int = Field(default=50, ge=1)
+    analytics: AnalyticsConfig = AnalyticsConfig()
+    state_prefix: str = "state/"
+    persist_db: bool | None = None
+    intraday_retention_days: int = Field(default=2, ge=1, le=3650)
+    eod_retention_days: int = Field(default=30, ge=1, le=3650)
+    seal_intraday: bool = True
+    compact_free_fraction: float = Field(default=0.5, ge=0, le=1)
+    compact_min_free_mb: float = Field(default=32, ge=0)
+
     @field_validator("watchlist", mode="before")
     @classmethod
     def _split_watchlist(cls, value: object) -> object:
@@ -98,8 +143,6 @@ class Settings(BaseSettings):
     @field_validator("watchlist")
     @classmethod
     def _check_tickers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        import re
-
         if not value:
             raise ValueError("must name at least one ticker")
         bad = [t for t in value if not re.match(TICKER_PATTERN, t)]
@@ -113,28 +156,19 @@ class Settings(BaseSettings):
         # OCD_ANALYTICS='{"low_iv_percentile": 15}' overrides individual thresholds
         return json.loads(value) if isinstance(value, str) else value
 
-    @field_validator("prefix", "state_prefix")
+    @field_validator("state_prefix")
     @classmethod
-    def _normalise_prefix(cls, value: str) -> str:
-        value = value.strip("/")
-        if ".." in value.split("/"):
-            raise ValueError("must not contain '..'")
-        return f"{value}/" if value else ""
+    def _normalise_state_prefix(cls, value: str) -> str:
+        return _prefix(value)
 
     @model_validator(mode="after")
-    def _resolve_paths(self) -> Settings:
-        data_dir = _from_root(self.data_dir)
-        object.__setattr__(self, "data_dir", data_dir)
-        object.__setattr__(self, "db_path", _from_root(self.db_path or data_dir / "ocd.duckdb"))
-        object.__setattr__(self, "export_dir", _from_root(self.export_dir or data_dir / "exports"))
-        if self.manifest_ttl_seconds is None:  # a stat is free locally; a HEAD on S3 is not
-            object.__setattr__(
-                self, "manifest_ttl_seconds", 0.0 if self.storage == "local" else 1.0
-            )
+    def _resolve_write_paths(self) -> Settings:
+        assert self.data_dir.is_absolute()  # resolved by ReadSettings' validator, which ran first
+        object.__setattr__(
+            self, "db_path", _from_root(self.db_path or self.data_dir / "ocd.duckdb")
+        )
         if self.persist_db is None:  # Lambda's /tmp is ephemeral: keep the database in S3
             object.__setattr__(self, "persist_db", self.storage == "s3")
-        if self.storage == "s3" and not self.bucket:
-            raise ValueError("OCD_BUCKET is required when OCD_STORAGE=s3")
         return self
 
     @property
@@ -142,34 +176,51 @@ class Settings(BaseSettings):
         assert self.db_path is not None
         return self.db_path
 
-    @property
-    def exports(self) -> Path:
-        assert self.export_dir is not None
-        return self.export_dir
-
-    @property
-    def stale_after_seconds(self) -> int:
-        """Data older than three export intervals is reported as stale."""
-        return 3 * self.export_interval_seconds
-
 
 def _from_root(path: Path) -> Path:
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+def _prefix(value: str) -> str:
+    value = value.strip("/")
+    if ".." in value.split("/"):
+        raise ValueError("must not contain '..'")
+    return f"{value}/" if value else ""
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Validated settings for this environment; raises ConfigError naming the variable."""
+    """Every setting, validated, for this environment (the writer's); raises ConfigError
+    naming the variable."""
+    return _load(Settings, _items(Settings, environ))
+
+
+def load_read_settings(environ: Mapping[str, str] | None = None) -> ReadSettings:
+    """The API's settings only: a writer variable that is wrong does not stop the API."""
+    return _load(ReadSettings, _items(ReadSettings, environ))
+
+
+@lru_cache(maxsize=4)
+def _names(cls: type[ReadSettings]) -> tuple[str, ...]:
+    return tuple(f"{ENV_PREFIX}{field.upper()}" for field in cls.model_fields)
+
+
+def _items(
+    cls: type[ReadSettings], environ: Mapping[str, str] | None
+) -> tuple[tuple[str, str], ...]:
+    """The values of ``cls``'s variables: looked up by name (a dozen lookups per request, not a
+    walk over the whole environment); any other OCD_* variable is not this class's business."""
     env = os.environ if environ is None else environ
-    items = tuple(sorted((k, v) for k, v in env.items() if k.startswith(ENV_PREFIX)))
-    return _load(items)
+    return tuple((name, env[name]) for name in _names(cls) if name in env)
 
 
-@lru_cache(maxsize=32)
-def _load(items: tuple[tuple[str, str], ...]) -> Settings:
+S = TypeVar("S", bound=ReadSettings)
+
+
+@lru_cache(maxsize=64)
+def _load(cls: type[S], items: tuple[tuple[str, str], ...]) -> S:
     values = {key[len(ENV_PREFIX) :].lower(): value for key, value in items}
-    known = {name for name in Settings.model_fields}
     try:
-        return Settings(**{k: v for k, v in values.items() if k in known})
+        return cls(**values)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

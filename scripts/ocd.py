@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 import orjson  # noqa: E402
+from ocdlib.serve import PortBusy  # noqa: E402
 
-from chalicelib.config import load_settings  # noqa: E402
+from chalicelib.config import load_read_settings, load_settings  # noqa: E402
 from chalicelib.errors import (  # noqa: E402
     ClockRefused,
     ConfigError,
@@ -63,7 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ocdlib.serve import supervise
 
     return supervise(port=args.port, storage=args.storage, bucket=args.bucket, every=args.every,
-                     http=True)  # fmt: skip
+                     http=True, server=args.server)  # fmt: skip
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -75,11 +76,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """The same freshness report as ``/health``, for whichever backend is configured."""
-    from chalicelib.read.http import health_report
     from chalicelib.read.reader import ExportReader
+    from chalicelib.read.service import health_report
     from chalicelib.storage.factory import make_storage
 
-    settings = load_settings()
+    settings = load_read_settings()
     reader = ExportReader(make_storage(settings))
     report = health_report(reader, settings)
     manifest = reader.manifest()
@@ -102,6 +103,18 @@ def cmd_bench_import(args: argparse.Namespace) -> int:
     from ocdlib import importbench
 
     print(importbench.table(importbench.run(args.rows, args.rounds, keep=args.keep)))
+    return 0
+
+
+def cmd_bench_http(args: argparse.Namespace) -> int:
+    from ocdlib import httpbench
+
+    servers = [s for s in args.servers.split(",") if s]
+    rows = httpbench.run(servers, seconds=args.seconds, connections=args.connections,
+                         every=args.every)  # fmt: skip
+    print(httpbench.table(rows, args.connections))
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
     return 0
 
 
@@ -182,8 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     cycle = sub.add_parser("cycle", help="one full pass of the scheduled work; JSON on stdout")
     cycle.add_argument("--as-of", help="pin the market clock (ISO 8601, UTC if no offset)")
     cycle.set_defaults(func=cmd_cycle)
-    serve = sub.add_parser("serve", help="schedule emulator + chalice local, supervised")
+    serve = sub.add_parser("serve", help="schedule emulator + HTTP server, supervised")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--server",
+        choices=["chalice", "production"],
+        default="chalice",
+        help="chalice: Chalice's local development server; production: the same app behind "
+        "gunicorn (worker processes, backlog, keep-alive idle timeout)",
+    )
     _stack_options(serve)
     serve.set_defaults(func=cmd_serve)
     run = sub.add_parser("run", help="the schedule emulator alone")
@@ -223,6 +243,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "pull: the bucket's copy becomes the local file")  # fmt: skip
     db.add_argument("--force", action="store_true", help="overwrite a copy that differs")
     db.set_defaults(func=cmd_db)
+    bench_http = sub.add_parser(
+        "bench-http", help="both HTTP servers under wrk while the writer publishes"
+    )
+    bench_http.add_argument("--servers", default="chalice,production")
+    bench_http.add_argument("--seconds", type=int, default=30)
+    bench_http.add_argument("--connections", type=int, default=64)
+    bench_http.add_argument("--every", type=float, default=20.0, help="writer schedule (s)")
+    bench_http.add_argument("--json", help="also write the figures as JSON to this path")
+    bench_http.set_defaults(func=cmd_bench_http)
     bench_import = sub.add_parser("bench-import", help="import throughput on a generated CSV")
     bench_import.add_argument("--rows", type=int, default=1_000_000)
     bench_import.add_argument("--rounds", type=int, default=3)
@@ -254,11 +283,15 @@ def _positive_float(text: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        load_settings()
+        # status only reads the export: a bad writer setting must not hide what is published
+        (load_read_settings if args.command == "status" else load_settings)()
         return int(args.func(args))
     except (WriterBusy, ClockRefused, DatabaseDiverged, DatabaseDamaged) as exc:
         print(f"ocd: {exc}", file=sys.stderr)
         return exc.exit_code
+    except PortBusy as exc:
+        print(f"ocd: {exc}", file=sys.stderr)
+        return PortBusy.exit_code
     except ConfigError as exc:
         print(f"ocd: configuration error: {exc}", file=sys.stderr)
         return EX_CONFIG

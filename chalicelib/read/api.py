@@ -1,7 +1,9 @@
 """What each route answers, computed from verified export documents only.
 
-Handlers are plain functions ``(reader, params) -> Result``: no Chalice, no HTTP. ``http.py``
-turns a Result into a response (metadata, ETag, caching headers) and errors into statuses.
+Handlers are plain functions ``(reader, params) -> Result``: no Chalice, no HTTP. The read
+service serializes a Result once per version of its documents; a handler whose body costs
+something to build (a chain split into calls and puts) hands over a function instead, so a warm
+request builds nothing. Errors (an unknown ticker or expiration) are raised before that.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from chalicelib.errors import NotFound
 from chalicelib.read import params as p
-from chalicelib.read.reader import ExportReader, Loaded, LruCache
+from chalicelib.read.reader import ExportReader, Loaded, LruCache, Pinned
 
 SUMMARY_FIELDS = ("id", "ticker", "detector_name", "score", "created_at")
 CONTRACT_FIELDS = (
@@ -24,9 +26,12 @@ CONTRACT_FIELDS = (
 
 @dataclass(frozen=True)
 class Result:
-    data: dict[str, Any]
+    data: dict[str, Any] | Callable[[], dict[str, Any]]
     loaded: Loaded
     extra_versions: tuple[str, ...] = field(default=())
+
+    def build(self) -> dict[str, Any]:
+        return self.data() if callable(self.data) else self.data
 
 
 Handler = Callable[[ExportReader, Any], Result]
@@ -76,8 +81,8 @@ def scans_latest(reader: ExportReader, q: p.ScansParams) -> Result:
     return Result({"scans": scans[: q.limit], "total_count": len(scans)}, loaded)
 
 
-def _alerts(reader: ExportReader) -> tuple[Loaded, list[dict[str, Any]]]:
-    loaded = reader.document("alerts")
+def _alerts(reader: ExportReader, at: Pinned | None = None) -> tuple[Loaded, list[dict[str, Any]]]:
+    loaded = reader.document("alerts", at)
     return loaded, _rows(loaded, "alerts")
 
 
@@ -95,8 +100,9 @@ def alerts_latest(reader: ExportReader, q: p.AlertsLatestParams) -> Result:
 
 def alerts_summary(reader: ExportReader, q: p.AlertsSummaryParams) -> Result:
     result = alerts_latest(reader, q)
-    slim = [{k: a.get(k) for k in SUMMARY_FIELDS} for a in result.data["alerts"]]
-    return Result({**result.data, "alerts": slim}, result.loaded)
+    full = result.build()
+    slim = [{k: a.get(k) for k in SUMMARY_FIELDS} for a in full["alerts"]]
+    return Result({**full, "alerts": slim}, result.loaded)
 
 
 def alerts_query(reader: ExportReader, q: p.AlertsQueryParams) -> Result:
@@ -116,9 +122,10 @@ def alerts_query(reader: ExportReader, q: p.AlertsQueryParams) -> Result:
 
 
 def alerts_for_ticker(reader: ExportReader, q: p.TickerAlertsParams) -> Result:
-    if q.ticker not in reader.tickers():  # unknown: 404; known but quiet: an empty list
+    at = reader.pin()  # the ticker check and the alerts from one manifest version
+    if q.ticker not in reader.tickers(at):  # unknown: 404; known but quiet: an empty list
         raise _unknown_ticker(q.ticker)
-    loaded, alerts = _alerts(reader)
+    loaded, alerts = _alerts(reader, at)
     hits = [a for a in alerts if a.get("ticker") == q.ticker]
     return Result({"ticker": q.ticker, "alerts": hits[: q.limit], "total_count": len(hits)}, loaded)
 
@@ -142,23 +149,22 @@ def snapshot(reader: ExportReader, q: p.SnapshotParams) -> Result:
             "expiration",
             f"{q.ticker} has no expiration {wanted}; see /options/{q.ticker}/expirations",
         )
-    contracts = doc.get("contracts", [])
-    index = memo(loaded, "by_expiration", lambda: _by_expiration(contracts))
-    call_rows, put_rows = index.get(wanted, ((), ()))
-    calls = [{k: contracts[i].get(k) for k in CONTRACT_FIELDS} for i in call_rows]
-    puts = [{k: contracts[i].get(k) for k in CONTRACT_FIELDS} for i in put_rows]
-    return Result(
-        {
+
+    def build() -> dict[str, Any]:
+        contracts = doc.get("contracts", [])
+        index = memo(loaded, "by_expiration", lambda: _by_expiration(contracts))
+        call_rows, put_rows = index.get(wanted, ((), ()))
+        return {
             "ticker": q.ticker,
             "as_of": doc.get("as_of"),
             "underlying_price": doc.get("underlying_price"),
             "expiration": wanted,
             "expirations": listed,
-            "calls": calls,
-            "puts": puts,
-        },
-        loaded,
-    )
+            "calls": [{k: contracts[i].get(k) for k in CONTRACT_FIELDS} for i in call_rows],
+            "puts": [{k: contracts[i].get(k) for k in CONTRACT_FIELDS} for i in put_rows],
+        }
+
+    return Result(build, loaded)
 
 
 def _by_expiration(contracts: list[dict[str, Any]]) -> dict[str, tuple[list[int], list[int]]]:
@@ -173,12 +179,16 @@ def _by_expiration(contracts: list[dict[str, Any]]) -> dict[str, tuple[list[int]
 def history(reader: ExportReader, q: p.HistoryParams) -> Result:
     loaded = _chain(reader, q.ticker)
     doc = loaded.doc or {}
-    rows = doc.get("history", [])
-    as_of = doc.get("as_of")
-    if as_of and rows:
-        since = (_parse_time(as_of) - timedelta(days=q.days)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        rows = [r for r in rows if r.get("as_of", "") > since]
-    return Result({"ticker": q.ticker, "days": q.days, "history": rows}, loaded)
+
+    def build() -> dict[str, Any]:
+        rows = doc.get("history", [])
+        as_of = doc.get("as_of")
+        if as_of and rows:
+            since = (_parse_time(as_of) - timedelta(days=q.days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            rows = [r for r in rows if r.get("as_of", "") > since]
+        return {"ticker": q.ticker, "days": q.days, "history": rows}
+
+    return Result(build, loaded)
 
 
 def features(reader: ExportReader, q: p.TickerParams) -> Result:
@@ -197,33 +207,65 @@ def features(reader: ExportReader, q: p.TickerParams) -> Result:
 
 
 def tickers(reader: ExportReader, q: p.NoParams) -> Result:
-    index = reader.document("chains")
-    feats = reader.document("features")
-    alerts_loaded, alerts = _alerts(reader)
-    counts: dict[str, int] = {}
-    for a in alerts:
-        counts[a.get("ticker", "")] = counts.get(a.get("ticker", ""), 0) + 1
-    by_ticker = {f.get("ticker"): f.get("features") or {} for f in _rows(feats, "features")}
-    rows = []
-    for row in _rows(index, "chains"):
-        f = by_ticker.get(row.get("ticker"), {})
-        rows.append(
-            {
-                "ticker": row.get("ticker"),
-                "as_of": row.get("as_of"),
-                "last_price": row.get("underlying_price"),
-                "atm_iv": f.get("atm_iv", row.get("atm_iv")),
-                "iv_rank": f.get("iv_rank"),
-                "alert_count": counts.get(row.get("ticker", ""), 0),
-                "contracts": row.get("contracts"),
-                "expirations": len(row.get("expirations") or []),
-            }
-        )
-    return Result(
-        {"tickers": rows, "total_count": len(rows)},
-        index,
-        (feats.version, alerts_loaded.version),
+    """The watchlist, composed of three documents: the chain index (the rows, and the
+    response's generation), features and alerts. A part that could only be read from another
+    generation (its latest damaged, its archive gone) is not mixed in: its fields are null and
+    ``fallbacks`` says which part, from which generation, and why. All three are read under
+    one manifest version, even when the writer publishes meanwhile."""
+    at = reader.pin()
+    index = reader.document("chains", at)
+    feats = reader.document("features", at)
+    alerts_loaded, alerts = _alerts(reader, at)
+    fallbacks = [
+        _fallback(name, part, index)
+        for name, part in (("features", feats), ("alerts", alerts_loaded))
+        if part.generation != index.generation
+    ]
+
+    def build() -> dict[str, Any]:
+        mixed = {f["part"] for f in fallbacks}
+        counts: dict[str, int] = {}
+        for a in alerts if "alerts" not in mixed else ():
+            counts[a.get("ticker", "")] = counts.get(a.get("ticker", ""), 0) + 1
+        by_ticker = {} if "features" in mixed else {
+            f.get("ticker"): f.get("features") or {} for f in _rows(feats, "features")
+        }  # fmt: skip
+        rows = []
+        for row in _rows(index, "chains"):
+            f = by_ticker.get(row.get("ticker"), {})
+            rows.append(
+                {
+                    "ticker": row.get("ticker"),
+                    "as_of": row.get("as_of"),
+                    "last_price": row.get("underlying_price"),
+                    "atm_iv": f.get("atm_iv", row.get("atm_iv")),
+                    "iv_rank": f.get("iv_rank"),
+                    "alert_count": None
+                    if "alerts" in mixed
+                    else counts.get(row.get("ticker", ""), 0),
+                    "contracts": row.get("contracts"),
+                    "expirations": len(row.get("expirations") or []),
+                }
+            )
+        return {"tickers": rows, "total_count": len(rows), "fallbacks": fallbacks}
+
+    return Result(build, index, (feats.version, alerts_loaded.version))
+
+
+def _fallback(name: str, part: Loaded, primary: Loaded) -> dict[str, Any]:
+    shown = (
+        "iv_rank is null and atm_iv comes from the chain index"
+        if name == "features"
+        else "alert_count is null"
     )
+    found = f"only generation {part.generation}'s" if part.generation else "no copy"
+    return {
+        "part": name,
+        "generation": part.generation,
+        "source": part.source,
+        "reason": f"{name}.json of generation {primary.generation} could not be read and "
+        f"{found} could; not mixed in: {shown}",
+    }
 
 
 def _parse_time(value: str) -> datetime:

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import orjson
 from chalice.app import Request, Response
+
+from chalicelib.read.responses import error
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 JS = "application/javascript; charset=utf-8"
@@ -103,9 +104,5 @@ def _matches(header: str | None, etag: str) -> bool:
 
 def _not_found(name: str) -> Response:
     shown = name if len(name) <= 64 else name[:64] + "…"
-    body = {"error": "not_found", "message": f"no static file {shown!r}"}
-    return Response(
-        body=orjson.dumps(body).decode(),
-        status_code=404,
-        headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
-    )
+    message = f"unknown name {shown!r}: no such static file"
+    return error(404, "not_found", message, [{"field": "name", "message": message}])

@@ -1,4 +1,10 @@
-"""The OpenAPI 3 document, generated from the route table and the parameter models."""
+"""The OpenAPI 3.1 document, generated from the route table and the parameter models.
+
+Every GET operation has its HEAD twin (same parameters and statuses, no body), and an example
+of what it answers (``examples.py``). The API key is declared only when one is configured:
+``document(secured=...)``. Each response field carries a ``description`` from ``describe``,
+the hook the field catalogue fills (names, units, definitions); empty until then.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,29 @@ import orjson
 
 from chalicelib.read import dashboard
 from chalicelib.read.api import CONTRACT_FIELDS, SUMMARY_FIELDS
-from chalicelib.read.http import ROUTES
+from chalicelib.read.examples import EXAMPLES
+from chalicelib.read.routes import ROUTES
+from chalicelib.read.service import PUBLIC_HEALTH
+
+
+def describe(field: str) -> str:
+    """What a response field means, with its unit; the field catalogue will answer this."""
+    return ""
+
+
+def _described(properties: dict[str, Any]) -> dict[str, Any]:
+    """``properties`` with a description on each field (copies: schemas are shared)."""
+    out = {}
+    for name, schema in properties.items():
+        schema = dict(schema)
+        if schema.get("type") == "array" and "properties" in schema.get("items", {}):
+            item = dict(schema["items"])
+            item["properties"] = _described(item["properties"])
+            schema["items"] = item
+        schema.setdefault("description", describe(name))
+        out[name] = schema
+    return out
+
 
 META = {
     "generation": {"type": ["string", "null"], "description": "export generation served"},
@@ -55,10 +83,19 @@ TICKERS = _array(
         "last_price": _NUM,
         "atm_iv": _NUM,
         "iv_rank": _NUM,
-        "alert_count": _COUNT,
+        "alert_count": {"type": ["integer", "null"], "minimum": 0},
         "contracts": _INT,
         "expirations": _INT,
     }
+)
+FALLBACKS = _array(
+    {
+        "part": {"type": "string", "enum": ["features", "alerts"]},
+        "generation": _STR,
+        "source": {"type": "string", "enum": ["latest", "archive", "none"]},
+        "reason": {"type": "string"},
+    },
+    closed=True,
 )
 DATA: dict[str, dict[str, Any]] = {
     "scans_latest": {"scans": SCANS, "total_count": _COUNT},
@@ -77,7 +114,7 @@ DATA: dict[str, dict[str, Any]] = {
         "ticker": _STR, "as_of": _STR, "features": {"type": ["object", "null"]},
         "missing": {"type": ["object", "null"]},
     },
-    "tickers": {"tickers": TICKERS, "total_count": _COUNT},
+    "tickers": {"tickers": TICKERS, "total_count": _COUNT, "fallbacks": FALLBACKS},
 }  # fmt: skip
 ERROR = {
     "type": "object",
@@ -97,14 +134,9 @@ ERROR = {
 }
 HEALTH = {
     "type": "object",
-    "required": [
-        "status",
-        "generation",
-        "generated_at",
-        "age_seconds",
-        "stale_after_seconds",
-        "last_export",
-    ],
+    "required": list(PUBLIC_HEALTH),
+    "description": "When an API key is configured, a request without it gets only the required "
+    "fields; with it (or when none is configured), the whole report.",
     "properties": {
         "status": {
             "type": "string",
@@ -138,7 +170,7 @@ def _parameters(path: str, model: Any) -> list[dict[str, Any]]:
         prop = dict(prop)
         description = prop.pop("description", None)
         prop.pop("title", None)
-        if "anyOf" in prop:  # optional values: describe the non-null branch
+        if "anyOf" in prop and "type" not in prop:  # optional values: the non-null branch
             prop = next(s for s in prop.pop("anyOf") if s.get("type") != "null") | prop
         if prop.get("default", 0) is None:  # "absent", not a value of the parameter's type
             del prop["default"]
@@ -150,15 +182,18 @@ def _parameters(path: str, model: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _ok(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": "OK", "content": {"application/json": {"schema": schema}},
+def _ok(schema: dict[str, Any], example: dict[str, Any] | None = None) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        media["example"] = example
+    return {"description": "OK", "content": {"application/json": media},
             "headers": {"ETag": {"schema": {"type": "string"}},
                         "X-Data-Source": {"schema": {"type": "string"}}}}  # fmt: skip
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "Bad parameter", 401: "Missing or wrong API key", 404: "Unknown ticker",
-            304: "Not modified (If-None-Match)",
+    text = {400: "Bad or unknown parameter", 401: "Missing or wrong API key",
+            404: "Unknown ticker or expiration", 304: "Not modified (If-None-Match)",
             503: "Export storage not answering, and nothing read before to serve"}  # fmt: skip
     out: dict[str, Any] = {}
     for code in codes:
@@ -171,10 +206,7 @@ def _errors(*codes: int) -> dict[str, Any]:
 def _dashboard() -> dict[str, Any]:
     """The web page and its files: public, not JSON (see ``dashboard.py``)."""
     names = sorted(name for name in dashboard.FILES if name != dashboard.INDEX)
-    missing = {
-        "description": "No such file",
-        "content": {"application/json": {"schema": {**ERROR, "required": ["error", "message"]}}},
-    }
+    missing = {"description": "No such file", "content": {"application/json": {"schema": ERROR}}}
 
     def page(types: list[str]) -> dict[str, Any]:
         return {
@@ -185,11 +217,9 @@ def _dashboard() -> dict[str, Any]:
 
     return {
         "/": {"get": {"operationId": "dashboard_index", "summary": "The web dashboard",
-                      "security": [], "responses": {"200": page(["text/html"]),
-                                                    **_errors(304)}}},
+                      "responses": {"200": page(["text/html"]), **_errors(304)}}},
         "/static/{name}": {"get": {
             "operationId": "dashboard_static", "summary": "A file of the web dashboard",
-            "security": [],
             "parameters": [{"name": "name", "in": "path", "required": True,
                             "schema": {"type": "string", "enum": names}}],
             "responses": {"200": page(["text/css", "application/javascript"]),
@@ -197,43 +227,65 @@ def _dashboard() -> dict[str, Any]:
     }  # fmt: skip
 
 
-@lru_cache(maxsize=1)
-def document_bytes() -> bytes:
-    return orjson.dumps(document())
+def _head(get: dict[str, Any]) -> dict[str, Any]:
+    """The HEAD twin of a GET operation: the same statuses and headers, no body."""
+    responses = {
+        code: {k: v for k, v in response.items() if k != "content"}
+        for code, response in get["responses"].items()
+    }
+    return {**get, "operationId": f"{get['operationId']}_head",
+            "summary": f"{get['summary']} (headers only)", "responses": responses}  # fmt: skip
 
 
-@lru_cache(maxsize=1)
-def document() -> dict[str, Any]:
-    secured = [{"apiKey": []}]  # enforced only when OCD_API_KEY is set
+@lru_cache(maxsize=2)
+def document_bytes(secured: bool = False) -> bytes:
+    return orjson.dumps(document(secured))
+
+
+@lru_cache(maxsize=2)
+def document(secured: bool = False) -> dict[str, Any]:
+    """The document; ``secured`` (``OCD_API_KEY`` is set) declares the key on every data
+    route, its 401s, and ``/health``'s public view."""
+    auth = (401,) if secured else ()
     paths: dict[str, Any] = {
         "/health": {"get": {"operationId": "health", "summary": "Data freshness and exports",
-                            "security": [],
-                            "responses": {"200": _ok(HEALTH), **_errors(304, 503)}}},
+                            "responses": {"200": _ok(HEALTH, EXAMPLES["health"]),
+                                          **_errors(304, 400, 503)}}},
         "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
-                                  "security": secured,
                                   "responses": {"200": _ok({"type": "object",
                                                             "required": ["openapi", "paths"]}),
-                                                **_errors(304, 401)}}},
+                                                **_errors(304, 400, *auth)}}},
     }  # fmt: skip
     paths.update(_dashboard())
     for route in ROUTES.values():
-        data = DATA[route.name]
-        schema = {"type": "object", "required": [*META, *data], "properties": {**META, **data}}
-        codes = (304, 400, 401, 404, 503) if "{ticker}" in route.path else (304, 400, 401, 503)
+        data = _described(DATA[route.name])
+        schema = {"type": "object", "required": [*META, *data],
+                  "properties": {**_described(META), **data}}  # fmt: skip
+        codes = (304, 400, *auth, 404, 503) if route.path_params else (304, 400, *auth, 503)
         paths[route.path] = {
             "get": {
                 "operationId": route.name,
                 "summary": route.summary,
-                "security": secured,
                 "parameters": _parameters(route.path, route.params),
-                "responses": {"200": _ok(schema), **_errors(*codes)},
+                "responses": {"200": _ok(schema, EXAMPLES[route.name]), **_errors(*codes)},
             }
         }
-    return {
+    if secured:
+        for path, item in paths.items():
+            item["get"]["security"] = [] if path in PUBLIC_PATHS else [{"apiKey": []}]
+    for item in paths.values():
+        item["head"] = _head(item["get"])
+    out: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "Option Chain Dashboard API", "version": "1.0.0",
                  "description": "Reads only published JSON exports; never the database."},
-        "components": {"securitySchemes": {
-            "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}}},
         "paths": paths,
     }  # fmt: skip
+    if secured:
+        out["components"] = {
+            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}}
+        }
+    return out
+
+
+PUBLIC_PATHS = frozenset({"/health", "/", "/static/{name}"})

@@ -4,10 +4,12 @@ It follows the manifest. A document is served only after its bytes match a manif
 a missing, truncated, unparsable or mismatching latest object falls back to the same
 generation's archive, then to the newest archive that an older (archived) manifest vouches for,
 then to the newest archive that at least parses as that kind, then to an empty result — and says
-which (``latest`` | ``archive`` | ``none``). A storage that fails to answer (StorageUnavailable,
-after the adapter's own retries) makes a copy unreadable like damage does, except that the answer
-is not remembered: the next request tries again. Only when not even the manifest can be looked up
-and none was read before does the error reach the caller (HTTP 503).
+which (``latest`` | ``archive`` | ``none``). A key that is not safe (a manifest naming one outside
+the root, a symlink leading out of it: the storage refuses both with InvalidKey) counts as damage.
+A storage that fails to answer (StorageUnavailable, after the adapter's own retries) or refuses
+to (an unreadable file or export root: PermissionError) makes a copy unreadable like damage
+does, except that the answer is not remembered: the next request tries again. Only when not even
+the manifest can be read and none was read before does the error reach the caller (HTTP 503).
 
 Parsed documents are cached under their checksum, and how a damaged document was resolved is
 cached under the manifest version, so a warm request parses nothing and reads no document bytes:
@@ -30,16 +32,23 @@ from typing import Any, Literal
 import orjson
 
 from chalicelib import exportformat as fmt
-from chalicelib.errors import ObjectNotFound, StorageUnavailable
+from chalicelib.errors import InvalidKey, ObjectNotFound, StorageUnavailable
 from chalicelib.exportformat import Manifest
 from chalicelib.exportstatus import STATUS_KEY, ExportStatus, read_status
 from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
 
 Source = Literal["latest", "archive", "none"]
+Pinned = tuple[str, "Manifest | None"]  # (storage version of manifest.json, its manifest)
 FALLBACK_MANIFESTS = 3  # older generations searched for a damaged document
 DEFAULT_CACHE_BYTES = 64 << 20  # of source JSON; parsed objects take roughly 3-4x that
-_UNREADABLE = (ObjectNotFound, StorageUnavailable, OSError, EOFError)
+_UNREADABLE = (ObjectNotFound, StorageUnavailable, InvalidKey, OSError, EOFError)
+
+
+def _temporary(exc: BaseException) -> bool:
+    """Whether a failed read may succeed on its own later (an outage, a permission an operator
+    fixes), so its answer must not be remembered; damage (bad bytes, a bad key) is permanent."""
+    return isinstance(exc, StorageUnavailable | OSError) and not isinstance(exc, gzip.BadGzipFile)
 
 
 @dataclass(frozen=True)
@@ -143,6 +152,12 @@ class ExportReader:
         """The current manifest (re-read only when its version changed)."""
         return self._current()[1]
 
+    def pin(self) -> Pinned:
+        """The current manifest, to resolve several documents under (``document(kind, at=)``):
+        a response composed of several documents then comes from one manifest version, even
+        when the writer publishes between the reads."""
+        return self._current()
+
     def _current(self) -> tuple[str, Manifest | None]:
         """(storage version of manifest.json, the manifest served for it)."""
         now = time.monotonic()
@@ -152,16 +167,16 @@ class ExportReader:
         with self._lock:
             try:
                 info = self.storage.head(fmt.MANIFEST_KEY)
-            except StorageUnavailable as exc:
-                if self._manifest[1] is None:
-                    raise
+                version = info.version if info else "missing"
+            except (StorageUnavailable, InvalidKey, OSError) as exc:
                 log_event("read_unavailable", key=fmt.MANIFEST_KEY, error=str(exc),
-                          reason="serving the manifest read before")  # fmt: skip
-                self._checked_at = now
-                return self._manifest
-            version = info.version if info else "missing"
-            if version != self._manifest[0]:
-                lookup, source = _Lookup(), self.manifest_source
+                          reason=type(exc).__name__)  # fmt: skip
+                if self._manifest[1] is not None:  # serve the manifest read before
+                    self._checked_at = now
+                    return self._manifest
+                version = ""  # nothing to compare with: read what can be read, not remembered
+            if not version or version != self._manifest[0]:
+                lookup, source = _Lookup(unavailable=not version), self.manifest_source
                 manifest = self._load_manifest(lookup)
                 if lookup.unavailable:
                     # Not remembered under the storage version, so the next check reads again;
@@ -187,9 +202,10 @@ class ExportReader:
             return manifest
         except ObjectNotFound:
             pass
-        except StorageUnavailable as exc:
-            lookup.unavailable = True
-            log_event("read_unavailable", key=fmt.MANIFEST_KEY, error=str(exc))
+        except _UNREADABLE as exc:
+            lookup.unavailable |= _temporary(exc)
+            log_event("read_unavailable", key=fmt.MANIFEST_KEY, error=str(exc),
+                      reason=type(exc).__name__)  # fmt: skip
         except ValueError:
             log_event("read_fallback", key=fmt.MANIFEST_KEY, reason="manifest unreadable")
         manifest = self._newest_archived_manifest(lookup)
@@ -211,14 +227,14 @@ class ExportReader:
             try:
                 yield Manifest.model_validate_json(gzip.decompress(self.storage.get(key).data))
             except (*_UNREADABLE, ValueError) as exc:
-                lookup.unavailable |= isinstance(exc, StorageUnavailable)
+                lookup.unavailable |= _temporary(exc)
                 log_event("read_damaged", key=key, reason=type(exc).__name__)
 
     def _archives_newest_first(self, lookup: _Lookup, kind: str) -> list[str]:
         try:
             return fmt.archives_newest_first(self.storage, kind)
-        except StorageUnavailable as exc:
-            lookup.unavailable = True
+        except (StorageUnavailable, InvalidKey, OSError) as exc:
+            lookup.unavailable |= _temporary(exc)
             log_event("read_unavailable", key=fmt.ARCHIVE_PREFIX, error=str(exc))
             return []
 
@@ -232,23 +248,25 @@ class ExportReader:
             return self._status[1]
         try:
             info = self.storage.head(STATUS_KEY)
-        except StorageUnavailable:
+            version = info.version if info else "missing"
+            if version != self._status[0]:
+                self._status = (version, read_status(self.storage) if info else None)
+        except (StorageUnavailable, InvalidKey, OSError):
             return self._status[1]
-        version = info.version if info else "missing"
-        if version != self._status[0]:
-            self._status = (version, read_status(self.storage) if info else None)
         self._status_checked_at = now
         return self._status[1]
 
-    def tickers(self) -> frozenset[str]:
-        """Tickers the current generation publishes a chain document for (no document read)."""
-        manifest = self.manifest()
+    def tickers(self, at: Pinned | None = None) -> frozenset[str]:
+        """Tickers the current (or pinned) generation publishes a chain document for (no
+        document read)."""
+        manifest = (at or self._current())[1]
         return frozenset(manifest.chains) if manifest else frozenset()
 
     # ---- documents --------------------------------------------------------------------
-    def document(self, kind: fmt.Kind) -> Loaded:
-        """The latest document of ``kind``, verified, with archive fallback."""
-        version, manifest = self._current()
+    def document(self, kind: fmt.Kind, at: Pinned | None = None) -> Loaded:
+        """The latest document of ``kind``, verified, with archive fallback (under the manifest
+        ``at`` pins, else the current one)."""
+        version, manifest = at or self._current()
         resolved_key = f"resolved:{kind}:{version}"
         resolved = self.cache.get(resolved_key)  # a damaged latest is not read again
         if resolved is not None:
@@ -367,7 +385,7 @@ class ExportReader:
             if gzipped:
                 data = gzip.decompress(data)
         except _UNREADABLE as exc:
-            lookup.unavailable |= isinstance(exc, StorageUnavailable)
+            lookup.unavailable |= _temporary(exc)
             log_event("read_damaged", key=key, reason=type(exc).__name__)
             return None
         if fmt.sha256(data) != sha:
@@ -387,7 +405,7 @@ class ExportReader:
         try:
             data = gzip.decompress(self.storage.get(key).data)
         except _UNREADABLE as exc:
-            lookup.unavailable |= isinstance(exc, StorageUnavailable)
+            lookup.unavailable |= _temporary(exc)
             log_event("read_damaged", key=key, reason=type(exc).__name__)
             return None
         doc = self._parse(key, data)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from chalicelib.config import Settings
+from chalicelib.config import ReadSettings, Settings
 from chalicelib.errors import ConfigError
 from chalicelib.storage.base import Storage
 from chalicelib.storage.local import LocalStorage
 from chalicelib.storage.s3 import S3Storage
 
 
-def make_storage(settings: Settings) -> Storage:
+def make_storage(settings: ReadSettings) -> Storage:
     """The adapter ``OCD_STORAGE`` names; no client or directory is created yet."""
     if settings.storage == "local":
         return LocalStorage(settings.exports)

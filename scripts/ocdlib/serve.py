@@ -1,9 +1,12 @@
 """``ocd.py serve`` and ``ocd.py run``: the whole stack on one machine, supervised.
 
-``serve`` = the schedule emulator (in this process) + ``chalice local --no-autoreload`` (a child
-in its own process group) [+ moto's S3 server on loopback with ``--storage s3``]. Ctrl-C or
-SIGTERM lets the running handler finish, then stops the child and the S3 server, so no child
-process survives and no export is left half-written.
+``serve`` = the schedule emulator (in this process) + the HTTP server (a child in its own
+process group: Chalice's local server by default, gunicorn with ``--server production``; see
+``httpserver.py``) [+ moto's S3 server on loopback with ``--storage s3``]. Ctrl-C or SIGTERM
+lets the running handler finish, then stops the child and the S3 server, so no child process
+survives and no export is left half-written. The child also dies with the supervisor when that
+is killed outright (SIGKILL): on Linux it asks the kernel for SIGTERM when its parent goes
+(``PR_SET_PDEATHSIG``). A port still held by a predecessor is refused, naming its PID.
 """
 
 from __future__ import annotations
@@ -24,6 +27,18 @@ from ocdlib.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
+SERVERS = ("chalice", "production")
+EX_TEMPFAIL = 75
+
+
+class PortBusy(Exception):
+    """The port is held by another process (often a predecessor that outlived its supervisor)."""
+
+    exit_code = EX_TEMPFAIL
+
+    def __init__(self, port: int, holder: str | None) -> None:
+        who = f"by {holder}" if holder else "by another process"
+        super().__init__(f"port {port} is held {who}; stop it first")
 
 
 def free_port() -> int:
@@ -67,10 +82,46 @@ def start_s3(stack: ExitStack, bucket: str) -> str:
     return endpoint
 
 
-def start_chalice(stack: ExitStack, port: int) -> subprocess.Popen:
-    chalice = Path(sys.executable).with_name("chalice")
-    command = [str(chalice), "local", "--no-autoreload", "--host", LOOPBACK, "--port", str(port)]
-    proc = subprocess.Popen(command, cwd=ROOT, start_new_session=True)
+def check_port(port: int) -> None:
+    """Raise PortBusy, naming the holder's PID and command, when ``port`` cannot be bound."""
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind it
+        try:
+            sock.bind((LOOPBACK, port))
+            return
+        except OSError:
+            pass
+    raise PortBusy(port, port_holder(port))
+
+
+def port_holder(port: int) -> str | None:
+    """``PID 1234 (command line)`` of the process listening on ``port``, if it can be seen."""
+    try:
+        import psutil
+
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
+                if conn.pid is None:
+                    return None
+                command = " ".join(psutil.Process(conn.pid).cmdline())[:200]
+                return f"PID {conn.pid} ({command})"
+    except Exception:  # psutil missing, or the process is not ours to inspect
+        return None
+    return None
+
+
+def http_command(server: str, port: int) -> list[str]:
+    script = ROOT / "scripts" / "ocdlib" / "httpserver.py"
+    return [sys.executable, str(script), "--server", server, "--host", LOOPBACK,
+            "--port", str(port), "--die-with", str(os.getpid())]  # fmt: skip
+
+
+def start_http(stack: ExitStack, port: int, server: str = "chalice") -> subprocess.Popen:
+    """The HTTP server in its own process group; ``--die-with`` makes it ask the kernel for a
+    SIGTERM when this process goes (set in the child after exec: no ``preexec_fn``, which is
+    unsafe once this process has threads, as the moto server's)."""
+    check_port(port)
+    proc = subprocess.Popen(http_command(server, port), cwd=ROOT, start_new_session=True)
     stack.callback(stop_process_group, proc)
     return proc
 
@@ -109,7 +160,7 @@ def cycle_line(name: str, result: Any, seconds: float) -> str:
 
 
 def supervise(*, port: int | None, storage: str, bucket: str, every: float | None,
-              http: bool) -> int:  # fmt: skip
+              http: bool, server: str = "chalice") -> int:  # fmt: skip
     from app import app  # after the environment is set: settings are read per invocation
 
     def report(name: str, result: Any, seconds: float) -> None:
@@ -131,16 +182,16 @@ def supervise(*, port: int | None, storage: str, bucket: str, every: float | Non
         proc = None
         if http:
             port = port or 8000
-            proc = start_chalice(stack, port)
+            proc = start_http(stack, port, server)
             wait_http(f"http://{LOOPBACK}:{port}/health", 60, proc)
-            print(f"API at http://{LOOPBACK}:{port}  (dashboard data: /health, /tickers, "
-                  f"/alerts/latest)", flush=True)  # fmt: skip
+            print(f"API at http://{LOOPBACK}:{port} ({server} server; dashboard data: "
+                  f"/health, /tickers, /alerts/latest)", flush=True)  # fmt: skip
         names = ", ".join(f"{s.name} every {s.seconds:g}s" for s in emulator.schedules)
         print(f"schedules: {names}", flush=True)
         watcher = _watch_child(proc, emulator) if proc else None
         emulator.run()
         if watcher is not None and proc is not None and proc.poll() is not None:
-            print(f"chalice local exited with {proc.returncode}", flush=True)
+            print(f"the HTTP server exited with {proc.returncode}", flush=True)
             return 1
     print("stopped", flush=True)
     return 0

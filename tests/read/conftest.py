@@ -31,7 +31,7 @@ from readkit import (
     site_env,
 )
 
-from chalicelib.read import api, http
+from chalicelib.read import api, service
 from chalicelib.read.reader import LruCache
 
 BACKENDS = ("local", "s3")
@@ -112,8 +112,9 @@ def published(
 @pytest.fixture(autouse=True)
 def fresh_caches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts with no readers, bodies or derived views cached in this process."""
-    monkeypatch.setattr(http, "_READERS", {})
-    monkeypatch.setattr(http, "_BODIES", LruCache(http._BODIES.max_items, http._BODIES.max_weight))
+    monkeypatch.setattr(service, "_READERS", {})
+    bodies = service._BODIES
+    monkeypatch.setattr(service, "_BODIES", LruCache(bodies.max_items, bodies.max_weight))
     monkeypatch.setattr(api, "_DERIVED", LruCache(api._DERIVED.max_items))
 
 

@@ -45,13 +45,13 @@ GEN2_AT = datetime(2026, 11, 27, 21, 10, tzinfo=UTC)
 # (id, ticker, detector, score, created_at); the scan id is filled in from the store.
 ALERTS_1 = (
     ("a1-spy-rich", "SPY", "rich_premium", 72.5, datetime(2026, 11, 25, 21, 1)),
-    ("a1-aapl-skew", "AAPL", "skew_shift", 41.0, datetime(2026, 11, 25, 21, 2)),
-    ("a1-jpm-spike", "JPM", "iv_spike", 88.25, datetime(2026, 11, 25, 21, 3)),
+    ("a1-aapl-skew", "AAPL", "skew_anomaly", 41.0, datetime(2026, 11, 25, 21, 2)),
+    ("a1-jpm-spike", "JPM", "regime_shift", 88.25, datetime(2026, 11, 25, 21, 3)),
 )
 ALERTS_2 = (
-    ("a2-spy-spike", "SPY", "iv_spike", 95.0, datetime(2026, 11, 27, 21, 1)),
+    ("a2-spy-spike", "SPY", "regime_shift", 95.0, datetime(2026, 11, 27, 21, 1)),
     ("a2-aapl-rich", "AAPL", "rich_premium", 55.5, datetime(2026, 11, 27, 21, 2)),
-    ("a2-spy-skew", "SPY", "skew_shift", 30.0, datetime(2026, 11, 27, 21, 3)),
+    ("a2-spy-skew", "SPY", "skew_anomaly", 30.0, datetime(2026, 11, 27, 21, 3)),
     ("a2-jpm-rich", "JPM", "rich_premium", 64.0, datetime(2026, 11, 27, 21, 4)),
 )
 
@@ -267,6 +267,31 @@ def make_client() -> Client:
     from app import app
 
     return Client(app, project_dir=str(ROOT))
+
+
+def fresh_app(monkeypatch: pytest.MonkeyPatch, **env: str) -> Any:
+    """A new import of ``app.py`` made with ``env`` set: what a process started with that
+    environment declares at import (CORS), which the session's app cannot show."""
+    import importlib.util
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    spec = importlib.util.spec_from_file_location(f"app_{uuid.uuid4().hex}", ROOT / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.app
+
+
+def preflight(app: Any, path: str, origin: str, headers: str) -> dict[str, Any]:
+    """What the gateway answers a browser's CORS preflight (Chalice's test client cannot: it
+    expects a body); a dict with ``statusCode`` and ``headers``."""
+    from chalice.config import Config
+    from chalice.local import LocalGateway
+
+    request = {"Origin": origin, "Access-Control-Request-Method": "GET",
+               "Access-Control-Request-Headers": headers}  # fmt: skip
+    return LocalGateway(app, Config()).handle_request("OPTIONS", path, request, b"")
 
 
 def get(client: Client, path: str, **headers: str) -> HTTPResponse:

@@ -1,4 +1,7 @@
-"""End to end: ``ocd.py cycle`` writes an export, the real ``chalice local`` serves it over HTTP."""
+"""End to end: ``ocd.py cycle`` writes an export, and each HTTP server of ``ocd.py serve`` serves
+it over real sockets: Chalice's local server (``chalice local --no-autoreload`` with the API's
+request handler) and the production one (gunicorn through the WSGI adapter). Every test runs
+against both."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,8 @@ from readkit import ROOT
 
 AS_OF = "2026-11-27T18:00:00Z"
 START_TIMEOUT = 30.0
+ORIGIN = "https://dash.example"
+SERVERS = ("chalice", "production")
 
 
 def free_port() -> int:
@@ -28,14 +35,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def fetch(base: str, path: str, **headers: str) -> tuple[int, dict[str, str], Any]:
+def fetch(base: str, path: str, **headers: str) -> tuple[int, Message, Any]:
+    """Status, headers (case-insensitive: servers spell names their own way) and the JSON body
+    (the text, for anything else)."""
     request = urllib.request.Request(base + path, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            status, head, raw = response.status, dict(response.headers), response.read()
+            status, head, raw = response.status, response.headers, response.read()
     except urllib.error.HTTPError as exc:
-        status, head, raw = exc.code, dict(exc.headers), exc.read()
-    return status, head, json.loads(raw) if raw else None
+        status, head, raw = exc.code, exc.headers, exc.read()
+    if not raw:
+        return status, head, None
+    return status, head, json.loads(raw) if "json" in head["Content-Type"] else raw.decode()
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +59,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "OCD_WATCHLIST": "SPY,AAPL",
         "OCD_BACKFILL_DAYS": "30",
         "OCD_STORAGE": "local",
-        "OCD_LOG_LEVEL": "WARNING",
+        "OCD_LOG_LEVEL": "DEBUG",
+        "OCD_CORS_ORIGIN": ORIGIN,
     }
 
 
@@ -56,7 +68,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def manifest(env: dict[str, str]) -> dict[str, Any]:
     cycle = subprocess.run(
         [sys.executable, "scripts/ocd.py", "cycle", "--as-of", AS_OF],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+        cwd=ROOT, env={**env, "OCD_LOG_LEVEL": "WARNING"}, capture_output=True, text=True,
+        timeout=180,
     )  # fmt: skip
     assert cycle.returncode == 0, cycle.stderr[-3000:]
     summary = json.loads(cycle.stdout)
@@ -65,16 +78,23 @@ def manifest(env: dict[str, str]) -> dict[str, Any]:
     return json.loads(manifest_path.read_bytes())
 
 
-@pytest.fixture(scope="module")
-def server(env: dict[str, str], manifest: dict[str, Any]) -> Iterator[str]:
+@dataclass(frozen=True)
+class Live:
+    url: str
+    kind: str
+    log: Path
+
+
+@pytest.fixture(scope="module", params=SERVERS)
+def live(request: pytest.FixtureRequest, env: dict[str, str], manifest: dict[str, Any]
+         ) -> Iterator[Live]:  # fmt: skip
     port = free_port()
-    log = Path(env["OCD_DATA_DIR"]) / "chalice-local.log"
-    chalice = Path(sys.executable).parent / "chalice"
+    log = Path(env["OCD_DATA_DIR"]) / f"{request.param}.log"
+    command = [sys.executable, "scripts/ocdlib/httpserver.py", "--server", request.param,
+               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
     with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [str(chalice), "local", "--no-autoreload", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -83,9 +103,9 @@ def server(env: dict[str, str], manifest: dict[str, Any]) -> Iterator[str]:
             with contextlib.suppress(OSError):
                 if fetch(base, "/health")[0] == 200:
                     break
-            assert time.monotonic() < deadline, "chalice local did not answer /health"
+            assert time.monotonic() < deadline, f"{request.param} did not answer /health"
             time.sleep(0.2)
-        yield base
+        yield Live(base, request.param, log)
     finally:
         process.terminate()
         try:
@@ -96,6 +116,11 @@ def server(env: dict[str, str], manifest: dict[str, Any]) -> Iterator[str]:
     assert process.poll() is not None
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass  # nothing listens any more
+
+
+@pytest.fixture
+def server(live: Live) -> str:
+    return live.url
 
 
 def test_health(server: str, manifest: dict[str, Any]) -> None:
@@ -156,3 +181,87 @@ def test_errors_over_http(server: str, path: str, status: int, field: str) -> No
     assert got == status
     assert headers["Content-Type"] == "application/json"
     assert data["error"] and data["details"][0]["field"] == field
+
+
+def raw(base: str, request: bytes, *, reset: bool = False) -> bytes:
+    """Send ``request`` as is; the answer (or nothing, with ``reset``: the client closes at
+    once, with a TCP reset, as a browser tab does when it is closed mid-answer)."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        if reset:
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            return b""
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_head_sends_the_get_headers_and_no_body(server: str) -> None:
+    for path in ("/tickers", "/options/SPY/snapshot", "/health", "/", "/static/app.js"):
+        _, headers, _ = fetch(server, path)
+        answer = raw(server, f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                     .encode())  # fmt: skip
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), (path, head[:100])
+        assert rest == b"", path
+        lines = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
+        lowered = {k.lower(): v for k, v in lines.items()}
+        assert lowered["content-length"] == headers["Content-Length"], path
+        assert lowered["etag"] == headers["ETag"], path
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PUT", "DELETE", "FROB"])
+def test_other_methods_are_json_405s(server: str, method: str) -> None:
+    request = urllib.request.Request(server + "/tickers", method=method)
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=10)
+    assert info.value.code == 405
+    assert info.value.headers["Content-Type"] == "application/json"
+    data = json.loads(info.value.read())
+    assert data["error"] == "method_not_allowed" and method in data["message"]
+    assert data["details"] == []
+
+
+@pytest.mark.parametrize("path", ["/no/such/route", "/options/SPY", "/static/nope.js"])
+def test_unknown_paths_are_json_404s(server: str, path: str) -> None:
+    status, headers, data = fetch(server, path)
+    assert status == 404 and headers["Content-Type"] == "application/json"
+    assert set(data) == {"error", "message", "details"} and data["error"] == "not_found"
+
+
+def test_a_malformed_request_line_is_answered_without_html(server: str) -> None:
+    """http.server answers it in HTTP/0.9 style (a body alone), gunicorn with a status line."""
+    answer = raw(server, b"GET /tickers HTTP/1.1 extra words\r\nHost: x\r\n\r\n")
+    assert b"<html" not in answer.lower() and b"<!doctype" not in answer.lower()
+    assert b"400" in answer.split(b"\r\n", 1)[0] or b'"error":"bad_request"' in answer
+
+
+def test_cors_preflight_and_headers_over_http(server: str) -> None:
+    request = urllib.request.Request(server + "/tickers", method="OPTIONS", headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "x-api-key"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+        allowed = response.headers["Access-Control-Allow-Headers"].lower().split(",")
+        assert "x-api-key" in allowed
+    _, headers, _ = fetch(server, "/tickers", Origin=ORIGIN)
+    assert headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert "ETag" in headers["Access-Control-Expose-Headers"]
+
+
+def test_a_client_going_away_leaves_no_traceback_and_logs_json(live: Live) -> None:
+    for _ in range(20):
+        raw(live.url, b"GET /options/SPY/snapshot HTTP/1.1\r\nHost: x\r\n\r\n", reset=True)
+    assert fetch(live.url, "/health")[0] == 200  # still serving
+    time.sleep(0.5)
+    text = live.log.read_text()
+    assert "Traceback" not in text
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert lines, "the server logged nothing"
+    for line in lines:  # one JSON object per line, like the rest of the service
+        assert isinstance(json.loads(line), dict), line[:200]

@@ -9,7 +9,7 @@ from chalice.test import Client
 from readkit import WATCHLIST, CountingStorage, Site, body, get, stored_alerts
 
 from chalicelib import exportformat as fmt
-from chalicelib.read import http
+from chalicelib.read import service
 from chalicelib.read.reader import ExportReader, LruCache
 
 ROUTES = (
@@ -27,7 +27,7 @@ ROUTES = (
 
 
 def app_reader(site: Site) -> ExportReader:
-    return http.reader_for(site.settings)
+    return service.reader_for(site.settings)
 
 
 @pytest.mark.parametrize("path", ROUTES)
@@ -131,10 +131,10 @@ def test_lru_cache_limits() -> None:
 
 def test_cache_budget_follows_lambda_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", raising=False)
-    assert http.cache_budget() == 64 << 20
+    assert service.cache_budget() == 64 << 20
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-    assert http.cache_budget() == (1024 << 20) // 10
+    assert service.cache_budget() == (1024 << 20) // 10
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "32")
-    assert http.cache_budget() == 4 << 20  # a floor
+    assert service.cache_budget() == 4 << 20  # a floor
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots")
-    assert http.cache_budget() == 64 << 20
+    assert service.cache_budget() == 64 << 20

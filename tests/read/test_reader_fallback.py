@@ -140,3 +140,19 @@ def test_archive_listing_ignores_foreign_and_misnamed_objects(fresh: Site) -> No
     damage(fresh, fresh.manifest().archives["alerts"], "random")
     loaded = fresh.reader().document("alerts")
     assert (loaded.source, loaded.generation) == ("archive", fresh.generations[0])
+
+
+def test_documents_read_under_a_pinned_manifest_stay_in_its_generation(fresh: Site) -> None:
+    """A composed answer pins the manifest: the writer publishing between its reads does not
+    put two generations side by side (issue 15, finding 5)."""
+    gen2 = fresh.generations[1]
+    reader = fresh.reader()
+    at = reader.pin()
+    assert reader.document("chains", at).generation == gen2  # read before the publish
+    fresh.export()  # generation 3 replaces every latest document, then the manifest
+    gen3 = fresh.generations[2]
+    features = reader.document("features", at)
+    alerts = reader.document("alerts", at)
+    assert (features.generation, alerts.generation) == (gen2, gen2)
+    assert features.source == alerts.source == "archive"  # gen2's bytes, from its archives
+    assert reader.document("features").generation == gen3  # unpinned: the new manifest

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 from chalice.test import Client
-from readkit import Site, body, get
+from readkit import Site, body, fresh_app, get, preflight
+
+from chalicelib.analytics.detector_names import DETECTOR_NAMES
 
 TICKER_ROUTES = (
     "/alerts/ticker/{t}",
@@ -159,14 +161,106 @@ def test_key_is_checked_before_parameters(
     assert get(client, "/options/ZZZZ/expirations").status_code == 401
 
 
+ORIGIN = "https://dash.example"
+
+
+def test_cors_preflight_allows_the_api_key_header(
+    served: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = fresh_app(monkeypatch, OCD_CORS_ORIGIN=ORIGIN, OCD_API_KEY="s3cret-key")
+    for path in ("/tickers", "/options/SPY/snapshot", "/health", "/openapi.json"):
+        answer = preflight(app, path, ORIGIN, "x-api-key")
+        assert answer["statusCode"] == 200, path
+        headers = answer["headers"]
+        assert headers["Access-Control-Allow-Origin"] == ORIGIN
+        allowed = headers["Access-Control-Allow-Headers"].lower().split(",")
+        assert {"x-api-key", "if-none-match"} <= set(allowed)
+        assert {"GET", "HEAD"} <= set(headers["Access-Control-Allow-Methods"].split(","))
+
+
 def test_cors_origin_is_sent_on_data_and_errors(
+    served: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = Client(fresh_app(monkeypatch, OCD_CORS_ORIGIN=ORIGIN))
+    for path in ("/tickers", "/scans/latest?limit=0", "/health", "/options/ZZZZ/snapshot"):
+        assert get(client, path).headers["Access-Control-Allow-Origin"] == ORIGIN, path
+    exposed = get(client, "/tickers").headers["Access-Control-Expose-Headers"].split(",")
+    assert {"ETag", "X-Data-Source"} <= set(exposed)
+
+
+def test_no_cors_headers_without_an_origin(served: Site, client: Client) -> None:
+    assert "Access-Control-Allow-Origin" not in get(client, "/tickers").headers
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "words"),
+    [
+        ("/options/SPY/snapshot?expiry=2026-12-04", "expiry", "expiration"),
+        ("/tickers?limit=5", "limit", "no query parameters"),
+        ("/alerts?tickers=SPY", "tickers", "ticker, detector, min_score, limit"),
+        ("/options/SPY/history?ticker=AAPL", "ticker", "days"),
+        ("/health?verbose=1", "verbose", "no query parameters"),
+        ("/openapi.json?format=yaml", "format", "no query parameters"),
+        ("/scans/latest?limit=1&limit=2", "limit", "2 times"),
+    ],
+)
+def test_unknown_or_repeated_parameters_are_400_naming_them(
+    served: Site, client: Client, path: str, field: str, words: str
+) -> None:
+    data = assert_error(get(client, path), 400, "bad_request", field)
+    assert words in data["details"][0]["message"]
+
+
+def test_unknown_detector_is_400_listing_the_detectors(served: Site, client: Client) -> None:
+    data = assert_error(get(client, "/alerts?detector=no_such_detector"), 400, "bad_request",
+                        "detector")  # fmt: skip
+    assert all(name in data["message"] for name in DETECTOR_NAMES)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+@pytest.mark.parametrize("path", ["/tickers", "/health", "/static/app.js", "/"])
+def test_other_methods_are_405_in_the_error_shape(
+    served: Site, client: Client, method: str, path: str
+) -> None:
+    response = client.http.request(method, path)
+    data = assert_error(response, 405, "method_not_allowed", None)
+    assert method in data["message"]
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) == {"GET", "HEAD"}
+
+
+def test_static_404_has_the_error_shape(served: Site, client: Client) -> None:
+    data = assert_error(get(client, "/static/nope.js"), 404, "not_found", "name")
+    assert "nope.js" in data["message"]
+
+
+def test_health_without_the_key_tells_only_freshness(
     served: Site, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("OCD_CORS_ORIGIN", "https://dash.example")
-    for path in ("/tickers", "/scans/latest?limit=0", "/health"):
-        response = get(client, path)
-        assert response.headers["Access-Control-Allow-Origin"] == "https://dash.example"
-    assert "ETag" in get(client, "/tickers").headers["Access-Control-Expose-Headers"]
+    monkeypatch.setenv("OCD_API_KEY", "s3cret-key")
+    monkeypatch.setenv("OCD_STORAGE", served.backend)
+    public = body(get(client, "/health"))
+    assert set(public) == {"status", "generation", "generated_at", "age_seconds",
+                           "stale_after_seconds"}  # fmt: skip
+    assert public["generation"] == served.manifest().generation
+    wrong = body(get(client, "/health", **{"x-api-key": "nope"}))
+    assert set(wrong) == set(public)
+    full = body(get(client, "/health", **{"x-api-key": "s3cret-key"}))
+    assert full["storage"]["backend"] == served.backend and "last_export" in full
+    assert get(client, "/health").headers["ETag"] != get(
+        client, "/health", **{"x-api-key": "s3cret-key"}).headers["ETag"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("OCD_ANALYTICS", '{"low_iv_percentile": '), ("OCD_ANALYTICS", '{"no_such_knob": 1}'),
+     ("OCD_WATCHLIST", "NOT A TICKER"), ("OCD_FLUSH_ROWS", "0"), ("OCD_PROVIDER", "bloomberg")],
+)  # fmt: skip
+def test_a_bad_writer_setting_does_not_stop_the_api(
+    served: Site, client: Client, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    for path in ("/health", "/tickers", "/options/SPY/snapshot", "/alerts/latest"):
+        assert get(client, path).status_code == 200, path
 
 
 def test_misconfiguration_is_a_json_500_that_leaks_nothing(

@@ -110,3 +110,45 @@ def test_ticker_alerts_do_not_read_chain_documents(fresh: Site, client: Client) 
     damage(fresh, fresh.manifest().chains["AAPL"], "missing")
     data = served_from(get(client, "/alerts/ticker/AAPL"), "latest", fresh.generations[1])
     assert data["total_count"] == sum(a.ticker == "AAPL" for a in stored_alerts(fresh.stores.db2))
+
+
+def _index_rows(site: Site) -> dict[str, dict]:
+    import orjson
+
+    return {r["ticker"]: r for r in orjson.loads(site.read("chains.json"))["chains"]}
+
+
+def test_tickers_never_mix_features_of_another_generation(fresh: Site, client: Client) -> None:
+    """features.json of generation 2 damaged and its archive gone: generation 1's features
+    are the only ones readable, and must not stand beside generation 2's prices (finding 5)."""
+    gen1, gen2 = fresh.generations
+    damage(fresh, "features.json", "random")
+    fresh.delete(fresh.manifest().archives["features"])
+    assert get(client, "/features/SPY/latest").status_code == 200  # per-ticker docs are intact
+    data = served_from(get(client, "/tickers"), "latest", gen2)
+    (fallback,) = data["fallbacks"]
+    assert (fallback["part"], fallback["generation"], fallback["source"]) == (
+        "features", gen1, "archive")  # fmt: skip
+    assert gen1 in fallback["reason"] and gen2 in fallback["reason"]
+    index = _index_rows(fresh)
+    for row in data["tickers"]:
+        assert row["iv_rank"] is None
+        assert row["atm_iv"] == index[row["ticker"]]["atm_iv"]  # generation 2's, from the index
+        assert row["as_of"] == iso(T2) and row["alert_count"] is not None
+
+
+def test_tickers_never_mix_alerts_of_another_generation(fresh: Site, client: Client) -> None:
+    gen1, gen2 = fresh.generations
+    damage(fresh, "alerts.json", "truncated")
+    fresh.delete(fresh.manifest().archives["alerts"])
+    data = served_from(get(client, "/tickers"), "latest", gen2)
+    assert [(f["part"], f["generation"]) for f in data["fallbacks"]] == [("alerts", gen1)]
+    assert all(row["alert_count"] is None for row in data["tickers"])
+    assert all(row["iv_rank"] is not None or row["atm_iv"] is not None for row in data["tickers"])
+
+
+def test_tickers_of_one_generation_say_no_fallback(served: Site, client: Client) -> None:
+    data = served_from(get(client, "/tickers"), "latest", served.generations[1])
+    assert data["fallbacks"] == []
+    assert sum(row["alert_count"] for row in data["tickers"]) == len(
+        stored_alerts(served.stores.db2))  # fmt: skip

@@ -144,7 +144,8 @@ def test_alerts_summary_has_only_the_short_fields(served: Site, client: Client) 
     ("query", "wanted"),
     [
         ("ticker=spy", lambda a: a.ticker == "SPY"),
-        ("ticker=SPY&detector=iv_spike", lambda a: (a.ticker, a.detector) == ("SPY", "iv_spike")),
+        ("ticker=SPY&detector=regime_shift",
+         lambda a: (a.ticker, a.detector) == ("SPY", "regime_shift")),
         ("detector=rich_premium&min_score=60", lambda a: a.detector == "rich_premium"
          and a.score >= 60),
         ("ticker=AAPL&min_score=99", lambda a: False),

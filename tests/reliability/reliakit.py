@@ -30,7 +30,7 @@ from readkit import body, get
 
 from chalicelib import exportformat as fmt
 from chalicelib.exportformat import Manifest
-from chalicelib.read import api, http
+from chalicelib.read import api, service
 from chalicelib.read.reader import LruCache
 from chalicelib.storage.base import Storage
 
@@ -259,14 +259,13 @@ def _readline(stream: IO[bytes], timeout: float) -> bytes:
 def reset_read_caches() -> None:
     """Forget every reader, body and derived view this process holds: the next request reads
     the storage as a freshly started API would."""
-    http._READERS.clear()
-    http._BODIES.clear()
-    api._DERIVED.clear()
+    service.reset_caches()
 
 
 def install_fresh_caches(monkeypatch: Any) -> None:
-    monkeypatch.setattr(http, "_READERS", {})
-    monkeypatch.setattr(http, "_BODIES", LruCache(http._BODIES.max_items, http._BODIES.max_weight))
+    monkeypatch.setattr(service, "_READERS", {})
+    bodies = service._BODIES
+    monkeypatch.setattr(service, "_BODIES", LruCache(bodies.max_items, bodies.max_weight))
     monkeypatch.setattr(api, "_DERIVED", LruCache(api._DERIVED.max_items))
 
 

@@ -7,7 +7,8 @@ parameters nobody declared.
 follows the document instead, so a route or parameter added later is fuzzed without a change
 here. Properties: never a 5xx; the status is one the operation declares; every 4xx is a JSON
 error naming the problem (a 400 names declared parameters); every 200 JSON body validates
-against the declared schema.
+against the declared schema. A parameter nobody declared is a 400 naming it (the web page and
+its files ignore query strings).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def value(name: str, schema: dict[str, Any]) -> st.SearchStrategy[str]:
 
 @st.composite
 def requests(draw: st.DrawFn) -> tuple[str, dict[str, Any], dict[str, str]]:
-    """(url, operation, the declared parameters sent)."""
+    """(url, operation, the parameters sent: declared ones, then any undeclared)."""
     path, op = draw(st.sampled_from(OPERATIONS))
     sent: dict[str, str] = {}
     query: dict[str, str] = {}
@@ -89,8 +90,11 @@ def requests(draw: st.DrawFn) -> tuple[str, dict[str, Any], dict[str, str]]:
             query[name] = sent[name] = draw(value(name, param["schema"]))
     extra = draw(st.dictionaries(st.from_regex(r"[a-z_]{1,10}", fullmatch=True), hostile,
                                  max_size=2))  # fmt: skip
+    declared = {param["name"] for param in op.get("parameters", [])}
     for name, text in extra.items():
-        query.setdefault(name, text)
+        if name not in declared:
+            query.setdefault(name, text)
+            sent[name] = text
     url = path + ("?" + urlencode(query, quote_via=quote) if query else "")
     return url, op, sent
 
@@ -127,6 +131,11 @@ def test_every_declared_operation_survives_any_input(
         if status == 400:  # names the parameter(s) at fault, which the client did send
             fields = {d["field"] for d in body["details"]}
             assert fields and fields <= set(sent), (url, body)
+    declared = {param["name"] for param in op.get("parameters", [])}
+    undeclared = set(sent) - declared
+    if undeclared and not op["operationId"].startswith("dashboard"):
+        assert status == 400, (url, status)
+        assert {d["field"] for d in body["details"]} <= undeclared, (url, body)
     if body is not None and schema is not None:
         errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(body)]
         assert not errors, (url, status, errors[:3])

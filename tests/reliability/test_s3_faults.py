@@ -36,7 +36,7 @@ from readkit import body, get
 from reliakit import published_manifest, reset_read_caches, use_env
 
 from chalicelib.exportstatus import STATUS_KEY, read_status
-from chalicelib.read import http
+from chalicelib.read import service
 from chalicelib.read.openapi import HEALTH
 from chalicelib.storage import factory
 from chalicelib.storage.base import Storage
@@ -197,7 +197,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultySite]:
             faults = Faults()
             original = factory.make_storage
             mp.setattr(factory, "make_storage", lambda s: faults.attach(original(s)))
-            mp.setattr(http, "make_storage", factory.make_storage)
+            mp.setattr(service, "make_storage", factory.make_storage)
             mp.setattr(botocore.endpoint, "time", _Clock(faults))
             generations = []
             for as_of in (T1, T2):

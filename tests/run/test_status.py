@@ -11,9 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def ocd(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
+def ocd(*args: str, data: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OCD_DATA_DIR": str(data), "OCD_WATCHLIST": "JPM",
-           "OCD_BACKFILL_DAYS": "10", "OCD_LOG_LEVEL": "WARNING"}  # fmt: skip
+           "OCD_BACKFILL_DAYS": "10", "OCD_LOG_LEVEL": "WARNING", **extra}  # fmt: skip
     env.pop("OCD_STORAGE", None)
     return subprocess.run([sys.executable, "scripts/ocd.py", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -34,3 +34,15 @@ def test_status_before_and_after_a_cycle(tmp_path: Path):
     assert report["generation"] == generation
     assert report["status"] == "ok" and report["tickers"] == 1
     assert report["age_seconds"] >= 0
+
+
+def test_status_is_not_stopped_by_a_bad_writer_setting(tmp_path: Path):
+    cycle = ocd("cycle", "--as-of", "2026-11-27T18:00:00Z", data=tmp_path)
+    assert cycle.returncode == 0, cycle.stderr
+    bad = {"OCD_ANALYTICS": '{"low_iv_percentile": '}
+    assert ocd("cycle", data=tmp_path, **bad).returncode == 78  # the writer refuses to run
+    status = ocd("status", data=tmp_path, **bad)
+    assert status.returncode == 0, status.stderr
+    assert (
+        json.loads(status.stdout)["generation"] == json.loads(cycle.stdout)["export"]["generation"]
+    )

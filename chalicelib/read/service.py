@@ -1,0 +1,161 @@
+"""The read service: one reader per export location, the bodies it serves, the health report.
+
+No HTTP here: the Chalice adapter (``http.py``) and ``ocd.py status`` both call it. Every data
+body carries ``generation``, ``generated_at``, ``age_seconds`` and ``source`` of what it was
+built from; bodies are cached by the version of the documents they came from, so a warm request
+serializes nothing (only ``age_seconds`` is spliced in fresh).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from chalicelib import logs
+from chalicelib.config import ReadSettings
+from chalicelib.exportformat import Manifest
+from chalicelib.exportstatus import ExportStatus
+from chalicelib.read import api
+from chalicelib.read import params as p
+from chalicelib.read.reader import DEFAULT_CACHE_BYTES, ExportReader, LruCache
+from chalicelib.read.routes import Route
+from chalicelib.storage.factory import make_storage
+
+# Without a valid API key (when one is configured), /health says only this much.
+PUBLIC_HEALTH = ("status", "generation", "generated_at", "age_seconds", "stale_after_seconds")
+
+_READERS: dict[tuple[str, str, str | None, str, float], ExportReader] = {}
+_BODIES = LruCache(max_items=512, max_weight=16 << 20)  # serialized bodies, by bytes
+_LOG_LEVEL: list[str] = []
+
+
+@dataclass(frozen=True)
+class Body:
+    """A serialized JSON body, what identifies its content, and where its data came from."""
+
+    data: bytes
+    version: str
+    source: str
+
+
+def reader_for(settings: ReadSettings) -> ExportReader:
+    """One reader per storage location per process, so warm requests share its cache."""
+    ttl = settings.manifest_ttl_seconds or 0.0
+    key = (settings.storage, str(settings.exports), settings.bucket, settings.prefix, ttl)
+    reader = _READERS.get(key)
+    if reader is None:
+        storage = make_storage(settings)
+        reader = ExportReader(storage, manifest_ttl=ttl, max_cached_bytes=cache_budget())
+        _READERS[key] = reader
+    return reader
+
+
+def cache_budget() -> int:
+    """Bytes of source JSON the document cache may hold: a tenth of a Lambda function's
+    memory (parsed objects take 3-4x their JSON), or the reader's default elsewhere."""
+    try:
+        megabytes = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", ""))
+    except ValueError:
+        return DEFAULT_CACHE_BYTES
+    return max(4 << 20, (megabytes << 20) // 10)
+
+
+def reset_caches() -> None:
+    """Forget every reader, body and derived view: the next request reads the storage as a
+    freshly started API would."""
+    _READERS.clear()
+    _BODIES.clear()
+    api._DERIVED.clear()
+
+
+def configure_logging(settings: ReadSettings) -> None:
+    """JSON log lines at the configured level, set up once per level (whichever server runs
+    the app: Lambda, ``chalice local``, or the production server)."""
+    if [settings.log_level] != _LOG_LEVEL:
+        logs.configure(settings.log_level)
+        _LOG_LEVEL[:] = [settings.log_level]
+
+
+def data_body(route: Route, query: p.Params, reader: ExportReader) -> Body:
+    """What data route ``route`` answers for ``query``, with its generation metadata."""
+    result = route.handler(reader, query)
+    loaded = result.loaded
+    version = "|".join(
+        (route.name, query.model_dump_json(), loaded.version, *result.extra_versions)
+    )
+    data = _BODIES.get(version)
+    if data is None:  # built (when the handler deferred it) and serialized once per version
+        data = orjson.dumps(result.build())
+        _BODIES.put(version, data, len(data))
+    meta = {
+        "generation": loaded.generation,
+        "generated_at": iso(loaded.generated_at) if loaded.generated_at else None,
+        "age_seconds": _age(loaded.generated_at),
+        "source": loaded.source,
+    }
+    raw = orjson.dumps(meta)
+    body = raw[:-1] + b"," + data[1:] if len(data) > 2 else raw
+    return Body(body, version, loaded.source)
+
+
+def health_report(reader: ExportReader, settings: ReadSettings) -> dict[str, Any]:
+    """Freshness of the published export (``/health`` and ``ocd.py status``)."""
+    manifest = reader.manifest()
+    body: dict[str, Any] = {
+        "status": "empty",
+        "generation": None,
+        "generated_at": None,
+        "age_seconds": None,
+        "source": "none",
+        "stale_after_seconds": settings.stale_after_seconds,
+        "storage": {"backend": reader.storage.backend, "location": reader.storage.location},
+        "exports": {},
+    }
+    if manifest is not None:
+        age = _age(manifest.generated_at)
+        assert age is not None
+        body.update(
+            status="stale" if age > settings.stale_after_seconds else "ok",
+            generation=manifest.generation,
+            generated_at=iso(manifest.generated_at),
+            age_seconds=age,
+            source=reader.manifest_source,
+            export_duration_ms=manifest.duration_ms,
+            storage_writes=manifest.storage_writes,
+            documents=len(manifest.documents),
+            exports={k: v.model_dump() for k, v in manifest.results.items()},
+        )
+    body["last_export"] = last_export(manifest, reader.export_status())
+    if body["last_export"] and not body["last_export"]["ok"] and body["status"] == "ok":
+        body["status"] = "degraded"  # still served, but the writer is failing to publish
+    return body
+
+
+def public_health(report: dict[str, Any]) -> dict[str, Any]:
+    """The report as anyone may see it: no storage location, no error text, no sizes."""
+    return {name: report[name] for name in PUBLIC_HEALTH}
+
+
+def last_export(manifest: Manifest | None, status: ExportStatus | None) -> dict[str, Any] | None:
+    """The writer's last export: the recorded failure if it is newer than what is published,
+    else the published generation (a failure the next publish superseded no longer counts)."""
+    superseded = manifest is not None and status is not None and status.at < manifest.generated_at
+    if status is not None and not status.ok and not superseded:
+        return {"ok": False, "at": iso(status.at), "error": status.error,
+                "generation": status.generation}  # fmt: skip
+    if manifest is None:
+        return None
+    return {"ok": True, "at": iso(manifest.generated_at), "error": None,
+            "generation": manifest.generation}  # fmt: skip
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _age(when: datetime | None) -> float | None:
+    return round((datetime.now(UTC) - when).total_seconds(), 1) if when else None
