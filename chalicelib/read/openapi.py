@@ -141,8 +141,31 @@ HEALTH = {
         "status": {
             "type": "string",
             "enum": ["ok", "stale", "empty", "degraded"],
-            "description": "degraded: data is fresh, but the last export failed",
+            "description": "stale: no recent export; degraded: data is fresh, but the last "
+            "export or collect failed (see status_reason; quotes that stopped moving while the "
+            "market is open show in market.quotes_overdue)",
         },
+        "status_reason": {
+            "type": ["string", "null"],
+            "description": "why the status is what it is ('market closed' between sessions)",
+        },
+        "provider": {
+            "type": ["string", "null"],
+            "enum": ["synthetic", "file", "yfinance", None],
+            "description": "where the quotes come from (synthetic: invented prices)",
+        },
+        "market": {
+            "type": ["object", "null"],
+            "description": "the quotes' own time and the market's state, from the writer's "
+            "NYSE calendar",
+            "properties": {
+                "state": {"type": "string", "enum": ["open", "closed", "unknown"]},
+                "quotes_as_of": {"type": "string", "format": "date-time"},
+                "quotes_age_seconds": {"type": "number", "description": "seconds"},
+                "quotes_overdue": {"type": "boolean"},
+            },
+        },
+        "last_collect": {"type": ["object", "null"]},
         **{k: v for k, v in META.items() if k != "source"},
         "source": META["source"],
         "stale_after_seconds": {"type": "integer"},

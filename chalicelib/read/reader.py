@@ -34,7 +34,7 @@ import orjson
 from chalicelib import exportformat as fmt
 from chalicelib.errors import InvalidKey, ObjectNotFound, StorageUnavailable
 from chalicelib.exportformat import Manifest
-from chalicelib.exportstatus import STATUS_KEY, ExportStatus, read_status
+from chalicelib.exportstatus import COLLECT_STATUS_KEY, STATUS_KEY, ExportStatus, read_status
 from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
 
@@ -141,8 +141,8 @@ class ExportReader:
         self._manifest: tuple[str, Manifest | None] = ("", None)
         self.manifest_source: Source = "none"  # where the current manifest was read from
         self._checked_at = 0.0
-        self._status: tuple[str, ExportStatus | None] = ("", None)
-        self._status_checked_at = 0.0
+        # status key -> (version, parsed status, when last looked up)
+        self._statuses: dict[str, tuple[str, ExportStatus | None, float]] = {}
         self._outages = 0  # manifest reads the storage failed: each gets its own cache token
         self._lock = threading.Lock()
         self.parses = 0  # documents parsed so far: lets tests and benchmarks see warm hits
@@ -240,21 +240,29 @@ class ExportReader:
 
     # ---- export status ----------------------------------------------------------------
     def export_status(self) -> ExportStatus | None:
-        """The writer's recorded export status (re-read only when its version changed, and
-        looked up at most once per ``manifest_ttl``); None when there is none or it is
-        unreadable."""
+        """The writer's recorded export status; None when there is none or it is unreadable."""
+        return self.status_document(STATUS_KEY)
+
+    def collect_status(self) -> ExportStatus | None:
+        """The writer's recorded collect status (a damaged database, collects that fail)."""
+        return self.status_document(COLLECT_STATUS_KEY)
+
+    def status_document(self, key: str) -> ExportStatus | None:
+        """A status document, re-read only when its version changed and looked up at most once
+        per ``manifest_ttl``; None when there is none or it is unreadable."""
         now = time.monotonic()
-        if self._status[0] and now - self._status_checked_at < self.manifest_ttl:
-            return self._status[1]
+        version, status, checked_at = self._statuses.get(key, ("", None, 0.0))
+        if version and now - checked_at < self.manifest_ttl:
+            return status
         try:
-            info = self.storage.head(STATUS_KEY)
-            version = info.version if info else "missing"
-            if version != self._status[0]:
-                self._status = (version, read_status(self.storage) if info else None)
+            info = self.storage.head(key)
+            current = info.version if info else "missing"
+            if current != version:
+                status = read_status(self.storage, key) if info else None
         except (StorageUnavailable, InvalidKey, OSError):
-            return self._status[1]
-        self._status_checked_at = now
-        return self._status[1]
+            return status
+        self._statuses[key] = (current, status, now)
+        return status
 
     def tickers(self, at: Pinned | None = None) -> frozenset[str]:
         """Tickers the current (or pinned) generation publishes a chain document for (no

@@ -17,7 +17,7 @@ import orjson
 
 from chalicelib import logs
 from chalicelib.config import ReadSettings
-from chalicelib.exportformat import Manifest
+from chalicelib.exportformat import Manifest, MarketClock
 from chalicelib.exportstatus import ExportStatus
 from chalicelib.read import api
 from chalicelib.read import params as p
@@ -27,6 +27,7 @@ from chalicelib.storage.factory import make_storage
 
 # Without a valid API key (when one is configured), /health says only this much.
 PUBLIC_HEALTH = ("status", "generation", "generated_at", "age_seconds", "stale_after_seconds")
+PUBLIC_MARKET = ("state", "quotes_age_seconds")  # ages only, without the key
 
 _READERS: dict[tuple[str, str, str | None, str, float], ExportReader] = {}
 _BODIES = LruCache(max_items=512, max_weight=16 << 20)  # serialized bodies, by bytes
@@ -130,14 +131,78 @@ def health_report(reader: ExportReader, settings: ReadSettings) -> dict[str, Any
             exports={k: v.model_dump() for k, v in manifest.results.items()},
         )
     body["last_export"] = last_export(manifest, reader.export_status())
-    if body["last_export"] and not body["last_export"]["ok"] and body["status"] == "ok":
-        body["status"] = "degraded"  # still served, but the writer is failing to publish
+    body["last_collect"] = last_collect(reader.collect_status())
+    body["provider"] = manifest.provider if manifest else None
+    replay = body["provider"] == "file"  # historic quotes by design: never "due"
+    body["market"] = market_state(manifest.market if manifest else None, settings, replay)
+    reasons = []
+    market = body["market"]
+    if body["status"] == "stale":
+        reasons.append(f"no export for {body['age_seconds']:.0f} s")
+    if market is not None and market["quotes_overdue"]:
+        # exports go on, but the quotes in them stopped moving: said here and in
+        # market.quotes_overdue; the status stays about the pipeline (exports, failures)
+        reasons.append(f"quotes {market['quotes_age_seconds']:.0f} s old while newer are due")
+    failing = [
+        f"{step} failing: {last['error']}"
+        for step, last in (("export", body["last_export"]), ("collect", body["last_collect"]))
+        if last and not last["ok"]
+    ]
+    if failing and body["status"] == "ok":
+        body["status"] = "degraded"  # still served, but the writer is failing
+    reasons += failing
+    if not reasons and market is not None and market["state"] == "closed":
+        reasons.append("market closed")  # between sessions, old quotes are the newest there are
+    body["status_reason"] = "; ".join(reasons) or None
     return body
+
+
+def market_state(
+    market: MarketClock | None, settings: ReadSettings, replay: bool = False
+) -> dict[str, Any] | None:
+    """Whether the published quotes are as new as the market allows, from the writer's market
+    clock (the read side needs no calendar): quotes of a session are due until its close;
+    between the close and the next open the market is closed and the close is the newest quote
+    there can be; after the next open newer quotes are due, and past the next close a whole
+    session was missed."""
+    if market is None:
+        return None
+    now = datetime.now(UTC)
+    age = _age(market.quotes_as_of)
+    assert age is not None
+    if now < market.closes_at:
+        state, overdue = "open", age > settings.stale_after_seconds
+    elif now < market.next_open:
+        state, overdue = "closed", False
+    elif now < market.next_close:
+        overdue_for = (now - market.next_open).total_seconds()
+        state, overdue = "open", overdue_for > settings.stale_after_seconds
+    else:
+        state, overdue = "unknown", True  # a session came and went without a quote
+    return {
+        "state": state,
+        "session": market.session.isoformat(),
+        "quotes_as_of": iso(market.quotes_as_of),
+        "quotes_age_seconds": age,
+        "quotes_overdue": overdue and not replay,
+        "closes_at": iso(market.closes_at),
+        "next_open": iso(market.next_open),
+    }
+
+
+def last_collect(status: ExportStatus | None) -> dict[str, Any] | None:
+    """The writer's last collect, when one ever failed (then also its recovery)."""
+    if status is None:
+        return None
+    return {"ok": status.ok, "at": iso(status.at), "error": status.error}
 
 
 def public_health(report: dict[str, Any]) -> dict[str, Any]:
     """The report as anyone may see it: no storage location, no error text, no sizes."""
-    return {name: report[name] for name in PUBLIC_HEALTH}
+    public = {name: report[name] for name in PUBLIC_HEALTH}
+    market = report.get("market")
+    public["market"] = {k: market[k] for k in PUBLIC_MARKET} if market else None
+    return public
 
 
 def last_export(manifest: Manifest | None, status: ExportStatus | None) -> dict[str, Any] | None:

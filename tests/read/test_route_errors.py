@@ -240,7 +240,8 @@ def test_health_without_the_key_tells_only_freshness(
     monkeypatch.setenv("OCD_STORAGE", served.backend)
     public = body(get(client, "/health"))
     assert set(public) == {"status", "generation", "generated_at", "age_seconds",
-                           "stale_after_seconds"}  # fmt: skip
+                           "stale_after_seconds", "market"}  # fmt: skip
+    assert set(public["market"]) == {"state", "quotes_age_seconds"}  # ages only
     assert public["generation"] == served.manifest().generation
     wrong = body(get(client, "/health", **{"x-api-key": "nope"}))
     assert set(wrong) == set(public)

@@ -1,0 +1,74 @@
+"""/health tells the quotes' own time and age beside the export's, "market closed" between
+sessions, and a failing collect (a damaged database) as degraded with its reason."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from chalice.test import Client
+from readkit import Site, body, get
+
+from chalicelib.config import load_read_settings
+from chalicelib.exportformat import MarketClock
+from chalicelib.exportstatus import COLLECT_STATUS_KEY, record_status
+from chalicelib.read.service import market_state
+
+SETTINGS = load_read_settings({})  # stale after 900 s
+
+
+def clock(closes_in: timedelta, quotes_age: timedelta) -> MarketClock:
+    now = datetime.now(UTC)
+    closes = now + closes_in
+    return MarketClock(
+        quotes_as_of=now - quotes_age,
+        session=date(2026, 11, 24),
+        closes_at=closes,
+        next_open=closes + timedelta(hours=17, minutes=30),
+        next_close=closes + timedelta(hours=24),
+    )
+
+
+@pytest.mark.parametrize(
+    ("closes_in", "quotes_age", "state", "overdue"),
+    [
+        (timedelta(hours=2), timedelta(minutes=5), "open", False),  # mid-session, fresh
+        (timedelta(hours=2), timedelta(hours=1), "open", True),  # mid-session, frozen
+        (timedelta(hours=-3), timedelta(hours=3), "closed", False),  # the evening after
+        (timedelta(hours=-18), timedelta(hours=18), "open", True),  # next session, no quotes
+        (timedelta(hours=-30), timedelta(hours=30), "unknown", True),  # a session missed
+    ],
+    ids=["fresh", "frozen", "closed", "next-open", "missed"],
+)
+def test_market_state(closes_in, quotes_age, state: str, overdue: bool) -> None:
+    market = market_state(clock(closes_in, quotes_age), SETTINGS)
+    assert market is not None
+    assert market["state"] == state and market["quotes_overdue"] is overdue
+    assert market["quotes_age_seconds"] == pytest.approx(quotes_age.total_seconds(), abs=5)
+    replay = market_state(clock(closes_in, quotes_age), SETTINGS, replay=True)
+    assert replay is not None and replay["quotes_overdue"] is False  # a replay is never due
+
+
+def test_health_names_the_provider_and_the_quotes_time(served: Site, client: Client) -> None:
+    report = body(get(client, "/health"))
+    manifest = served.manifest()
+    assert report["provider"] == "synthetic"
+    market = report["market"]
+    assert market["quotes_as_of"] == manifest.market.quotes_as_of.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert market["quotes_age_seconds"] > report["age_seconds"]  # quotes older than the export
+    assert market["session"] == manifest.market.session.isoformat()
+
+
+def test_a_failing_collect_is_degraded_with_its_reason(fresh: Site, client: Client) -> None:
+    fresh.export()  # exports are fresh ...
+    assert body(get(client, "/health"))["status"] == "ok"
+    record_status(fresh.storage, ok=False, at=datetime.now(UTC), generation=None,
+                  error="the database … is damaged", key=COLLECT_STATUS_KEY)  # fmt: skip
+    report = body(get(client, "/health"))
+    assert report["status"] == "degraded"  # ... but their data is frozen
+    assert "collect failing: the database … is damaged" in report["status_reason"]
+    assert report["last_collect"]["ok"] is False
+    record_status(fresh.storage, ok=True, at=datetime.now(UTC), generation=None, error=None,
+                  key=COLLECT_STATUS_KEY)  # fmt: skip
+    assert body(get(client, "/health"))["status"] == "ok"
+    fresh.storage.delete(COLLECT_STATUS_KEY)
