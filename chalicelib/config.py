@@ -137,7 +137,11 @@ class Settings(ReadSettings):
     @classmethod
     def _split_watchlist(cls, value: object) -> object:
         if isinstance(value, str):
-            value = [part.strip().upper() for part in value.split(",") if part.strip()]
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            foreign = [p for p in parts if not p.isascii()]
+            if foreign:  # upper() would turn 'ß' into 'SS': refuse rather than invent a ticker
+                raise ValueError(f"ticker(s) {foreign} are not ASCII; expected {TICKER_PATTERN}")
+            value = [part.upper() for part in parts]
         return value
 
     @field_validator("watchlist")
@@ -211,6 +215,41 @@ def _items(
     walk over the whole environment); any other OCD_* variable is not this class's business."""
     env = os.environ if environ is None else environ
     return tuple((name, env[name]) for name in _names(cls) if name in env)
+
+
+# Read where Chalice loads the app (schedule rates, CORS), not through a settings class.
+IMPORT_TIME_VARIABLES = ("OCD_COLLECT_INTERVAL_SECONDS", "OCD_EXPORT_INTERVAL_SECONDS",
+                         "OCD_CORS_ORIGIN")  # fmt: skip
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``OCD_*`` variables no setting reads (a misspelt ``OCD_WATCHLST`` is otherwise silently
+    ignored), each with the closest known name when there is one."""
+    import difflib
+
+    env = os.environ if environ is None else environ
+    known = {*_names(Settings), *IMPORT_TIME_VARIABLES}
+    out = []
+    for name in sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in known):
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        out.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return out
+
+
+def ensure_data_dir(settings: Settings) -> None:
+    """The writer's data directory exists (it is created) and takes files; ConfigError naming
+    ``OCD_DATA_DIR`` otherwise, before anything runs."""
+    import tempfile
+
+    path = settings.data_dir
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"OCD_DATA_DIR: {path} is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".tmp-probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"OCD_DATA_DIR: {path} is not writable ({exc.strerror})") from None
 
 
 S = TypeVar("S", bound=ReadSettings)

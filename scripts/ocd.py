@@ -8,6 +8,7 @@ CloudWatch-shaped events, so a local run exercises exactly what runs on AWS Lamb
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 import orjson  # noqa: E402
 from ocdlib.serve import PortBusy  # noqa: E402
 
-from chalicelib.config import load_read_settings, load_settings  # noqa: E402
+from chalicelib.config import (  # noqa: E402
+    ensure_data_dir,
+    load_read_settings,
+    load_settings,
+    unknown_variables,
+)
 from chalicelib.errors import (  # noqa: E402
     ClockRefused,
     ConfigError,
@@ -40,7 +46,14 @@ def invoke(name: str, as_of: str | None = None) -> Any:
     return invoke_handler(app, name, {"as_of": as_of} if as_of else None)
 
 
+WRITERS = ("cycle", "serve", "run", "import", "db")  # commands that write the data dir
+
+
 def cmd_cycle(args: argparse.Namespace) -> int:
+    if args.as_of:
+        from chalicelib.write.schedules import parse_as_of
+
+        parse_as_of(args.as_of)  # an unreadable time stops here, before anything runs
     summary: dict[str, Any] = {"collect": invoke("collect", args.as_of), "export": None}
     aborted = summary["collect"].get("status") == "aborted"
     if not aborted:
@@ -60,8 +73,20 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _every_sets_the_schedule(every: float | None) -> None:
+    """``--every S`` is the schedule: the API's stale threshold (3 export intervals) follows."""
+    if every is not None:
+        import math
+
+        seconds = str(max(1, math.ceil(every)))
+        os.environ["OCD_EXPORT_INTERVAL_SECONDS"] = seconds
+        os.environ["OCD_COLLECT_INTERVAL_SECONDS"] = seconds
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from ocdlib.serve import supervise
+
+    _every_sets_the_schedule(args.every)
 
     return supervise(port=args.port, storage=args.storage, bucket=args.bucket, every=args.every,
                      http=True, server=args.server)  # fmt: skip
@@ -69,6 +94,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ocdlib.serve import supervise
+
+    _every_sets_the_schedule(args.every)
 
     return supervise(port=None, storage=args.storage, bucket=args.bucket, every=args.every,
                      http=False)  # fmt: skip
@@ -85,8 +112,43 @@ def cmd_status(args: argparse.Namespace) -> int:
     report = health_report(reader, settings)
     manifest = reader.manifest()
     report["tickers"] = len(manifest.chains) if manifest else 0
-    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    if args.json:
+        print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(status_summary(report))
     return 0 if manifest is not None else 1
+
+
+def status_summary(report: dict[str, Any]) -> str:
+    """A few lines a person reads at a glance (``--json`` for the whole report)."""
+    if report["generation"] is None:
+        return f"nothing published yet at {report['storage']['location']}"
+    lines = [
+        f"{report['status'].upper()}"
+        + (f": {report['status_reason']}" if report.get("status_reason") else ""),
+        f"export      generation {report['generation']}, {_ago(report['age_seconds'])} ago, "
+        f"{report['tickers']} tickers ({report['source']})",
+    ]
+    market = report.get("market")
+    if market:
+        age = _ago(market["quotes_age_seconds"])
+        lines.append(f"quotes      as of {market['quotes_as_of']} ({age} ago), market "
+                     f"{market['state']}, provider {report.get('provider')}")  # fmt: skip
+    for step in ("last_export", "last_collect"):
+        last = report.get(step)
+        if last and not last["ok"]:
+            lines.append(f"{step.replace('_', ' '):11s} FAILED at {last['at']}: {last['error']}")
+    lines.append(f"storage     {report['storage']['backend']} {report['storage']['location']}")
+    return "\n".join(lines)
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    for unit, size in (("d", 86_400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -183,9 +245,10 @@ def _stack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bucket", default="ocd-local", help="bucket name with --storage s3")
     parser.add_argument(
         "--every",
-        type=float,
+        type=_positive_float,
         default=None,
-        help="override every schedule's rate (seconds), e.g. for demos",
+        help="override every schedule's rate (seconds, > 0), e.g. for demos; the stale "
+        "threshold follows",
     )
 
 
@@ -210,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     _stack_options(run)
     run.set_defaults(func=cmd_run)
     status = sub.add_parser("status", help="the published manifest and data age")
+    status.add_argument("--json", action="store_true", help="the whole report as JSON")
     status.set_defaults(func=cmd_status)
     bench = sub.add_parser("bench", help="benchmark against seed-style baselines (temp dir)")
     bench.add_argument("--size", choices=["small", "medium", "full"], default="small")
@@ -249,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench_http.add_argument("--servers", default="chalice,production")
     bench_http.add_argument("--seconds", type=int, default=30)
     bench_http.add_argument("--connections", type=int, default=64)
-    bench_http.add_argument("--every", type=float, default=20.0, help="writer schedule (s)")
+    bench_http.add_argument("--every", type=_positive_float, default=20.0,
+                            help="writer schedule (s)")  # fmt: skip
     bench_http.add_argument("--json", help="also write the figures as JSON to this path")
     bench_http.set_defaults(func=cmd_bench_http)
     bench_import = sub.add_parser("bench-import", help="import throughput on a generated CSV")
@@ -282,9 +347,13 @@ def _positive_float(text: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for name in unknown_variables():
+        print(f"ocd: warning: unknown variable {name} is ignored", file=sys.stderr)
     try:
         # status only reads the export: a bad writer setting must not hide what is published
-        (load_read_settings if args.command == "status" else load_settings)()
+        settings = (load_read_settings if args.command == "status" else load_settings)()
+        if args.command in WRITERS:
+            ensure_data_dir(settings)  # type: ignore[arg-type]
         return int(args.func(args))
     except (WriterBusy, ClockRefused, DatabaseDiverged, DatabaseDamaged) as exc:
         print(f"ocd: {exc}", file=sys.stderr)

@@ -7,20 +7,31 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import logs, natives
-from chalicelib.config import Settings, load_settings
-from chalicelib.errors import DatabaseDamaged, DatabaseDiverged
+from chalicelib.config import Settings, ensure_data_dir, load_settings, unknown_variables
+from chalicelib.errors import ClockRefused, DatabaseDamaged, DatabaseDiverged
 
 if TYPE_CHECKING:
     from chalicelib.storage.base import Storage
     from chalicelib.write.dbstate import DatabaseState
 
 
+AS_OF_FORMAT = "ISO 8601, e.g. 2026-11-24T15:30:00Z (UTC when no offset is given)"
+
+
 def event_clock(detail: dict[str, Any] | None) -> datetime | None:
-    """An optional ``detail.as_of`` pins the market clock (replays, tests); else wall time."""
+    """An optional ``detail.as_of`` pins the market clock (replays, tests); else wall time.
+    An unreadable one is refused (``ClockRefused``), never guessed."""
     raw = (detail or {}).get("as_of")
     if not raw:
         return None
-    value = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    return parse_as_of(str(raw))
+
+
+def parse_as_of(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ClockRefused(f"as-of {text!r} is not a time: expected {AS_OF_FORMAT}") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -49,6 +60,8 @@ def collect(detail: dict[str, Any] | None = None) -> dict[str, Any]:
 
     settings = load_settings()
     logs.configure(settings.log_level)
+    ensure_data_dir(settings)
+    _warn_unknown_variables()
     _remove_leftovers(settings)
     try:
         state = db_state(settings)
@@ -74,6 +87,12 @@ def collect(detail: dict[str, Any] | None = None) -> dict[str, Any]:
         summary["db"] = {"restored_bytes": state.restored_bytes, "adopted": state.adopted,
                          "persisted_bytes": state.persisted_bytes}  # fmt: skip
     return summary
+
+
+def _warn_unknown_variables() -> None:
+    unknown = unknown_variables()
+    if unknown:
+        logs.log_event("unknown_settings", level=logging.WARNING, variables=unknown)
 
 
 def _remove_leftovers(settings: Settings) -> None:

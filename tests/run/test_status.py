@@ -20,7 +20,7 @@ def ocd(*args: str, data: Path, **extra: str) -> subprocess.CompletedProcess[str
 
 
 def test_status_before_and_after_a_cycle(tmp_path: Path):
-    empty = ocd("status", data=tmp_path)
+    empty = ocd("status", "--json", data=tmp_path)
     assert empty.returncode == 1
     assert json.loads(empty.stdout)["status"] == "empty"
 
@@ -28,7 +28,7 @@ def test_status_before_and_after_a_cycle(tmp_path: Path):
     assert cycle.returncode == 0, cycle.stderr
     generation = json.loads(cycle.stdout)["export"]["generation"]
 
-    status = ocd("status", data=tmp_path)
+    status = ocd("status", "--json", data=tmp_path)
     assert status.returncode == 0
     report = json.loads(status.stdout)
     assert report["generation"] == generation
@@ -41,8 +41,19 @@ def test_status_is_not_stopped_by_a_bad_writer_setting(tmp_path: Path):
     assert cycle.returncode == 0, cycle.stderr
     bad = {"OCD_ANALYTICS": '{"low_iv_percentile": '}
     assert ocd("cycle", data=tmp_path, **bad).returncode == 78  # the writer refuses to run
-    status = ocd("status", data=tmp_path, **bad)
+    status = ocd("status", "--json", data=tmp_path, **bad)
     assert status.returncode == 0, status.stderr
     assert (
         json.loads(status.stdout)["generation"] == json.loads(cycle.stdout)["export"]["generation"]
     )
+
+
+def test_status_prints_a_short_summary(tmp_path: Path):
+    cycle = ocd("cycle", "--as-of", "2026-11-27T18:00:00Z", data=tmp_path)
+    assert cycle.returncode == 0, cycle.stderr
+    text = ocd("status", data=tmp_path)
+    assert text.returncode == 0
+    lines = text.stdout.splitlines()
+    assert lines[0].startswith(("OK", "STALE", "DEGRADED")) and len(lines) <= 6
+    assert any(line.startswith("export      generation") for line in lines)
+    assert any("provider synthetic" in line for line in lines)
