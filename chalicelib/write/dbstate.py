@@ -21,7 +21,6 @@ of its own, never silently replaced.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from datetime import UTC, datetime
@@ -38,6 +37,7 @@ from chalicelib.errors import (
 )
 from chalicelib.logs import log_event, timed
 from chalicelib.storage.base import ObjectInfo, Storage
+from chalicelib.write.digests import file_digests
 from chalicelib.write.store import verify_file
 
 DB_KEY = "ocd.duckdb"
@@ -174,7 +174,7 @@ class DatabaseState:
         record = self.checksum_record()
         if record is None or record.version != info.version:
             return None  # not recorded for this version: DuckDB's check decides
-        actual = _digests(path)[1]
+        actual = file_digests(path)[1]
         if actual != record.sha256:
             return f"sha256 {actual[:12]}… differs from {record.sha256[:12]}… recorded at persist"
         return None
@@ -290,7 +290,7 @@ class DatabaseState:
 
     def _write_record(self, version: str, *, in_run: bool) -> SyncRecord:
         st = self.path.stat()
-        md5, sha = _digests(self.path)
+        md5, sha = file_digests(self.path)
         record = SyncRecord(
             location=self.location,
             version=version,
@@ -311,14 +311,4 @@ def _unchanged(st: os.stat_result, record: SyncRecord) -> bool:
 
 
 def _md5(path: Path) -> str:
-    return _digests(path)[0]
-
-
-def _digests(path: Path) -> tuple[str, str]:
-    """(md5, sha256) of a file in one read: S3's ETag is the first, our record the second."""
-    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            md5.update(chunk)
-            sha.update(chunk)
-    return md5.hexdigest(), sha.hexdigest()
+    return file_digests(path)[0]

@@ -19,7 +19,6 @@ A seal with nothing pending writes nothing (re-running it is a no-op).
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +33,7 @@ from chalicelib.domain import calendar as cal
 from chalicelib.errors import OCDError, PreconditionFailed
 from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
+from chalicelib.write.digests import file_sha256
 from chalicelib.write.leftovers import SEAL_TEMP_PREFIX
 from chalicelib.write.store import Store
 
@@ -216,7 +216,7 @@ class Sealer:
             local = Path(tmp) / f"{name}.parquet"
             expected = int(self.store.rows(COUNT_BATCH, bounds)[0][0])
             self.store.rows(COPY_BATCH, [*bounds, str(local)])
-            sha, size = _sha256(local), local.stat().st_size
+            sha, size = file_sha256(local), local.stat().st_size
             if (written := self.store.parquet_rows(local)) != expected:
                 raise SealError(f"{key}: wrote {written} rows, expected {expected}")
             self.step("seal.written")
@@ -224,7 +224,7 @@ class Sealer:
             self.step("seal.uploaded")
             check = Path(tmp) / "readback.parquet"
             self.storage.get_file(key, check)
-            if _sha256(check) != sha or self.store.parquet_rows(check) != expected:
+            if file_sha256(check) != sha or self.store.parquet_rows(check) != expected:
                 raise SealError(f"{key} does not read back as written; nothing recorded")
             self.step("seal.verified")
             with self.store.transaction():
@@ -249,7 +249,7 @@ class Sealer:
             with tempfile.TemporaryDirectory(prefix=SEAL_TEMP_PREFIX, dir=self.work_dir) as tmp:
                 existing = Path(tmp) / "existing.parquet"
                 self.storage.get_file(key, existing)
-                same = _sha256(existing) == sha
+                same = file_sha256(existing) == sha
             if not same:
                 raise SealError(
                     f"{key} exists with other content; refusing to replace it"
@@ -300,11 +300,3 @@ def _chunks(snaps: list[_Snapshot], limit: int) -> Iterator[list[_Snapshot]]:
         rows += snap.rows
     if chunk:
         yield chunk
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()

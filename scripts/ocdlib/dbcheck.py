@@ -10,7 +10,6 @@ which holds every closed session.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from chalicelib.config import Settings
 from chalicelib.errors import OCDError
 from chalicelib.storage.factory import make_state_storage, make_storage
 from chalicelib.write.dbstate import DatabaseState
+from chalicelib.write.digests import file_sha256
 from chalicelib.write.store import Store, verify_file
 
 LEFTOVERS = (".compact", ".pre-compact", ".download", ".wal")
@@ -81,7 +81,7 @@ def _check_bucket(settings: Settings, lines: list[str]) -> bool:
         state.storage.get_file(state.key, copy)
         problem = verify_file(copy)
         recorded_here = record is not None and record.version == info.version
-        if problem is None and recorded_here and _sha256(copy) != record.sha256:  # type: ignore[union-attr]
+        if problem is None and recorded_here and file_sha256(copy) != record.sha256:  # type: ignore[union-attr]
             problem = "its sha256 differs from the one recorded at persist"
     recorded = (
         "checksum recorded"
@@ -107,14 +107,6 @@ def _recovery(settings: Settings, path: Path, bucket_ok: bool | None, manifest: 
                    "query it with DuckDB, or stage it with `ocd.py import` in a data dir "
                    "of its own")  # fmt: skip
     return out
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def run(settings: Settings) -> int:
