@@ -14,7 +14,7 @@ from chalicelib.config import load_settings
 from chalicelib.errors import DatabaseDiverged, OCDError
 from chalicelib.storage.factory import make_state_storage
 from chalicelib.write import schedules
-from chalicelib.write.dbstate import DatabaseState, sync_path
+from chalicelib.write.dbstate import DatabaseState, WriterConflict, sync_path
 from chalicelib.write.scheduler import run_collect
 from chalicelib.write.store import Store
 
@@ -153,3 +153,23 @@ def test_push_and_pull_refuse_to_overwrite_without_force(
         cloud.pull()
     cloud.pull(force=True)
     assert md5(tmp_path / "cloud" / "ocd.duckdb") == bucket_md5()
+
+
+def test_compaction_keeps_the_conditional_persist_working(
+    bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use(monkeypatch, tmp_path / "a", "s3")
+    monkeypatch.setenv("OCD_COMPACT_FREE_FRACTION", "0")  # compact at the end of every run
+    monkeypatch.setenv("OCD_COMPACT_MIN_FREE_MB", "0")
+    first = schedules.collect({"as_of": T1})
+    assert first["lifecycle"]["compacted"]
+    second = schedules.collect({"as_of": T2})
+    assert second["lifecycle"]["compacted"] and second["db"]["persisted_bytes"] > 0
+    assert bucket_md5() == md5(tmp_path / "a" / "ocd.duckdb")
+    # a rival that restored the same version before the compacted persist still loses
+    settings = load_settings()
+    rival = DatabaseState(make_state_storage(settings), tmp_path / "rival.duckdb")
+    rival.restore()
+    schedules.collect({"as_of": T3})
+    with pytest.raises(WriterConflict):
+        rival.persist()
