@@ -9,7 +9,7 @@ the 0–100 scale; day counts are trading days unless the name says calendar day
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class AnalyticsConfig(BaseModel):
@@ -117,18 +117,19 @@ class AnalyticsConfig(BaseModel):
     # changes kind: backwardation ↔ contango, steep ↔ flat skew, bullish ↔ bearish trend, a new
     # earnings date), and re-arms once the gauge has been back past the ``*_clear_*`` level at
     # every snapshot of ``*_rearm_sessions`` whole sessions (New York dates, not snapshots).
-    low_iv_clear_percentile: float = Field(
-        default=20.0, gt=0, lt=100, description="low_iv is clear at or above this IV percentile"
+    low_iv_clear_band: float = Field(
+        default=10.0,
+        gt=0,
+        description="low_iv is clear once IVP is this many points above low_iv_percentile",
     )
     low_iv_intensify: float = Field(
         default=5.0, gt=0, description="low_iv re-alerts once IVP is this many points lower"
     )
     low_iv_rearm_sessions: int = Field(default=3, ge=1)
-    rich_clear_percentile: float = Field(
-        default=80.0,
+    rich_clear_band: float = Field(
+        default=10.0,
         gt=0,
-        lt=100,
-        description="rich_premium is clear at or below this IV percentile",
+        description="rich_premium is clear once IVP is this many points below rich_iv_percentile",
     )
     rich_intensify: float = Field(
         default=5.0, gt=0, description="rich_premium re-alerts once IVP is this many points higher"
@@ -149,15 +150,17 @@ class AnalyticsConfig(BaseModel):
     term_clear_band: float = Field(
         default=0.05,
         gt=0,
-        description="term_kink is clear once the ratio is this far inside its bounds "
+        description="term_kink is clear once the ratio is this far inside both bounds "
         "(0.95–1.25 by default)",
     )
     term_intensify: float = Field(
         default=0.10, gt=0, description="term_kink re-alerts once the ratio moved this much further"
     )
     term_rearm_sessions: int = Field(default=3, ge=1)
-    skew_clear_zscore: float = Field(
-        default=1.0, ge=0, description="skew_anomaly is clear at or below this |z|"
+    skew_clear_band: float = Field(
+        default=1.0,
+        gt=0,
+        description="skew_anomaly is clear once |z| is this much below skew_zscore",
     )
     skew_intensify: float = Field(
         default=1.0, gt=0, description="skew_anomaly re-alerts once |z| is this much larger"
@@ -178,6 +181,17 @@ class AnalyticsConfig(BaseModel):
     unusual_rearm_sessions: int = Field(
         default=2, ge=1, description="sessions with no unusual contract before flow alerts again"
     )
+
+    @model_validator(mode="after")
+    def _term_bands_apart(self) -> AnalyticsConfig:
+        if (
+            self.backwardation_ratio + self.term_clear_band
+            >= self.contango_ratio - self.term_clear_band
+        ):
+            raise ValueError(
+                "term_clear_band: backwardation_ratio + band must stay below contango_ratio − band"
+            )
+        return self
 
 
 DEFAULT_CONFIG = AnalyticsConfig()

@@ -20,7 +20,8 @@ class LowIV:
     """Active when ``iv_percentile`` ≤ ``low_iv_percentile`` and IV/HV20 ≤ ``low_iv_max_iv_hv``
     (IV well above realised volatility is not cheap, whatever its percentile).
 
-    Gauge: the IV percentile, lower is stronger. Clear at or above ``low_iv_clear_percentile``.
+    Gauge: the IV percentile, lower is stronger. Clear from ``low_iv_clear_band`` points above
+    the threshold.
     excess = (threshold − IVP)/threshold + max(0, 1 − IV/HV20), scored on a scale of 1.
     """
 
@@ -42,7 +43,7 @@ class LowIV:
             label="IV percentile",
             template="{:.0f}",
             active=active,
-            clear=ivp >= cfg.low_iv_clear_percentile,
+            clear=ivp >= cfg.low_iv_percentile + cfg.low_iv_clear_band,
             finding=self._finding(features, context, ivp, iv, iv_hv) if active else None,
             stronger=-1,
         )

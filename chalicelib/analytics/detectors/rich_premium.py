@@ -20,7 +20,8 @@ class RichPremium:
     """Active when ``iv_percentile`` ≥ ``rich_iv_percentile`` and IV/HV20 ≥ ``rich_min_iv_hv``
     (IV below realised volatility is not rich: the stock moves as much as the options price).
 
-    Gauge: the IV percentile, higher is stronger. Clear at or below ``rich_clear_percentile``.
+    Gauge: the IV percentile, higher is stronger. Clear from ``rich_clear_band`` points below
+    the threshold.
     excess = (IVP − threshold)/(100 − threshold) + max(0, IV/HV20 − 1.25), scale 1.
     """
 
@@ -42,7 +43,7 @@ class RichPremium:
             label="IV percentile",
             template="{:.0f}",
             active=active,
-            clear=ivp <= cfg.rich_clear_percentile,
+            clear=ivp <= cfg.rich_iv_percentile - cfg.rich_clear_band,
             finding=self._finding(features, context, ivp, iv, iv_hv) if active else None,
         )
 

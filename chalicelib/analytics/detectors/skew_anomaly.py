@@ -23,7 +23,7 @@ class SkewAnomaly:
 
     Negative z: puts bid more than usual (fear); positive z: skew flatter than usual (calls bid,
     or complacency about downside). Kind: steep or flat (the sign). Gauge: the z-score, stronger
-    away from 0. Clear at or below |z| = ``skew_clear_zscore``.
+    away from 0. Clear once |z| is ``skew_clear_band`` below the bound.
     """
 
     name = "skew_anomaly"
@@ -42,7 +42,7 @@ class SkewAnomaly:
             label="25Δ risk-reversal z-score",
             template="{:+.1f}",
             active=active,
-            clear=abs(z) <= cfg.skew_clear_zscore,
+            clear=abs(z) <= cfg.skew_zscore - cfg.skew_clear_band,
             finding=self._finding(features, context, z, skew) if active else None,
             kind="steep" if z < 0 else "flat",
             stronger=-1 if z < 0 else 1,
