@@ -434,18 +434,35 @@ def _next_earnings(provider: MarketDataProvider, snap: _Snapshot, errors: list[s
 
 
 def _read_states(store: Store, tickers: Sequence[str]) -> dict[tuple[str, str], ArmState]:
-    """Every (ticker, detector) pair's edge state for these tickers (one query)."""
+    """Every (ticker, detector) pair's edge state for these tickers (one query, column-wise:
+    thousands of tickers hold tens of thousands of states)."""
     if not tickers:
         return {}
-    states = {}
-    for row in store.rows(READ_STATES, [list(tickers)]):
-        values = dict(zip(STATE_COLUMNS, row, strict=True))
-        key = (str(values.pop("ticker")), str(values.pop("detector_name")))
-        for name in ("fired_at", "seen_at"):
-            if values[name] is not None:
-                values[name] = values[name].replace(tzinfo=UTC)
-        states[key] = ArmState(**values)
-    return states
+    cols = store.columns(READ_STATES, [list(tickers)])
+    if len(cols["ticker"]) == 0:
+        return {}
+
+    def values(name: str) -> list[Any]:
+        data, mask = np.ma.getdata(cols[name]).tolist(), np.ma.getmaskarray(cols[name]).tolist()
+        return [None if m else v for v, m in zip(data, mask, strict=True)]
+
+    rows = zip(
+        values("ticker"),
+        values("detector_name"),
+        values("armed"),
+        values("kind"),
+        _aware(cols["fired_at"]),
+        values("fired_value"),
+        values("quiet_value"),
+        _aware(cols["seen_at"]),
+        values("held"),
+        values("cleared_sessions"),
+        strict=True,
+    )
+    return {
+        (str(t), str(d)): ArmState(bool(a), str(k), fa, fv, qv, sa, bool(h), int(c))
+        for t, d, a, k, fa, fv, qv, sa, h, c in rows
+    }
 
 
 def _throttle_state(
@@ -564,26 +581,40 @@ def _write_alerts(
 
 
 def _state_columns(states: dict[tuple[str, str], ArmState]) -> dict[str, NDArray]:
-    def times(name: str) -> NDArray:
-        values = [getattr(s, name) for s in states.values()]
-        return np.array([_naive(v) if v else None for v in values], dtype="datetime64[us]")
-
-    def floats(name: str) -> NDArray[np.float64]:
-        values = [getattr(s, name) for s in states.values()]
+    def floats(values: list[float | None]) -> NDArray[np.float64]:
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
+    rows = list(states.values())
     return {
         "ticker": np.array([t for t, _ in states], dtype=object),
         "detector_name": np.array([d for _, d in states], dtype=object),
-        "armed": np.array([s.armed for s in states.values()], dtype=bool),
-        "kind": np.array([s.kind for s in states.values()], dtype=object),
-        "fired_at": times("fired_at"),
-        "fired_value": floats("fired_value"),
-        "quiet_value": floats("quiet_value"),
-        "seen_at": times("seen_at"),
-        "held": np.array([s.held for s in states.values()], dtype=bool),
-        "cleared_sessions": np.array([s.cleared_sessions for s in states.values()], np.int64),
+        "armed": np.array([s.armed for s in rows], dtype=bool),
+        "kind": np.array([s.kind for s in rows], dtype=object),
+        "fired_at": _microseconds([s.fired_at for s in rows]),
+        "fired_value": floats([s.fired_value for s in rows]),
+        "quiet_value": floats([s.quiet_value for s in rows]),
+        "seen_at": _microseconds([s.seen_at for s in rows]),
+        "held": np.array([s.held for s in rows], dtype=bool),
+        "cleared_sessions": np.array([s.cleared_sessions for s in rows], dtype=np.int64),
     }
+
+
+_UNIX = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_NAT = np.iinfo(np.int64).min  # datetime64's NaT, which DuckDB reads as NULL
+
+
+def _microseconds(values: Sequence[datetime | None]) -> NDArray:
+    """Aware datetimes (or None) as datetime64[us] UTC, without numpy parsing each object."""
+    ticks = [_NAT if v is None else (v - _UNIX) // _MICROSECOND for v in values]
+    return np.array(ticks, dtype=np.int64).view("datetime64[us]")
+
+
+def _aware(column: NDArray) -> list[datetime | None]:
+    """A datetime64 column (masked where NULL) as aware UTC datetimes or None."""
+    ticks = np.ma.getdata(column).astype("datetime64[us]").astype(np.int64).tolist()
+    mask = np.ma.getmaskarray(column).tolist()
+    return [None if m else _UNIX + v * _MICROSECOND for v, m in zip(ticks, mask, strict=True)]
 
 
 def _naive(value: datetime) -> datetime:

@@ -10,6 +10,7 @@ import pytest
 
 from chalicelib.analytics.config import AnalyticsConfig
 from chalicelib.analytics.detectors.base import DetectorContext, EdgeRule, Finding, Reading
+from chalicelib.analytics.detectors.edges import ArmState
 from chalicelib.analytics.scoring import alert_id
 from chalicelib.config import Settings, load_settings
 from chalicelib.domain import calendar as cal
@@ -362,3 +363,26 @@ def test_a_failed_state_write_loses_the_alerts_too(tmp_path, market, monkeypatch
         scan = collect(store, settings, market, at(DAY, 21))
         result = analyse(store, settings, market, scan, at(DAY, 21), detectors=stub)
         assert result.alerts_generated == 3 and store.count("detector_state") == 3
+
+
+def test_edge_states_round_trip_through_duckdb(tmp_path) -> None:
+    """Every field comes back as written: NULLs, microseconds, aware UTC times."""
+    seen = datetime(2026, 3, 2, 21, 1, 2, 345678, tzinfo=UTC)
+    states = {
+        ("SPY", "low_iv"): ArmState(seen_at=seen, quiet_value=12.5),
+        ("SPY", "term_kink"): ArmState(
+            armed=False,
+            kind="contango",
+            fired_at=seen - timedelta(days=3),
+            fired_value=1.34,
+            quiet_value=None,
+            seen_at=seen,
+            held=True,
+            cleared_sessions=2,
+        ),
+    }
+    with Store(tmp_path / "s.duckdb") as store:
+        errors: list[str] = []
+        assert analysis._write_alerts(store, [], states, errors) == 0 and errors == []
+        assert analysis._read_states(store, ["SPY", "QQQ"]) == states
+        assert analysis._read_states(store, ["QQQ"]) == {}
