@@ -89,8 +89,16 @@ def run(
 ) -> dict[str, Any]:
     """The figures of one simulation in a temp dir, for ``ocd.py bench``."""
     with tempfile.TemporaryDirectory(prefix="ocd-alertstats-") as tmp:
-        sim = simulate(Path(tmp), sessions=sessions, tickers=tickers, seed=seed)
-    return {"sessions": sessions, "tickers": len(tickers), "seed": seed, **sim.stats.as_dict()}
+        return figures(simulate(Path(tmp), sessions=sessions, tickers=tickers, seed=seed))
+
+
+def figures(sim: Simulation) -> dict[str, Any]:
+    return {
+        "sessions": len(sim.sessions),
+        "tickers": len(sim.settings.watchlist),
+        "seed": sim.settings.seed,
+        **sim.stats.as_dict(),
+    }
 
 
 def report(figures: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from ocdlib.alertstats import SESSIONS, TICKERS, Simulation, simulate
+from ocdlib.alertstats import SESSIONS, TICKERS, Simulation, figures, report, simulate
 
 from chalicelib.analytics.detectors import DETECTORS
 from chalicelib.domain.models import Explanation
@@ -38,7 +38,9 @@ def test_every_cycle_computes_every_ticker_without_errors(month) -> None:
 
 def test_alerts_report_changes_not_states(month) -> None:
     stats = month.stats
-    print("\n" + "\n".join(stats.lines()))
+    text = report(figures(month))  # what the bench prints
+    print("\n" + text)
+    assert text.startswith("alert repeats, 30 sessions × 8 tickers\n")
     assert set(stats.by_detector) == {d.name for d in DETECTORS}
     assert all(n >= 1 for n in stats.by_detector.values()), stats.by_detector
     assert stats.repeat_share <= MAX_REPEAT_SHARE
