@@ -115,7 +115,7 @@ class AnalyticsConfig(BaseModel):
     # A detector alerts when its condition is entered, re-alerts while it holds only when the
     # gauge moves past the last alert's value by the ``*_intensify`` margin (or the condition
     # changes kind: backwardation ↔ contango, steep ↔ flat skew, bullish ↔ bearish trend, a new
-    # earnings date), and re-arms once the gauge has been back past the ``*_clear_*`` level at
+    # earnings date), and re-arms once the gauge has been back past its ``*_clear_band`` at
     # every snapshot of ``*_rearm_sessions`` whole sessions (New York dates, not snapshots).
     low_iv_clear_band: float = Field(
         default=10.0,
@@ -125,7 +125,9 @@ class AnalyticsConfig(BaseModel):
     low_iv_intensify: float = Field(
         default=5.0, gt=0, description="low_iv re-alerts once IVP is this many points lower"
     )
-    low_iv_rearm_sessions: int = Field(default=3, ge=1)
+    low_iv_rearm_sessions: int = Field(
+        default=3, ge=1, description="whole sessions clear before low_iv alerts again"
+    )
     rich_clear_band: float = Field(
         default=10.0,
         gt=0,
@@ -134,7 +136,9 @@ class AnalyticsConfig(BaseModel):
     rich_intensify: float = Field(
         default=5.0, gt=0, description="rich_premium re-alerts once IVP is this many points higher"
     )
-    rich_rearm_sessions: int = Field(default=3, ge=1)
+    rich_rearm_sessions: int = Field(
+        default=3, ge=1, description="whole sessions clear before rich_premium alerts again"
+    )
     earnings_intensify: float = Field(
         default=1.0,
         gt=0,
@@ -156,7 +160,9 @@ class AnalyticsConfig(BaseModel):
     term_intensify: float = Field(
         default=0.10, gt=0, description="term_kink re-alerts once the ratio moved this much further"
     )
-    term_rearm_sessions: int = Field(default=3, ge=1)
+    term_rearm_sessions: int = Field(
+        default=3, ge=1, description="whole sessions clear before term_kink alerts again"
+    )
     skew_clear_band: float = Field(
         default=1.0,
         gt=0,
@@ -165,7 +171,9 @@ class AnalyticsConfig(BaseModel):
     skew_intensify: float = Field(
         default=1.0, gt=0, description="skew_anomaly re-alerts once |z| is this much larger"
     )
-    skew_rearm_sessions: int = Field(default=3, ge=1)
+    skew_rearm_sessions: int = Field(
+        default=3, ge=1, description="whole sessions clear before skew_anomaly alerts again"
+    )
     regime_rearm_sessions: int = Field(
         default=3,
         ge=1,
