@@ -1,5 +1,8 @@
-"""Which findings become alerts: minimum score, per-(ticker, detector) cooldown, a daily cap and
+"""Which edges become alerts: minimum score, per-(ticker, detector) cooldown, a daily cap and
 duplicate suppression. Pure: the state (what was alerted before) is an argument.
+
+The edge trigger (:mod:`chalicelib.analytics.detectors.edges`) already limits alerts to
+changes; these rules are the backstop behind it (an edge they turn away stays armed).
 
 The state is read from the ``alerts`` table by the caller, so throttling survives restarts
 without a table of its own. Times are those of the snapshot (an alert's ``created_at``), not the

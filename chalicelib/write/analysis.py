@@ -5,9 +5,13 @@ one query for every ticker's latest chain, split by ticker with numpy, one for t
 histories, one for the past volumes of today's unusual contracts, one for the open interest at
 the previous session's last snapshot (for the day-over-day OI change) — computes per ticker, then
 writes in bulk: ``features`` rows, ``chain_snapshots.atm_iv``, today's ``daily_history`` row
-(source ``snapshot``) and the accepted ``alerts``. A ticker that fails is recorded in ``errors``
-and the others carry on. Re-running on the same snapshots rewrites the same rows and adds no
-alert (alert ids are deterministic), so the phase is idempotent.
+(source ``snapshot``), then the accepted ``alerts`` and every (ticker, detector) pair's edge state
+(``detector_state``, read in one query) in one transaction, so a crash never leaves an alert
+without the state that says it was sent. Detectors alert on edges (a condition entered,
+intensified or of a new kind, :mod:`chalicelib.analytics.detectors.edges`); the score floor,
+cooldown and daily cap stay as a backstop. A ticker that fails is recorded in ``errors`` and the
+others carry on. Re-running on the same snapshots rewrites the same rows and adds no alert (the
+state is already disarmed and alert ids are deterministic), so the phase is idempotent.
 
 The scheduler calls it after the flush, in one line::
 
@@ -29,6 +33,7 @@ from numpy.typing import NDArray
 
 from chalicelib.analytics.config import DEFAULT_CONFIG, AnalyticsConfig
 from chalicelib.analytics.detectors import DETECTORS, Detector, DetectorContext, run_detectors
+from chalicelib.analytics.detectors.edges import ArmState, Step, explain, step
 from chalicelib.analytics.features import (
     ContractHistory,
     DailyInputs,
@@ -151,6 +156,28 @@ ALERTS_PER_DAY = """
     WHERE created_at::DATE IN (SELECT unnest(?::DATE[])) GROUP BY 1
 """
 EXISTING_IDS = "SELECT id FROM alerts WHERE id IN (SELECT unnest(?::VARCHAR[]))"
+STATE_COLUMNS = (
+    "ticker",
+    "detector_name",
+    "armed",
+    "kind",
+    "fired_at",
+    "fired_value",
+    "quiet_value",
+    "seen_at",
+    "held",
+    "cleared_sessions",
+)
+READ_STATES = f"""
+    SELECT {", ".join(STATE_COLUMNS)} FROM detector_state
+    WHERE ticker IN (SELECT unnest(?::VARCHAR[]))
+"""
+WRITE_STATES = """
+    INSERT OR REPLACE INTO detector_state
+    SELECT ticker, detector_name, armed, kind, fired_at, nullif_nan(fired_value),
+           nullif_nan(quiet_value), seen_at, held, cleared_sessions::INTEGER
+    FROM analysis_states
+"""
 
 
 @dataclass(frozen=True)
@@ -226,7 +253,10 @@ def analyse(
 
     mark = time.perf_counter()
     by_ticker = {s.ticker: s for s in snaps}
+    states = _read_states(store, [fs.ticker for fs in features])
+    steps: dict[tuple[str, str], Step] = {}
     candidates: list[Candidate] = []
+    active = 0
     for fs in features:
         snap = by_ticker[fs.ticker]
         context = DetectorContext(
@@ -235,9 +265,15 @@ def analyse(
             next_earnings=_next_earnings(provider, snap, errors),
             config=config,
         )
-        findings, failed = run_detectors(fs, context, detectors)
+        readings, failed = run_detectors(fs, context, detectors)
         errors.extend(failed)
-        candidates.extend(Candidate(snap.ticker, snap.as_of, f) for f in findings)
+        for detector, reading in readings:
+            key = (snap.ticker, detector.name)
+            steps[key] = edge = step(states.get(key), reading, snap.as_of, detector.rule(config))
+            active += reading.active
+            if edge.change is not None and reading.finding is not None:
+                finding = explain(reading.finding, edge.change)
+                candidates.append(Candidate(snap.ticker, snap.as_of, finding))
     timings["detect_ms"] = _ms(mark)
 
     mark = time.perf_counter()
@@ -248,7 +284,10 @@ def analyse(
         daily_cap=settings.alert_daily_cap,
     )
     selection = select_alerts(candidates, _throttle_state(store, candidates, policy), policy)
-    written = _write_alerts(store, selection.accepted, scan_id, errors)
+    alerts = _alerts(selection.accepted, scan_id, errors)
+    sent = {(a.ticker, a.detector_name) for a in alerts}  # an alert that failed stays armed
+    next_states = {key: s.next_state(key in sent) for key, s in steps.items()}
+    written = _write_alerts(store, alerts, next_states, errors)
     timings["write_ms"] = _ms(mark)
 
     result = AnalysisResult(
@@ -264,7 +303,8 @@ def analyse(
         scan_id=scan_id,
         tickers=len(snaps),
         features=result.features_computed,
-        findings=len(candidates),
+        findings=active,
+        edges=len(candidates),
         alerts=result.alerts_generated,
         suppressed=result.alerts_suppressed,
         errors=len(errors),
@@ -393,6 +433,38 @@ def _next_earnings(provider: MarketDataProvider, snap: _Snapshot, errors: list[s
     return min(upcoming) if upcoming else None
 
 
+def _read_states(store: Store, tickers: Sequence[str]) -> dict[tuple[str, str], ArmState]:
+    """Every (ticker, detector) pair's edge state for these tickers (one query, column-wise:
+    thousands of tickers hold tens of thousands of states)."""
+    if not tickers:
+        return {}
+    cols = store.columns(READ_STATES, [list(tickers)])
+    if len(cols["ticker"]) == 0:
+        return {}
+
+    def values(name: str) -> list[Any]:
+        data, mask = np.ma.getdata(cols[name]).tolist(), np.ma.getmaskarray(cols[name]).tolist()
+        return [None if m else v for v, m in zip(data, mask, strict=True)]
+
+    rows = zip(
+        values("ticker"),
+        values("detector_name"),
+        values("armed"),
+        values("kind"),
+        _aware(cols["fired_at"]),
+        values("fired_value"),
+        values("quiet_value"),
+        _aware(cols["seen_at"]),
+        values("held"),
+        values("cleared_sessions"),
+        strict=True,
+    )
+    return {
+        (str(t), str(d)): ArmState(bool(a), str(k), fa, fv, qv, sa, bool(h), int(c))
+        for t, d, a, k, fa, fv, qv, sa, h, c in rows
+    }
+
+
 def _throttle_state(
     store: Store, candidates: Sequence[Candidate], policy: ThrottlePolicy
 ) -> ThrottleState:
@@ -452,9 +524,7 @@ def _write_features(
         errors.append(f"write features: {type(exc).__name__}: {exc}")
 
 
-def _write_alerts(
-    store: Store, accepted: Sequence[Candidate], scan_id: str, errors: list[str]
-) -> int:
+def _alerts(accepted: Sequence[Candidate], scan_id: str, errors: list[str]) -> list[Alert]:
     alerts: list[Alert] = []
     for cand in accepted:
         try:
@@ -473,7 +543,17 @@ def _write_alerts(
             )
         except Exception as exc:
             errors.append(f"{cand.ticker}: alert {cand.detector}: {type(exc).__name__}: {exc}")
-    if not alerts:
+    return alerts
+
+
+def _write_alerts(
+    store: Store,
+    alerts: Sequence[Alert],
+    states: dict[tuple[str, str], ArmState],
+    errors: list[str],
+) -> int:
+    """The alerts and the pairs' next edge states, in one transaction: both or neither."""
+    if not alerts and not states:
         return 0
     cols = {
         "id": np.array([a.id for a in alerts], dtype=object),
@@ -487,12 +567,54 @@ def _write_alerts(
         "created_at": np.array([_naive(a.created_at) for a in alerts], "datetime64[us]"),
     }
     try:
-        with store.registered("analysis_alerts", cols):
-            store.rows(WRITE_ALERTS)
+        with store.transaction():
+            if alerts:
+                with store.registered("analysis_alerts", cols):
+                    store.rows(WRITE_ALERTS)
+            if states:
+                with store.registered("analysis_states", _state_columns(states)):
+                    store.rows(WRITE_STATES)
     except Exception as exc:
         errors.append(f"write alerts: {type(exc).__name__}: {exc}")
         return 0
     return len(alerts)
+
+
+def _state_columns(states: dict[tuple[str, str], ArmState]) -> dict[str, NDArray]:
+    def floats(values: list[float | None]) -> NDArray[np.float64]:
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+    rows = list(states.values())
+    return {
+        "ticker": np.array([t for t, _ in states], dtype=object),
+        "detector_name": np.array([d for _, d in states], dtype=object),
+        "armed": np.array([s.armed for s in rows], dtype=bool),
+        "kind": np.array([s.kind for s in rows], dtype=object),
+        "fired_at": _microseconds([s.fired_at for s in rows]),
+        "fired_value": floats([s.fired_value for s in rows]),
+        "quiet_value": floats([s.quiet_value for s in rows]),
+        "seen_at": _microseconds([s.seen_at for s in rows]),
+        "held": np.array([s.held for s in rows], dtype=bool),
+        "cleared_sessions": np.array([s.cleared_sessions for s in rows], dtype=np.int64),
+    }
+
+
+_UNIX = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_NAT = np.iinfo(np.int64).min  # datetime64's NaT, which DuckDB reads as NULL
+
+
+def _microseconds(values: Sequence[datetime | None]) -> NDArray:
+    """Aware datetimes (or None) as datetime64[us] UTC, without numpy parsing each object."""
+    ticks = [_NAT if v is None else (v - _UNIX) // _MICROSECOND for v in values]
+    return np.array(ticks, dtype=np.int64).view("datetime64[us]")
+
+
+def _aware(column: NDArray) -> list[datetime | None]:
+    """A datetime64 column (masked where NULL) as aware UTC datetimes or None."""
+    ticks = np.ma.getdata(column).astype("datetime64[us]").astype(np.int64).tolist()
+    mask = np.ma.getmaskarray(column).tolist()
+    return [None if m else _UNIX + v * _MICROSECOND for v, m in zip(ticks, mask, strict=True)]
 
 
 def _naive(value: datetime) -> datetime:

@@ -112,6 +112,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     DROP TABLE export_log;
     """,
+    # 4: the edge state of each (ticker, detector) pair (``analytics.detectors.edges.ArmState``):
+    # alerts report changes, so a pair remembers whether it is armed, what it last alerted on
+    # and how many sessions its condition has been clear. Written with the alerts, kept forever.
+    """
+    CREATE TABLE detector_state (
+        ticker VARCHAR NOT NULL, detector_name VARCHAR NOT NULL, armed BOOLEAN NOT NULL,
+        kind VARCHAR NOT NULL, fired_at TIMESTAMP, fired_value DOUBLE, quiet_value DOUBLE,
+        seen_at TIMESTAMP NOT NULL, held BOOLEAN NOT NULL, cleared_sessions INTEGER NOT NULL,
+        PRIMARY KEY (ticker, detector_name)
+    );
+    """,
 )
 
 # Callers catch this (any DuckDB failure: I/O, parse, conversion) without importing duckdb.

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.analytics.detectors.base import DetectorContext, Finding
+from chalicelib.analytics.config import AnalyticsConfig
+from chalicelib.analytics.detectors.base import DetectorContext, EdgeRule, Finding, Reading
+from chalicelib.analytics.detectors.edges import ArmState
 from chalicelib.analytics.scoring import alert_id
 from chalicelib.config import Settings, load_settings
+from chalicelib.domain import calendar as cal
 from chalicelib.domain.models import Explanation, FeatureSet
 from chalicelib.write import analysis
 from chalicelib.write.analysis import analyse
@@ -42,21 +45,63 @@ def collect(store: Store, settings: Settings, market: SyntheticMarket, now: date
     return Scheduler(settings, store, market, analysis=False).collect(now)["scan_id"]
 
 
+def stub_finding(name: str, score: float, features: FeatureSet, ticker: str) -> Finding:
+    return Finding(
+        detector=name,
+        score=score,
+        metrics={"atm_iv": features.values.get("atm_iv")},
+        explanation=Explanation(summary=f"{ticker} stub", rationale="test"),
+        strategies=["none"],
+    )
+
+
 class Always:
-    """A stub detector that fires on every ticker with a fixed (or per-ticker) score."""
+    """A stub detector active on every ticker with a fixed (or per-ticker) score, each snapshot
+    a condition of its own (a new kind): only the backstop (score floor, cooldown, daily cap)
+    limits its alerts."""
 
     def __init__(self, name: str, score: float | dict[str, float]) -> None:
         self.name = name
         self.score = score
 
-    def detect(self, features: FeatureSet, context: DetectorContext) -> Finding:
+    def rule(self, config: AnalyticsConfig) -> EdgeRule:
+        return EdgeRule(None, 1)
+
+    def read(self, features: FeatureSet, context: DetectorContext) -> Reading:
         score = self.score if isinstance(self.score, float) else self.score[context.ticker]
-        return Finding(
-            detector=self.name,
-            score=score,
-            metrics={"atm_iv": features.values.get("atm_iv")},
-            explanation=Explanation(summary=f"{context.ticker} stub", rationale="test"),
-            strategies=["none"],
+        return Reading(
+            value=score,
+            label="stub score",
+            template="{:.0f}",
+            active=True,
+            clear=False,
+            finding=stub_finding(self.name, score, features, context.ticker),
+            kind=context.as_of.isoformat(),
+        )
+
+
+class OnSessions:
+    """A stub detector whose condition holds on the given sessions and is clear on the others;
+    its gauge is 1 when it holds, 0 when not."""
+
+    name = "scripted"
+
+    def __init__(self, sessions: set[date], rearm: int = 1) -> None:
+        self.sessions = sessions
+        self.rearm = rearm
+
+    def rule(self, config: AnalyticsConfig) -> EdgeRule:
+        return EdgeRule(None, self.rearm)
+
+    def read(self, features: FeatureSet, context: DetectorContext) -> Reading:
+        active = cal.session_of(context.as_of) in self.sessions
+        return Reading(
+            value=1.0 if active else 0.0,
+            label="stub gauge",
+            template="{:.0f}",
+            active=active,
+            clear=not active,
+            finding=stub_finding(self.name, 70.0, features, context.ticker) if active else None,
         )
 
 
@@ -263,3 +308,81 @@ def test_no_snapshots_is_a_quiet_no_op(tmp_path, market) -> None:
     with Store(settings.database) as store:
         result = analyse(store, settings, market, "empty", at(DAY, 21))
     assert (result.features_computed, result.alerts_generated, result.errors) == (0, 0, [])
+
+
+def test_alerts_report_changes_and_the_edge_state_survives_restarts(tmp_path, market) -> None:
+    """Holds Monday and Tuesday, clear Wednesday, holds Thursday: alerts Monday (once, though
+    analysed twice that day) and Thursday, with a fresh process every session."""
+    settings = make_settings(tmp_path, alert_cooldown_hours="0")
+    monday, tuesday, wednesday, thursday = cal.trading_days_between(DAY, DAY + timedelta(days=3))
+    stub = [OnSessions({monday, tuesday, thursday})]
+    generated = {}
+    for day, hours in ((monday, (15, 21)), (tuesday, (21,)), (wednesday, (21,)), (thursday, (21,))):
+        for hour in hours:
+            with Store(settings.database) as store:  # a restart before every cycle
+                scan = collect(store, settings, market, at(day, hour))
+                result = analyse(store, settings, market, scan, at(day, hour), detectors=stub)
+                assert result.errors == []
+                generated[(day, hour)] = result.alerts_generated
+    assert generated == {(monday, 15): 3, (monday, 21): 0, (tuesday, 21): 0, (wednesday, 21): 0,
+                         (thursday, 21): 3}  # fmt: skip
+    with Store(settings.database) as store:
+        alerts = store.rows("SELECT created_at, metrics, explanation FROM alerts ORDER BY 1")
+        states = store.rows(
+            "SELECT ticker, detector_name, armed, kind, fired_at, fired_value, quiet_value, "
+            "seen_at, held, cleared_sessions FROM detector_state ORDER BY ticker"
+        )
+        again = analyse(store, settings, market, "again", at(thursday, 21), detectors=stub)
+    assert again.alerts_generated == 0 and again.alerts_suppressed == {}
+    assert [a[0] for a in alerts] == [at(monday, 15).replace(tzinfo=None)] * 3 + [
+        at(thursday, 21).replace(tzinfo=None)
+    ] * 3
+    first, last = json.loads(alerts[0][1])["change"], json.loads(alerts[-1][1])["change"]
+    assert first["text"] == "stub gauge 1 (first reading)" and first["trigger"] == "entered"
+    assert (last["from"], last["to"], last["text"]) == (0.0, 1.0, "stub gauge 0 → 1")
+    assert Explanation.model_validate_json(alerts[-1][2]).summary.endswith("(stub gauge 0 → 1)")
+    assert [s[:2] for s in states] == [(t, "scripted") for t in sorted(TICKERS)]
+    for _, _, armed, kind, fired_at, fired, quiet, seen, held, cleared in states:
+        assert (armed, kind, fired, quiet, held, cleared) == (False, "", 1.0, 0.0, True, 0)
+        assert fired_at == seen == at(thursday, 21).replace(tzinfo=None)
+
+
+def test_a_failed_state_write_loses_the_alerts_too(tmp_path, market, monkeypatch) -> None:
+    """Alerts and edge state are one transaction: an alert is never stored without the state
+    that says it went out, so the next cycle alerts again instead of staying silent."""
+    settings = make_settings(tmp_path)
+    stub = [OnSessions({DAY})]
+    with Store(settings.database) as store:
+        scan = collect(store, settings, market, at(DAY, 15))
+        monkeypatch.setattr(analysis, "WRITE_STATES", "INSERT INTO no_such_table VALUES (1)")
+        failed = analyse(store, settings, market, scan, at(DAY, 15), detectors=stub)
+        assert failed.alerts_generated == 0
+        assert any(e.startswith("write alerts: ") for e in failed.errors)
+        assert store.count("alerts") == 0 and store.count("detector_state") == 0
+        monkeypatch.undo()
+        scan = collect(store, settings, market, at(DAY, 21))
+        result = analyse(store, settings, market, scan, at(DAY, 21), detectors=stub)
+        assert result.alerts_generated == 3 and store.count("detector_state") == 3
+
+
+def test_edge_states_round_trip_through_duckdb(tmp_path) -> None:
+    """Every field comes back as written: NULLs, microseconds, aware UTC times."""
+    seen = datetime(2026, 3, 2, 21, 1, 2, 345678, tzinfo=UTC)
+    states = {
+        ("SPY", "low_iv"): ArmState(seen_at=seen, quiet_value=12.5),
+        ("SPY", "term_kink"): ArmState(
+            armed=False,
+            kind="contango",
+            fired_at=seen - timedelta(days=3),
+            fired_value=1.34,
+            quiet_value=None,
+            seen_at=seen,
+            held=True,
+            cleared_sessions=2,
+        ),
+    }
+    with Store(tmp_path / "s.duckdb") as store:
+        errors: list[str] = []
+        assert analysis._write_alerts(store, [], states, errors) == 0 and errors == []
+        assert analysis._read_states(store, ["SPY", "QQQ"]) == states
+        assert analysis._read_states(store, ["QQQ"]) == {}

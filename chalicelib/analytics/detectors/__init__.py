@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chalicelib.analytics.detectors.base import Detector, DetectorContext, Finding, graded_score
+from chalicelib.analytics.detectors.base import (
+    Detector,
+    DetectorContext,
+    EdgeRule,
+    Finding,
+    Reading,
+    graded_score,
+)
 from chalicelib.analytics.detectors.earnings_crush import EarningsCrush
 from chalicelib.analytics.detectors.low_iv import LowIV
 from chalicelib.analytics.detectors.regime_shift import RegimeShift
@@ -29,19 +36,20 @@ def run_detectors(
     features: FeatureSet,
     context: DetectorContext,
     detectors: Sequence[Detector] = DETECTORS,
-) -> tuple[list[Finding], list[str]]:
-    """Every detector's finding for one ticker, and an error line per detector that raised."""
-    findings: list[Finding] = []
+) -> tuple[list[tuple[Detector, Reading]], list[str]]:
+    """Every detector's reading for one ticker (None readings left out: nothing to judge on),
+    and an error line per detector that raised."""
+    readings: list[tuple[Detector, Reading]] = []
     errors: list[str] = []
     for detector in detectors:
         try:
-            finding = detector.detect(features, context)
+            reading = detector.read(features, context)
         except Exception as exc:  # a detector bug must not silence the other six
             errors.append(f"{context.ticker}: {detector.name}: {type(exc).__name__}: {exc}")
             continue
-        if finding is not None:
-            findings.append(finding)
-    return findings, errors
+        if reading is not None:
+            readings.append((detector, reading))
+    return readings, errors
 
 
 __all__ = [
@@ -49,8 +57,10 @@ __all__ = [
     "Detector",
     "DetectorContext",
     "EarningsCrush",
+    "EdgeRule",
     "Finding",
     "LowIV",
+    "Reading",
     "RegimeShift",
     "RichPremium",
     "SkewAnomaly",

@@ -1,10 +1,14 @@
-"""What every detector shares: its input context, its output ``Finding`` and the score curve.
+"""What every detector shares: its input context, its ``Reading``, its ``Finding`` and the score
+curve.
 
-A detector is any object with a ``name`` and ``detect(features, context) -> Finding | None``; it
-reads only the ``FeatureSet`` and the context (no clock, no I/O), so it is tested with hand-built
-features. Scores are a continuous function of how far past its threshold a finding is: exactly at
-the threshold a finding scores ``config.score_floor``, and the score approaches 100 smoothly, so
-alerts rank by strength instead of piling up at 100.
+A detector is any object with a ``name``, ``read(features, context) -> Reading | None`` and
+``rule(config) -> EdgeRule``. It reads only the ``FeatureSet`` and the context (no clock, no I/O,
+no memory of earlier snapshots), so it is tested with hand-built features. A reading says where the
+detector's gauge stands whether or not its condition holds; the edge trigger
+(:mod:`~chalicelib.analytics.detectors.edges`) turns readings into alerts on changes only. Scores
+are a continuous function of how far past its threshold a finding is: exactly at the threshold a
+finding scores ``config.score_floor``, and the score approaches 100 smoothly, so alerts rank by
+strength instead of piling up at 100.
 """
 
 from __future__ import annotations
@@ -48,10 +52,52 @@ class Finding(BaseModel):
     strategies: list[str]
 
 
+@dataclass(frozen=True)
+class Reading:
+    """One detector's gauge on one snapshot, whether or not its condition holds.
+
+    ``value`` is the gauge in the unit ``template`` prints it in (``label`` names it); ``stronger``
+    says which way the condition intensifies (+1: higher values, −1: lower). ``active``: the entry
+    condition holds, and ``finding`` says what it means. ``clear``: the gauge is back past the
+    hysteresis band, so the snapshot counts toward re-arming; a reading neither active nor clear
+    sits in the band. ``kind`` is the variant of the condition (backwardation or contango, ...); a
+    new kind is a new condition. ``previous`` is the gauge's value one session earlier when the
+    features themselves carry it (yesterday's close against its SMA); otherwise the edge trigger
+    takes it from its state. ``none_text`` is how a missing value reads.
+    """
+
+    value: float | None
+    label: str
+    template: str
+    active: bool
+    clear: bool
+    finding: Finding | None = None
+    kind: str = ""
+    stronger: int = 1
+    previous: float | None = None
+    none_text: str = "n/a"  # how a reading without a value reads ("none" unusual contracts)
+
+    def text(self, value: float | None) -> str:
+        return self.none_text if value is None else self.template.format(value)
+
+
+@dataclass(frozen=True)
+class EdgeRule:
+    """How a detector's readings become alerts: the margin by which the gauge must pass the last
+    alert's value to alert again while the condition holds (None: never; ``relative``: as a
+    fraction of that value), and the whole sessions the condition must stay clear to re-arm."""
+
+    margin: float | None
+    rearm_sessions: int
+    relative: bool = False
+
+
 class Detector(Protocol):
     name: str
 
-    def detect(self, features: FeatureSet, context: DetectorContext) -> Finding | None: ...
+    def read(self, features: FeatureSet, context: DetectorContext) -> Reading | None: ...
+
+    def rule(self, config: AnalyticsConfig) -> EdgeRule: ...
 
 
 def graded_score(excess: float, scale: float, floor: float) -> float:

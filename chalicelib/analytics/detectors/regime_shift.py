@@ -8,7 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from chalicelib.analytics.config import AnalyticsConfig
-from chalicelib.analytics.detectors.base import DetectorContext, Finding, graded_score
+from chalicelib.analytics.detectors.base import (
+    DetectorContext,
+    EdgeRule,
+    Finding,
+    Reading,
+    graded_score,
+)
 from chalicelib.domain.models import Explanation, FeatureSet
 
 
@@ -19,23 +25,26 @@ class Signal:
     bullish: bool
     excess: float
     gap: float  # today's close / SMA − 1
+    before: float  # the crossing gauge yesterday: close / SMA − 1, or (SMA50 − SMA200) / SMA200
+    after: float  # and today
 
 
 def trend_signals(
     close: np.ndarray, sma_50: np.ndarray, sma_200: np.ndarray, cfg: AnalyticsConfig
 ) -> list[Signal]:
-    """Signals of the last day given the last few days of closes and SMAs (oldest first).
+    """Signals of the last day given the last few days of closes and SMAs (oldest first). Each
+    fires on its crossing session only, never on the days after it.
 
     - cross: the sign of SMA50 − SMA200 changed since yesterday;
       excess 0.7 + ln(1 + |close/SMA200 − 1| / 5 %).
     - break: the close crossed SMA200 since yesterday and is ≥ ``regime_move`` past it;
       excess 0.3 + ln(|gap| / move).
     - bounce/rejection: an earlier close of the window touched an SMA (within
-      ``regime_touch_band``) from the side today's close is on, and today is ≥ ``regime_move``
-      away from it; excess ln(|gap| / move).
+      ``regime_touch_band``) from the side today's close is on, and today is the first close
+      ≥ ``regime_move`` away from it (yesterday's was nearer); excess ln(|gap| / move).
     """
     out: list[Signal] = []
-    spread = sma_50 - sma_200
+    spread = (sma_50 - sma_200) / sma_200
     gap200 = close[-1] / sma_200[-1] - 1.0
     if spread[-2] <= 0 < spread[-1] or spread[-2] >= 0 > spread[-1]:
         up = bool(spread[-1] > 0)
@@ -46,6 +55,8 @@ def trend_signals(
                 bool(up),
                 0.7 + math.log1p(abs(gap200) / 0.05),
                 float(gap200),
+                float(spread[-2]),
+                float(spread[-1]),
             )
         )
     for level, sma in (("sma_50", sma_50), ("sma_200", sma_200)):
@@ -54,14 +65,19 @@ def trend_signals(
         if abs(today) < cfg.regime_move:
             continue
         up = bool(today > 0)
+        crossing = (float(before[-1]), float(today))
         if level == "sma_200" and np.sign(before[-1]) != np.sign(today):
             excess = 0.3 + math.log(abs(today) / cfg.regime_move)
-            out.append(Signal("breakout" if up else "breakdown", level, up, excess, float(today)))
-        elif np.all(np.sign(before) == np.sign(today)) and np.any(
-            np.abs(before) <= cfg.regime_touch_band
+            kind = "breakout" if up else "breakdown"
+            out.append(Signal(kind, level, up, excess, float(today), *crossing))
+        elif (
+            abs(before[-1]) < cfg.regime_move
+            and np.all(np.sign(before) == np.sign(today))
+            and np.any(np.abs(before) <= cfg.regime_touch_band)
         ):
             excess = math.log(abs(today) / cfg.regime_move)
-            out.append(Signal("bounce" if up else "rejection", level, up, excess, float(today)))
+            kind = "bounce" if up else "rejection"
+            out.append(Signal(kind, level, up, excess, float(today), *crossing))
     return out
 
 
@@ -75,12 +91,26 @@ _TEXT = {
 }
 
 
+_GAUGE = {
+    "sma_50/sma_200": "SMA50 − SMA200 (of SMA200)",
+    "sma_50": "close vs SMA50",
+    "sma_200": "close vs SMA200",
+}
+
+
 class RegimeShift:
-    """Fires on the strongest trend signal of the day; scored on a scale of 1.5."""
+    """Active on the crossing session of the strongest trend signal; scored on a scale of 1.5.
+
+    Kind: the direction (bullish or bearish), so a reversal alerts at once. Gauge: the crossing
+    quantity in percent, yesterday → today. Every session without a signal is clear.
+    """
 
     name = "regime_shift"
 
-    def detect(self, features: FeatureSet, context: DetectorContext) -> Finding | None:
+    def rule(self, config: AnalyticsConfig) -> EdgeRule:
+        return EdgeRule(None, config.regime_rearm_sessions)
+
+    def read(self, features: FeatureSet, context: DetectorContext) -> Reading | None:
         recent = features.values.get("sma_recent")
         if not recent:
             return None
@@ -91,8 +121,29 @@ class RegimeShift:
             return None
         signals = trend_signals(close, s50, s200, context.config)
         if not signals:
-            return None
+            return Reading(None, "trend signal", "{:+.1f}%", active=False, clear=True)
         best = max(signals, key=lambda s: s.excess)
+        return Reading(
+            value=100.0 * best.after,
+            label=_GAUGE[best.level],
+            template="{:+.2f}%" if best.level == "sma_50/sma_200" else "{:+.1f}%",
+            active=True,
+            clear=False,
+            finding=self._finding(context, best, signals, close, s50, s200),
+            kind="bullish" if best.bullish else "bearish",
+            stronger=1 if best.bullish else -1,
+            previous=100.0 * best.before,
+        )
+
+    def _finding(
+        self,
+        context: DetectorContext,
+        best: Signal,
+        signals: list[Signal],
+        close: np.ndarray,
+        s50: np.ndarray,
+        s200: np.ndarray,
+    ) -> Finding:
         cross = best.kind in ("golden_cross", "death_cross")
         level = "200-day average" if cross else best.level.replace("sma_", "") + "-day average"
         what = _TEXT[best.kind].format(level=level)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from chalicelib.analytics.config import AnalyticsConfig
 from chalicelib.analytics.detectors.base import (
     DetectorContext,
+    EdgeRule,
     Finding,
+    Reading,
     graded_score,
     number,
     ordinal,
@@ -14,19 +17,45 @@ from chalicelib.domain.models import Explanation, FeatureSet
 
 
 class RichPremium:
-    """Fires when ``iv_percentile`` ≥ ``rich_iv_percentile``; IV well above realised scores more.
+    """Active when ``iv_percentile`` ≥ ``rich_iv_percentile`` and IV/HV20 ≥ ``rich_min_iv_hv``
+    (IV below realised volatility is not rich: the stock moves as much as the options price).
 
+    Gauge: the IV percentile, higher is stronger. Clear from ``rich_clear_band`` points below
+    the threshold.
     excess = (IVP − threshold)/(100 − threshold) + max(0, IV/HV20 − 1.25), scale 1.
     """
 
     name = "rich_premium"
 
-    def detect(self, features: FeatureSet, context: DetectorContext) -> Finding | None:
+    def rule(self, config: AnalyticsConfig) -> EdgeRule:
+        return EdgeRule(config.rich_intensify, config.rich_rearm_sessions)
+
+    def read(self, features: FeatureSet, context: DetectorContext) -> Reading | None:
         cfg = context.config
         ivp, iv = number(features, "iv_percentile"), number(features, "atm_iv")
-        if ivp is None or iv is None or ivp < cfg.rich_iv_percentile:
+        if ivp is None or iv is None:
             return None
         iv_hv = number(features, "iv_hv_ratio")
+        vetoed = iv_hv is not None and iv_hv < cfg.rich_min_iv_hv
+        active = ivp >= cfg.rich_iv_percentile and not vetoed
+        return Reading(
+            value=ivp,
+            label="IV percentile",
+            template="{:.0f}",
+            active=active,
+            clear=ivp <= cfg.rich_iv_percentile - cfg.rich_clear_band,
+            finding=self._finding(features, context, ivp, iv, iv_hv) if active else None,
+        )
+
+    def _finding(
+        self,
+        features: FeatureSet,
+        context: DetectorContext,
+        ivp: float,
+        iv: float,
+        iv_hv: float | None,
+    ) -> Finding:
+        cfg = context.config
         excess = (ivp - cfg.rich_iv_percentile) / (100.0 - cfg.rich_iv_percentile)
         excess += max(0.0, iv_hv - 1.25) if iv_hv is not None else 0.0
         metrics = {
@@ -36,6 +65,7 @@ class RichPremium:
             "hv_20": number(features, "hv_20"),
             "iv_hv_ratio": iv_hv,
             "threshold": cfg.rich_iv_percentile,
+            "min_iv_hv": cfg.rich_min_iv_hv,
         }
         days = context.days_to_earnings
         risks = [

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from chalicelib.analytics.config import AnalyticsConfig
 from chalicelib.analytics.detectors.base import (
     DetectorContext,
+    EdgeRule,
     Finding,
+    Reading,
     graded_score,
     number,
 )
@@ -16,19 +19,39 @@ def vol_points(value: float) -> str:
 
 
 class SkewAnomaly:
-    """Fires when |``skew_25d_zscore``| ≥ ``skew_zscore``; excess = |z| − bound, scale 1.5.
+    """Active when |``skew_25d_zscore``| ≥ ``skew_zscore``; excess = |z| − bound, scale 1.5.
 
     Negative z: puts bid more than usual (fear); positive z: skew flatter than usual (calls bid,
-    or complacency about downside).
+    or complacency about downside). Kind: steep or flat (the sign). Gauge: the z-score, stronger
+    away from 0. Clear once |z| is ``skew_clear_band`` below the bound.
     """
 
     name = "skew_anomaly"
 
-    def detect(self, features: FeatureSet, context: DetectorContext) -> Finding | None:
+    def rule(self, config: AnalyticsConfig) -> EdgeRule:
+        return EdgeRule(config.skew_intensify, config.skew_rearm_sessions)
+
+    def read(self, features: FeatureSet, context: DetectorContext) -> Reading | None:
         cfg = context.config
         z, skew = number(features, "skew_25d_zscore"), number(features, "skew_25d")
-        if z is None or skew is None or abs(z) < cfg.skew_zscore:
+        if z is None or skew is None:
             return None
+        active = abs(z) >= cfg.skew_zscore
+        return Reading(
+            value=z,
+            label="25Δ risk-reversal z-score",
+            template="{:+.1f}",
+            active=active,
+            clear=abs(z) <= cfg.skew_zscore - cfg.skew_clear_band,
+            finding=self._finding(features, context, z, skew) if active else None,
+            kind="steep" if z < 0 else "flat",
+            stronger=-1 if z < 0 else 1,
+        )
+
+    def _finding(
+        self, features: FeatureSet, context: DetectorContext, z: float, skew: float
+    ) -> Finding:
+        cfg = context.config
         mean = number(features, "skew_25d_mean")
         metrics = {
             "skew_25d": skew,

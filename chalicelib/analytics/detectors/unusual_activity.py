@@ -6,7 +6,14 @@ import math
 from typing import Any
 
 from chalicelib.analytics.config import AnalyticsConfig
-from chalicelib.analytics.detectors.base import DetectorContext, Finding, graded_score, number
+from chalicelib.analytics.detectors.base import (
+    DetectorContext,
+    EdgeRule,
+    Finding,
+    Reading,
+    graded_score,
+    number,
+)
 from chalicelib.domain.models import Explanation, FeatureSet
 
 
@@ -32,16 +39,42 @@ def contract_strength(row: dict[str, Any], cfg: AnalyticsConfig) -> float | None
 
 
 class UnusualActivity:
-    """Fires on the strongest unusual contract; scored on a scale of 2.5."""
+    """Active while some contract is unusual; reports the strongest, scored on a scale of 2.5.
+
+    Gauge: the strongest contract's volume/OI, higher is stronger; it re-alerts while flow stays
+    unusual only once that is ``1 + unusual_intensify`` times the last alert's. Clear when no
+    contract is unusual (bursts in other contracts a day later are the same episode of flow).
+    """
 
     name = "unusual_activity"
 
-    def detect(self, features: FeatureSet, context: DetectorContext) -> Finding | None:
+    def rule(self, config: AnalyticsConfig) -> EdgeRule:
+        return EdgeRule(config.unusual_intensify, config.unusual_rearm_sessions, relative=True)
+
+    def read(self, features: FeatureSet, context: DetectorContext) -> Reading | None:
         cfg = context.config
-        rows = features.values.get("unusual_contracts") or []
-        scored = [(s, r) for r in rows if (s := contract_strength(r, cfg)) is not None]
-        if not scored:
+        rows = features.values.get("unusual_contracts")
+        if rows is None:
             return None
+        scored = [(s, r) for r in rows if (s := contract_strength(r, cfg)) is not None]
+        top = max(scored, key=lambda item: item[0])[1] if scored else None
+        return Reading(
+            value=float(top["vol_oi"]) if top is not None else None,
+            label="top contract volume/OI",
+            template="{:.1f}×",
+            active=top is not None,
+            clear=top is None,
+            finding=self._finding(features, context, scored) if scored else None,
+            none_text="none",
+        )
+
+    def _finding(
+        self,
+        features: FeatureSet,
+        context: DetectorContext,
+        scored: list[tuple[float, dict[str, Any]]],
+    ) -> Finding:
+        cfg = context.config
         strength, top = max(scored, key=lambda item: item[0])
         premium = sum(r.get("premium") or 0.0 for _, r in scored)
         calls = sum(1 for _, r in scored if r["right"] == "C")
