@@ -12,7 +12,7 @@ WINDOWS = {
     "OCD_INTRADAY_RETENTION_DAYS": "1",
     "OCD_EOD_RETENTION_DAYS": "1",
     "OCD_BACKFILL_DAYS": "20",
-    "OCD_COMPACT_FREE_FRACTION": "0.25",
+    "OCD_COMPACT_FREE_FRACTION": "0.1",  # the file then stays within 11 % of what it holds
     "OCD_COMPACT_MIN_FREE_MB": "0",
 }
 
