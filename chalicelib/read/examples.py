@@ -72,7 +72,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "tickers": {
         **META,
         "tickers": [{"ticker": "SPY", "as_of": "2026-11-27T18:00:00Z", "last_price": 775.37,
-                     "atm_iv": 0.1738, "iv_rank": 41.0, "alert_count": 2, "contracts": 6494,
+                     "atm_iv": 0.1738, "iv_rank": 41.0, "change_pct": -0.42,
+                     "next_earnings": None, "alert_count": 2, "contracts": 6494,
                      "expirations": 21}],
         "total_count": 1,
         "fallbacks": [],

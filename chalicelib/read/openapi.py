@@ -83,6 +83,8 @@ TICKERS = _array(
         "last_price": _NUM,
         "atm_iv": _NUM,
         "iv_rank": _NUM,
+        "change_pct": _NUM,
+        "next_earnings": {"type": ["string", "null"], "format": "date"},
         "alert_count": {"type": ["integer", "null"], "minimum": 0},
         "contracts": _INT,
         "expirations": _INT,
