@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib import catalogue
+
 _GENERATION = "20261127T211000Z-000042"
 _AT = "2026-11-27T21:10:00Z"
 META: dict[str, Any] = {
@@ -67,7 +69,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "features": {
         **META, "ticker": "SPY", "as_of": "2026-11-27T18:00:00Z",
         "features": {"underlying_price": 775.37, "atm_iv": 0.1738, "iv_rank": 41.0},
-        "missing": {"earnings_date": "no earnings calendar for this ticker"},
+        "missing": {"next_earnings": "no upcoming earnings date in the provider's calendar"},
     },
     "tickers": {
         **META,
@@ -79,3 +81,16 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "fallbacks": [],
     },
 }  # fmt: skip
+
+
+def _trimmed_catalogue() -> dict[str, Any]:
+    """The catalogue document with one feature and one contract field."""
+    doc = catalogue.as_document()
+    return {
+        "conventions": {"gex": doc["conventions"]["gex"]},
+        "features": {"gex_total": doc["features"]["gex_total"]},
+        "contract_fields": {"theta": doc["contract_fields"]["theta"]},
+    }
+
+
+CATALOGUE_EXAMPLE = _trimmed_catalogue()
