@@ -30,6 +30,7 @@ FILES: dict[str, str] = {
     "app.js": JS,
     "alerts.js": JS,
     "api.js": JS,
+    "catalogue.js": JS,
     "charts.js": JS,
     "dom.js": JS,
     "format.js": JS,
