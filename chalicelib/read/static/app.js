@@ -115,7 +115,7 @@ function marketText(hl) {
       ? { key: "overdue", label: "Quotes overdue", title: `The market is open and newer quotes are due (session ${m.session}).` }
       : { key: "open", label: "Market open", title: `Session ${m.session}, closes ${f.when(m.closes_at)}.` };
   }
-  return { key: "unknown", label: "Market ?", title: `A session came and went without a quote (last session ${m.session}).` };
+  return { key: "unknown", label: "Session missed", title: `A whole session came and went without a quote: the last quotes are of ${m.session}.` };
 }
 
 function tick() {
@@ -143,8 +143,8 @@ function renderBanner() {
   else if (status === "stale") banner.textContent = `Stale data: no export for longer than ${f.ago(hl.stale_after_seconds).replace(" ago", "")}${reason}. Check that the scheduled export is running.`;
   else if (status === "degraded") banner.textContent = `Degraded: the data is served, but the writer is failing${reason}.`;
   else if (overdue) {
-    const why = hl.market.state === "open" ? "the market is open and newer quotes are due" : "a whole session has passed since";
-    banner.textContent = `Quotes overdue: ${why}; these are from ${f.when(hl.market.quotes_as_of)}${reason}.`;
+    const why = hl.market.state === "open" ? "the market is open and newer quotes are due" : "a whole session has passed since them";
+    banner.textContent = `Quotes overdue: these are from ${f.when(hl.market.quotes_as_of)} and ${why}${reason}.`;
   }
 }
 

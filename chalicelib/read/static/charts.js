@@ -32,6 +32,14 @@ function sizeOf(el) {
   return { width, height: Math.round(Math.max(220, Math.min(300, width * 0.5))) };
 }
 
+/** A y range that includes 0 (bars grow from it), padded by 8 %. */
+function withZero(u, low, high) {
+  const lo = Math.min(0, low ?? 0);
+  const hi = Math.max(0, high ?? 0);
+  const pad = (hi - lo) * 0.08 || 1;
+  return [lo < 0 ? lo - pad : 0, hi > 0 ? hi + pad : 0];
+}
+
 /** Vertical marks (spot, walls, max pain …) with labels at the top, drawn on the canvas. */
 function marksHook(marks) {
   return (u) => {
@@ -79,16 +87,16 @@ export function chart(container, { name, data, series, x, y, marks = [], points 
     ...sizeOf(container),
     legend: { show: false },
     cursor: { drag: { x: true, y: false, setScale: true }, points: { size: 7 } },
-    scales: { x: { time: Boolean(x.time) } },
+    scales: { x: { time: Boolean(x.time) }, ...(y.zero ? { y: { range: withZero } } : {}) },
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), MARKET_TZ),
     series: [
       { label: x.label },
       ...series.map((s) => ({
         label: s.label,
         show: s.show !== false,
-        stroke: s.color,
+        stroke: s.paint ?? s.color,
         width: s.kind === "points" ? 0 : 1.6,
-        fill: s.kind === "bars" ? `${s.color}cc` : undefined,
+        fill: s.kind === "bars" ? s.paint ?? `${s.color}cc` : undefined,
         fillTo: s.kind === "bars" ? 0 : undefined,
         paths: s.kind === "bars" ? uPlot.paths.bars({ size: [0.7, 14] }) : s.kind === "points" ? () => null : undefined,
         points: { show: s.kind === "bars" ? false : s.points ?? true, size: s.kind === "points" ? 5 : 4, fill: s.color, stroke: s.color },
@@ -161,18 +169,43 @@ export function termChart(container, rows, selected) {
   });
 }
 
-/** Dealer gamma exposure per strike (calls up, puts down, net as points), with marks. */
+/** Green above zero, red below: a gradient with a hard stop at the y axis's zero. */
+function bySign(u) {
+  const { top, height } = u.bbox;
+  const gradient = u.ctx.createLinearGradient(0, top, 0, top + height);
+  const zero = Math.min(1, Math.max(0, (u.valToPos(0, "y", true) - top) / (height || 1)));
+  gradient.addColorStop(0, COLORS.green);
+  gradient.addColorStop(zero, COLORS.green);
+  gradient.addColorStop(zero, COLORS.red);
+  gradient.addColorStop(1, COLORS.red);
+  return gradient;
+}
+
+/** Spot ±10 %, widened to the marks (walls, max pain) that lie among the strikes. */
+function gexWindow(rows, marks, spot) {
+  if (!Number.isFinite(spot) || !rows.length) return null;
+  const first = rows[0].strike;
+  const last = rows[rows.length - 1].strike;
+  const inside = marks.map((m) => m.value).filter((v) => Number.isFinite(v) && v >= first && v <= last);
+  const lo = Math.min(spot * 0.9, ...inside);
+  const hi = Math.max(spot * 1.1, ...inside);
+  const pad = (hi - lo) * 0.03;
+  return [Math.max(first, lo - pad), Math.min(last, hi + pad)];
+}
+
+/** Net dealer gamma exposure per strike as bars (calls' and puts' own as lines, off at
+ * first), with spot, walls, zero gamma and max pain marked. */
 export function gexChart(container, rows, marks, spot) {
   return chart(container, {
     name: "Gamma exposure by strike, all expiries",
-    data: [rows.map((r) => r.strike), rows.map((r) => r.call_gex), rows.map((r) => r.put_gex), rows.map((r) => r.net_gex)],
+    data: [rows.map((r) => r.strike), rows.map((r) => r.net_gex), rows.map((r) => r.call_gex), rows.map((r) => r.put_gex)],
     series: [
-      { label: "Call GEX", color: COLORS.green, value: moneyText, kind: "bars" },
-      { label: "Put GEX", color: COLORS.red, value: moneyText, kind: "bars" },
-      { label: "Net GEX", color: COLORS.spot, value: moneyText, kind: "points" },
+      { label: "Net GEX", color: COLORS.green, paint: bySign, value: moneyText, kind: "bars" },
+      { label: "Call GEX", color: COLORS.call, value: moneyText, points: false, show: false },
+      { label: "Put GEX", color: COLORS.put, value: moneyText, points: false, show: false },
     ],
-    x: { label: "Strike ($)", value: (v) => `strike ${strikeText(v)}`, window: Number.isFinite(spot) ? [spot * 0.9, spot * 1.1] : null },
-    y: { label: "GEX ($ per 1 % move)", axis: (u, splits) => splits.map((v) => compact(v, "$")) },
+    x: { label: "Strike ($)", value: (v) => `strike ${strikeText(v)}`, window: gexWindow(rows, marks, spot) },
+    y: { label: "GEX ($ per 1 % move)", axis: (u, splits) => splits.map((v) => compact(v, "$")), zero: true },
     marks,
   });
 }

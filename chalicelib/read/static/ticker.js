@@ -146,7 +146,7 @@ function renderHead(v, snap, fx) {
 function tile(name, [text, unit], title, key) {
   return h("div", { class: "kpi", title: title || null, dataset: { tile: key } },
     h("span", { class: "kpi-label" }, name),
-    h("span", { class: "kpi-value" }, text, unit ? h("small", { class: "unit" }, ` ${unit}`) : null));
+    h("span", { class: "kpi-value" }, text, unit ? [" ", h("small", { class: "unit" }, unit)] : null));
 }
 
 /** A tile of the selected expiry's record (by_expiry), unit from the catalogue. */
@@ -169,7 +169,7 @@ function renderTiles(v, fx, missing, record, snap) {
   v.expiryHead.textContent = `Selected expiry ${v.expiration} · ${days} days`;
   const why = fx ? "no per-expiry record (the expiry has no live contracts)" : "features not published yet";
   const move = expiryTile(record, "sigma_move", "Exp. move ±1σ", why);
-  if (record && isNum(record.sigma_move_pct)) move.lastChild.append(h("small", { class: "unit" }, ` ${f.num(record.sigma_move_pct, 2)}%`));
+  if (record && isNum(record.sigma_move_pct)) move.lastChild.append(" ", h("small", { class: "unit" }, `${f.num(record.sigma_move_pct, 2)}%`));
   replace(v.expiryTiles,
     expiryTile(record, "atm_iv", "ATM IV", why),
     expiryTile(record, "straddle", "ATM straddle", why),
@@ -237,7 +237,7 @@ function renderGex(v, snap, fx, missing, record) {
     replace(v.gex.body, note(`No gamma exposure: ${missing.gex_by_strike ?? (fx ? "not computable" : "features not published yet")}.`));
     return;
   }
-  v.gex.sub.textContent = "dealer GEX, $ per 1 % move · spot ±10 % shown: drag to zoom, double-click for all strikes";
+  v.gex.sub.textContent = "dealer GEX, $ per 1 % move · spot ±10 % and the walls shown: drag to zoom, double-click for all strikes";
   const strike = (x) => (Number.isInteger(x) ? String(x) : f.num(x, 1));
   const marks = [
     { value: snap.underlying_price, label: `spot ${f.num(snap.underlying_price)}`, color: COLORS.spot },
