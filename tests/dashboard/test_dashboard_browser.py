@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -140,10 +141,11 @@ def _get(url: str) -> dict[str, Any]:
         return json.loads(response.read())
 
 
-@pytest.fixture(scope="module")
-def server(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def _serving(data_dir: Path, log_dir: Path) -> Iterator[str]:
+    """``chalice local`` over ``data_dir``; yields its base URL."""
     port = _free_port()
-    log = (tmp_path_factory.mktemp("chalice") / "chalice.log").open("w+b")
+    log = (log_dir / "chalice.log").open("w+b")
     chalice = str(Path(sys.executable).with_name("chalice"))
     proc = subprocess.Popen(
         [chalice, "local", "--no-autoreload", "--host", "127.0.0.1", "--port", str(port)],
@@ -173,6 +175,12 @@ def server(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             proc.kill()
             proc.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with _serving(data_dir, tmp_path_factory.mktemp("chalice")) as base:
+        yield base
 
 
 # ---- browser ---------------------------------------------------------------------------------
@@ -348,7 +356,8 @@ def test_header_names_the_provider_and_both_clocks(
     assert market.get_attribute("data-market") in expected[health["market"]["state"]]
     if health["market"]["state"] == "closed":
         assert market.text.upper() == "MARKET CLOSED"
-    assert driver.find_element(By.ID, "source-badge").get_attribute("data-source") == "latest"
+    source = driver.find_element(By.ID, "source-badge")  # shown only for an archive fallback
+    assert source.get_attribute("data-source") == "latest" and not source.is_displayed()
     assert "chains" in driver.find_element(By.ID, "exports").text
     _screenshot(driver, "desktop-overview")
     assert _severe(driver) == []
@@ -607,3 +616,25 @@ def test_a_new_generation_refreshes_the_page_in_place(
     _wait(driver, lambda d: f"generation {new}" in announcer.text, "the change announced")
     _wait(driver, _ready_rows, "alerts after the refresh")
     assert _severe(driver) == []
+
+
+def test_before_the_first_export_every_panel_says_it_waits(
+    driver: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Nothing exported yet: empty states, not blank panels or errors."""
+    empty = tmp_path_factory.mktemp("ocd-empty")
+    with _serving(empty, tmp_path_factory.mktemp("chalice-empty")) as base:
+        assert _get(base + "health")["status"] == "empty"
+        _open(driver, base + "#/")
+        for note_id in ("alerts-note", "watchlist-note", "scans-note"):
+            box = driver.find_element(By.ID, note_id)
+            _wait(driver, lambda d, b=box: "Waiting for the first export" in b.text, note_id)
+        assert driver.find_element(By.ID, "provider-badge").text == "NO DATA"
+        assert driver.find_element(By.ID, "status-badge").text.lower() == "export empty"
+        assert "Nothing has been exported yet" in driver.find_element(By.ID, "stale-banner").text
+        assert "No delivery configured" in driver.find_element(By.ID, "delivery-body").text
+        assert not driver.find_elements(By.CSS_SELECTOR, ".note.error")
+        _open(driver, base + "#/t/SPY")
+        view = driver.find_element(By.ID, "ticker-view")
+        _wait(driver, lambda d: "Waiting for the first export" in view.text, "the ticker view")
+        _screenshot(driver, "desktop-empty")

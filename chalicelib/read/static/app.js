@@ -9,10 +9,11 @@ import * as f from "./format.js";
 import { showTicker } from "./ticker.js";
 
 const POLL_MS = 10000;
+const NEVER = Symbol("never loaded"); // no generation, not even "none yet" (null)
 const state = {
   health: null, healthAt: 0, generation: undefined, failed: false,
   sources: new Map(), // view -> source of its last response (latest | archive | none)
-  loaded: { overview: null, ticker: null }, // generation each view last loaded
+  loaded: { overview: NEVER, ticker: NEVER }, // generation each view last loaded
   sort: "newest", expanded: new Set(), detectors: new Set(), tickers: [], said: null,
 };
 const PROVIDERS = {
@@ -76,7 +77,7 @@ function renderSource() {
   const none = !state.health || state.health.source === "none";
   const source = none ? "none" : sources.includes("archive") ? "archive" : "latest";
   badge.dataset.source = source;
-  badge.hidden = source === "latest";
+  badge.hidden = source !== "archive"; // only a fallback is news; "no data" says the provider badge
   badge.textContent = { latest: "latest", archive: "archive fallback", none: "no data" }[source];
   badge.title = {
     latest: "served from the latest export",
@@ -477,7 +478,7 @@ function route() {
 }
 
 function reloadAll() {
-  state.loaded.overview = null;
+  state.loaded.overview = NEVER;
   route();
 }
 

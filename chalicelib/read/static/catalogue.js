@@ -19,18 +19,10 @@ export function entry(name) {
   return doc.features?.[name] ?? doc.contract_fields?.[name] ?? null;
 }
 
-export function contractField(name) {
-  return doc.contract_fields?.[name] ?? null;
-}
-
 /** A field of a structured feature (by_expiry.sigma_move, say). */
 export function field(feature, name) {
   const found = (doc.features?.[feature]?.fields || []).find((f) => f.name === name);
   return found ?? entry(name);
-}
-
-export function unitOf(name, feature = null) {
-  return (feature ? field(feature, name) : entry(name))?.unit ?? null;
 }
 
 export function labelOf(name) {

@@ -71,7 +71,7 @@ function marksHook(marks) {
  * kind: "line"|"points"|"bars"}]; ``x`` {label, value (text of an x), axis (tick texts), time};
  * ``y`` {label, axis}; ``marks`` vertical lines. Returns the uPlot instance.
  */
-export function chart(container, { name, data, series, x, y, marks = [], points = {} }) {
+function chart(container, { name, data, series, x, y, marks = [] }) {
   const plot = h("div", { class: "plot", role: "img", "aria-label": name });
   const xOut = h("span", { class: "x-value", "data-x": "" }, x.idle ?? "hover for values");
   const buttons = series.map((s) => h("button", { type: "button", class: "series", "aria-pressed": String(s.show !== false), dataset: { series: s.label } },
@@ -120,7 +120,6 @@ export function chart(container, { name, data, series, x, y, marks = [], points 
         figure.dataset.xMax = String(u.scales.x.max);
       }],
     },
-    ...points,
   };
   const u = new uPlot(opts, data, plot);
   if (x.window && Number.isFinite(x.window[0]) && Number.isFinite(x.window[1])) u.setScale("x", { min: x.window[0], max: x.window[1] });
