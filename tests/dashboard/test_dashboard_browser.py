@@ -561,6 +561,10 @@ def test_phone_width_switches_chain_sides_instead_of_scrolling(driver: Any, serv
         _open_overview(driver, server)
         overflow = "return document.documentElement.scrollWidth - window.innerWidth"
         assert driver.execute_script(overflow) <= 1
+        scroll = "return arguments[0].scrollWidth - arguments[0].clientWidth"
+        for card in ("#watchlist-card", "#scans-card"):  # no sideways scrolling inside either
+            wrap = driver.find_element(By.CSS_SELECTOR, f"{card} .table-wrap")
+            assert driver.execute_script(scroll, wrap) <= 1, card
         _screenshot(driver, "phone-overview")
         _open(driver, server + "#/t/AAPL")
         view = driver.find_element(By.ID, "ticker-view")
@@ -570,7 +574,6 @@ def test_phone_width_switches_chain_sides_instead_of_scrolling(driver: Any, serv
         table = driver.find_element(By.ID, "chain-table")
         assert table.get_attribute("data-side") == "C"
         wrap = driver.find_element(By.CSS_SELECTOR, ".chain-card .table-wrap")
-        scroll = "return arguments[0].scrollWidth - arguments[0].clientWidth"
         assert driver.execute_script(scroll, wrap) <= 1  # one side fits: no sideways scrolling
         driver.find_element(By.CSS_SELECTOR, '.side-switch button[data-side="P"]').click()
         table = _wait(
