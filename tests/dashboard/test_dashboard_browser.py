@@ -3,7 +3,8 @@ by Selenium against a live ``chalice local`` over data exported by ``scripts/ocd
 
 If the detectors have not raised alerts of at least two kinds, a few are inserted into the DuckDB
 ``alerts`` table and the cycle runs again to export them. Screenshots land in ``test-artifacts/``.
-Install the browser with ``bash .ci/install-browser.sh``.
+Accessibility is checked with axe-core (vendored in ``vendor/``, injected into the page; the app
+never serves it). Install the browser with ``bash .ci/install-browser.sh``.
 """
 
 from __future__ import annotations
