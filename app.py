@@ -44,6 +44,11 @@ def openapi() -> Response:
     return http.openapi(app.current_request)
 
 
+@app.route("/catalogue.json", methods=http.METHODS, cors=cors)
+def catalogue() -> Response:
+    return http.catalogue_document(app.current_request)
+
+
 @app.route("/", methods=http.METHODS, cors=cors)
 def dashboard_index() -> Response:
     return dashboard.index(app.current_request)

@@ -135,6 +135,17 @@ FEATURES: tuple[Feature, ...] = (
         "Contract lines (expiry × strike × right) in the snapshot's chain, expired ones included.",
         "Row count of the chain.",
     ),
+    Feature(
+        "next_earnings",
+        "Next earnings",
+        "snapshot",
+        "date",
+        "date",
+        "Next scheduled earnings announcement on or after the snapshot's day, within 120 "
+        "days; null for tickers without one (ETFs) or when the calendar could not be read.",
+        "Provider's earnings calendar (synthetic: the ticker's quarterly schedule; yfinance: "
+        "Yahoo's earnings dates).",
+    ),
     # ---- volatility ----------------------------------------------------------------------
     Feature(
         "atm_iv",
@@ -631,6 +642,24 @@ FEATURES: tuple[Feature, ...] = (
         "0–100",
         "Share of the past 252 sessions whose atm_iv was below today's.",
         "100·#{past IV < IV}/#past (tastytrade).",
+    ),
+    Feature(
+        "previous_close",
+        "Prev. close",
+        "history",
+        "number",
+        "$",
+        "Close of the last session before the snapshot's day.",
+        "Last positive daily close in the history.",
+    ),
+    Feature(
+        "change_pct",
+        "Change",
+        "history",
+        "number",
+        "percent",
+        "Change of the underlying since the previous session's close.",
+        "100 · (spot / previous_close − 1).",
     ),
     Feature(
         "hv_10",

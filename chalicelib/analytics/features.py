@@ -381,6 +381,7 @@ def compute_features(
     contract_history: ContractHistory | None = None,
     *,
     previous_oi: PreviousOpenInterest | None = None,
+    next_earnings: date | None = None,
     ticker: str | None = None,
     rate: float = 0.045,
     div_yield: float = 0.0,
@@ -392,12 +393,18 @@ def compute_features(
     today's IV comes from the chain. ``contract_history`` holds the contracts' volumes on earlier
     days (for the unusual-activity z-scores) and ``previous_oi`` the previous session's closing
     open interest (for the day-over-day OI change); ``None`` means none is known.
+    ``next_earnings`` is the provider calendar's next earnings date, passed through.
     """
     name = ticker or (str(chain["ticker"][0]) if len(chain) else "")
     out = _Out()
     as_of = as_of.astimezone(UTC) if as_of.tzinfo else as_of.replace(tzinfo=UTC)
     out.put("underlying_price", spot)
     out.put("contracts", len(chain))
+    out.put(
+        "next_earnings",
+        next_earnings.isoformat() if next_earnings else None,
+        "no upcoming earnings date in the provider's calendar",
+    )
     spot_ok = math.isfinite(spot) and spot > 0
     prepared = _prepare(chain, spot, as_of, rate, div_yield, config) if spot_ok else None
     if not spot_ok:
@@ -1133,7 +1140,8 @@ def _history_features(
     config: AnalyticsConfig,
     out: _Out,
 ) -> None:
-    """IV rank/percentile, HV 10/20/60, IV/HV, IV − HV20, skew z-score, SMA 50/200."""
+    """IV rank/percentile, change since the previous close, HV 10/20/60, IV/HV, IV − HV20,
+    skew z-score, SMA 50/200."""
     past_iv = np.asarray(history.atm_iv, dtype=np.float64)[-config.iv_window_days :]
     n_iv = int(np.isfinite(past_iv).sum())
     out.put("iv_history_days", n_iv)
@@ -1152,6 +1160,12 @@ def _history_features(
     kept = np.isfinite(raw_close) & (raw_close > 0)
     closes = raw_close[kept]
     today_ok = math.isfinite(spot) and spot > 0
+    previous = float(closes[-1]) if closes.size else None
+    out.put("previous_close", previous, "no earlier daily close")
+    if previous is None or not today_ok:
+        out.miss("change_pct", "spot or the previous close missing")
+    else:
+        out.put("change_pct", 100.0 * (spot / previous - 1.0))
     if today_ok:
         closes = np.append(closes, spot)
     for window in (10, 20, 60):

@@ -240,6 +240,8 @@ def tickers(reader: ExportReader, q: p.NoParams) -> Result:
                     "last_price": row.get("underlying_price"),
                     "atm_iv": f.get("atm_iv", row.get("atm_iv")),
                     "iv_rank": f.get("iv_rank"),
+                    "change_pct": f.get("change_pct"),
+                    "next_earnings": f.get("next_earnings"),
                     "alert_count": None
                     if "alerts" in mixed
                     else counts.get(row.get("ticker", ""), 0),
@@ -254,7 +256,7 @@ def tickers(reader: ExportReader, q: p.NoParams) -> Result:
 
 def _fallback(name: str, part: Loaded, primary: Loaded) -> dict[str, Any]:
     shown = (
-        "iv_rank is null and atm_iv comes from the chain index"
+        "iv_rank, change_pct and next_earnings are null and atm_iv comes from the chain index"
         if name == "features"
         else "alert_count is null"
     )

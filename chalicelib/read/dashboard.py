@@ -1,7 +1,9 @@
 """The web dashboard: static HTML, CSS and JavaScript served by the same Chalice app.
 
 ``/`` answers ``static/index.html`` and ``/static/{name}`` one of a fixed set of files; any other
-name is a JSON 404, so no request can reach another file (no path traversal). Files are read once
+name is a JSON 404, so no request can reach another file (no path traversal). Vendored libraries
+(``static/vendor/``: uPlot, pinned, with its licence) are served under flat names, as a path
+parameter is one segment. Files are read once
 per process. Responses carry a strong ETag (``If-None-Match`` → 304) and ``Cache-Control:
 no-cache``, so browsers revalidate cheaply and pick up a deploy at once.
 
@@ -28,10 +30,18 @@ FILES: dict[str, str] = {
     "app.js": JS,
     "alerts.js": JS,
     "api.js": JS,
+    "catalogue.js": JS,
     "charts.js": JS,
     "dom.js": JS,
     "format.js": JS,
     "ticker.js": JS,
+    "uplot.js": JS,
+    "uplot.css": "text/css; charset=utf-8",
+}
+# Where a served name lives under STATIC_DIR when not at its top (the vendored files).
+PATHS: dict[str, str] = {
+    "uplot.js": "vendor/uPlot.iife.min.js",  # uPlot 1.6.32 (MIT, vendor/uPlot.LICENSE)
+    "uplot.css": "vendor/uPlot.min.css",
 }
 INDEX = "index.html"
 CACHE_CONTROL = "no-cache"
@@ -57,9 +67,14 @@ class Asset:
 def asset(name: str) -> Asset:
     """The whitelisted file ``name``, read once per process; KeyError for any other name."""
     content_type = FILES[name]
-    raw = (STATIC_DIR / name).read_bytes()
+    raw = path_of(name).read_bytes()
     etag = '"' + hashlib.sha256(raw).hexdigest()[:24] + '"'
     return Asset(raw.decode("utf-8"), content_type, etag)
+
+
+def path_of(name: str) -> Path:
+    """The file behind served name ``name``."""
+    return STATIC_DIR / PATHS.get(name, name)
 
 
 def index(request: Request) -> Response:

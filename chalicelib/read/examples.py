@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib import catalogue
+
 _GENERATION = "20261127T211000Z-000042"
 _AT = "2026-11-27T21:10:00Z"
 META: dict[str, Any] = {
@@ -67,14 +69,28 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "features": {
         **META, "ticker": "SPY", "as_of": "2026-11-27T18:00:00Z",
         "features": {"underlying_price": 775.37, "atm_iv": 0.1738, "iv_rank": 41.0},
-        "missing": {"earnings_date": "no earnings calendar for this ticker"},
+        "missing": {"next_earnings": "no upcoming earnings date in the provider's calendar"},
     },
     "tickers": {
         **META,
         "tickers": [{"ticker": "SPY", "as_of": "2026-11-27T18:00:00Z", "last_price": 775.37,
-                     "atm_iv": 0.1738, "iv_rank": 41.0, "alert_count": 2, "contracts": 6494,
+                     "atm_iv": 0.1738, "iv_rank": 41.0, "change_pct": -0.42,
+                     "next_earnings": None, "alert_count": 2, "contracts": 6494,
                      "expirations": 21}],
         "total_count": 1,
         "fallbacks": [],
     },
 }  # fmt: skip
+
+
+def _trimmed_catalogue() -> dict[str, Any]:
+    """The catalogue document with one feature and one contract field."""
+    doc = catalogue.as_document()
+    return {
+        "conventions": {"gex": doc["conventions"]["gex"]},
+        "features": {"gex_total": doc["features"]["gex_total"]},
+        "contract_fields": {"theta": doc["contract_fields"]["theta"]},
+    }
+
+
+CATALOGUE_EXAMPLE = _trimmed_catalogue()

@@ -14,11 +14,13 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any
 
 import orjson
 from chalice.app import CORSConfig, Request, Response
 
+from chalicelib import catalogue
 from chalicelib.config import ReadSettings, load_read_settings
 from chalicelib.errors import BadRequest, NotFound, OCDError, StorageUnavailable
 from chalicelib.logs import log_event
@@ -91,6 +93,22 @@ def openapi(request: Request) -> Response:
         _no_query(request)
         raw = document_bytes(secured=settings.api_key is not None)
         return _respond(request, raw, f"openapi|{hashlib.sha256(raw).hexdigest()}", "latest")
+    except Exception as exc:
+        return error_response(exc)
+
+
+@cache
+def _catalogue_bytes() -> bytes:
+    return orjson.dumps(catalogue.as_document())
+
+
+def catalogue_document(request: Request) -> Response:
+    """What every number means (labels, units, definitions): public, as it holds no data."""
+    try:
+        _settings()
+        _no_query(request)
+        raw = _catalogue_bytes()
+        return _respond(request, raw, f"catalogue|{hashlib.sha256(raw).hexdigest()}", "latest")
     except Exception as exc:
         return error_response(exc)
 

@@ -2,8 +2,8 @@
 
 Every GET operation has its HEAD twin (same parameters and statuses, no body), and an example
 of what it answers (``examples.py``). The API key is declared only when one is configured:
-``document(secured=...)``. Each response field carries a ``description`` from ``describe``,
-the hook the field catalogue fills (names, units, definitions); empty until then.
+``document(secured=...)``. Each response field carries a ``description`` with its unit, from
+the catalogue (``descriptions.py``); the features object lists every catalogued feature.
 """
 
 from __future__ import annotations
@@ -16,26 +16,23 @@ import orjson
 
 from chalicelib.read import dashboard
 from chalicelib.read.api import CONTRACT_FIELDS, SUMMARY_FIELDS
-from chalicelib.read.examples import EXAMPLES
+from chalicelib.read.descriptions import describe, feature_properties
+from chalicelib.read.examples import CATALOGUE_EXAMPLE, EXAMPLES
 from chalicelib.read.routes import ROUTES
 from chalicelib.read.service import PUBLIC_HEALTH
 
 
-def describe(field: str) -> str:
-    """What a response field means, with its unit; the field catalogue will answer this."""
-    return ""
-
-
-def _described(properties: dict[str, Any]) -> dict[str, Any]:
+def _described(properties: dict[str, Any], route: str | None = None) -> dict[str, Any]:
     """``properties`` with a description on each field (copies: schemas are shared)."""
     out = {}
     for name, schema in properties.items():
         schema = dict(schema)
         if schema.get("type") == "array" and "properties" in schema.get("items", {}):
             item = dict(schema["items"])
-            item["properties"] = _described(item["properties"])
+            item["properties"] = _described(item["properties"], route)
             schema["items"] = item
-        schema.setdefault("description", describe(name))
+        if "description" not in schema:
+            schema["description"] = describe(name, route)
         out[name] = schema
     return out
 
@@ -83,6 +80,8 @@ TICKERS = _array(
         "last_price": _NUM,
         "atm_iv": _NUM,
         "iv_rank": _NUM,
+        "change_pct": _NUM,
+        "next_earnings": {"type": ["string", "null"], "format": "date"},
         "alert_count": {"type": ["integer", "null"], "minimum": 0},
         "contracts": _INT,
         "expirations": _INT,
@@ -90,10 +89,21 @@ TICKERS = _array(
 )
 FALLBACKS = _array(
     {
-        "part": {"type": "string", "enum": ["features", "alerts"]},
-        "generation": _STR,
-        "source": {"type": "string", "enum": ["latest", "archive", "none"]},
-        "reason": {"type": "string"},
+        "part": {
+            "type": "string",
+            "enum": ["features", "alerts"],
+            "description": "The part not mixed in.",
+        },
+        "generation": {
+            **_STR,
+            "description": "The only generation that part could be read from, if any.",
+        },
+        "source": {
+            "type": "string",
+            "enum": ["latest", "archive", "none"],
+            "description": "Where that copy was.",
+        },
+        "reason": {"type": "string", "description": "What could not be read, in words."},
     },
     closed=True,
 )
@@ -111,7 +121,8 @@ DATA: dict[str, dict[str, Any]] = {
     },
     "history": {"ticker": _STR, "days": _COUNT, "history": HISTORY},
     "features": {
-        "ticker": _STR, "as_of": _STR, "features": {"type": ["object", "null"]},
+        "ticker": _STR, "as_of": _STR,
+        "features": {"type": ["object", "null"], "properties": feature_properties()},
         "missing": {"type": ["object", "null"]},
     },
     "tickers": {"tickers": TICKERS, "total_count": _COUNT, "fallbacks": FALLBACKS},
@@ -183,6 +194,24 @@ HEALTH = {
         },
     },
 }
+
+
+_ENTRY = {"type": "object", "required": ["label", "unit", "definition", "formula"]}
+CATALOGUE = {
+    "type": "object",
+    "required": ["conventions", "features", "contract_fields"],
+    "description": "Public: it describes the numbers, it holds none.",
+    "properties": {
+        "conventions": {"type": "object", "description": "Units and conventions every entry "
+                        "follows, by topic (volatility, time, greeks, gex, …)."},
+        "features": {"type": "object", "additionalProperties": _ENTRY,
+                     "description": "Feature name → its entry (with its fields when "
+                     "structured)."},
+        "contract_fields": {"type": "object", "additionalProperties": _ENTRY,
+                            "description": "Contract column → its entry (with export "
+                            "precision)."},
+    },
+}  # fmt: skip
 
 
 def _parameters(path: str, model: Any) -> list[dict[str, Any]]:
@@ -279,9 +308,16 @@ def document(secured: bool = False) -> dict[str, Any]:
                                                             "required": ["openapi", "paths"]}),
                                                 **_errors(304, 400, *auth)}}},
     }  # fmt: skip
+    paths["/catalogue.json"] = {
+        "get": {
+            "operationId": "catalogue",
+            "summary": "Label, unit, definition and formula of every feature and contract field",
+            "responses": {"200": _ok(CATALOGUE, CATALOGUE_EXAMPLE), **_errors(304, 400)},
+        }
+    }
     paths.update(_dashboard())
     for route in ROUTES.values():
-        data = _described(DATA[route.name])
+        data = _described(DATA[route.name], route.name)
         schema = {"type": "object", "required": [*META, *data],
                   "properties": {**_described(META), **data}}  # fmt: skip
         codes = (304, 400, *auth, 404, 503) if route.path_params else (304, 400, *auth, 503)
@@ -311,4 +347,4 @@ def document(secured: bool = False) -> dict[str, Any]:
     return out
 
 
-PUBLIC_PATHS = frozenset({"/health", "/", "/static/{name}"})
+PUBLIC_PATHS = frozenset({"/health", "/catalogue.json", "/", "/static/{name}"})

@@ -240,13 +240,15 @@ def analyse(
 
         mark = time.perf_counter()
         features: list[FeatureSet] = []
+        earnings = {s.ticker: _next_earnings(provider, s, errors) for s in snaps}
         for snap in snaps:
             try:
                 features.append(
                     _features_for(
-                        snap, chains, history, contract_history, previous_oi, settings, config
+                        snap, chains, history, contract_history, previous_oi, settings, config,
+                        earnings[snap.ticker],
                     )
-                )
+                )  # fmt: skip
             except Exception as exc:  # one bad ticker must not stop the rest
                 errors.append(f"{snap.ticker}: features: {type(exc).__name__}: {exc}")
         timings["features_ms"] = _ms(mark)
@@ -262,7 +264,7 @@ def analyse(
         context = DetectorContext(
             ticker=snap.ticker,
             as_of=snap.as_of,
-            next_earnings=_next_earnings(provider, snap, errors),
+            next_earnings=earnings[snap.ticker],
             config=config,
         )
         readings, failed = run_detectors(fs, context, detectors)
@@ -371,6 +373,7 @@ def _features_for(
     previous_oi: dict[str, dict[str, NDArray]],
     settings: Settings,
     config: AnalyticsConfig,
+    next_earnings: date | None = None,
 ) -> FeatureSet:
     cols = chains.get(snap.ticker)
     chain = ChainBatch(cols) if cols is not None else ChainBatch.empty()
@@ -381,6 +384,7 @@ def _features_for(
         _daily_inputs(history.get(snap.ticker)),
         _contract_inputs(contract_history.get(snap.ticker)),
         previous_oi=_previous_oi_inputs(previous_oi.get(snap.ticker)),
+        next_earnings=next_earnings,
         ticker=snap.ticker,
         rate=settings.risk_free_rate,
         div_yield=snap.div_yield,

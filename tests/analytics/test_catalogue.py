@@ -66,7 +66,14 @@ def rich_features() -> FeatureSet:
         chain["open_interest"] - 25.0,
     )
     return compute_features(
-        chain, 100.0, midday, history, contracts, previous_oi=previous, rate=0.0
+        chain,
+        100.0,
+        midday,
+        history,
+        contracts,
+        previous_oi=previous,
+        next_earnings=date(2026, 4, 30),
+        rate=0.0,
     )
 
 

@@ -150,6 +150,20 @@ def test_hv_features_and_missing_reason(chain_factory, as_of) -> None:
     assert empty.values["hv_10"] is None and "need 11" in empty.missing["hv_10"]
 
 
+def test_change_since_the_previous_close_and_next_earnings(chain_factory, as_of) -> None:
+    days = np.arange(np.datetime64("2025-10-01"), np.datetime64("2025-10-04"))
+    closes = np.array([98.0, 100.0, np.nan])  # the last day's close unknown: 100 is the last
+    history = DailyInputs(days, closes, np.full(3, np.nan), np.full(3, np.nan))
+    earnings = date(2026, 4, 30)
+    fs = compute_features(chain_factory(), 102.5, as_of, history, next_earnings=earnings, rate=0.0)
+    assert fs.values["previous_close"] == 100.0
+    assert fs.values["change_pct"] == pytest.approx(2.5, rel=1e-12)
+    assert fs.values["next_earnings"] == "2026-04-30"
+    empty = compute_features(chain_factory(), 102.5, as_of, NO_HISTORY, rate=0.0)
+    assert empty.values["change_pct"] is None and "previous close" in empty.missing["change_pct"]
+    assert empty.values["next_earnings"] is None and "calendar" in empty.missing["next_earnings"]
+
+
 # ---- put/call ratios ------------------------------------------------------------------------
 def test_put_call_ratio_cboe_figure() -> None:
     assert put_call_ratio(946_247, 2_612_897) == pytest.approx(0.3621, abs=1e-4)
@@ -372,7 +386,8 @@ def test_synthetic_chain_matches_provider_truth(ticker: str) -> None:
     assert fs.values["skew_25d"] < 0
     no_history = {"iv_rank", "iv_percentile", "hv_10", "hv_20", "hv_60", "iv_hv_ratio"}
     no_history |= {"iv_hv_spread", "iv_hv_spread_history", "skew_25d_zscore", "skew_25d_mean"}
-    no_history |= {"sma_50", "sma_200", "sma_recent"}
+    no_history |= {"sma_50", "sma_200", "sma_recent", "previous_close", "change_pct"}
+    no_history |= {"next_earnings"}  # no calendar passed
     no_previous_session = {"oi_previous_as_of", "oi_change_by_strike"}
     no_previous_session |= {"oi_change_total", "oi_change_call", "oi_change_put"}
     # the synthetic market's net GEX may keep one sign over ±10 %: null, with that reason

@@ -49,7 +49,23 @@ def test_static_files_have_their_content_type(client: Client, name: str, content
     assert res.status_code == 200
     assert res.headers["Content-Type"] == f"{content_type}; charset=utf-8"
     assert res.headers["X-Content-Type-Options"] == "nosniff"
-    assert res.body == (dashboard.STATIC_DIR / name).read_bytes()
+    assert res.body == dashboard.path_of(name).read_bytes()
+
+
+def test_uplot_is_served_from_the_app_with_its_licence(client: Client) -> None:
+    """No CDN: the pinned, vendored uPlot, loaded before the page's modules need it."""
+    script = client.http.get("/static/uplot.js")
+    assert script.status_code == 200
+    assert script.headers["Content-Type"] == "application/javascript; charset=utf-8"
+    assert script.body.startswith(b"/*! https://github.com/leeoniya/uPlot (v1.6.32) */")
+    css = client.http.get("/static/uplot.css")
+    assert css.headers["Content-Type"] == "text/css; charset=utf-8"
+    assert css.body == (dashboard.STATIC_DIR / "vendor" / "uPlot.min.css").read_bytes()
+    licence = (dashboard.STATIC_DIR / "vendor" / "uPlot.LICENSE").read_text()
+    assert "MIT License" in licence and "Leon Sorokin" in licence
+    page = client.http.get("/").body.decode()
+    assert page.index('src="static/uplot.js"') < page.index('src="static/app.js"')
+    assert "https://" not in page
 
 
 def test_etag_revalidates_with_304(client: Client) -> None:
@@ -105,7 +121,10 @@ def test_the_stage_root_without_a_slash_redirects_to_it() -> None:
 
 def test_every_static_file_is_listed_and_every_module_import_is_served() -> None:
     on_disk = {p.name for p in dashboard.STATIC_DIR.iterdir() if p.is_file()}
-    assert on_disk == set(dashboard.FILES)
+    assert on_disk | set(dashboard.PATHS) == set(dashboard.FILES)
+    vendor = dashboard.STATIC_DIR / "vendor"
+    vendored = {f"vendor/{p.name}" for p in vendor.iterdir() if not p.name.endswith(".LICENSE")}
+    assert set(dashboard.PATHS.values()) == vendored  # nothing vendored that is not served
     for name in on_disk - {"index.html", "app.css"}:
         text = (dashboard.STATIC_DIR / name).read_text()
         for imported in re.findall(r'from "\./([^"]+)"', text):
@@ -114,7 +133,7 @@ def test_every_static_file_is_listed_and_every_module_import_is_served() -> None
 
 def test_the_page_escapes_data_it_never_uses_inner_html() -> None:
     for name in dashboard.FILES:
-        if name.endswith(".js"):
-            text = (dashboard.STATIC_DIR / name).read_text()
+        if name.endswith(".js"):  # the vendored uPlot too
+            text = dashboard.path_of(name).read_text()
             pattern = r"\.(inner|outer)HTML\s*=|insertAdjacentHTML\(|document\.write\("
             assert not re.search(pattern, text), name

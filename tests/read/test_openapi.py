@@ -30,9 +30,10 @@ SAMPLE_PATHS = {
     "tickers": "/tickers",
     "health": "/health",
     "openapi": "/openapi.json",
+    "catalogue": "/catalogue.json",
 }
 PAGES = {"dashboard_index": "/", "dashboard_static": "/static/app.js"}  # not JSON
-PUBLIC = {"/health", "/", "/static/{name}"}
+PUBLIC = {"/health", "/catalogue.json", "/", "/static/{name}"}
 
 
 @pytest.fixture(scope="module")
@@ -237,16 +238,56 @@ def test_every_operation_has_an_example_that_validates(doc: dict, path: str) -> 
     assert not [e.message for e in validator(media["schema"]).iter_errors(media["example"])]
 
 
-def test_every_response_field_has_a_description_hook(doc: dict) -> None:
-    """Empty for now: the field catalogue fills them (``openapi.describe``)."""
+def test_every_response_field_is_described_with_its_unit(doc: dict) -> None:
+    """Every field of every data route says what it is; catalogued ones say their unit, in the
+    catalogue's words (one definition per fact)."""
+    from chalicelib import catalogue
+
     for name in SAMPLE_PATHS:
-        if name in ("health", "openapi"):
+        if name in ("health", "openapi", "catalogue"):
             continue
         schema = operation(doc, name)[1]["responses"]["200"]["content"]["application/json"]
         for field, prop in schema["schema"]["properties"].items():
-            assert isinstance(prop.get("description"), str), (name, field)
+            assert prop.get("description"), (name, field)
             items = prop.get("items", {}).get("properties", {})
-            assert all(isinstance(p.get("description"), str) for p in items.values()), field
+            assert all(p.get("description") for p in items.values()), (name, field)
+    snapshot = operation(doc, "snapshot")[1]["responses"]["200"]["content"]["application/json"]
+    calls = snapshot["schema"]["properties"]["calls"]["items"]["properties"]
+    assert "$ per calendar day" in calls["theta"]["description"]
+    assert calls["gamma"]["description"].startswith(
+        catalogue.CONTRACT_FIELD_BY_NAME["gamma"].definition
+    )
+    features = operation(doc, "features")[1]["responses"]["200"]["content"]["application/json"]
+    listed = features["schema"]["properties"]["features"]["properties"]
+    assert set(listed) == {f.name for f in catalogue.FEATURES}
+    for entry in catalogue.FEATURES:
+        described = listed[entry.name]["description"]
+        assert described.startswith(f"{entry.definition} Unit: {entry.unit}."), entry.name
+    assert "$ per 1 % move" in listed["gex_total"]["description"]
+    by_expiry = listed["by_expiry"]["items"]["properties"]
+    assert "Unit: percent." in by_expiry["sigma_move_pct"]["description"]
+
+
+def test_the_features_schema_has_teeth(served: Site, client: Client, doc: dict) -> None:
+    """A feature of the wrong type (a string IV) does not validate."""
+    answer = body(get(client, "/features/SPY/latest"))
+    answer["features"]["atm_iv"] = "0.2"
+    schema = operation(doc, "features")[1]["responses"]["200"]["content"]["application/json"]
+    assert list(validator(schema["schema"]).iter_errors(answer))
+
+
+def test_the_catalogue_is_served_to_anyone(
+    served: Site, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import catalogue
+
+    monkeypatch.setenv("OCD_API_KEY", "s3cret-key")
+    response = get(client, "/catalogue.json")
+    assert response.status_code == 200
+    assert body(response) == catalogue.as_document()
+    again = client.http.get("/catalogue.json", headers={"If-None-Match": response.headers["ETag"]})
+    assert again.status_code == 304
+    assert get(client, "/catalogue.json?x=1").status_code == 400
 
 
 def test_an_empty_query_value_is_declared_as_absent(doc: dict) -> None:

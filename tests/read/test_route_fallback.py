@@ -132,7 +132,7 @@ def test_tickers_never_mix_features_of_another_generation(fresh: Site, client: C
     assert gen1 in fallback["reason"] and gen2 in fallback["reason"]
     index = _index_rows(fresh)
     for row in data["tickers"]:
-        assert row["iv_rank"] is None
+        assert row["iv_rank"] is None and row["change_pct"] is None
         assert row["atm_iv"] == index[row["ticker"]]["atm_iv"]  # generation 2's, from the index
         assert row["as_of"] == iso(T2) and row["alert_count"] is not None
 

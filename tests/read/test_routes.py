@@ -283,6 +283,10 @@ def test_tickers(served: Site, client: Client) -> None:
         assert row["last_price"] == pytest.approx(prices[ticker])
         assert row["as_of"] == iso(T2)
         assert row["contracts"] > 0 and row["expirations"] > 5
+        feats = body(get(client, f"/features/{ticker}/latest"))["features"]
+        assert row["change_pct"] == feats["change_pct"]  # the writer's, never recomputed
+        assert row["next_earnings"] == feats["next_earnings"]
+    assert any(isinstance(row["change_pct"], float) for row in rows.values())
 
 
 def test_openapi_is_served(served: Site, client: Client) -> None:

@@ -1,6 +1,7 @@
 // How one alert reads: its score, and the expanded explanation, metrics and strategies.
 import { h } from "./dom.js";
-import { DASH, feature, label, scoreClass, when } from "./format.js";
+import { hint } from "./catalogue.js";
+import { DASH, label, scoreClass, time, value } from "./format.js";
 
 export function scorePill(score) {
   const text = typeof score === "number" ? score.toFixed(1) : DASH;
@@ -29,9 +30,9 @@ export function valueColumns(values, missing = {}, n = 3) {
 function kvTable(rows, missing) {
   return h("table", { class: "kv" }, h("tbody", {}, rows.map(([k, v]) => {
     const reason = v === null || v === undefined ? missing[k] : null;
-    return h("tr", { title: reason || null },
-      h("th", { scope: "row" }, label(k)),
-      h("td", { class: "val" }, feature(k, v), reason ? h("span", { class: "why" }, ` ${reason}`) : null));
+    return h("tr", { dataset: { key: k } },
+      h("th", { scope: "row", title: hint(k) }, label(k)),
+      h("td", { class: "val" }, value(k, v), reason ? h("span", { class: "why" }, ` ${reason}`) : null));
   })));
 }
 
@@ -52,7 +53,8 @@ export function alertDetail(alert) {
       h("h4", {}, "Risk factors"), list(ex.risk_factors),
       h("h4", {}, "Strategies"), list(alert.strategies, true),
       h("p", { class: "ex-meta" },
-        `${alert.ticker ?? DASH} · ${alert.detector_name ?? DASH} · created ${when(alert.created_at)} · scan ${alert.scan_id ?? DASH} · id ${alert.id ?? DASH}`)),
+        `${alert.ticker ?? DASH} · ${alert.detector_name ?? DASH} · created `, time(alert.created_at, ""),
+        ` · scan ${alert.scan_id ?? DASH} · id ${alert.id ?? DASH}`)),
     h("div", { class: "ex-side" }, metricTables(ex.key_metrics, alert.metrics)));
 }
 

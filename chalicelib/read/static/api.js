@@ -111,21 +111,3 @@ export async function getJSON(path, params) {
     return body;
   }
 }
-
-/** Run ``task`` over ``items`` with at most ``limit`` in flight; results keep their order. */
-export async function pool(items, limit, task) {
-  const out = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      try {
-        out[i] = await task(items[i], i);
-      } catch (err) {
-        out[i] = err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}

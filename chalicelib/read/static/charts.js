@@ -1,205 +1,224 @@
-// Hand-drawn SVG charts: one small function per chart, sharing a frame with axes and a grid.
-import { s } from "./dom.js";
-import { compact, num, pct } from "./format.js";
+// Interactive charts on uPlot (vendored, static/vendor/): crosshair with values, drag to zoom
+// (double-click resets), legend buttons that show and hide series, axis titles with units.
+// Each chart is a <figure>: the plot, then a legend that reads the values under the cursor.
+import { h } from "./dom.js";
+import { compact, DASH, MARKET_TZ, num, pct } from "./format.js";
 
-const M = { l: 46, r: 12, t: 14, b: 26 };
+const uPlot = window.uPlot;
+const INK = "#aab4c3";
+const GRID = "#1f2935";
+const FONT = "11px system-ui, sans-serif";
+const LABEL_FONT = "12px system-ui, sans-serif";
+export const COLORS = {
+  call: "#49c5e8", put: "#f08c6c", accent: "#5aa9ff", violet: "#b38cff", amber: "#e3a931",
+  green: "#3fbf74", red: "#f0605a", spot: "#c9d1dc", muted: "#8894a6",
+};
 
-/** Chart size for a container ``width`` px wide: drawn 1:1 so text stays readable on a phone. */
-function size(width) {
-  const w = Math.round(Math.max(300, Math.min(720, width || 560)));
-  return { w, h: Math.round(Math.max(200, Math.min(250, w * 0.42))) };
+const LIVE = new WeakMap(); // container -> {u, resize}: the chart drawn there now
+
+const strikeText = (v) => (isFinite(v) ? (Number.isInteger(v) ? String(v) : v.toFixed(1)) : DASH);
+const pctText = (v) => (v === null || v === undefined ? DASH : pct(v));
+const moneyText = (v) => (v === null || v === undefined ? DASH : `${compact(v, "$")} per 1 % move`);
+
+function axis(label, values, extra = {}) {
+  return {
+    label, stroke: INK, font: FONT, labelFont: LABEL_FONT, labelSize: 18, values,
+    grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1, size: 4 }, ...extra,
+  };
 }
 
-function scale([d0, d1], [r0, r1]) {
-  const k = d1 === d0 ? 0 : (r1 - r0) / (d1 - d0);
-  return (v) => r0 + (v - d0) * k;
+function sizeOf(el) {
+  const width = Math.max(280, Math.floor(el.clientWidth || 560));
+  return { width, height: Math.round(Math.max(220, Math.min(300, width * 0.5))) };
 }
 
-function extent(values, pad = 0.06) {
-  const finite = values.filter(Number.isFinite);
-  if (!finite.length) return [0, 1];
-  let lo = Math.min(...finite);
-  let hi = Math.max(...finite);
-  if (lo === hi) [lo, hi] = [lo - Math.abs(lo || 1) * 0.05, hi + Math.abs(hi || 1) * 0.05];
-  const p = (hi - lo) * pad;
-  return [lo - p, hi + p];
+/** A y range that includes 0 (bars grow from it), padded by 8 %. */
+function withZero(u, low, high) {
+  const lo = Math.min(0, low ?? 0);
+  const hi = Math.max(0, high ?? 0);
+  const pad = (hi - lo) * 0.08 || 1;
+  return [lo < 0 ? lo - pad : 0, hi > 0 ? hi + pad : 0];
 }
 
-function ticks([lo, hi], count = 5) {
-  const raw = (hi - lo) / count;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const err = raw / mag;
-  const step = mag * (err >= 7.5 ? 10 : err >= 3.5 ? 5 : err >= 1.5 ? 2 : 1);
-  const out = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toFixed(10)));
-  return out;
+/** Vertical marks (spot, walls, max pain …) with labels at the top, drawn on the canvas. */
+function marksHook(marks) {
+  return (u) => {
+    const { ctx, bbox } = u;
+    const ratio = uPlot.pxRatio;
+    ctx.save();
+    ctx.font = `600 ${Math.round(10 * ratio)}px system-ui, sans-serif`;
+    ctx.setLineDash([4 * ratio, 3 * ratio]);
+    marks.filter((m) => Number.isFinite(m.value)).forEach((m, row) => {
+      const x = u.valToPos(m.value, "x", true);
+      if (x < bbox.left || x > bbox.left + bbox.width) return;
+      ctx.strokeStyle = m.color;
+      ctx.fillStyle = m.color;
+      ctx.lineWidth = ratio;
+      ctx.beginPath();
+      ctx.moveTo(x, bbox.top);
+      ctx.lineTo(x, bbox.top + bbox.height);
+      ctx.stroke();
+      const right = x > bbox.left + bbox.width * 0.7;
+      ctx.textAlign = right ? "right" : "left";
+      ctx.fillText(m.label, x + (right ? -4 : 4) * ratio, bbox.top + (11 + 12 * row) * ratio);
+    });
+    ctx.restore();
+  };
 }
 
-/** An empty chart: grid, y labels, x labels; returns the svg and its scales. */
-function frame({ x, y, xTicks, yTicks, xFmt, yFmt, label, data, width }) {
-  const { w: W, h: H } = size(width);
-  const sx = scale(x, [M.l, W - M.r]);
-  const sy = scale(y, [H - M.b, M.t]);
-  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": label, dataset: data });
-  const grid = s("g", { class: "grid" });
-  for (const t of yTicks ?? ticks(y)) {
-    grid.append(
-      s("line", { x1: M.l, x2: W - M.r, y1: sy(t), y2: sy(t) }),
-      s("text", { x: M.l - 6, y: sy(t) + 4, class: "tick", "text-anchor": "end" }, yFmt(t)),
-    );
-  }
-  for (const t of xTicks ?? ticks(x, Math.max(3, Math.round(W / 95)))) {
-    grid.append(s("text", { x: sx(t), y: H - M.b + 17, class: "tick", "text-anchor": "middle" }, xFmt(t)));
-  }
-  grid.append(s("line", { x1: M.l, x2: W - M.r, y1: H - M.b, y2: H - M.b, class: "axis" }));
-  svg.append(s("title", {}, label), grid);
-  return { svg, sx, sy, W, H };
-}
+/**
+ * A chart in ``container``: ``data`` is uPlot's [xs, ...ys]; ``series`` [{label, color, value,
+ * kind: "line"|"points"|"bars"}]; ``x`` {label, value (text of an x), axis (tick texts), time};
+ * ``y`` {label, axis}; ``marks`` vertical lines. Returns the uPlot instance.
+ */
+function chart(container, { name, data, series, x, y, marks = [] }) {
+  const plot = h("div", { class: "plot", role: "img", "aria-label": name });
+  const xOut = h("span", { class: "x-value", "data-x": "" }, x.idle ?? "hover for values");
+  const buttons = series.map((s) => h("button", { type: "button", class: "series", "aria-pressed": String(s.show !== false), dataset: { series: s.label } },
+    h("span", { class: "swatch", "aria-hidden": "true" }), `${s.label} `, h("output", { class: "val" }, DASH)));
+  buttons.forEach((b, i) => { b.firstChild.style.background = series[i].color; });
+  const legend = h("figcaption", { class: "chart-legend" }, xOut, buttons);
+  const figure = h("figure", { class: "chart", dataset: { chart: name, points: data[0].length } }, plot, legend);
+  const previous = LIVE.get(container);
+  if (previous) { previous.resize.disconnect(); previous.u.destroy(); }
+  container.replaceChildren(figure);
 
-function vmark({ svg, sx, W, H, labelsLow }, value, text, cls, row = 0) {
-  if (!Number.isFinite(value)) return;
-  const x = sx(value);
-  if (x < M.l || x > W - M.r) return;
-  const anchor = x > W - 90 ? "end" : "start";
-  const dx = anchor === "end" ? -4 : 4;
-  svg.append(
-    s("line", { x1: x, x2: x, y1: M.t, y2: H - M.b, class: `mark ${cls}` }),
-    s("text", { x: x + dx, y: labelsLow ? H - M.b - 6 - row * 12 : M.t + 10 + row * 12, class: `mark-label ${cls}`, "text-anchor": anchor }, text),
-  );
-}
-
-function line(points, cls) {
-  const d = points.map(([x, y], i) => `${i ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`).join("");
-  return s("path", { d, class: `line ${cls}` });
-}
-
-const strikeFmt = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
-
-/** IV vs strike: exactly one point per strike (a hollow mark on the axis where no IV is quoted). */
-export function smileChart(points, spot, expiration, width) {
-  const quoted = points.filter((p) => Number.isFinite(p.iv));
-  const c = frame({
-    x: extent(points.map((p) => p.strike), 0.02),
-    y: extent(quoted.map((p) => p.iv), 0.08),
-    xFmt: strikeFmt,
-    yFmt: (v) => pct(v, 0),
-    label: `Volatility smile, ${expiration}`,
-    data: { smileFor: expiration },
-    width,
+  const opts = {
+    ...sizeOf(container),
+    legend: { show: false },
+    cursor: { drag: { x: true, y: false, setScale: true }, points: { size: 7 } },
+    scales: { x: { time: Boolean(x.time) }, ...(y.zero ? { y: { range: withZero } } : {}) },
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), MARKET_TZ),
+    series: [
+      { label: x.label },
+      ...series.map((s) => ({
+        label: s.label,
+        show: s.show !== false,
+        stroke: s.paint ?? s.color,
+        width: s.kind === "points" ? 0 : 1.6,
+        fill: s.kind === "bars" ? s.paint ?? `${s.color}cc` : undefined,
+        fillTo: s.kind === "bars" ? 0 : undefined,
+        paths: s.kind === "bars" ? uPlot.paths.bars({ size: [0.7, 14] }) : s.kind === "points" ? () => null : undefined,
+        points: { show: s.kind === "bars" ? false : s.points ?? true, size: s.kind === "points" ? 5 : 4, fill: s.color, stroke: s.color },
+        spanGaps: s.kind !== "points",
+      })),
+    ],
+    axes: [axis(x.label, x.axis), axis(y.label, y.axis, { size: 62 })],
+    hooks: {
+      draw: [marksHook(marks)],
+      setCursor: [(u) => {
+        const i = u.cursor.idx;
+        xOut.textContent = i === null || i === undefined ? (x.idle ?? "hover for values") : x.value(u.data[0][i], i);
+        series.forEach((s, k) => {
+          const v = i === null || i === undefined ? null : u.data[k + 1][i];
+          buttons[k].lastChild.textContent = v === null || v === undefined ? DASH : s.value(v, i);
+        });
+      }],
+      setScale: [(u, key) => {
+        if (key !== "x") return;
+        figure.dataset.xMin = String(u.scales.x.min);
+        figure.dataset.xMax = String(u.scales.x.max);
+      }],
+    },
+  };
+  const u = new uPlot(opts, data, plot);
+  if (x.window && Number.isFinite(x.window[0]) && Number.isFinite(x.window[1])) u.setScale("x", { min: x.window[0], max: x.window[1] });
+  buttons.forEach((b, k) => b.addEventListener("click", () => {
+    const show = b.getAttribute("aria-pressed") !== "true";
+    b.setAttribute("aria-pressed", String(show));
+    u.setSeries(k + 1, { show });
+  }));
+  const resize = new ResizeObserver(() => {
+    const next = sizeOf(container);
+    if (figure.isConnected && Math.abs(next.width - u.width) > 8) u.setSize(next);
   });
-  vmark(c, spot, `spot ${num(spot)}`, "spot");
-  c.svg.append(line(quoted.map((p) => [c.sx(p.strike), c.sy(p.iv)]), "smile"));
-  const dots = s("g", { class: "dots" });
-  for (const p of points) {
-    const has = Number.isFinite(p.iv);
-    const tip = `${p.strike} ${p.side === "C" ? "call" : "put"}: ${has ? pct(p.iv) : "no IV quoted"}`;
-    dots.append(
-      s("circle", {
-        cx: c.sx(p.strike).toFixed(1),
-        cy: (has ? c.sy(p.iv) : c.H - M.b).toFixed(1),
-        r: has ? 2.4 : 2,
-        class: has ? `pt ${p.side === "C" ? "call" : "put"}` : "pt missing",
-        "data-smile-point": "",
-        "data-strike": p.strike,
-      }, s("title", {}, tip)),
-    );
-  }
-  c.svg.append(dots);
-  return c.svg;
+  resize.observe(container);
+  LIVE.set(container, { u, resize });
+  return u;
 }
 
-/** ATM IV vs days to expiry. */
-export function termChart(rows, width) {
-  const c = frame({
-    x: extent(rows.map((r) => r.dte), 0.04),
-    y: extent(rows.map((r) => r.atm_iv), 0.12),
-    xFmt: (v) => `${v}d`,
-    yFmt: (v) => pct(v, 1),
-    label: "ATM implied volatility by expiry",
-    width,
+/** IV against strike for one expiry: one x per strike; calls and puts as separate series. */
+export function smileChart(container, rows, spot, expiration) {
+  const side = (want, key) => rows.map((r) => (r.otm === want ? r[key] : null));
+  return chart(container, {
+    name: `Volatility smile, ${expiration}`,
+    data: [rows.map((r) => r.strike), side("P", "putIv"), side("C", "callIv"), side("C", "putIv"), side("P", "callIv")],
+    series: [
+      { label: "OTM puts", color: COLORS.put, value: pctText, kind: "points" },
+      { label: "OTM calls", color: COLORS.call, value: pctText, kind: "points" },
+      { label: "ITM puts", color: "#b0664f", value: pctText, kind: "points", show: false },
+      { label: "ITM calls", color: "#2f8aa3", value: pctText, kind: "points", show: false },
+    ],
+    x: { label: "Strike ($)", value: (v) => `strike ${strikeText(v)}` },
+    y: { label: "Implied volatility", axis: (u, splits) => splits.map((v) => pct(v, 0)) },
+    marks: [{ value: spot, label: `spot ${num(spot)}`, color: COLORS.spot }],
   });
-  c.svg.append(line(rows.map((r) => [c.sx(r.dte), c.sy(r.atm_iv)]), "term"));
-  for (const r of rows) {
-    c.svg.append(s("circle", { cx: c.sx(r.dte), cy: c.sy(r.atm_iv), r: 3, class: "pt term" },
-      s("title", {}, `${r.expiration} (${r.dte}d): ${pct(r.atm_iv)}`)));
-  }
-  return c.svg;
 }
 
-/** Net dealer gamma exposure per strike, with spot, max pain and the walls marked. */
-export function gexChart(rows, marks, width) {
-  const strikes = rows.map((r) => r.strike);
-  const nets = rows.map((r) => r.net_gex);
-  const [lo, hi] = [Math.min(0, ...nets), Math.max(0, ...nets)];
-  const pad = (hi - lo || 1) * 0.12;
-  const c = frame({
-    x: extent(strikes, 0.03),
-    y: hi > lo ? [lo < 0 ? lo - pad : 0, hi > 0 ? hi + pad : 0] : [-1, 1],
-    xFmt: strikeFmt,
-    yFmt: (v) => compact(v, "$"),
-    label: "Gamma exposure by strike",
-    width,
+/** ATM IV by days to expiry, the selected expiry marked. */
+export function termChart(container, rows, selected) {
+  const chosen = rows.find((r) => r.expiration === selected);
+  return chart(container, {
+    name: "ATM implied volatility by expiry",
+    data: [rows.map((r) => r.dte), rows.map((r) => r.atm_iv)],
+    series: [{ label: "ATM IV", color: COLORS.accent, value: pctText }],
+    x: { label: "Days to expiry", value: (v, i) => `${rows[i].expiration} · ${v} d`, axis: (u, splits) => splits.map((v) => `${v}d`) },
+    y: { label: "ATM implied volatility", axis: (u, splits) => splits.map((v) => pct(v, 1)) },
+    marks: chosen ? [{ value: chosen.dte, label: `${chosen.expiration}`, color: COLORS.amber }] : [],
   });
-  c.labelsLow = hi < -lo * 0.5; // bars mostly below zero: keep the labels off them
-  const gaps = strikes.slice(1).map((k, i) => c.sx(k) - c.sx(strikes[i])).filter((g) => g > 0);
-  const barW = Math.max(1, Math.min(14, (gaps.length ? Math.min(...gaps) : 10) * 0.75));
-  const zero = c.sy(0);
-  for (const r of rows) {
-    const y = c.sy(r.net_gex);
-    c.svg.append(s("rect", {
-      x: (c.sx(r.strike) - barW / 2).toFixed(1), width: barW.toFixed(1),
-      y: Math.min(y, zero).toFixed(1), height: Math.max(0.5, Math.abs(y - zero)).toFixed(1),
-      class: r.net_gex >= 0 ? "bar pos" : "bar neg",
-    }, s("title", {}, `${r.strike}: ${compact(r.net_gex, "$")} per 1% move`)));
-  }
-  vmark(c, marks.spot, `spot ${num(marks.spot)}`, "spot", 0);
-  vmark(c, marks.max_pain, `max pain ${strikeFmt(marks.max_pain)}`, "pain", 1);
-  vmark(c, marks.call_wall, `call wall ${strikeFmt(marks.call_wall)}`, "callwall", 2);
-  vmark(c, marks.put_wall, `put wall ${strikeFmt(marks.put_wall)}`, "putwall", 3);
-  return c.svg;
 }
 
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-
-function monthTicks([t0, t1]) {
-  const out = [];
-  const d = new Date(t0);
-  d.setUTCDate(1);
-  d.setUTCHours(0, 0, 0, 0);
-  const months = (t1 - t0) / (30 * 86400000);
-  const every = months > 14 ? 3 : months > 7 ? 2 : 1;
-  while (d.getTime() <= t1) {
-    d.setUTCMonth(d.getUTCMonth() + 1);
-    if (d.getTime() <= t1 && d.getUTCMonth() % every === 0) out.push(d.getTime());
-  }
-  return out;
+/** Green above zero, red below: a gradient with a hard stop at the y axis's zero. */
+function bySign(u) {
+  const { top, height } = u.bbox;
+  const gradient = u.ctx.createLinearGradient(0, top, 0, top + height);
+  const zero = Math.min(1, Math.max(0, (u.valToPos(0, "y", true) - top) / (height || 1)));
+  gradient.addColorStop(0, COLORS.green);
+  gradient.addColorStop(zero, COLORS.green);
+  gradient.addColorStop(zero, COLORS.red);
+  gradient.addColorStop(1, COLORS.red);
+  return gradient;
 }
 
-/** ATM IV over time, with the window's low and high marked. */
-export function historyChart(rows, width) {
-  const t = rows.map((r) => r.t);
-  const x = [Math.min(...t), Math.max(...t)];
-  const ivs = rows.map((r) => r.iv);
-  const c = frame({
-    x,
-    y: extent(ivs, 0.1),
-    xTicks: monthTicks(x),
-    xFmt: (v) => { const d = new Date(v); return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCFullYear()).slice(2)}`; },
-    yFmt: (v) => pct(v, 0),
-    label: "ATM implied volatility history",
-    width,
+/** Spot ±10 %, widened to the marks (walls, max pain) that lie among the strikes. */
+function gexWindow(rows, marks, spot) {
+  if (!Number.isFinite(spot) || !rows.length) return null;
+  const first = rows[0].strike;
+  const last = rows[rows.length - 1].strike;
+  const inside = marks.map((m) => m.value).filter((v) => Number.isFinite(v) && v >= first && v <= last);
+  const lo = Math.min(spot * 0.9, ...inside);
+  const hi = Math.max(spot * 1.1, ...inside);
+  const pad = (hi - lo) * 0.03;
+  return [Math.max(first, lo - pad), Math.min(last, hi + pad)];
+}
+
+/** Net dealer gamma exposure per strike as bars (calls' and puts' own as lines, off at
+ * first), with spot, walls, zero gamma and max pain marked. */
+export function gexChart(container, rows, marks, spot) {
+  return chart(container, {
+    name: "Gamma exposure by strike, all expiries",
+    data: [rows.map((r) => r.strike), rows.map((r) => r.net_gex), rows.map((r) => r.call_gex), rows.map((r) => r.put_gex)],
+    series: [
+      { label: "Net GEX", color: COLORS.green, paint: bySign, value: moneyText, kind: "bars" },
+      { label: "Call GEX", color: COLORS.call, value: moneyText, points: false, show: false },
+      { label: "Put GEX", color: COLORS.put, value: moneyText, points: false, show: false },
+    ],
+    x: { label: "Strike ($)", value: (v) => `strike ${strikeText(v)}`, window: gexWindow(rows, marks, spot) },
+    y: { label: "GEX ($ per 1 % move)", axis: (u, splits) => splits.map((v) => compact(v, "$")), zero: true },
+    marks,
   });
-  const lo = Math.min(...ivs);
-  const hi = Math.max(...ivs);
-  for (const [v, text] of [[lo, `low ${pct(lo)}`], [hi, `high ${pct(hi)}`]]) {
-    c.svg.append(
-      s("line", { x1: M.l, x2: c.W - M.r, y1: c.sy(v), y2: c.sy(v), class: "mark band" }),
-      s("text", { x: c.W - M.r - 2, y: c.sy(v) - 3, class: "mark-label band", "text-anchor": "end" }, text),
-    );
-  }
-  c.svg.append(line(rows.map((r) => [c.sx(r.t), c.sy(r.iv)]), "history"));
-  const last = rows[rows.length - 1];
-  c.svg.append(s("circle", { cx: c.sx(last.t), cy: c.sy(last.iv), r: 3.5, class: "pt last" },
-    s("title", {}, `${new Date(last.t).toISOString().slice(0, 10)}: ${pct(last.iv)}`)));
-  return c.svg;
+}
+
+/** Daily ATM IV (and HV20 where known) over time; drag to zoom, double-click to reset. */
+export function historyChart(container, rows, dayText) {
+  return chart(container, {
+    name: "ATM implied volatility history",
+    data: [rows.map((r) => r.t), rows.map((r) => r.iv), rows.map((r) => r.hv)],
+    series: [
+      { label: "ATM IV 30d", color: COLORS.violet, value: pctText, points: false },
+      { label: "HV 20", color: COLORS.amber, value: pctText, points: false },
+    ],
+    x: { label: "Session (New York)", time: true, value: (v, i) => dayText(rows[i]) },
+    y: { label: "Volatility (annualised)", axis: (u, splits) => splits.map((v) => pct(v, 0)) },
+  });
 }

@@ -1,7 +1,5 @@
 // DOM helpers. Data only ever reaches the page as text nodes or attribute values: no innerHTML.
 
-const SVG_NS = "http://www.w3.org/2000/svg";
-
 function fill(node, attrs, children) {
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === null || value === undefined || value === false) continue;
@@ -28,16 +26,6 @@ export function append(node, children) {
 /** h("td", {class: "num"}, "1.23") — an HTML element with attributes and text/element children. */
 export function h(tag, attrs, ...children) {
   return fill(document.createElement(tag), attrs, children);
-}
-
-/** s("circle", {cx: 1}) — an SVG element. */
-export function s(tag, attrs, ...children) {
-  return fill(document.createElementNS(SVG_NS, tag), attrs, children);
-}
-
-export function clear(node) {
-  node.replaceChildren();
-  return node;
 }
 
 export function replace(node, ...children) {
