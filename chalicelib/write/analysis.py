@@ -47,6 +47,8 @@ from chalicelib.domain import calendar as cal
 from chalicelib.domain.chain import ChainBatch, chain_columns_from_masked
 from chalicelib.domain.models import Alert, FeatureSet
 from chalicelib.logs import log_event
+from chalicelib.write.delivery import outbox
+from chalicelib.write.delivery.sinks import sink_names
 from chalicelib.write.providers.base import MarketDataProvider
 from chalicelib.write.store import Store
 
@@ -248,7 +250,7 @@ def analyse(
         daily_cap=settings.alert_daily_cap,
     )
     selection = select_alerts(candidates, _throttle_state(store, candidates, policy), policy)
-    written = _write_alerts(store, selection.accepted, scan_id, errors)
+    written = _write_alerts(store, selection.accepted, scan_id, errors, settings)
     timings["write_ms"] = _ms(mark)
 
     result = AnalysisResult(
@@ -453,7 +455,11 @@ def _write_features(
 
 
 def _write_alerts(
-    store: Store, accepted: Sequence[Candidate], scan_id: str, errors: list[str]
+    store: Store,
+    accepted: Sequence[Candidate],
+    scan_id: str,
+    errors: list[str],
+    settings: Settings,
 ) -> int:
     alerts: list[Alert] = []
     for cand in accepted:
@@ -487,7 +493,10 @@ def _write_alerts(
         "created_at": np.array([_naive(a.created_at) for a in alerts], "datetime64[us]"),
     }
     try:
-        with store.registered("analysis_alerts", cols):
+        with store.registered("analysis_alerts", cols), store.transaction():
+            # delivery: the outbox rows of the new alerts, in the alerts' own transaction
+            outbox.enqueue(store, "analysis_alerts", sink_names(settings),
+                           settings.delivery_min_score)  # fmt: skip
             store.rows(WRITE_ALERTS)
     except Exception as exc:
         errors.append(f"write alerts: {type(exc).__name__}: {exc}")
