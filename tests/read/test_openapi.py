@@ -31,7 +31,11 @@ SAMPLE_PATHS = {
     "health": "/health",
     "openapi": "/openapi.json",
 }
-PAGES = {"dashboard_index": "/", "dashboard_static": "/static/app.js"}  # not JSON
+PAGES = {
+    "dashboard_index": "/",
+    "dashboard_static": "/static/app.js",
+    "alerts_feed": "/alerts/feed",
+}  # not JSON; the feed: tests/delivery/test_feed_route.py
 PUBLIC = {"/health", "/", "/static/{name}"}
 
 
