@@ -155,8 +155,9 @@ def settings_for(root: Path, **values: str) -> Settings:
 
 
 def webhook_settings(root: Path, receiver: Receiver, **values: str) -> Settings:
+    values = {"alert_delivery_timeout_seconds": "0.5", **values}
     return settings_for(root, alert_webhook_url=receiver.url, alert_webhook_secret=SECRET,
-                        alert_delivery_timeout_seconds="0.5", **values)  # fmt: skip
+                        **values)  # fmt: skip
 
 
 def candidates(n: int, as_of: datetime = T0, score: float = 70.0) -> list[Candidate]:
