@@ -23,6 +23,7 @@ from chalicelib.logs import log_event, timed
 from chalicelib.storage.base import Storage
 from chalicelib.write.analysis import AnalysisResult, analyse
 from chalicelib.write.collector import ChainBuffer
+from chalicelib.write.delivery.deliverer import deliver
 from chalicelib.write.lifecycle import LifecycleResult, compact, maintain
 from chalicelib.write.providers.base import MarketDataProvider
 from chalicelib.write.providers.factory import make_provider
@@ -103,8 +104,7 @@ class Scheduler:
     ) -> None:
         self.analysis = analysis  # features and alerts after the flush (off: collect only)
         self.history = history  # where sealed sessions go; None: no sealing, no retention
-        self.published = published  # the export storage; its generation releases alerts to
-        # deliver (None: no delivery)
+        self.published = published  # its published generation releases alerts; None: no delivery
         self.lifecycle_step = lifecycle_step
         self.settings = settings
         self.store = store
@@ -229,8 +229,6 @@ class Scheduler:
         """DELIVERING: alerts the published generation released go to their sinks, within the
         delivery budget. The collect is where acknowledgements last: on Lambda it is the run
         that persists the database. A failure here never fails the collect."""
-        from chalicelib.write.delivery.deliverer import deliver
-
         assert self.published is not None
         self._enter(Phase.DELIVERING)
         try:
