@@ -48,9 +48,8 @@ class FeedEntry:
 def alerts_feed(store: Store, settings: Settings, generated_at: datetime) -> tuple[bytes, int]:
     """The feed of the newest ``FEED_ENTRIES`` alerts, and its entry count."""
     entries = [_entry(row) for row in store.rows(NEWEST_ALERTS, [FEED_ENTRIES])]
-    return build_feed(entries, public_url=settings.public_url, generated_at=generated_at), len(
-        entries
-    )
+    data = build_feed(entries, public_url=settings.public_url, generated_at=generated_at)
+    return data, len(entries)
 
 
 def build_feed(
