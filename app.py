@@ -14,7 +14,7 @@ from chalice import Chalice, Rate, Response
 from chalice.app import CloudWatchEvent
 
 from chalicelib.read import dashboard, http
-from chalicelib.read.routes import ROUTES
+from chalicelib.read.routes import DOCUMENT_ROUTES, ROUTES
 from chalicelib.write import schedules
 
 app = Chalice(app_name="option-chain-dashboard")
@@ -32,6 +32,18 @@ def _route(path: str, name: str) -> None:
 
 for _r in ROUTES.values():
     _route(_r.path, _r.name)
+
+
+def _document_route(path: str, name: str) -> None:
+    def view() -> Response:
+        return http.handle_document(app.current_request, name)
+
+    view.__name__ = name
+    app.route(path, methods=http.METHODS, cors=cors)(view)
+
+
+for _d in DOCUMENT_ROUTES.values():
+    _document_route(_d.path, _d.name)
 
 
 @app.route("/health", methods=http.METHODS, cors=cors)

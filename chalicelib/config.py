@@ -14,6 +14,7 @@ and schedules: the schedule rates and ``OCD_CORS_ORIGIN``. Both loaders cache on
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -33,6 +34,9 @@ ENV_PREFIX = "OCD_"
 TICKER_PATTERN = r"^[A-Z][A-Z0-9.-]{0,9}$"
 # "*" or scheme://host[:port], as a browser sends it in the Origin header
 ORIGIN_PATTERN = r"^(\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)$"
+# Where alerts are delivered (``chalicelib/write/delivery``): endpoints and topics.
+URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
+SNS_TOPIC_PATTERN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$"
 DEFAULT_WATCHLIST = (
     "SPY",
     "QQQ",
@@ -132,6 +136,16 @@ class Settings(ReadSettings):
     seal_intraday: bool = True
     compact_free_fraction: float = Field(default=0.5, ge=0, le=1)
     compact_min_free_mb: float = Field(default=32, ge=0)
+    # ---- alert delivery (chalicelib/write/delivery); every sink is off unless configured ----
+    public_url: str | None = Field(default=None, pattern=URL_PATTERN)
+    alert_webhook_url: str | None = Field(default=None, pattern=URL_PATTERN)
+    alert_webhook_secret: SecretStr | None = None
+    alert_slack_webhook_url: SecretStr | None = None
+    alert_sns_topic_arn: str | None = Field(default=None, pattern=SNS_TOPIC_PATTERN)
+    alert_delivery_min_score: float | None = Field(default=None, ge=0, le=100)
+    alert_delivery_max_attempts: int = Field(default=8, ge=1, le=100)
+    alert_delivery_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    alert_delivery_budget_seconds: float = Field(default=20.0, gt=0, le=600)
 
     @field_validator("watchlist", mode="before")
     @classmethod
@@ -165,6 +179,26 @@ class Settings(ReadSettings):
     def _normalise_state_prefix(cls, value: str) -> str:
         return _prefix(value)
 
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @field_validator("alert_webhook_secret")
+    @classmethod
+    def _standard_webhooks_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message never repeats the value: it is a secret.
+        if value is not None and not _is_webhook_secret(value.get_secret_value()):
+            raise ValueError("must be a Standard Webhooks secret: whsec_ followed by base64")
+        return value
+
+    @field_validator("alert_slack_webhook_url")
+    @classmethod
+    def _slack_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.match(URL_PATTERN, value.get_secret_value()):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
     @model_validator(mode="after")
     def _resolve_write_paths(self) -> Settings:
         assert self.data_dir.is_absolute()  # resolved by ReadSettings' validator, which ran first
@@ -173,12 +207,30 @@ class Settings(ReadSettings):
         )
         if self.persist_db is None:  # Lambda's /tmp is ephemeral: keep the database in S3
             object.__setattr__(self, "persist_db", self.storage == "s3")
+        if self.alert_webhook_url and self.alert_webhook_secret is None:
+            raise ValueError(
+                "OCD_ALERT_WEBHOOK_SECRET is required when OCD_ALERT_WEBHOOK_URL is set"
+            )
         return self
+
+    @property
+    def delivery_min_score(self) -> float:
+        """Alerts scoring below this are not delivered (default: the alert threshold)."""
+        if self.alert_delivery_min_score is None:
+            return self.min_alert_score
+        return self.alert_delivery_min_score
 
     @property
     def database(self) -> Path:
         assert self.db_path is not None
         return self.db_path
+
+
+def _is_webhook_secret(value: str) -> bool:
+    try:
+        return value.startswith("whsec_") and len(base64.b64decode(value[6:], validate=True)) > 0
+    except ValueError:
+        return False
 
 
 def _from_root(path: Path) -> Path:

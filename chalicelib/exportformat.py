@@ -4,13 +4,15 @@ Layout under the export root (local directory or S3 prefix):
 
     manifest.json                        written last; names every document of the generation
     alerts.json scans.json features.json chains.json        latest documents (seed names)
+    alerts.atom delivery.json            the alerts' Atom feed, the alert delivery status
     chains/<TICKER>/<digest>.json        per-ticker chain documents, immutable, content-addressed
     archive/<kind>_YYYYMMDD_HHMMSS[_n].json.gz               immutable gzip copies, one per export
+                                         (``.atom.gz`` for the feed)
 
 Generation ids (``YYYYMMDDTHHMMSSZ-NNNNNN``) and archive keys (stamped with the generation's
 time, not the clock's) both sort in publication order, even when the clock steps back.
-Every document is a strict-JSON object with ``generation``, ``generated_at``, ``kind`` and
-``count``. Neither side imports the other; both import this module.
+Every document but the Atom feed is a strict-JSON object with ``generation``, ``generated_at``,
+``kind`` and ``count``. Neither side imports the other; both import this module.
 """
 
 from __future__ import annotations
@@ -32,13 +34,19 @@ from chalicelib.storage.base import Storage
 
 Kind = Literal["alerts", "chains", "scans", "features"]
 KINDS: tuple[Kind, ...] = ("alerts", "chains", "scans", "features")
+# Published beside the data kinds, listed and archived the same way, read by key: the Atom feed
+# of the newest alerts (served as it is) and the alert delivery status (``deliveryformat``).
+FEED_KIND, FEED_KEY = "feed", "alerts.atom"
+DELIVERY_KIND, DELIVERY_KEY = "delivery", "delivery.json"
+EXTRA_KEYS: dict[str, str] = {FEED_KIND: FEED_KEY, DELIVERY_KIND: DELIVERY_KEY}
+PUBLISHED_KINDS: tuple[str, ...] = (*KINDS, *EXTRA_KEYS)
 MANIFEST_KEY = "manifest.json"
 ARCHIVE_PREFIX = "archive/"
 CHAINS_PREFIX = "chains/"
 FORMAT_VERSION = 1
 
 _ARCHIVE_RE = re.compile(
-    r"^archive/(?P<kind>[a-z]+)_(?P<stamp>\d{8}_\d{6})(?:_(?P<n>\d+))?\.json\.gz$"
+    r"^archive/(?P<kind>[a-z]+)_(?P<stamp>\d{8}_\d{6})(?:_(?P<n>\d+))?\.(?:json|atom)\.gz$"
 )
 _GENERATION_RE = re.compile(r"^(?P<stamp>\d{8}T\d{6})Z-(?P<seq>\d{6,})$")
 
@@ -47,13 +55,19 @@ def latest_key(kind: Kind) -> str:
     return f"{kind}.json"
 
 
+def document_key(kind: str) -> str:
+    """The latest document of any published kind (``alerts.atom`` for the feed)."""
+    return EXTRA_KEYS.get(kind) or f"{kind}.json"
+
+
 def chain_key(ticker: str, digest: str) -> str:
     return f"{CHAINS_PREFIX}{ticker}/{digest}.json"
 
 
 def archive_key(kind: str, when: datetime, n: int = 0) -> str:
     suffix = f"_{n}" if n else ""
-    return f"{ARCHIVE_PREFIX}{kind}_{when.astimezone(UTC):%Y%m%d_%H%M%S}{suffix}.json.gz"
+    ext = "atom" if kind == FEED_KIND else "json"
+    return f"{ARCHIVE_PREFIX}{kind}_{when.astimezone(UTC):%Y%m%d_%H%M%S}{suffix}.{ext}.gz"
 
 
 def parse_archive_key(key: str) -> tuple[str, datetime, int] | None:

@@ -28,7 +28,7 @@ from chalicelib.read import params as p
 from chalicelib.read import service
 from chalicelib.read.openapi import document_bytes
 from chalicelib.read.responses import JSON, error
-from chalicelib.read.routes import ROUTES
+from chalicelib.read.routes import DOCUMENT_ROUTES, ROUTES
 
 CACHE_CONTROL = "no-cache"  # always revalidate: the ETag makes that cheap
 METHODS = ["GET", "HEAD"]  # HEAD: the same headers, and the servers drop the body
@@ -64,6 +64,20 @@ def handle(request: Request, name: str) -> Response:
         query = p.parse(route.params, _query(request), request.uri_params)
         body = service.data_body(route, query, service.reader_for(settings))
         return _respond(request, body.data, body.version, body.source)
+    except Exception as exc:
+        return error_response(exc)
+
+
+def handle_document(request: Request, name: str) -> Response:
+    """Serve document route ``name`` (the Atom feed): its bytes, an ETag of its content."""
+    try:
+        settings = _settings()
+        check_api_key(settings, request.headers)
+        _no_query(request)
+        route = DOCUMENT_ROUTES[name]
+        data, loaded = route.handler(service.reader_for(settings))
+        version = f"{name}|{hashlib.sha256(data).hexdigest()}"
+        return _respond(request, data, version, loaded.source, route.media_type)
     except Exception as exc:
         return error_response(exc)
 
@@ -140,12 +154,15 @@ def _query(request: Request) -> dict[str, list[str]]:
     return {name: given.getlist(name) for name in given} if given else {}
 
 
-def _respond(request: Request, body: bytes, version: str, source: str) -> Response:
+def _respond(
+    request: Request, body: bytes, version: str, source: str, content_type: str = JSON
+) -> Response:
     etag = 'W/"' + hashlib.blake2b(version.encode(), digest_size=12).hexdigest() + '"'
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "X-Data-Source": source}
     if _matches(request.headers.get("if-none-match"), etag):
         return Response(body="", status_code=304, headers=headers)
-    return Response(body=body.decode(), status_code=200, headers={**headers, "Content-Type": JSON})
+    return Response(body=body.decode(), status_code=200,
+                    headers={**headers, "Content-Type": content_type})  # fmt: skip
 
 
 def _matches(header: str | None, etag: str) -> bool:

@@ -18,7 +18,7 @@ from chalicelib.read import dashboard
 from chalicelib.read.api import CONTRACT_FIELDS, SUMMARY_FIELDS
 from chalicelib.read.descriptions import describe, feature_properties
 from chalicelib.read.examples import CATALOGUE_EXAMPLE, EXAMPLES
-from chalicelib.read.routes import ROUTES
+from chalicelib.read.routes import DOCUMENT_ROUTES, ROUTES
 from chalicelib.read.service import PUBLIC_HEALTH
 
 
@@ -182,6 +182,36 @@ HEALTH = {
         "stale_after_seconds": {"type": "integer"},
         "storage": {"type": "object"},
         "exports": {"type": "object"},
+        "delivery": {
+            "type": ["array", "null"],
+            "description": "Alert delivery per configured sink, as of the generation's export "
+            "(null: the generation has no delivery status)",
+            "items": {
+                "type": "object",
+                "required": [
+                    "sink",
+                    "last_success",
+                    "backlog",
+                    "delivered",
+                    "dead",
+                    "last_error",
+                    "last_error_at",
+                ],
+                "properties": {
+                    "sink": {"type": "string", "enum": ["webhook", "slack", "sns"]},
+                    "last_success": {
+                        "type": ["string", "null"],
+                        "format": "date-time",
+                        "description": "newest acknowledgement (writer's clock)",
+                    },
+                    "backlog": {**_COUNT, "description": "alerts not delivered yet (count)"},
+                    "delivered": {**_COUNT, "description": "alerts acknowledged (count)"},
+                    "dead": {**_COUNT, "description": "alerts given up on (count)"},
+                    "last_error": {**_STR, "description": "newest failure, e.g. HTTP 503"},
+                    "last_error_at": {"type": ["string", "null"], "format": "date-time"},
+                },
+            },
+        },
         "last_export": {
             "type": ["object", "null"],
             "required": ["ok", "at", "error", "generation"],
@@ -329,6 +359,15 @@ def document(secured: bool = False) -> dict[str, Any]:
                 "responses": {"200": _ok(schema, EXAMPLES[route.name]), **_errors(*codes)},
             }
         }
+    for feed in DOCUMENT_ROUTES.values():  # served as stored: a media type, not a JSON schema
+        missing = {"description": "Not published yet",
+                   "content": {"application/json": {"schema": ERROR}}}  # fmt: skip
+        paths[feed.path] = {"get": {
+            "operationId": feed.name, "summary": feed.summary,
+            "responses": {"200": {"description": "OK",
+                                  "content": {feed.media_type: {"schema": {"type": "string"}}},
+                                  "headers": _ok({})["headers"]},
+                          **_errors(304, 400, *auth, 503), "404": missing}}}  # fmt: skip
     if secured:
         for path, item in paths.items():
             item["get"]["security"] = [] if path in PUBLIC_PATHS else [{"apiKey": []}]

@@ -4,8 +4,10 @@ It follows the manifest. A document is served only after its bytes match a manif
 a missing, truncated, unparsable or mismatching latest object falls back to the same
 generation's archive, then to the newest archive that an older (archived) manifest vouches for,
 then to the newest archive that at least parses as that kind, then to an empty result — and says
-which (``latest`` | ``archive`` | ``none``). A key that is not safe (a manifest naming one outside
-the root, a symlink leading out of it: the storage refuses both with InvalidKey) counts as damage.
+which (``latest`` | ``archive`` | ``none``). The other published documents (the Atom feed of
+alerts, the delivery status) go the same way (``named``); the feed is served as its bytes.
+A key that is not safe (a manifest naming one outside the root, a symlink leading out of it:
+the storage refuses both with InvalidKey) counts as damage.
 A storage that fails to answer (StorageUnavailable, after the adapter's own retries) or refuses
 to (an unreadable file or export root: PermissionError) makes a copy unreadable like damage
 does, except that the answer is not remembered: the next request tries again. Only when not even
@@ -24,7 +26,7 @@ import gzip
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -40,6 +42,8 @@ from chalicelib.storage.base import Storage
 
 Source = Literal["latest", "archive", "none"]
 Pinned = tuple[str, "Manifest | None"]  # (storage version of manifest.json, its manifest)
+# What a document's bytes become, given its key and bytes; None rejects them (damaged).
+Parse = Callable[[str, bytes], "dict[str, Any] | None"]
 FALLBACK_MANIFESTS = 3  # older generations searched for a damaged document
 DEFAULT_CACHE_BYTES = 64 << 20  # of source JSON; parsed objects take roughly 3-4x that
 _UNREADABLE = (ObjectNotFound, StorageUnavailable, InvalidKey, OSError, EOFError)
@@ -274,26 +278,46 @@ class ExportReader:
     def document(self, kind: fmt.Kind, at: Pinned | None = None) -> Loaded:
         """The latest document of ``kind``, verified, with archive fallback (under the manifest
         ``at`` pins, else the current one)."""
+        return self._resolve(fmt.latest_key(kind), kind, self._parse, at)
+
+    def named(self, kind: str, *, raw: Callable[[bytes], bool] | None = None) -> Loaded:
+        """A published document other than the data kinds (``exportformat.EXTRA_KEYS``), the
+        same way: verified, with archive fallback. JSON unless ``raw`` is given; then
+        ``doc`` is ``{"kind", "data"}`` with the verified bytes, and ``raw`` tells whether an
+        archive no manifest vouches for holds bytes of this kind."""
+        if raw is None:
+            return self._resolve(fmt.document_key(kind), kind, self._parse, None)
+
+        def keep(key: str, data: bytes) -> dict[str, Any] | None:
+            if not raw(data):
+                log_event("read_damaged", key=key, reason=f"not a {kind} document")
+                return None
+            return {"kind": kind, "data": data}
+
+        return self._resolve(fmt.document_key(kind), kind, keep, None)
+
+    def _resolve(self, key: str, kind: str, parse: Parse, at: Pinned | None) -> Loaded:
         version, manifest = at or self._current()
         resolved_key = f"resolved:{kind}:{version}"
         resolved = self.cache.get(resolved_key)  # a damaged latest is not read again
         if resolved is not None:
             return resolved
-        key = fmt.latest_key(kind)
         entry = manifest.documents.get(key) if manifest else None
         lookup = _Lookup()
         if manifest and entry:
-            hit = self._verified(key, entry.sha256, gzipped=False, source="latest", lookup=lookup)
+            hit = self._verified(key, entry.sha256, gzipped=False, source="latest",
+                                 lookup=lookup, parse=parse)  # fmt: skip
             if hit is not None:
                 return self._loaded(hit.doc, hit.source, entry.sha256, manifest)
-        resolved = self._fallback(kind, manifest, lookup)
+        resolved = self._fallback(key, kind, parse, manifest, lookup)
         if not lookup.unavailable:
             self.cache.put(resolved_key, resolved, 1)
         return resolved
 
-    def _fallback(self, kind: fmt.Kind, manifest: Manifest | None, lookup: _Lookup) -> Loaded:
+    def _fallback(
+        self, key: str, kind: str, parse: Parse, manifest: Manifest | None, lookup: _Lookup
+    ) -> Loaded:
         """The newest trustworthy copy of ``kind`` when its latest document is not."""
-        key = fmt.latest_key(kind)
         tried: set[str] = set()
         # Archives vouched for by a manifest: the current one's first, then older generations.
         candidates = [manifest] if manifest else []
@@ -305,7 +329,7 @@ class ExportReader:
                 continue
             tried.add(archive)
             hit = self._verified(
-                archive, entry.sha256, gzipped=True, source="archive", lookup=lookup
+                archive, entry.sha256, gzipped=True, source="archive", lookup=lookup, parse=parse
             )
             if hit is not None:
                 same = manifest is not None and m.generation == manifest.generation
@@ -316,7 +340,7 @@ class ExportReader:
         for archive in self._archives_newest_first(lookup, kind):
             if archive in tried:
                 continue
-            doc = self._parsed_archive(archive, kind, lookup)
+            doc = self._parsed_archive(archive, kind, lookup, parse)
             if doc is not None:
                 log_event("read_fallback", key=key, archive=archive, reason="unverified archive")
                 return self._loaded(doc, "archive", f"archive:{archive}")
@@ -378,7 +402,14 @@ class ExportReader:
         return Loaded(doc, source, generation, when, f"{source}:{generation}:{version}")
 
     def _verified(
-        self, key: str, sha: str, *, gzipped: bool, source: Source, lookup: _Lookup
+        self,
+        key: str,
+        sha: str,
+        *,
+        gzipped: bool,
+        source: Source,
+        lookup: _Lookup,
+        parse: Parse | None = None,
     ) -> _Doc | None:
         """The parsed object stored at ``key`` if its (decompressed) bytes have ``sha``.
 
@@ -399,14 +430,16 @@ class ExportReader:
         if fmt.sha256(data) != sha:
             log_event("read_damaged", key=key, reason="sha256 mismatch", bytes=len(data))
             return None
-        doc = self._parse(key, data)
+        doc = (parse or self._parse)(key, data)
         if doc is None:
             return None
         hit = _Doc(doc, source)
         self.cache.put(sha, hit, len(data))
         return hit
 
-    def _parsed_archive(self, key: str, kind: str, lookup: _Lookup) -> dict[str, Any] | None:
+    def _parsed_archive(
+        self, key: str, kind: str, lookup: _Lookup, parse: Parse
+    ) -> dict[str, Any] | None:
         cached = self.cache.get(f"archive:{key}")
         if cached is not None:
             return cached
@@ -416,7 +449,7 @@ class ExportReader:
             lookup.unavailable |= _temporary(exc)
             log_event("read_damaged", key=key, reason=type(exc).__name__)
             return None
-        doc = self._parse(key, data)
+        doc = parse(key, data)
         if doc is None or doc.get("kind") != kind:
             return None
         self.cache.put(f"archive:{key}", doc, len(data))

@@ -1,4 +1,5 @@
-"""The data routes: path, parameters, handler and summary of each, in one table.
+"""The data routes: path, parameters, handler and summary of each, in one table; and the
+routes that serve a published document as it is stored (the Atom feed), in another.
 
 The Chalice adapter (``http.py``) serves it, the OpenAPI document (``openapi.py``) describes it,
 and ``app.py`` declares it; none of them imports another for it.
@@ -10,8 +11,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chalicelib.read import api
+from chalicelib.read import api, feed
 from chalicelib.read import params as p
+from chalicelib.read.reader import ExportReader, Loaded
 
 
 @dataclass(frozen=True)
@@ -50,5 +52,25 @@ ROUTES: dict[str, Route] = {
               "Latest computed features of a ticker"),
         Route("tickers", "/tickers", p.NoParams, api.tickers,
               "The watchlist with last price, ATM IV, IV rank and alert count"),
+    )
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DocumentRoute:
+    """A route answering with one published document's verified bytes, in its media type."""
+
+    name: str
+    path: str
+    media_type: str
+    handler: Callable[[ExportReader], tuple[bytes, Loaded]]
+    summary: str
+
+
+DOCUMENT_ROUTES: dict[str, DocumentRoute] = {
+    r.name: r
+    for r in (
+        DocumentRoute("alerts_feed", "/alerts/feed", feed.MEDIA_TYPE, feed.alerts_feed,
+                      "Atom feed of the newest 100 alerts"),
     )
 }  # fmt: skip

@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from chalicelib import logs
 from chalicelib.config import ReadSettings
-from chalicelib.exportformat import Manifest, MarketClock
+from chalicelib.deliveryformat import SinkStatus
+from chalicelib.exportformat import DELIVERY_KIND, Manifest, MarketClock
 from chalicelib.exportstatus import ExportStatus
 from chalicelib.read import api
 from chalicelib.read import params as p
@@ -130,6 +132,7 @@ def health_report(reader: ExportReader, settings: ReadSettings) -> dict[str, Any
             documents=len(manifest.documents),
             exports={k: v.model_dump() for k, v in manifest.results.items()},
         )
+    body["delivery"] = delivery_status(reader) if manifest is not None else None
     body["last_export"] = last_export(manifest, reader.export_status())
     body["last_collect"] = last_collect(reader.collect_status())
     body["provider"] = manifest.provider if manifest else None
@@ -195,6 +198,18 @@ def last_collect(status: ExportStatus | None) -> dict[str, Any] | None:
     if status is None:
         return None
     return {"ok": status.ok, "at": iso(status.at), "error": status.error}
+
+
+def delivery_status(reader: ExportReader) -> list[dict[str, Any]] | None:
+    """Per configured sink: last success, backlog, dead rows, last error, as the writer
+    published them in ``delivery.json``; None when the generation has no such document."""
+    sinks = (reader.named(DELIVERY_KIND).doc or {}).get("sinks")
+    if not isinstance(sinks, list):
+        return None
+    try:
+        return [SinkStatus.model_validate(s).model_dump(mode="json") for s in sinks]
+    except ValidationError:
+        return None
 
 
 def public_health(report: dict[str, Any]) -> dict[str, Any]:

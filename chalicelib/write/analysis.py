@@ -52,6 +52,8 @@ from chalicelib.domain import calendar as cal
 from chalicelib.domain.chain import ChainBatch, chain_columns_from_masked
 from chalicelib.domain.models import Alert, FeatureSet
 from chalicelib.logs import log_event
+from chalicelib.write.delivery import outbox
+from chalicelib.write.delivery.sinks import sink_names
 from chalicelib.write.providers.base import MarketDataProvider
 from chalicelib.write.store import Store
 
@@ -289,7 +291,7 @@ def analyse(
     alerts = _alerts(selection.accepted, scan_id, errors)
     sent = {(a.ticker, a.detector_name) for a in alerts}  # an alert that failed stays armed
     next_states = {key: s.next_state(key in sent) for key, s in steps.items()}
-    written = _write_alerts(store, alerts, next_states, errors)
+    written = _write_alerts(store, alerts, next_states, errors, settings)
     timings["write_ms"] = _ms(mark)
 
     result = AnalysisResult(
@@ -555,6 +557,7 @@ def _write_alerts(
     alerts: Sequence[Alert],
     states: dict[tuple[str, str], ArmState],
     errors: list[str],
+    settings: Settings,
 ) -> int:
     """The alerts and the pairs' next edge states, in one transaction: both or neither."""
     if not alerts and not states:
@@ -574,6 +577,9 @@ def _write_alerts(
         with store.transaction():
             if alerts:
                 with store.registered("analysis_alerts", cols):
+                    # delivery: the outbox rows of the new alerts, in the alerts' transaction
+                    outbox.enqueue(store, "analysis_alerts", sink_names(settings),
+                                   settings.delivery_min_score)  # fmt: skip
                     store.rows(WRITE_ALERTS)
             if states:
                 with store.registered("analysis_states", _state_columns(states)):

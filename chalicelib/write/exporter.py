@@ -35,6 +35,8 @@ from chalicelib.exportformat import DocumentEntry, KindResult, Manifest, MarketC
 from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
 from chalicelib.write import export_queries as q
+from chalicelib.write.delivery.feed import alerts_feed
+from chalicelib.write.delivery.status import delivery_document
 from chalicelib.write.store import Store
 
 KEEP_GENERATIONS = 3  # per-ticker documents stay while one of this many manifests names them
@@ -117,6 +119,8 @@ class JSONExporter:
                 "chains": {"limit": None},
                 "scans": {"days": 30},
                 "features": {"limit": None},
+                fmt.FEED_KIND: {},
+                fmt.DELIVERY_KIND: {},
             }
         )
 
@@ -140,6 +144,8 @@ class JSONExporter:
             "chains": self._chains,
             "scans": self._scans,
             "features": self._features,
+            fmt.FEED_KIND: self._feed,
+            fmt.DELIVERY_KIND: self._delivery,
         }
         for kind, params in kinds.items():
             kind_start = time.perf_counter()
@@ -161,7 +167,7 @@ class JSONExporter:
                     generation=pub.generation,
                 )
                 continue
-            key = fmt.latest_key(kind)  # type: ignore[arg-type]
+            key = fmt.document_key(kind)
             documents[key] = DocumentEntry(
                 sha256=fmt.sha256(built.data),
                 bytes=len(built.data),
@@ -293,6 +299,15 @@ class JSONExporter:
     def _latest_features(self) -> dict[str, bytes]:
         """ticker -> its latest features as strict JSON (JSON columns may hold NaN literals)."""
         return {str(t): fmt.strict_json(doc) for t, doc in self.store.rows(q.LATEST_FEATURES)}
+
+    def _feed(self, pub: Publication) -> Built:
+        """``alerts.atom``: the newest alerts as an Atom feed (``delivery/feed.py``)."""
+        return Built(*alerts_feed(self.store, self.settings, pub.generated_at))
+
+    def _delivery(self, pub: Publication) -> Built:
+        """``delivery.json``: the outbox per sink, and the alerts this generation releases."""
+        return Built(*delivery_document(self.store, self.settings, pub.generation,
+                                        pub.generated_at))  # fmt: skip
 
     def _chains(self, pub: Publication, limit: int | None) -> Built:
         """The index document; per-ticker documents are written here, to new keys, as built.

@@ -1,4 +1,5 @@
-"""The writer's state machine: COLLECTING → FLUSHING → (COMPUTING → SCANNING) → EXPORTING → IDLE.
+"""The writer's state machine: COLLECTING → FLUSHING → (COMPUTING → SCANNING) → EXPORTING → IDLE,
+and DELIVERING (alerts to their sinks) from IDLE, as the collect's last step before compaction.
 
 Each scheduled handler opens the store, runs its phases and closes it again, so the DuckDB lock is
 held only while work is being done. Every phase logs one structured line with counts, bytes and
@@ -22,6 +23,7 @@ from chalicelib.logs import log_event, timed
 from chalicelib.storage.base import Storage
 from chalicelib.write.analysis import AnalysisResult, analyse
 from chalicelib.write.collector import ChainBuffer
+from chalicelib.write.delivery.deliverer import deliver
 from chalicelib.write.lifecycle import LifecycleResult, compact, maintain
 from chalicelib.write.providers.base import MarketDataProvider
 from chalicelib.write.providers.factory import make_provider
@@ -36,10 +38,11 @@ class Phase(StrEnum):
     SCANNING = "scanning"
     SEALING = "sealing"
     EXPORTING = "exporting"
+    DELIVERING = "delivering"
 
 
 _ALLOWED = {
-    Phase.IDLE: {Phase.COLLECTING, Phase.EXPORTING},
+    Phase.IDLE: {Phase.COLLECTING, Phase.EXPORTING, Phase.DELIVERING},
     Phase.COLLECTING: {Phase.FLUSHING},
     Phase.FLUSHING: {Phase.COLLECTING, Phase.COMPUTING, Phase.SEALING, Phase.EXPORTING,
                      Phase.IDLE},
@@ -47,6 +50,7 @@ _ALLOWED = {
     Phase.SCANNING: {Phase.SEALING, Phase.EXPORTING, Phase.IDLE},
     Phase.SEALING: {Phase.IDLE},
     Phase.EXPORTING: {Phase.IDLE},
+    Phase.DELIVERING: {Phase.IDLE},
 }  # fmt: skip
 MAX_CLOCK_LEAD = timedelta(minutes=5)  # how far ahead of the wall clock a pinned run may be
 
@@ -96,9 +100,11 @@ class Scheduler:
         analysis: bool = True,
         history: Storage | None = None,
         lifecycle_step: Callable[[str], None] = lambda name: None,
+        published: Storage | None = None,
     ) -> None:
         self.analysis = analysis  # features and alerts after the flush (off: collect only)
         self.history = history  # where sealed sessions go; None: no sealing, no retention
+        self.published = published  # its published generation releases alerts; None: no delivery
         self.lifecycle_step = lifecycle_step
         self.settings = settings
         self.store = store
@@ -166,6 +172,7 @@ class Scheduler:
         ok = collected or len(wanted) < len(tickers)
         scan["status"] = "completed" if not scan["errors"] else "partial" if ok else "failed"
         self.store.record_scan(scan)
+        delivery = self._deliver(now) if self.published is not None else None
         if lifecycle is not None:
             lifecycle.compaction = self._compact()
         return {
@@ -185,6 +192,7 @@ class Scheduler:
             "features_computed": analysis.features_computed if analysis else 0,
             "alerts_generated": scan["alerts_generated"],
             "lifecycle": lifecycle.summary() if lifecycle else None,
+            "delivery": delivery,
             "errors": scan["errors"],
             "runtime_seconds": scan["runtime_seconds"],
         }
@@ -215,6 +223,22 @@ class Scheduler:
             scan["errors"].append(f"lifecycle: {type(exc).__name__}: {exc}")
             log_event("lifecycle_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
             return None
+
+    # ---- delivery (chalicelib/write/delivery): after the scan is recorded, before compaction
+    def _deliver(self, now: datetime) -> dict[str, Any] | None:
+        """DELIVERING: alerts the published generation released go to their sinks, within the
+        delivery budget. The collect is where acknowledgements last: on Lambda it is the run
+        that persists the database. A failure here never fails the collect."""
+        assert self.published is not None
+        self._enter(Phase.DELIVERING)
+        try:
+            return deliver(self.store, self.published, self.settings, now,
+                           step=self.lifecycle_step).summary()  # fmt: skip
+        except Exception as exc:
+            log_event("delivery_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            self._enter(Phase.IDLE)
 
     def _compact(self) -> CompactionResult | None:
         try:
@@ -258,8 +282,10 @@ class Scheduler:
 
 def run_collect(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     """One collect pass with its own store connection (what the schedule runs): collect →
-    flush → features and alerts → seal settled sessions into the export storage → retention."""
+    flush → features and alerts → seal settled sessions into the export storage → retention →
+    delivery of the alerts the published generation released."""
     from chalicelib.storage.factory import make_storage
 
+    storage = make_storage(settings)
     with Store(settings.database) as store:
-        return Scheduler(settings, store, history=make_storage(settings)).collect(now)
+        return Scheduler(settings, store, history=storage, published=storage).collect(now)

@@ -13,6 +13,7 @@ from chalicelib.errors import ClockRefused, DatabaseDamaged, DatabaseDiverged
 if TYPE_CHECKING:
     from chalicelib.storage.base import Storage
     from chalicelib.write.dbstate import DatabaseState
+    from chalicelib.write.store import Store
 
 
 AS_OF_FORMAT = "ISO 8601, e.g. 2026-11-24T15:30:00Z (UTC when no offset is given)"
@@ -155,6 +156,7 @@ def export(detail: dict[str, Any] | None = None) -> dict[str, Any]:
             logs.log_event("export_failed", level=logging.ERROR, error=error, served=served)
             record_status(storage, ok=False, at=datetime.now(UTC), generation=served, error=error)
             return {"ok": False, "generation": served, "error": error}
+        delivery = _deliver_published(store, storage, settings, pinned)
     manifest = load_manifest(storage)
     failed = {kind: r.error for kind, r in results.items() if not r.ok}
     error = "; ".join(f"{kind}: {message}" for kind, message in failed.items()) or None
@@ -167,7 +169,26 @@ def export(detail: dict[str, Any] | None = None) -> dict[str, Any]:
         "storage_writes": manifest.storage_writes if manifest else None,
         "error": error,
         "kinds": {kind: result.model_dump() for kind, result in results.items()},
+        "delivery": delivery,
     }
+
+
+def _deliver_published(
+    store: Store, storage: Storage, settings: Settings, pinned: datetime | None
+) -> dict[str, Any] | None:
+    """Delivery right after the publish, where the database is a local file: there the
+    export's acknowledgements are as durable as the collect's. With a persisted database
+    (Lambda) the export never persists, so the next collect delivers instead."""
+    if settings.persist_db:
+        return None
+    from chalicelib.write.delivery.deliverer import deliver
+
+    try:
+        return deliver(store, storage, settings, pinned or datetime.now(UTC)).summary()
+    except Exception as exc:  # never fails the export: the rows wait for the next run
+        logs.log_event("delivery_failed", level=logging.ERROR,
+                       error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _served_generation(storage: Storage) -> str | None:

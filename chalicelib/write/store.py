@@ -123,6 +123,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (ticker, detector_name)
     );
     """,
+    # 5: the alert delivery outbox (``chalicelib/write/delivery``): one row per (alert, sink),
+    # inserted in the alert's own transaction; ``status`` pending → delivered | dead. Times are
+    # the writer's clock (the pinned as-of in replays), which the retry backoff is measured on.
+    """
+    CREATE TABLE delivery_outbox (
+        alert_id VARCHAR NOT NULL, sink VARCHAR NOT NULL, status VARCHAR NOT NULL,
+        attempts INTEGER NOT NULL, generation VARCHAR, last_attempt_at TIMESTAMP,
+        next_attempt_at TIMESTAMP, last_error VARCHAR, last_error_at TIMESTAMP,
+        delivered_at TIMESTAMP, receipt VARCHAR, PRIMARY KEY (alert_id, sink)
+    );
+    """,
 )
 
 # Callers catch this (any DuckDB failure: I/O, parse, conversion) without importing duckdb.

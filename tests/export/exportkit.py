@@ -30,10 +30,14 @@ WATCHLIST = ("SPY", "AAPL", "JPM")
 SMALL_WATCHLIST = ("JPM", "ZZZ")  # ~500 contracts each
 T1 = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)  # the session store's one collection
 T2 = datetime(2026, 11, 30, 20, 0, tzinfo=UTC)  # the next trading day, in session
-LATEST = {kind: fmt.latest_key(kind) for kind in fmt.KINDS}
-ROWS_FIELD = {"alerts": "alerts", "chains": "chains", "scans": "scans", "features": "features"}
+# The JSON documents of a generation (the data kinds and the delivery status), and with them
+# every latest document, the Atom feed of alerts included.
+LATEST = {kind: fmt.document_key(kind) for kind in (*fmt.KINDS, fmt.DELIVERY_KIND)}
+PUBLISHED = {kind: fmt.document_key(kind) for kind in fmt.PUBLISHED_KINDS}
+ROWS_FIELD = {"alerts": "alerts", "chains": "chains", "scans": "scans", "features": "features",
+              "delivery": "sinks"}  # fmt: skip
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
-ARCHIVE_KEY = re.compile(r"^archive/([a-z]+)_(\d{8}_\d{6})(_\d+)?\.json\.gz$")
+ARCHIVE_KEY = re.compile(r"^archive/([a-z]+)_(\d{8}_\d{6})(_\d+)?\.(?:json|atom)\.gz$")
 RESULT_FIELDS = {
     "kind",
     "ok",
@@ -223,7 +227,7 @@ def strict_loads(data: bytes) -> Any:
 
 def kind_of(key: str) -> str | None:
     """The kind of a latest document key (``alerts.json`` → ``alerts``); None otherwise."""
-    return next((kind for kind, latest in LATEST.items() if latest == key), None)
+    return next((kind for kind, latest in PUBLISHED.items() if latest == key), None)
 
 
 def published_bytes(storage: Storage, manifest: Manifest, key: str) -> bytes:

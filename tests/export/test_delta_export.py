@@ -44,7 +44,7 @@ def test_an_export_without_new_snapshots_rewrites_no_chain_document(
         assert second.documents[key] == first.documents[key]  # same sha, same generation
         assert second.documents[key].generation == first.generation
         assert storage.head(key) == versions[key]  # the object itself was not touched
-    assert len(counting.puts) == second.storage_writes == 2 * len(fmt.KINDS) + 2
+    assert len(counting.puts) == second.storage_writes == 2 * len(fmt.PUBLISHED_KINDS) + 2
     assert_complete(storage, second)
     # The index still points at the documents, which still carry their own generation.
     index = check_document(storage.get(LATEST["chains"]).data, "chains", second.generation)

@@ -64,7 +64,7 @@ def check_export(storage: Storage) -> tuple[Manifest, dict[str, bytes]]:
         assert gunzip(storage, manifest.archives[kind]) == documents[LATEST[kind]]
     assert set(manifest.chains.values()) <= keys(storage, fmt.CHAINS_PREFIX)
     assert {fmt.parse_archive_key(k)[0] for k in keys(storage, fmt.ARCHIVE_PREFIX)} == {  # type: ignore[index]
-        *fmt.KINDS,
+        *fmt.PUBLISHED_KINDS,
         "manifest",
     }
     return manifest, documents

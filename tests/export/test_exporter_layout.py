@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 from datetime import timedelta
+from xml.etree import ElementTree
 
 from exportkit import (
     ARCHIVE_KEY,
     ISO_Z,
     LATEST,
+    PUBLISHED,
     RESULT_FIELDS,
     WATCHLIST,
     Clock,
@@ -36,7 +38,7 @@ def test_export_all_publishes_the_documented_layout(
 
     manifest = manifest_of(storage)
     stored = keys(storage)
-    assert set(LATEST.values()) | {fmt.MANIFEST_KEY} <= stored
+    assert set(PUBLISHED.values()) | {fmt.MANIFEST_KEY} <= stored
     # One per-ticker document per ticker, under chains/<TICKER>/, named by the manifest.
     assert set(manifest.chains) == set(WATCHLIST)
     for ticker, key in manifest.chains.items():
@@ -47,21 +49,25 @@ def test_export_all_publishes_the_documented_layout(
     archives = keys(storage, fmt.ARCHIVE_PREFIX)
     matches = [ARCHIVE_KEY.match(key) for key in archives]
     assert all(matches), archives
-    assert sorted(m.group(1) for m in matches if m) == sorted([*fmt.KINDS, "manifest"])
+    assert sorted(m.group(1) for m in matches if m) == sorted([*fmt.PUBLISHED_KINDS, "manifest"])
+    assert f"archive/feed_{clock.now:%Y%m%d_%H%M%S}.atom.gz" in archives  # the feed is XML
     assert {m.group(2) for m in matches if m} == {f"{clock.now:%Y%m%d_%H%M%S}"}
-    assert stored == set(LATEST.values()) | {fmt.MANIFEST_KEY} | archives | set(
+    assert stored == set(PUBLISHED.values()) | {fmt.MANIFEST_KEY} | archives | set(
         manifest.chains.values()
     )
-    assert set(manifest.archives) == set(fmt.KINDS)
+    assert set(manifest.archives) == set(fmt.PUBLISHED_KINDS)
     assert set(manifest.archives.values()) < archives
 
     # Checksums and sizes match the stored bytes exactly; archives hold the same bytes.
     documents = assert_complete(storage, manifest)
-    assert set(documents) == set(LATEST.values()) | set(manifest.chains.values())
+    assert set(documents) == set(PUBLISHED.values()) | set(manifest.chains.values())
     for kind, key in LATEST.items():
         doc = check_document(documents[key], kind, manifest.generation)
         assert doc["generated_at"] == fmt.iso(clock.now)
         assert manifest.documents[key].rows == doc["count"]
+    feed = ElementTree.fromstring(documents[fmt.FEED_KEY])  # tests/delivery validates it
+    assert feed.tag == "{http://www.w3.org/2005/Atom}feed"
+    assert manifest.documents[fmt.FEED_KEY].rows == len(feed.findall(f"{feed.tag[:-4]}entry"))
     index = check_document(documents["chains.json"], "chains")
     assert [row["ticker"] for row in index["chains"]] == sorted(WATCHLIST)
     for row in index["chains"]:
@@ -80,19 +86,20 @@ def test_export_all_publishes_the_documented_layout(
     assert raw["previous_generation"] is None
     assert manifest.storage_writes == len(counting.puts) == len(stored)
     assert counting.puts[-1] == fmt.MANIFEST_KEY  # published last
-    assert set(results) == set(fmt.KINDS)
+    assert set(results) == set(fmt.PUBLISHED_KINDS)
     for kind, result in results.items():
         assert set(result.model_dump()) == RESULT_FIELDS
         assert result.ok and result.error is None and result.kind == kind
-        assert result.rows == manifest.documents[LATEST[kind]].rows
-        assert result.bytes >= manifest.documents[LATEST[kind]].bytes
+        assert result.rows == manifest.documents[PUBLISHED[kind]].rows
+        assert result.bytes >= manifest.documents[PUBLISHED[kind]].bytes
         assert result.duration_ms >= 0
         assert manifest.results[kind] == result
     assert results["chains"].keys_written == 2 + len(WATCHLIST)
+    singles = set(fmt.PUBLISHED_KINDS) - {"chains"}
     assert results["chains"].bytes == sum(map(len, documents.values())) - sum(
-        len(documents[LATEST[k]]) for k in ("alerts", "scans", "features")
+        len(documents[PUBLISHED[k]]) for k in singles
     )
-    assert all(results[k].keys_written == 2 for k in ("alerts", "scans", "features"))
+    assert all(results[k].keys_written == 2 for k in singles)
 
 
 def test_a_second_export_adds_archives_and_a_generation(
@@ -114,7 +121,7 @@ def test_a_second_export_adds_archives_and_a_generation(
     assert len(archives) == 2 * len(first_archives)
     # The first generation's archives are untouched and still hold its latest documents.
     for kind, archive in first.archives.items():
-        assert gunzip(storage, archive) == first_docs[LATEST[kind]]
+        assert gunzip(storage, archive) == first_docs[PUBLISHED[kind]]
         assert second.archives[kind] != archive
     for kind in fmt.KINDS:
         assert check_document(storage.get(LATEST[kind]).data, kind)["generation"] == (

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from exportkit import (
     LATEST,
+    PUBLISHED,
     SMALL_WATCHLIST,
     T2,
     Clock,
@@ -35,7 +36,7 @@ from chalicelib.write.store import Store
 
 # One export with every chain document changed: its chain documents, one archive per kind,
 # the latest documents, the manifest's archive and the manifest.
-WRITES = len(SMALL_WATCHLIST) + 2 * len(fmt.KINDS) + 2
+WRITES = len(SMALL_WATCHLIST) + 2 * len(fmt.PUBLISHED_KINDS) + 2
 
 
 @pytest.fixture
@@ -104,7 +105,9 @@ def test_a_crash_at_every_write_leaves_the_previous_generation_whole(
         "archive:chains",
         "archive:scans",
         "archive:features",
-        *LATEST.values(),
+        "archive:feed",
+        "archive:delivery",
+        *PUBLISHED.values(),
         "archive:manifest",
         fmt.MANIFEST_KEY,
     ]
@@ -177,13 +180,13 @@ def test_a_failing_write_at_any_point_never_publishes_a_broken_generation(
         assert "injected storage fault" in (results[kind].error or "")
         assert published.previous_generation == base.generation
         documents = assert_recoverable(storage, published)
-        assert published.documents[LATEST[kind]] == base.documents[LATEST[kind]]
+        assert published.documents[PUBLISHED[kind]] == base.documents[PUBLISHED[kind]]
         assert published.archives[kind] == base.archives[kind]
-        assert documents[LATEST[kind]] == base_docs[LATEST[kind]]
+        assert documents[PUBLISHED[kind]] == base_docs[PUBLISHED[kind]]
         if kind == "chains":
             assert published.chains == base.chains
-        for other in set(fmt.KINDS) - {kind}:
-            assert published.documents[LATEST[other]].generation == published.generation
+        for other in set(fmt.PUBLISHED_KINDS) - {kind}:
+            assert published.documents[PUBLISHED[other]].generation == published.generation
     else:
         pytest.fail("the export never completed")
 
@@ -200,13 +203,13 @@ def test_archives_of_a_crashed_export_are_never_reused(
     orphans = {
         key: storage.get(key).data
         for key in keys(storage, fmt.ARCHIVE_PREFIX)
-        if key.endswith("_1.json.gz")
+        if key.endswith(("_1.json.gz", "_1.atom.gz"))
     }
-    assert len(orphans) == len(fmt.KINDS)
+    assert len(orphans) == len(fmt.PUBLISHED_KINDS)
 
     exporter.export_all()
     published = manifest_of(storage)
     assert_complete(storage, published)
-    assert all(key.endswith("_2.json.gz") for key in published.archives.values())
+    assert all(key.endswith(("_2.json.gz", "_2.atom.gz")) for key in published.archives.values())
     for key, data in orphans.items():
         assert storage.get(key).data == data

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
+from xml.etree import ElementTree
 
 import orjson
 from exportkit import (
@@ -84,14 +85,19 @@ def test_non_finite_values_are_exported_as_null(
 
     # Everything stored parses strictly: latest and chain documents, archives, the manifest.
     everything = {key: storage.get(key).data for key in keys(storage)}
-    parsed = {}
+    parsed, feeds = {}, {}
     for key, data in everything.items():
         if key.endswith(".gz"):
             data = gunzip(storage, key)
+        if key.endswith((".atom", ".atom.gz")):  # the Atom feed and its archive are XML
+            feeds[key] = ElementTree.fromstring(data)
+            continue
         parsed[key] = strict_loads(data)
         for when in _times(parsed[key]):
             assert ISO_Z.match(when), (key, when)
-    assert len(parsed) == len(documents) + len(fmt.KINDS) + 2  # + archives, manifest (+ its)
+    assert len(feeds) == 2
+    # + archives, manifest (+ its)
+    assert len(parsed) + len(feeds) == len(documents) + len(fmt.PUBLISHED_KINDS) + 2
 
     spy = check_document(documents[manifest.chains["SPY"]], "chain")
     lowest = min(c["strike"] for c in spy["contracts"])

@@ -32,7 +32,11 @@ SAMPLE_PATHS = {
     "openapi": "/openapi.json",
     "catalogue": "/catalogue.json",
 }
-PAGES = {"dashboard_index": "/", "dashboard_static": "/static/app.js"}  # not JSON
+PAGES = {
+    "dashboard_index": "/",
+    "dashboard_static": "/static/app.js",
+    "alerts_feed": "/alerts/feed",
+}  # not JSON; the feed: tests/delivery/test_feed_route.py
 PUBLIC = {"/health", "/catalogue.json", "/", "/static/{name}"}
 
 

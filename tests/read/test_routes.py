@@ -94,7 +94,8 @@ def test_health_reports_generation_age_backend_and_results(served: Site, client:
     assert data["age_seconds"] > data["stale_after_seconds"] == 3 * 300
     assert data["source"] == "latest"
     assert data["storage"]["backend"] == served.backend
-    assert set(data["exports"]) == {"alerts", "chains", "scans", "features"}
+    assert set(data["exports"]) == {"alerts", "chains", "scans", "features", "feed", "delivery"}
+    assert data["delivery"] == []  # no sink configured: each is off by default
     assert all(result["ok"] for result in data["exports"].values())
     assert data["exports"]["alerts"]["rows"] == len(alerts_newest_first(served))
     assert data["exports"]["chains"]["rows"] == len(WATCHLIST)
