@@ -383,6 +383,7 @@ def test_edge_states_round_trip_through_duckdb(tmp_path) -> None:
     }
     with Store(tmp_path / "s.duckdb") as store:
         errors: list[str] = []
-        assert analysis._write_alerts(store, [], states, errors) == 0 and errors == []
+        settings = load_settings({"OCD_DATA_DIR": str(tmp_path)})
+        assert analysis._write_alerts(store, [], states, errors, settings) == 0 and errors == []
         assert analysis._read_states(store, ["SPY", "QQQ"]) == states
         assert analysis._read_states(store, ["QQQ"]) == {}

@@ -182,7 +182,8 @@ def candidates(n: int, as_of: datetime = T0, score: float = 70.0) -> list[Candid
 def add_alerts(store: Store, settings: Settings, cands: list[Candidate]) -> list[str]:
     """Write alerts the way the analysis phase does; their ids, oldest first."""
     errors: list[str] = []
-    analysis._write_alerts(store, cands, "scan_delivery_test", errors, settings)
+    alerts = analysis._alerts(cands, "scan_delivery_test", errors)
+    analysis._write_alerts(store, alerts, {}, errors, settings)
     assert not errors, errors
     return [c.id for c in cands]
 

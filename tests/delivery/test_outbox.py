@@ -78,7 +78,8 @@ def test_an_alert_insert_that_fails_leaves_no_outbox_row(settings: Settings, sto
     store.rows("ALTER TABLE alerts RENAME TO alerts_table")
     store.rows("CREATE VIEW alerts AS SELECT * FROM alerts_table")
     errors: list[str] = []
-    written = analysis._write_alerts(store, candidates(2), "scan_x", errors, settings)
+    alerts = analysis._alerts(candidates(2), "scan_x", errors)
+    written = analysis._write_alerts(store, alerts, {}, errors, settings)
     assert written == 0 and errors and errors[0].startswith("write alerts:")
     assert store.count("delivery_outbox") == 0 and store.count("alerts_table") == 0
 
