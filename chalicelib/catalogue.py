@@ -555,6 +555,12 @@ FEATURES: tuple[Feature, ...] = (
             Field("put_gex", "$ per 1 % move", "Put GEX of the expiry."),
             Field("net_gex", "$ per 1 % move", "call_gex + put_gex."),
             Field("oi_change", "contracts", "Day-over-day OI change of the expiry."),
+            Field(
+                "gex_by_strike",
+                "$ per 1 % move",
+                "The expiry's call_gex, put_gex and net_gex per strike within the GEX strike "
+                "window of spot (as the chain's gex_by_strike).",
+            ),
             Field("missing", "reasons", "Field name → why it is null.", optional=True),
         ),
     ),

@@ -985,6 +985,7 @@ def _expiry_records(
     change = per_expiry(np.where(change_known, oi_change, 0.0))
     has_change = count(change_known) > 0
     contracts = count(np.ones(p.strike.size, dtype=bool))
+    strike_gex = _gex_by_strike_per_expiry(p, gex, gex_known, config)
     sigma_move = p.spot * atm * np.sqrt(p.t_exp)
     no_straddle = "no strikes on both sides of the forward, within the ATM band, with two-sided "
     no_straddle += "call and put quotes"
@@ -1033,10 +1034,39 @@ def _expiry_records(
             gex_reason,
         )
         put("oi_change", int(change[i]) if has_change[i] else None, change_reason)
+        if strike_gex[i]:
+            record["gex_by_strike"] = strike_gex[i]
+        else:
+            _set_field(record, "gex_by_strike", None, gex_reason)
         if "missing" in record:
             record["missing"] = record.pop("missing")  # last, after the fields it explains
         records.append(record)
     return records
+
+
+def _gex_by_strike_per_expiry(
+    p: _Prepared, gex: FloatArray, known: NDArray[np.bool_], config: AnalyticsConfig
+) -> list[list[dict[str, float]]]:
+    """Each expiry's call, put and net GEX per strike within the GEX strike window (the chart
+    of a selected expiry; ``gex_by_strike`` is the whole chain's)."""
+    with np.errstate(invalid="ignore"):
+        near = known & (np.abs(p.strike / p.spot - 1.0) <= config.gex_strike_window)
+    out: list[list[dict[str, float]]] = []
+    for i in range(p.expiries.size):
+        mask = near & (p.exp_idx == i)
+        if not mask.any():
+            out.append([])
+            continue
+        strikes, where = np.unique(p.strike[mask], return_inverse=True)
+        calls = p.is_call[mask]
+        call = np.bincount(where, weights=np.where(calls, gex[mask], 0.0), minlength=strikes.size)
+        put = np.bincount(where, weights=np.where(calls, 0.0, gex[mask]), minlength=strikes.size)
+        out.append([
+            {"strike": float(k), "call_gex": round(float(c), 2), "put_gex": round(float(q), 2),
+             "net_gex": round(float(c + q), 2)}
+            for k, c, q in zip(strikes, call, put, strict=True)
+        ])  # fmt: skip
+    return out
 
 
 def _set_field(record: dict[str, Any], name: str, value: Any, reason: str) -> None:

@@ -460,7 +460,8 @@ def test_ticker_view_binds_tiles_and_charts_to_the_selected_expiry(
         assert _shows(_tile(driver, "straddle"), record["straddle"])
         assert expiration in driver.find_element(By.CSS_SELECTOR, ".tiles-head").text
         gex = driver.find_element(By.CSS_SELECTOR, "#ticker-view .gex-card").text
-        assert "all expiries" in gex  # the GEX chart says it sums every expiry
+        assert f"Gamma exposure by strike · {expiration}" in gex  # the chart is the expiry's
+        assert record.get("gex_by_strike") or "No gamma exposure" in gex
 
     bound_to(first)
     select = Select(driver.find_element(By.ID, "expiry-select"))

@@ -196,7 +196,7 @@ function gexWindow(rows, marks, spot) {
  * first), with spot, walls, zero gamma and max pain marked. */
 export function gexChart(container, rows, marks, spot) {
   return chart(container, {
-    name: "Gamma exposure by strike, all expiries",
+    name: "Gamma exposure by strike of the selected expiry",
     data: [rows.map((r) => r.strike), rows.map((r) => r.net_gex), rows.map((r) => r.call_gex), rows.map((r) => r.put_gex)],
     series: [
       { label: "Net GEX", color: COLORS.green, paint: bySign, value: moneyText, kind: "bars" },

@@ -34,8 +34,9 @@ const enc = encodeURIComponent;
 function card(title, cls = "") {
   const sub = h("span", { class: "sub" });
   const body = h("div", { class: "card-body" }, note("Loading…"));
-  const el = h("section", { class: `card ${cls}` }, h("header", { class: "card-head" }, h("h3", {}, title), sub), body);
-  return { el, sub, body };
+  const heading = h("h3", {}, title);
+  const el = h("section", { class: `card ${cls}` }, h("header", { class: "card-head" }, heading, sub), body);
+  return { el, sub, body, title: heading };
 }
 
 function build(root, ticker, ctx) {
@@ -47,7 +48,7 @@ function build(root, ticker, ctx) {
     asOf: h("span", { class: "muted as-of" }), earnings: h("span", { class: "muted earnings" }),
     expiryTiles: h("div", { class: "kpis", id: "expiry-tiles" }), chainTiles: h("div", { class: "kpis", id: "chain-tiles" }),
     expiryHead: h("h3", { class: "tiles-head" }), smile: card("Volatility smile", "smile-card"), term: card("Term structure", "term-card"),
-    gex: card("Gamma exposure by strike · all expiries", "gex-card"), history: card("IV history", "history-card"),
+    gex: card("Gamma exposure by strike", "gex-card"), history: card("IV history", "history-card"),
     chain: card("Option chain", "chain-card"), features: card("Key features"), alerts: card("Alerts"),
   };
   replace(root,
@@ -231,10 +232,13 @@ function renderTerm(v, fx, missing) {
 }
 
 function renderGex(v, snap, fx, missing, record) {
-  const rows = Array.isArray(fx?.gex_by_strike) ? fx.gex_by_strike : [];
+  // the selected expiry's own GEX by strike (the writer's by_expiry), bound like the tiles
+  const rows = Array.isArray(record?.gex_by_strike) ? record.gex_by_strike : [];
+  v.gex.title.textContent = `Gamma exposure by strike · ${v.expiration}`;
   if (!rows.length) {
     v.gex.sub.textContent = "";
-    replace(v.gex.body, note(`No gamma exposure: ${missing.gex_by_strike ?? (fx ? "not computable" : "features not published yet")}.`));
+    const why = record?.missing?.gex_by_strike ?? missing.gex_by_strike ?? (fx ? "not computable" : "features not published yet");
+    replace(v.gex.body, note(`No gamma exposure for ${v.expiration}: ${why}.`));
     return;
   }
   v.gex.sub.textContent = "dealer GEX, $ per 1 % move · spot ±10 % and the walls shown: drag to zoom, double-click for all strikes";
