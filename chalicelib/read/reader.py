@@ -39,6 +39,7 @@ from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
 
 Source = Literal["latest", "archive", "none"]
+TickerKind = Literal["chains", "histories"]  # the manifest's maps of per-ticker documents
 Pinned = tuple[str, "Manifest | None"]  # (storage version of manifest.json, its manifest)
 FALLBACK_MANIFESTS = 3  # older generations searched for a damaged document
 DEFAULT_CACHE_BYTES = 64 << 20  # of source JSON; parsed objects take roughly 3-4x that
@@ -60,6 +61,7 @@ class Loaded:
     generation: str | None
     generated_at: datetime | None
     version: str  # changes whenever the served bytes may differ; the basis of ETags
+    digest: str = "none"  # what identifies the document's bytes (its sha256), for derived views
 
     @classmethod
     def empty(cls) -> Loaded:
@@ -315,15 +317,25 @@ class ExportReader:
         log_event("read_empty", key=key, reason="no valid copy")
         return Loaded.empty()
 
-    def chain(self, ticker: str) -> Loaded | None:
-        """The ticker's chain document; None when the current generation does not know it."""
-        version, manifest = self._current()
+    def chain(self, ticker: str, at: Pinned | None = None) -> Loaded | None:
+        """The ticker's chain document; None when the generation does not know the ticker."""
+        return self._ticker_document("chains", ticker, at)
+
+    def history(self, ticker: str, at: Pinned | None = None) -> Loaded | None:
+        """The ticker's daily history document (the sessions before its chain's); None when
+        the generation does not know the ticker."""
+        return self._ticker_document("histories", ticker, at)
+
+    def _ticker_document(self, name: TickerKind, ticker: str, at: Pinned | None) -> Loaded | None:
+        """A per-ticker document the manifest names under ``name`` (``chains``, ``histories``),
+        verified; an older generation's copy when it is damaged; empty when none is left."""
+        version, manifest = at or self._current()
         if manifest is None:
             return None
-        key = manifest.chains.get(ticker)
+        key = getattr(manifest, name).get(ticker)
         if key is None:
             return None
-        resolved_key = f"resolved:chain:{ticker}:{version}"
+        resolved_key = f"resolved:{name}:{ticker}:{version}"
         resolved = self.cache.get(resolved_key)
         if resolved is not None:
             return resolved
@@ -333,14 +345,14 @@ class ExportReader:
             hit = self._verified(key, entry.sha256, gzipped=False, source="latest", lookup=lookup)
             if hit is not None:
                 return self._loaded(hit.doc, "latest", entry.sha256, manifest)
-        resolved = self._chain_fallback(ticker, key, lookup)
+        resolved = self._ticker_fallback(name, ticker, key, lookup)
         if not lookup.unavailable:
             self.cache.put(resolved_key, resolved, 1)
         return resolved
 
-    def _chain_fallback(self, ticker: str, key: str, lookup: _Lookup) -> Loaded:
+    def _ticker_fallback(self, name: TickerKind, ticker: str, key: str, lookup: _Lookup) -> Loaded:
         for older in self._archived_manifests(lookup, FALLBACK_MANIFESTS + 1):
-            old_key = older.chains.get(ticker)
+            old_key = getattr(older, name).get(ticker)
             old_entry = older.documents.get(old_key) if old_key else None
             if old_key is None or old_entry is None or old_key == key:
                 continue
@@ -367,7 +379,7 @@ class ExportReader:
                 when = datetime.fromisoformat(raw) if isinstance(raw, str) else None
             except ValueError:
                 when = None
-        return Loaded(doc, source, generation, when, f"{source}:{generation}:{version}")
+        return Loaded(doc, source, generation, when, f"{source}:{generation}:{version}", version)
 
     def _verified(
         self, key: str, sha: str, *, gzipped: bool, source: Source, lookup: _Lookup
@@ -423,5 +435,9 @@ class ExportReader:
         self.parses += 1
         if not isinstance(doc, dict):
             log_event("read_damaged", key=key, reason="not a JSON object")
+            return None
+        if doc.get("schema_version") != fmt.SCHEMA_VERSION:  # format 1: rows; built anew
+            log_event("read_damaged", key=key, reason="schema version",
+                      schema_version=doc.get("schema_version"))  # fmt: skip
             return None
         return doc

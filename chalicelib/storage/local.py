@@ -84,7 +84,7 @@ class LocalStorage(Storage):
                 f"local storage infers Content-Encoding from the key ('.gz' means gzip); "
                 f"{key!r} cannot be stored with content_encoding={content_encoding!r}"
             )
-        path = self._path(key)
+        path = self._write_path(key)
         tmp = self._temp_for(key, path, lambda dst: dst.write(data))
         return self._publish(key, tmp, path, if_match=if_match, if_none_match=if_none_match)
 
@@ -121,7 +121,7 @@ class LocalStorage(Storage):
     def _put_file(
         self, key: str, path: Path, *, if_match: str | None, if_none_match: bool
     ) -> ObjectInfo:
-        target = self._path(key)
+        target = self._write_path(key)
         with open(path, "rb") as src:
             tmp = self._temp_for(key, target, lambda dst: shutil.copyfileobj(src, dst, _CHUNK))
         return self._publish(key, tmp, target, if_match=if_match, if_none_match=if_none_match)
@@ -160,6 +160,15 @@ class LocalStorage(Storage):
         if path == self._root or not path.is_relative_to(self._root):
             raise InvalidKey(f"storage key {key!r} resolves outside {self._root}")
         return path
+
+    def _write_path(self, key: str) -> Path:
+        """Where a write of ``key`` lands: its directory resolved (one outside the root is
+        refused), its name not, so a symlink there is replaced by the file, never followed."""
+        name = key.rpartition("/")[2]
+        parent = (self._root / key).parent.resolve()
+        if parent != self._root and not parent.is_relative_to(self._root):
+            raise InvalidKey(f"storage key {key!r} resolves outside {self._root}")
+        return parent / name
 
     def _temp_for(self, key: str, target: Path, fill: Callable[[BinaryIO], object]) -> Path:
         try:

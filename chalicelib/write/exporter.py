@@ -1,54 +1,85 @@
 """JSONExporter: publishes the store as JSON documents, like a table format commits a snapshot.
 
 Publication protocol (also in the README):
-1. per-ticker chain documents go to new, content-addressed keys (immutable; unchanged ones are
-   not rewritten);
-2. each rebuilt kind gets an immutable gzip archive under a key no other export uses;
+1. per-ticker chain and history documents go to new, content-addressed keys (immutable;
+   unchanged ones are not rewritten, after checking they are still there with their size);
+2. each rebuilt kind gets an immutable gzip archive under a key of its generation's own;
 3. the latest documents (``alerts.json`` …) are replaced, each atomically;
 4. ``manifest.json`` is replaced last: it names the generation and every document's sha256.
 A reader follows the manifest. Before step 4 it still sees the previous generation: latest
 documents that no longer match their checksum are read from that generation's archives. A crash
 at any step therefore leaves the previous generation complete and served. Retention runs only
 after a successful publish and never removes what the newest generations reference.
+
+Every document is built to its contract in ``exportformat``. Chain documents are columnar and
+built from DuckDB's result columns (rounded in SQL as the catalogue says) with orjson, a batch
+of tickers at a time: memory stays bounded however long the watchlist, DuckDB's threads round
+and sort while Python serializes, and the writes (fsync, or an S3 PUT) run on threads too.
+
+Kinds: ``KINDS`` maps each kind of a generation to its builder and the parameters
+``export_all`` gives it. To add one: its contract (and its latest key, if not ``<kind>.json``)
+in ``exportformat``; a method ``_<kind>(self, pub, **params) -> Built``; one entry in ``KINDS``.
 """
 
 from __future__ import annotations
 
+import errno
 import gzip
+import itertools
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 
 from chalicelib import exportformat as fmt
 from chalicelib.config import TICKER_PATTERN, Settings
 from chalicelib.domain import calendar as cal
-from chalicelib.errors import PreconditionFailed
+from chalicelib.errors import ObjectNotFound, OCDError, PreconditionFailed
 from chalicelib.exportformat import DocumentEntry, KindResult, Manifest, MarketClock
 from chalicelib.logs import log_event
-from chalicelib.storage.base import Storage
+from chalicelib.storage.base import ObjectInfo, Storage
 from chalicelib.write import export_queries as q
 from chalicelib.write.store import Store
 
 KEEP_GENERATIONS = 3  # per-ticker documents stay while one of this many manifests names them
 KEEP_ARCHIVES = 3  # archives kept per kind regardless of age
-# Contracts serialised per query: bounds the memory a large watchlist needs (~300 B a contract).
-CHAIN_BATCH_CONTRACTS = 250_000
+# Contracts (or history rows) serialised per query: bounds the writer's memory.
+CHAIN_BATCH_ROWS = 250_000
 # Per-ticker documents are written on this many threads, so the storage's latency (an S3 PUT,
-# an fsync) overlaps the next batch's query instead of adding to it.
+# an fsync) overlaps the building of the next documents instead of adding to it.
 CHAIN_WRITERS = 8
+VERIFY_EVERY = timedelta(hours=1)  # how often every unchanged document's bytes are re-read
 _TICKER = re.compile(TICKER_PATTERN)
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+CONTENT_TYPES = {"json": "application/json", "atom": "application/atom+xml"}
+
+# The kinds of a generation: name -> (builder method, the parameters ``export_all`` passes).
+KINDS: dict[str, tuple[str, dict[str, Any]]] = {
+    "alerts": ("_alerts", {"min_score": 0.0}),
+    "chains": ("_chains", {"limit": None}),
+    "scans": ("_scans", {"days": 30}),
+    "features": ("_features", {"limit": None}),
+}
+
+
+class DiskFull(OCDError):
+    """The export storage has no space left (ENOSPC), even after retention freed what it may:
+    nothing was published, and what this attempt wrote was removed again."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"disk full: {detail}; the previous generation stays served")
 
 
 def history_start(day: date, sessions: int) -> date:
-    """First day of the daily history a chain document serves: the ``sessions`` trading days
+    """First day of the daily history a ticker's documents serve: the ``sessions`` trading days
     before ``day`` (the IV-rank window, 252 sessions ≈ 369 calendar days), so a chart of the
     history shows every day IV rank and percentile were computed over."""
     return cal.last_trading_days(cal.previous_trading_day(day), sessions)[0]
@@ -56,15 +87,44 @@ def history_start(day: date, sessions: int) -> date:
 
 @dataclass
 class Built:
-    """One kind's output: its latest document, plus what it wrote besides (chain documents)."""
+    """One kind's output: its latest document, plus what it wrote besides (per-ticker ones)."""
 
     data: bytes
     rows: int
     entries: dict[str, DocumentEntry] = field(default_factory=dict)
     chains: dict[str, str] | None = None
+    histories: dict[str, str] | None = None
     written: int = 0
     written_bytes: int = 0
     skipped: int = 0
+
+
+@dataclass
+class Inventory:
+    """What the storage held when the export began (one listing per prefix): archive keys,
+    and the per-ticker documents with their sizes. Retention uses it too."""
+
+    archives: list[tuple[fmt.ArchiveKey, str]]
+    ticker_docs: dict[str, int]
+
+    @classmethod
+    def of(cls, storage: Storage) -> Inventory:
+        archives = [
+            (parsed, info.key)
+            for info in storage.list(fmt.ARCHIVE_PREFIX)
+            if (parsed := fmt.parse_archive_key(info.key)) is not None
+        ]
+        docs = {
+            info.key: info.size for prefix in fmt.TICKER_PREFIXES for info in storage.list(prefix)
+        }
+        return cls(archives, docs)
+
+    def newest_generation(self) -> str | None:
+        """The newest generation id any archive carries (a crashed export's too)."""
+        newest = max((a for a, _ in self.archives if a.seq >= 0), key=lambda a: a.seq, default=None)
+        if newest is None:
+            return None
+        return f"{newest.seq:08d}-{newest.when:%Y%m%dT%H%M%S}Z"
 
 
 @dataclass
@@ -72,12 +132,10 @@ class Publication:
     generation: str
     generated_at: datetime
     previous: Manifest | None
+    inventory: Inventory
+    verify: bool  # re-read every unchanged per-ticker document before trusting it
     writes: int = 0
-
-    @property
-    def stamp(self) -> datetime:
-        """What archive keys are stamped with: the generation's time, which never goes back."""
-        return fmt.generation_time(self.generation) or self.generated_at
+    written: list[str] = field(default_factory=list)  # keys this attempt wrote
 
 
 class JSONExporter:
@@ -111,42 +169,65 @@ class JSONExporter:
         return self._publish({"features": {"limit": limit}})["features"]
 
     def export_all(self) -> dict[str, KindResult]:
-        return self._publish(
-            {
-                "alerts": {"min_score": 0.0},
-                "chains": {"limit": None},
-                "scans": {"days": 30},
-                "features": {"limit": None},
-            }
-        )
+        return self._publish({kind: dict(params) for kind, (_, params) in KINDS.items()})
 
     # ---- publication ----------------------------------------------------------------
     def _publish(self, kinds: dict[str, dict[str, Any]]) -> dict[str, KindResult]:
+        """One generation. When the storage is full, retention frees what it may and the
+        export is tried once more; if it is still full, DiskFull (nothing published)."""
+        try:
+            return self._publish_once(kinds)
+        except DiskFull as full:
+            freed = self._retain_now()
+            log_event("export_disk_full", freed=freed, error=str(full))
+            if not freed:
+                raise
+        return self._publish_once(kinds)
+
+    def _publish_once(self, kinds: dict[str, dict[str, Any]]) -> dict[str, KindResult]:
         started = time.perf_counter()
         now = self.clock()
         previous = fmt.load_manifest(self.storage)
+        inventory = Inventory.of(self.storage)
+        newest = max(
+            [previous.generation if previous else None, inventory.newest_generation()],
+            key=fmt.generation_order,
+        )
+        verified = previous.verified_at if previous else None
         pub = Publication(
-            generation=fmt.next_generation(self._newest_generation(previous), now),
+            generation=fmt.next_generation(newest, now),
             generated_at=now,
             previous=previous,
+            inventory=inventory,
+            verify=verified is None or not timedelta(0) <= now - verified < VERIFY_EVERY,
         )
+        try:
+            return self._generation(pub, kinds, started)
+        except BaseException as exc:
+            if not _disk_full(exc):
+                raise
+            self._undo(pub)
+            raise DiskFull(f"{type(exc).__name__}: {exc}") from exc
+
+    def _generation(
+        self, pub: Publication, kinds: dict[str, dict[str, Any]], started: float
+    ) -> dict[str, KindResult]:
+        previous = pub.previous
         documents = dict(previous.documents) if previous else {}
         archives = dict(previous.archives) if previous else {}
         chains = dict(previous.chains) if previous else {}
+        histories = dict(previous.histories) if previous else {}
         results: dict[str, KindResult] = {}
         latest: list[tuple[str, bytes]] = []
-        builders = {
-            "alerts": self._alerts,
-            "chains": self._chains,
-            "scans": self._scans,
-            "features": self._features,
-        }
         for kind, params in kinds.items():
             kind_start = time.perf_counter()
+            key = fmt.latest_key(kind)
             try:
-                built = builders[kind](pub, **params)
-                archive = self._put_archive(pub, kind, built.data)
+                built: Built = getattr(self, KINDS[kind][0])(pub, **params)
+                archive = self._put_archive(pub, kind, key, built.data)
             except Exception as exc:  # a failing kind keeps its previous documents
+                if _disk_full(exc):
+                    raise
                 results[kind] = KindResult(
                     kind=kind,
                     ok=False,
@@ -161,17 +242,17 @@ class JSONExporter:
                     generation=pub.generation,
                 )
                 continue
-            key = fmt.latest_key(kind)  # type: ignore[arg-type]
             documents[key] = DocumentEntry(
                 sha256=fmt.sha256(built.data),
                 bytes=len(built.data),
                 rows=built.rows,
                 generation=pub.generation,
             )
-            if built.chains is not None:  # the new set of chain documents replaces the old
-                documents = {k: v for k, v in documents.items() if not _is_chain_key(k)}
+            if built.chains is not None:  # the new set of per-ticker documents replaces the old
+                documents = {k: v for k, v in documents.items() if not _is_ticker_key(k)}
                 documents.update(built.entries)
                 chains = built.chains
+                histories = built.histories or {}
             archives[kind] = archive
             latest.append((key, built.data))
             results[kind] = KindResult(
@@ -184,7 +265,7 @@ class JSONExporter:
                 keys_skipped=built.skipped,
             )
         for key, data in latest:
-            self._put(pub, key, data)
+            self._put(pub, key, data, content_type=_content_type(key))
         manifest = Manifest(
             generation=pub.generation,
             generated_at=pub.generated_at,
@@ -192,14 +273,16 @@ class JSONExporter:
             duration_ms=_ms(started),
             documents=documents,
             chains=chains,
+            histories=histories,
             archives=archives,
             results={**(previous.results if previous else {}), **results},
             storage_writes=pub.writes + 2,
             provider=self.settings.provider,
             market=self._market_clock(),
+            verified_at=self._verified_at(pub, kinds, results),
         )
         body = fmt.dumps(manifest.model_dump(mode="json"))
-        self._put_archive(pub, "manifest", body)
+        self._put_archive(pub, "manifest", fmt.MANIFEST_KEY, body)
         self._put(pub, fmt.MANIFEST_KEY, body)
         for result in results.values():
             if result.ok:
@@ -210,13 +293,24 @@ class JSONExporter:
             duration_ms=_ms(started),
             storage_writes=pub.writes,
             documents=len(documents),
+            verified=pub.verify and "chains" in kinds,
             ok=all(r.ok for r in results.values()),
         )
         try:
-            self._retain(manifest)
+            self._retain(manifest, pub)
         except Exception as exc:  # published already: the next export retries the clean-up
             log_event("retention_failed", generation=pub.generation, error=f"{exc!r}")
         return results
+
+    def _verified_at(
+        self, pub: Publication, kinds: dict[str, Any], results: dict[str, KindResult]
+    ) -> datetime | None:
+        """When every per-ticker document the manifest names was last checked byte for byte:
+        now, if this export re-read the unchanged ones; else as before."""
+        chains = results.get("chains")
+        if pub.verify and chains is not None and chains.ok:
+            return pub.generated_at
+        return pub.previous.verified_at if pub.previous else None
 
     def _market_clock(self) -> MarketClock | None:
         newest = self.store.rows("SELECT max(as_of) FROM chain_snapshots")[0][0]
@@ -233,38 +327,49 @@ class JSONExporter:
             next_close=next_close,
         )
 
-    def _newest_generation(self, previous: Manifest | None) -> str | None:
-        """The id to continue from: the published one, or a newer one an export that crashed
-        between archiving its manifest and publishing it already used (ids are never reused)."""
-        ids = [previous.generation] if previous else []
-        archived = next(fmt.archived_manifests(self.storage, 1), None)
-        if archived is not None:
-            ids.append(archived.generation)
-        return max(ids, key=fmt.generation_order, default=None)
-
-    def _put(self, pub: Publication, key: str, data: bytes) -> None:
-        self.storage.put(key, data)
+    def _put(
+        self, pub: Publication, key: str, data: bytes, content_type: str = "application/json"
+    ) -> None:
+        self.storage.put(key, data, content_type=content_type)
         pub.writes += 1
 
-    def _put_archive(self, pub: Publication, kind: str, data: bytes) -> str:
-        """An immutable gzip copy under a key no other export has used (``_n`` on collision)."""
+    def _put_archive(self, pub: Publication, kind: str, latest: str, data: bytes) -> str:
+        """The immutable gzip copy of ``kind`` for this generation (create-only: two writers
+        racing for one generation id cannot overwrite each other's archive)."""
+        key = fmt.archive_key(kind, pub.generation, latest.rpartition(".")[2])
         packed = gzip.compress(data, compresslevel=6, mtime=0)
-        for n in range(1000):
-            key = fmt.archive_key(kind, pub.stamp, n)
-            try:
-                self.storage.put(key, packed, content_encoding="gzip", if_none_match=True)
-            except PreconditionFailed:
-                continue
-            pub.writes += 1
-            return key
-        raise RuntimeError(f"no free archive key for {kind} at {pub.stamp}")
+        try:
+            self.storage.put(
+                key, packed, content_type=_content_type(latest), content_encoding="gzip",
+                if_none_match=True,
+            )  # fmt: skip
+        except PreconditionFailed:
+            raise PreconditionFailed(
+                f"{key} already exists: another writer published generation {pub.generation}"
+            ) from None
+        pub.writes += 1
+        pub.written.append(key)
+        return key
+
+    def _undo(self, pub: Publication) -> None:
+        """Remove what a failed attempt wrote that no manifest names (its archives and new
+        per-ticker documents), so a full disk is not filled further and the id is not used."""
+        named = set(pub.previous.documents) if pub.previous else set()
+        doomed = [key for key in pub.written if key not in named]
+        try:
+            deleted = self.storage.delete_many(doomed) if doomed else 0
+        except Exception as exc:
+            log_event("export_undo_failed", generation=pub.generation, error=f"{exc!r}")
+            return
+        log_event("export_undone", generation=pub.generation, deleted=deleted)
 
     # ---- kinds ----------------------------------------------------------------------
     def _header(self, pub: Publication, kind: str, count: int, **params: Any) -> dict[str, Any]:
         return {
+            "schema_version": fmt.SCHEMA_VERSION,
+            "kind": kind,
             "generation": pub.generation,
             "generated_at": fmt.iso(pub.generated_at),
-            "kind": kind,
             "count": count,
             **params,
         }
@@ -274,7 +379,7 @@ class JSONExporter:
 
     def _alerts(self, pub: Publication, min_score: float) -> Built:
         n, rows = self.store.rows(q.ALERTS, [min_score])[0]
-        header = self._header(pub, "alerts", int(n), min_score=min_score)
+        header = self._header(pub, "alerts", int(n), min_score=float(min_score))
         return Built(self._document(header, "alerts", fmt.strict_json(rows)), int(n))
 
     def _scans(self, pub: Publication, days: int) -> Built:
@@ -286,147 +391,319 @@ class JSONExporter:
         return Built(self._document(header, "scans", fmt.strict_json(rows)), int(n))
 
     def _features(self, pub: Publication, limit: int | None) -> Built:
-        docs = list(self._latest_features().values())[:limit]
-        header = self._header(pub, "features", len(docs), limit=limit)
-        return Built(self._document(header, "features", b"[" + b",".join(docs) + b"]"), len(docs))
-
-    def _latest_features(self) -> dict[str, bytes]:
-        """ticker -> its latest features as strict JSON (JSON columns may hold NaN literals)."""
-        return {str(t): fmt.strict_json(doc) for t, doc in self.store.rows(q.LATEST_FEATURES)}
+        result = self.store.rows(q.LATEST_FEATURE_COLUMNS, [limit])[0]
+        n, tickers, as_of, missing, *columns = result
+        header = self._header(pub, "features", int(n), limit=limit)
+        parts = [fmt.dumps(header)[:-1], b',"tickers":', tickers, b',"as_of":', as_of]
+        parts += [b',"missing":', missing, b',"columns":{']
+        parts.append(
+            b",".join(
+                b'"' + name.encode() + b'":' + column
+                for name, column in zip(q.SCALAR_FEATURES, columns, strict=True)
+            )
+        )
+        parts.append(b"}}")
+        return Built(fmt.strict_json(b"".join(parts)), int(n))
 
     def _chains(self, pub: Publication, limit: int | None) -> Built:
-        """The index document; per-ticker documents are written here, to new keys, as built.
-
-        A ticker whose snapshot and features are what the previous generation published keeps
-        its document (delta export). The others are built a batch of tickers at a time, so
-        memory stays bounded however long the watchlist.
-        """
+        """The index document; per-ticker chain and history documents are written here, to
+        new keys, as they are built. A ticker's document whose inputs are what the previous
+        generation published is kept (delta export), if it is still in the storage with its
+        size (and, once an hour, its checksum)."""
         snaps = self.store.columns(q.LATEST_SNAPSHOTS)
         tickers = [str(t) for t in snaps["ticker"]][:limit]
         bad = [t for t in tickers if not _TICKER.fullmatch(t)]
         if bad:  # checked before anything is written: a ticker becomes part of a storage key
             raise ValueError(f"tickers not matching {TICKER_PATTERN}: {bad[:5]!r}")
-        as_of = [str(v) for v in snaps["as_of"]]
-        prices = _floats(snaps["underlying_price"])
-        dividends = _floats(snaps["dividend_yield"])
-        atm_iv = _floats(snaps["atm_iv"])
-        counts = [int(v) for v in snaps["contracts"]]
-        expirations = [[str(e) for e in exps] for exps in snaps["expirations"]]
-        fingerprints = [
-            f"{a}|{f}|{fmt.FORMAT_VERSION}"
-            for a, f in zip(as_of, snaps["features_as_of"], strict=True)
+        n = len(tickers)
+        plan = _Plan.of(snaps, n, self.settings.analytics.iv_window_days)
+        with self.store.registered("tickers", plan.table(range(n))):
+            digests = {
+                str(t): f"{int(k)}|{d}" for t, k, d in self.store.rows(q.HISTORY_FINGERPRINTS)
+            }
+        history_fps = {
+            t: f"{plan.since[i]}|{digests[t]}|{fmt.SCHEMA_VERSION}"
+            for i, t in enumerate(tickers)
+            if t in digests
+        }
+        chain_fps = [
+            f"{plan.as_of[i]}|{f}|{h}|{fmt.SCHEMA_VERSION}"
+            for i, (f, h) in enumerate(
+                zip(snaps["features_as_of"][:n], snaps["session_hash"][:n], strict=True)
+            )
         ]
-        previous = pub.previous
-        chain_keys: dict[str, str] = {}
-        built = Built(b"", len(tickers), chains=chain_keys)
-        changed: list[int] = []
+        built = Built(b"", n, chains={}, histories={})
+        assert built.chains is not None and built.histories is not None
+        old_chains = pub.previous.chains if pub.previous else {}
+        old_histories = pub.previous.histories if pub.previous else {}
+        kept = _Kept(self.storage, pub)
         for i, ticker in enumerate(tickers):
-            old_key = previous.chains.get(ticker) if previous else None
-            old = previous.documents.get(old_key) if previous and old_key else None
-            if old_key and old is not None and old.fingerprint == fingerprints[i]:
-                chain_keys[ticker] = old_key
-                built.entries[old_key] = old
-                built.skipped += 1
-            else:
-                changed.append(i)
-        features = self._latest_features() if changed else {}
-        with _Writer(self.storage, self.writers) as writer:
-            for batch in _batches(changed, counts, CHAIN_BATCH_CONTRACTS):
-                contracts, history = self._chain_rows(snaps, batch)
-                for i in batch:
-                    ticker = tickers[i]
-                    header = self._header(pub, "chain", counts[i])
-                    meta = {
-                        "ticker": ticker,
-                        "as_of": as_of[i],
-                        "underlying_price": prices[i],
-                        "dividend_yield": dividends[i],
-                        "expirations": expirations[i],
-                    }
-                    doc = b"".join(
-                        (
-                            fmt.dumps(header)[:-1],
-                            b",",
-                            fmt.dumps(meta)[1:-1],
-                            b',"contracts":',
-                            _finite(contracts.get(ticker, b"[]")),
-                            b',"history":',
-                            _finite(history.get(ticker, b"[]")),
-                            b',"features":',
-                            features.get(ticker, b"null"),
-                            b"}",
-                        )
-                    )
-                    sha = fmt.sha256(doc)
-                    key = fmt.chain_key(ticker, sha[:20])  # content-addressed: never overwritten
-                    writer.put(key, doc)
-                    chain_keys[ticker] = key
-                    built.entries[key] = DocumentEntry(
-                        sha256=sha,
-                        bytes=len(doc),
-                        rows=counts[i],
-                        generation=pub.generation,
-                        fingerprint=fingerprints[i],
-                    )
-        pub.writes += writer.written
+            kept.consider(old_chains.get(ticker), chain_fps[i])
+            kept.consider(old_histories.get(ticker), history_fps.get(ticker))
+        kept.settle()
+        changed_chains, changed_histories = [], []
+        for i, ticker in enumerate(tickers):
+            pairs = (
+                (old_chains, built.chains, changed_chains),
+                (old_histories, built.histories, changed_histories),
+            )
+            for old, keys, changed in pairs:
+                key = old.get(ticker)
+                if key is not None and key in kept.entries:
+                    keys[ticker] = key
+                    built.entries[key] = kept.entries[key]
+                    built.skipped += 1
+                else:
+                    changed.append(i)
+        with _Writer(self.storage, self.writers, pub) as writer:
+
+            def store(ticker: str, key_of: Callable[[str], str], doc: bytes, rows: int,
+                      fingerprint: str | None, keys: dict[str, str]) -> None:  # fmt: skip
+                sha = fmt.sha256(doc)
+                key = key_of(sha[:20])  # content-addressed: never overwritten
+                writer.put(key, doc)
+                keys[ticker] = key
+                built.entries[key] = DocumentEntry(sha256=sha, bytes=len(doc), rows=rows,
+                                                   generation=pub.generation,
+                                                   fingerprint=fingerprint)  # fmt: skip
+
+            for batch in _batches(changed_chains, plan.contracts, CHAIN_BATCH_ROWS):
+                for i, doc in self._chain_documents(pub, plan, batch):
+                    t = tickers[i]
+                    store(t, lambda d, t=t: fmt.chain_key(t, d), doc, plan.contracts[i],
+                          chain_fps[i], built.chains)  # fmt: skip
+            days = [self.settings.analytics.iv_window_days] * n  # rows, about
+            for batch in _batches(changed_histories, days, CHAIN_BATCH_ROWS):
+                for i, doc, rows in self._history_documents(pub, plan, batch, tickers):
+                    t = tickers[i]
+                    store(t, lambda d, t=t: fmt.history_key(t, d), doc, rows,
+                          history_fps.get(t), built.histories)  # fmt: skip
         built.written = writer.written
         built.written_bytes = writer.bytes
-        index_rows = [
-            {
-                "ticker": ticker,
-                "as_of": as_of[i],
-                "underlying_price": prices[i],
-                "atm_iv": atm_iv[i],
-                "expirations": expirations[i],
-                "contracts": counts[i],
-                "key": chain_keys[ticker],
-            }
-            for i, ticker in enumerate(tickers)
-        ]
-        header = self._header(pub, "chains", len(index_rows), limit=limit)
-        built.data = self._document(header, "chains", fmt.dumps(index_rows))
+        columns = {
+            "ticker": tickers,
+            "as_of": plan.as_of,
+            "underlying_price": _floats(snaps["underlying_price"][:n]),
+            "atm_iv": _floats(snaps["atm_iv"][:n]),
+            "expirations": [len(e) for e in plan.expirations],
+            "contracts": plan.contracts,
+            "key": [built.chains[t] for t in tickers],
+            "history_key": [built.histories.get(t) for t in tickers],
+        }
+        header = self._header(pub, "chains", n, limit=limit)
+        built.data = fmt.dumps({**header, "columns": columns})
         return built
 
-    def _chain_rows(
-        self, snaps: dict[str, NDArray], batch: list[int]
-    ) -> tuple[dict[str, bytes], dict[str, bytes]]:
-        """Contracts and daily history, as JSON arrays, of the tickers in ``batch``."""
-        wanted = {"ticker": snaps["ticker"][batch], "as_of_ts": snaps["as_of_ts"][batch]}
-        oldest = wanted["as_of_ts"].min().astype("datetime64[us]").item()
-        first = history_start(oldest.date(), self.settings.analytics.iv_window_days)
-        history_from = datetime(first.year, first.month, first.day)
-        with self.store.registered("wanted", wanted):
-            contracts = dict(self.store.rows(q.CHAIN_CONTRACTS, [oldest]))
-            history = dict(self.store.rows(q.CHAIN_HISTORY, [history_from.date()]))
-        return contracts, history
+    def _chain_documents(
+        self, pub: Publication, plan: _Plan, batch: list[int]
+    ) -> Iterator[tuple[int, bytes]]:
+        """The chain documents of the snapshots in ``batch``: built from one sorted result of
+        numeric columns per batch (sliced per ticker) and the runs of expirations and rights."""
+        oldest = min(plan.as_of_ts[i] for i in batch)
+        with self.store.registered("wanted", plan.table(batch)):
+            groups = self.store.rows(q.CHAIN_GROUPS, [oldest])
+            cols = _filled(self.store.columns(q.CHAIN_COLUMNS, [oldest]))
+            sessions = self._rows_by_ticker(q.SESSION_ROWS)
+            features = dict(self.store.rows(q.TICKER_FEATURES))
+        by_ticker = {t: list(g) for t, g in itertools.groupby(groups, key=lambda g: g[0])}
+        header = self._header(pub, "chain", 0)
+        start = 0
+        for i in batch:
+            ticker = plan.tickers[i]
+            runs = by_ticker.get(ticker, [])
+            count = sum(int(g[3]) for g in runs)
+            stop = start + count
+            header["count"] = count
+            doc = {
+                **header,
+                "ticker": ticker,
+                "as_of": plan.as_of[i],
+                "underlying_price": plan.price[i],
+                "dividend_yield": plan.dividend[i],
+                "expirations": plan.expirations[i],
+                "columns": {**_runs(runs), **{k: v[start:stop] for k, v in cols.items()}},
+                "session": sessions.get(ticker),
+                "features": _fragment(features.get(ticker)),
+            }
+            start = stop
+            yield i, orjson.dumps(doc, option=_NUMPY)
+
+    def _history_documents(
+        self, pub: Publication, plan: _Plan, batch: list[int], tickers: list[str]
+    ) -> Iterator[tuple[int, bytes, int]]:
+        with self.store.registered("wanted", plan.table(batch)):
+            cols = self.store.columns(q.HISTORY_ROWS)
+        names = fmt.HISTORY_COLUMNS
+        ticker_col = np.asarray(cols.pop("ticker"), dtype=object)
+        filled = _filled(cols)
+        bounds = _bounds(ticker_col)
+        header = self._header(pub, "history", 0)
+        for i in batch:
+            a, b = bounds.get(tickers[i], (0, 0))
+            header["count"] = b - a
+            columns = {name: _column(filled[name][a:b]) for name in names}
+            doc = {**header, "ticker": tickers[i], "since": plan.since[i], "columns": columns}
+            yield i, orjson.dumps(doc, option=_NUMPY), b - a
+
+    def _rows_by_ticker(self, sql: str) -> dict[str, dict[str, Any]]:
+        cols = self.store.columns(sql)
+        tickers = [str(t) for t in cols.pop("ticker")]
+        filled = _filled(cols)
+        return {
+            t: {name: _scalar(filled[name][k]) for name in fmt.HISTORY_COLUMNS}
+            for k, t in enumerate(tickers)
+        }
 
     # ---- retention ------------------------------------------------------------------
-    def _retain(self, manifest: Manifest) -> int:
-        """Delete archives past retention (keeping the newest per kind) and unreferenced chains."""
+    def _retain(self, manifest: Manifest, pub: Publication) -> int:
+        """Delete archives past retention (keeping the newest per kind) and unreferenced
+        per-ticker documents, from what the export began with plus what it wrote."""
+        written = [(fmt.parse_archive_key(k), k) for k in pub.written]
+        archives = pub.inventory.archives + [(a, k) for a, k in written if a is not None]
+        docs = set(pub.inventory.ticker_docs) | {k for k in pub.written if _is_ticker_key(k)}
+        return self._delete_unretained(manifest, archives, docs)
+
+    def _retain_now(self) -> int:
+        """Retention against what is published (to free space); 0 when nothing is."""
+        manifest = fmt.load_manifest(self.storage)
+        if manifest is None:
+            return 0
+        inventory = Inventory.of(self.storage)
+        return self._delete_unretained(manifest, inventory.archives, set(inventory.ticker_docs))
+
+    def _delete_unretained(
+        self,
+        manifest: Manifest,
+        archives: list[tuple[fmt.ArchiveKey, str]],
+        docs: Iterable[str],
+    ) -> int:
         cutoff = manifest.generated_at - timedelta(days=self.settings.archive_retention_days)
-        objects = self.storage.list(fmt.ARCHIVE_PREFIX)
-        by_kind: dict[str, list[tuple[datetime, int, str]]] = {}
-        for info in objects:
-            parsed = fmt.parse_archive_key(info.key)
-            if parsed:
-                kind, when, n = parsed
-                by_kind.setdefault(kind, []).append((when, n, info.key))
+        by_kind: dict[str, list[tuple[fmt.ArchiveKey, str]]] = {}
+        for parsed, key in archives:
+            by_kind.setdefault(parsed.kind, []).append((parsed, key))
         keep = set(manifest.archives.values())
         doomed = []
         for entries in by_kind.values():
-            entries.sort(reverse=True)
-            keep.update(key for _, _, key in entries[:KEEP_ARCHIVES])
-            doomed += [key for when, _, key in entries if when < cutoff and key not in keep]
-        referenced = set(manifest.chains.values())
+            entries.sort(key=lambda e: e[0].order, reverse=True)
+            keep.update(key for _, key in entries[:KEEP_ARCHIVES])
+            doomed += [key for a, key in entries if a.when < cutoff and key not in keep]
+        referenced = set(manifest.chains.values()) | set(manifest.histories.values())
         for old in fmt.archived_manifests(self.storage, KEEP_GENERATIONS):
-            referenced.update(old.chains.values())
-        doomed += [
-            info.key for info in self.storage.list(fmt.CHAINS_PREFIX) if info.key not in referenced
-        ]
+            referenced.update(old.chains.values(), old.histories.values())
+        doomed += sorted(key for key in docs if key not in referenced)
         deleted = self.storage.delete_many(doomed) if doomed else 0
         if deleted:
             log_event("retention", deleted=deleted, generation=manifest.generation)
         return deleted
+
+
+@dataclass
+class _Plan:
+    """Per-ticker facts of the latest snapshots, positionally (index ``i`` = ticker ``i``)."""
+
+    tickers: list[str]
+    as_of: list[str]
+    as_of_ts: list[datetime]
+    session: list[date]
+    since: list[str]
+    price: list[float | None]
+    dividend: list[float | None]
+    contracts: list[int]
+    expirations: list[list[str]]
+
+    @classmethod
+    def of(cls, snaps: dict[str, NDArray], n: int, window: int) -> _Plan:
+        sessions = [_day(v) for v in snaps["session"][:n]]
+        starts = {d: history_start(d, window).isoformat() for d in set(sessions)}
+        return cls(
+            tickers=[str(t) for t in snaps["ticker"][:n]],
+            as_of=[str(v) for v in snaps["as_of"][:n]],
+            as_of_ts=[v.astype("datetime64[us]").item() for v in snaps["as_of_ts"][:n]],
+            session=sessions,
+            since=[starts[d] for d in sessions],
+            price=_floats(snaps["underlying_price"][:n]),
+            dividend=_floats(snaps["dividend_yield"][:n]),
+            contracts=[int(v) for v in snaps["contracts"][:n]],
+            expirations=[[str(e) for e in exps] for exps in snaps["expirations"][:n]],
+        )
+
+    def table(self, rows: Iterable[int]) -> dict[str, NDArray]:
+        """The rows' per-ticker facts as columns DuckDB can join (``wanted``, ``tickers``)."""
+        picked = list(rows)
+        return {
+            "ticker": np.array([self.tickers[i] for i in picked], dtype=object),
+            "as_of_ts": np.array([self.as_of_ts[i] for i in picked], dtype="datetime64[us]"),
+            "session": np.array([self.session[i] for i in picked], "datetime64[D]").astype(
+                "datetime64[s]"
+            ),
+            "since": np.array([self.since[i] for i in picked], "datetime64[D]").astype(
+                "datetime64[s]"
+            ),
+        }
+
+
+class _Kept:
+    """Which previously published per-ticker documents may stand: same inputs (fingerprint),
+    still stored with their size, and, when the hourly verification is due, their checksum."""
+
+    def __init__(self, storage: Storage, pub: Publication) -> None:
+        self.storage = storage
+        self.pub = pub
+        self.entries: dict[str, DocumentEntry] = {}
+        self.damaged: list[str] = []
+        self._pool = ThreadPoolExecutor(CHAIN_WRITERS, "export-verify") if pub.verify else None
+        self._checks: list[tuple[str, DocumentEntry, Future[bool]]] = []
+
+    def consider(self, key: str | None, fingerprint: str | None) -> None:
+        previous = self.pub.previous
+        entry = previous.documents.get(key) if previous and key else None
+        if key is None or entry is None or fingerprint is None or entry.fingerprint != fingerprint:
+            return
+        if self.pub.inventory.ticker_docs.get(key) != entry.bytes:
+            self.damaged.append(key)  # deleted, truncated or grown since it was written
+        elif self._pool is not None:
+            self._checks.append((key, entry, self._pool.submit(self._intact, key, entry)))
+        else:
+            self.entries[key] = entry
+
+    def _intact(self, key: str, entry: DocumentEntry) -> bool:
+        try:
+            return fmt.sha256(self.storage.get(key).data) == entry.sha256
+        except ObjectNotFound:
+            return False
+
+    def settle(self) -> None:
+        """Wait for the checksum checks: a document failing one is not kept (rebuilt)."""
+        if self._pool is not None:
+            try:
+                for key, entry, check in self._checks:
+                    if check.result():
+                        self.entries[key] = entry
+                    else:
+                        self.damaged.append(key)
+            finally:
+                self._pool.shutdown()
+        if self.damaged:
+            log_event("export_repair", documents=len(self.damaged), keys=self.damaged[:10],
+                      generation=self.pub.generation)  # fmt: skip
+
+
+def _runs(groups: list[tuple[Any, ...]]) -> dict[str, fmt.Runs]:
+    """The expiration and right columns of one ticker's contracts, from its (ticker,
+    expiration, right, n) groups in document order."""
+    expirations: list[str] = []
+    exp_runs: list[list[int]] = []
+    right_runs: list[tuple[int, int]] = []
+    for _, expiration, right, n in groups:
+        if not expirations or expirations[-1] != expiration:
+            expirations.append(expiration)
+            exp_runs.append([len(expirations) - 1, 0])
+        exp_runs[-1][1] += int(n)
+        right_runs.append((0 if right == "C" else 1, int(n)))
+    return {
+        "expiration": {"values": expirations, "runs": [(i, n) for i, n in exp_runs]},
+        "right": {"values": ["C", "P"], "runs": right_runs},
+    }
 
 
 def _batches(indices: list[int], sizes: list[int], limit: int) -> Iterator[list[int]]:
@@ -443,14 +720,87 @@ def _batches(indices: list[int], sizes: list[int], limit: int) -> Iterator[list[
         yield batch
 
 
-def _finite(json_array: bytes) -> bytes:
-    """DuckDB writes non-finite doubles as ``NaN`` / ``Infinity``. Their capitals appear
-    nowhere else in contracts or history, and a one-byte search runs at memchr speed."""
-    if (b"N" in json_array and b"NaN" in json_array) or (
-        b"I" in json_array and b"Infinity" in json_array
-    ):
-        return fmt.strict_json(json_array)
-    return json_array
+def _bounds(sorted_keys: NDArray) -> dict[str, tuple[int, int]]:
+    """Start and stop of each key's run in a sorted column."""
+    if len(sorted_keys) == 0:
+        return {}
+    cuts = np.r_[0, np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1, len(sorted_keys)]
+    return {str(sorted_keys[a]): (int(a), int(b)) for a, b in itertools.pairwise(cuts.tolist())}
+
+
+def _filled(cols: dict[str, NDArray]) -> dict[str, NDArray | list[Any]]:
+    """Result columns ready for orjson: floats with NaN for NULL (orjson writes null), whole
+    numbers as int64, or as lists with None where a value is NULL."""
+    out: dict[str, NDArray | list[Any]] = {}
+    for name, values in cols.items():
+        mask = np.ma.getmaskarray(values) if np.ma.isMaskedArray(values) else None
+        data = np.ma.getdata(values)
+        if data.dtype.kind == "f":
+            out[name] = np.where(mask, np.nan, data) if mask is not None and mask.any() else data
+        elif mask is not None and mask.any():
+            out[name] = np.where(mask, None, data.astype(object))
+        else:
+            out[name] = data
+    return out
+
+
+def _column(values: Any) -> Any:
+    """A slice of a filled column as orjson takes it: numeric arrays as they are, object
+    arrays (strings, values with NULLs) as lists."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+        return values
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def _fragment(raw: bytes | None) -> Any:
+    """Features JSON from the store, embedded as it is (strict: NaN turned into null)."""
+    return None if raw is None else orjson.Fragment(fmt.strict_json(raw))
+
+
+def _day(value: Any) -> date:
+    return value if isinstance(value, date) else np.datetime64(value, "D").astype(date)
+
+
+def _floats(values: NDArray) -> list[float | None]:
+    """A numeric column (possibly masked, for NULLs) as floats, with None for NULL and NaN."""
+    filled = np.ma.filled(np.ma.asarray(values, dtype=np.float64), np.nan)
+    return [float(v) if np.isfinite(v) else None for v in filled]
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is the storage running out of space."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _content_type(key: str) -> str:
+    return CONTENT_TYPES.get(key.rpartition(".")[2], "application/json")
+
+
+def _is_ticker_key(key: str) -> bool:
+    return key.startswith(fmt.TICKER_PREFIXES)
+
+
+def _naive(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
 
 
 class _Writer:
@@ -459,30 +809,33 @@ class _Writer:
 
     MAX_PENDING = 64  # documents built but not yet stored: bounds memory
 
-    def __init__(self, storage: Storage, threads: int) -> None:
+    def __init__(self, storage: Storage, threads: int, pub: Publication) -> None:
         self.storage = storage
+        self.pub = pub
         self.pool = ThreadPoolExecutor(threads, "export-put") if threads > 1 else None
-        self.pending: deque[tuple[Future[Any], int]] = deque()
+        self.pending: deque[tuple[Future[ObjectInfo], str, int]] = deque()
         self.written = 0
         self.bytes = 0
 
     def put(self, key: str, data: bytes) -> None:
+        self.pub.written.append(key)
         if self.pool is None:
             self.storage.put(key, data)
             self._count(len(data))
             return
         while self.pending and (len(self.pending) >= self.MAX_PENDING or self.pending[0][0].done()):
             self._settle()
-        self.pending.append((self.pool.submit(self.storage.put, key, data), len(data)))
+        self.pending.append((self.pool.submit(self.storage.put, key, data), key, len(data)))
 
     def _settle(self) -> None:
-        future, size = self.pending.popleft()
+        future, _, size = self.pending.popleft()
         future.result()  # raises what the write raised
         self._count(size)
 
     def _count(self, size: int) -> None:
         self.written += 1
         self.bytes += size
+        self.pub.writes += 1
 
     def __enter__(self) -> _Writer:
         return self
@@ -501,21 +854,3 @@ class _Writer:
                 raise error
         finally:
             self.pool.shutdown(wait=True)
-
-
-def _floats(values: NDArray) -> list[float | None]:
-    """A numeric column (possibly masked, for NULLs) as floats, with None for NULL and NaN."""
-    filled = np.ma.filled(np.ma.asarray(values, dtype=np.float64), np.nan)
-    return [float(v) if np.isfinite(v) else None for v in filled]
-
-
-def _is_chain_key(key: str) -> bool:
-    return key.startswith(fmt.CHAINS_PREFIX)
-
-
-def _naive(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
-def _ms(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 3)

@@ -31,9 +31,9 @@ SMALL_WATCHLIST = ("JPM", "ZZZ")  # ~500 contracts each
 T1 = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)  # the session store's one collection
 T2 = datetime(2026, 11, 30, 20, 0, tzinfo=UTC)  # the next trading day, in session
 LATEST = {kind: fmt.latest_key(kind) for kind in fmt.KINDS}
-ROWS_FIELD = {"alerts": "alerts", "chains": "chains", "scans": "scans", "features": "features"}
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
-ARCHIVE_KEY = re.compile(r"^archive/([a-z]+)_(\d{8}_\d{6})(_\d+)?\.json\.gz$")
+# archive/<kind>_<generation id>.json.gz, the id being NNNNNNNN-YYYYMMDDTHHMMSSZ
+ARCHIVE_KEY = re.compile(r"^archive/([a-z]+)_((\d{8})-(\d{8}T\d{6})Z)\.json\.gz$")
 RESULT_FIELDS = {
     "kind",
     "ok",
@@ -266,18 +266,41 @@ def assert_complete(storage: Storage, manifest: Manifest) -> dict[str, bytes]:
 
 
 def check_document(data: bytes, kind: str, generation: str | None = None) -> dict[str, Any]:
-    """A strict-JSON object with the common header, ISO 8601 Z times, and ``count`` rows."""
-    doc = strict_loads(data)
-    assert isinstance(doc, dict)
-    assert doc["kind"] == kind
-    assert fmt.generation_order(doc["generation"]) > ("", -1), doc["generation"]
+    """A document that keeps its contract (``exportformat.validate``: types, no unknown field,
+    every column ``count`` long), parses as strictly as a browser, and has the common header."""
+    doc = fmt.validate(data, kind)
+    assert strict_loads(data) == doc
+    assert doc["kind"] == kind and doc["schema_version"] == fmt.SCHEMA_VERSION
+    assert fmt.generation_order(doc["generation"]) > 0, doc["generation"]
     if generation is not None:
         assert doc["generation"] == generation
     assert ISO_Z.match(doc["generated_at"]), doc["generated_at"]
-    rows = doc["contracts"] if kind == "chain" else doc[ROWS_FIELD[kind]]
-    assert isinstance(rows, list)
-    assert doc["count"] == len(rows)
     return doc
+
+
+def index_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a ``chains.json`` (columnar) document."""
+    return fmt.table_rows(doc["columns"], list(doc["columns"]))
+
+
+def contracts_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """A chain document's contracts as rows, with expiration and right."""
+    columns = doc["columns"]
+    rows = fmt.table_rows(columns, fmt.CONTRACT_COLUMNS)
+    for row, expiration, right in zip(
+        rows, fmt.expand_runs(columns["expiration"]), fmt.expand_runs(columns["right"]),
+        strict=True,
+    ):  # fmt: skip
+        row["expiration"], row["right"] = expiration, right
+    return rows
+
+
+def assert_documents_keep_their_contracts(storage: Storage, manifest: Manifest) -> None:
+    """Every document the manifest names validates against its contract."""
+    kinds = {fmt.latest_key(kind): kind for kind in fmt.KINDS}
+    for key in manifest.documents:
+        kind = kinds.get(key) or ("chain" if key.startswith(fmt.CHAINS_PREFIX) else "history")
+        check_document(published_bytes(storage, manifest, key), kind)
 
 
 def sibling(storage: Storage, name: str) -> Storage:

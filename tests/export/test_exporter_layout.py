@@ -14,8 +14,10 @@ from exportkit import (
     Clock,
     WrappedStorage,
     assert_complete,
+    assert_documents_keep_their_contracts,
     check_document,
     gunzip,
+    index_rows,
     keys,
     manifest_of,
     sibling,
@@ -37,40 +39,51 @@ def test_export_all_publishes_the_documented_layout(
     manifest = manifest_of(storage)
     stored = keys(storage)
     assert set(LATEST.values()) | {fmt.MANIFEST_KEY} <= stored
-    # One per-ticker document per ticker, under chains/<TICKER>/, named by the manifest.
-    assert set(manifest.chains) == set(WATCHLIST)
-    for ticker, key in manifest.chains.items():
-        assert key.startswith(f"chains/{ticker}/") and key.endswith(".json")
-        assert key.count("/") == 2
-    assert keys(storage, fmt.CHAINS_PREFIX) == set(manifest.chains.values())
-    # One gzip archive per kind and one of the manifest; nothing else anywhere.
+    # One chain and one history document per ticker, under chains/<TICKER>/ and
+    # daily/<TICKER>/, named by the manifest.
+    assert set(manifest.chains) == set(manifest.histories) == set(WATCHLIST)
+    for prefix, named in (("chains", manifest.chains), ("daily", manifest.histories)):
+        for ticker, key in named.items():
+            assert key.startswith(f"{prefix}/{ticker}/") and key.endswith(".json")
+            assert key.count("/") == 2
+        assert keys(storage, f"{prefix}/") == set(named.values())
+    per_ticker = set(manifest.chains.values()) | set(manifest.histories.values())
+    # One gzip archive per kind and one of the manifest, named by the generation; nothing else.
     archives = keys(storage, fmt.ARCHIVE_PREFIX)
     matches = [ARCHIVE_KEY.match(key) for key in archives]
     assert all(matches), archives
     assert sorted(m.group(1) for m in matches if m) == sorted([*fmt.KINDS, "manifest"])
-    assert {m.group(2) for m in matches if m} == {f"{clock.now:%Y%m%d_%H%M%S}"}
-    assert stored == set(LATEST.values()) | {fmt.MANIFEST_KEY} | archives | set(
-        manifest.chains.values()
-    )
+    assert {m.group(2) for m in matches if m} == {manifest.generation}
+    assert manifest.generation == f"00000001-{clock.now:%Y%m%dT%H%M%S}Z"
+    assert stored == set(LATEST.values()) | {fmt.MANIFEST_KEY} | archives | per_ticker
     assert set(manifest.archives) == set(fmt.KINDS)
     assert set(manifest.archives.values()) < archives
 
-    # Checksums and sizes match the stored bytes exactly; archives hold the same bytes.
+    # Checksums and sizes match the stored bytes exactly; archives hold the same bytes; every
+    # document keeps its contract.
     documents = assert_complete(storage, manifest)
-    assert set(documents) == set(LATEST.values()) | set(manifest.chains.values())
+    assert set(documents) == set(LATEST.values()) | per_ticker
+    assert_documents_keep_their_contracts(storage, manifest)
     for kind, key in LATEST.items():
         doc = check_document(documents[key], kind, manifest.generation)
         assert doc["generated_at"] == fmt.iso(clock.now)
         assert manifest.documents[key].rows == doc["count"]
     index = check_document(documents["chains.json"], "chains")
-    assert [row["ticker"] for row in index["chains"]] == sorted(WATCHLIST)
-    for row in index["chains"]:
+    rows = index_rows(index)
+    assert [row["ticker"] for row in rows] == sorted(WATCHLIST)
+    for row in rows:
         assert row["key"] == manifest.chains[row["ticker"]]
+        assert row["history_key"] == manifest.histories[row["ticker"]]
         chain = check_document(documents[row["key"]], "chain", manifest.generation)
         assert chain["ticker"] == row["ticker"]
         assert chain["count"] == row["contracts"] == manifest.documents[row["key"]].rows > 0
+        assert row["expirations"] == len(chain["expirations"]) > 0
         assert ISO_Z.match(chain["as_of"])
-        assert {"history", "features", "expirations", "underlying_price"} <= set(chain)
+        assert chain["session"] is not None and chain["features"] is not None
+        history = check_document(documents[row["history_key"]], "history", manifest.generation)
+        assert history["ticker"] == row["ticker"]
+        assert history["count"] == manifest.documents[row["history_key"]].rows > 0
+        assert max(history["columns"]["close_at"]) < chain["session"]["close_at"]
     archived_manifest = [key for key in archives if key.startswith("archive/manifest_")]
     assert gunzip(storage, archived_manifest[0]) == storage.get(fmt.MANIFEST_KEY).data
 
@@ -88,7 +101,7 @@ def test_export_all_publishes_the_documented_layout(
         assert result.bytes >= manifest.documents[LATEST[kind]].bytes
         assert result.duration_ms >= 0
         assert manifest.results[kind] == result
-    assert results["chains"].keys_written == 2 + len(WATCHLIST)
+    assert results["chains"].keys_written == 2 + 2 * len(WATCHLIST)
     assert results["chains"].bytes == sum(map(len, documents.values())) - sum(
         len(documents[LATEST[k]]) for k in ("alerts", "scans", "features")
     )
@@ -132,21 +145,17 @@ def test_exports_in_the_same_second_do_not_overwrite_archives(
     second = manifest_of(storage)
     second_docs = assert_complete(storage, second)
 
-    assert second.generation != first.generation
-    stamp = f"{clock.now:%Y%m%d_%H%M%S}"
-    for kind in [*fmt.KINDS, "manifest"]:
-        assert f"archive/{kind}_{stamp}.json.gz" in keys(storage, fmt.ARCHIVE_PREFIX)
-        assert f"archive/{kind}_{stamp}_1.json.gz" in keys(storage, fmt.ARCHIVE_PREFIX)
+    stamp = f"{clock.now:%Y%m%dT%H%M%S}Z"
+    assert (first.generation, second.generation) == (f"00000001-{stamp}", f"00000002-{stamp}")
     for kind in fmt.KINDS:
-        assert first.archives[kind] == f"archive/{kind}_{stamp}.json.gz"
-        assert second.archives[kind] == f"archive/{kind}_{stamp}_1.json.gz"
+        assert first.archives[kind] == f"archive/{kind}_{first.generation}.json.gz"
+        assert second.archives[kind] == f"archive/{kind}_{second.generation}.json.gz"
         old, new = gunzip(storage, first.archives[kind]), gunzip(storage, second.archives[kind])
         assert old == first_docs[LATEST[kind]]
         assert new == second_docs[LATEST[kind]]
         assert old != new  # each carries its own generation
-    assert strict_loads(gunzip(storage, f"archive/manifest_{stamp}.json.gz"))["generation"] == (
-        first.generation
-    )
+    archived = gunzip(storage, f"archive/manifest_{first.generation}.json.gz")
+    assert strict_loads(archived)["generation"] == first.generation
 
 
 def test_generations_and_archives_sort_in_publication_order_when_the_clock_steps_back(
@@ -197,13 +206,14 @@ def test_batches_and_writer_threads_do_not_change_a_byte(
 ) -> None:
     JSONExporter(store, storage, settings, clock=clock, writers=8).export_all()
     other = sibling(storage, "sequential")
-    monkeypatch.setattr(exporter_module, "CHAIN_BATCH_CONTRACTS", 1)  # one ticker per query
+    monkeypatch.setattr(exporter_module, "CHAIN_BATCH_ROWS", 1)  # one ticker per query
     JSONExporter(store, other, settings, clock=clock, writers=1).export_all()
 
     threaded, sequential = manifest_of(storage), manifest_of(other)
     assert threaded.generation == sequential.generation
     assert threaded.documents == sequential.documents
     assert threaded.chains == sequential.chains
+    assert threaded.histories == sequential.histories
     assert threaded.archives == sequential.archives
     assert keys(storage) == keys(other)
     for key in keys(storage) - {fmt.MANIFEST_KEY, *keys(storage, "archive/manifest_")}:
