@@ -318,7 +318,7 @@ class AlertRow(TypedDict):
     scan_id: str
     ticker: str
     detector_name: str
-    score: float
+    score: Number  # null only when a non-finite score reached the store
     metrics: dict[str, Any]
     explanation: dict[str, Any]
     strategies: list[Any]

@@ -28,8 +28,8 @@ def _stamps(storage: Storage, kind: str) -> set[datetime]:
     found = set()
     for key in keys(storage, f"archive/{kind}_"):
         parsed = fmt.parse_archive_key(key)
-        assert parsed is not None and parsed[0] == kind
-        found.add(parsed[1])
+        assert parsed is not None and parsed.kind == kind
+        found.add(parsed.when)
     return found
 
 
@@ -97,7 +97,14 @@ def test_chain_documents_go_once_the_newest_three_generations_do_not_name_them(
         referenced = {key for m in kept for key in m.chains.values()}
         assert keys(storage, fmt.CHAINS_PREFIX) == referenced
         assert len(referenced) == len(SMALL_WATCHLIST) * len(kept)
+        histories = {key for m in kept for key in m.histories.values()}
+        assert keys(storage, fmt.HISTORY_PREFIX) == histories
         for m in kept:  # every generation a reader may still hold can serve its chains
             for key in m.chains.values():
                 assert fmt.sha256(storage.get(key).data) == m.documents[key].sha256
     assert not set(generations[0].chains.values()) & keys(storage)
+    # The histories moved on once, with the session, and are shared by the later generations.
+    assert not set(generations[0].histories.values()) & keys(storage)
+    assert len({key for m in generations[1:] for key in m.histories.values()}) == len(
+        SMALL_WATCHLIST
+    )

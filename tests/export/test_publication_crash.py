@@ -33,9 +33,9 @@ from chalicelib.write.exporter import JSONExporter
 from chalicelib.write.scheduler import Scheduler
 from chalicelib.write.store import Store
 
-# One export with every chain document changed: its chain documents, one archive per kind,
-# the latest documents, the manifest's archive and the manifest.
-WRITES = len(SMALL_WATCHLIST) + 2 * len(fmt.KINDS) + 2
+# One export with every per-ticker document changed (a new session): its chain and history
+# documents, one archive per kind, the latest documents, the manifest's archive and the manifest.
+WRITES = 2 * len(SMALL_WATCHLIST) + 2 * len(fmt.KINDS) + 2
 
 
 @pytest.fixture
@@ -90,17 +90,19 @@ def test_a_crash_at_every_write_leaves_the_previous_generation_whole(
         # The previous generation is still the published one, and every byte of it readable.
         assert storage.get(fmt.MANIFEST_KEY).data == base_manifest
         assert assert_recoverable(storage, base) == base_docs
-        for key in base.chains.values():
+        for key in [*base.chains.values(), *base.histories.values()]:
             assert storage.get(key).data == base_docs[key]
 
     # Every write of the export was a crash point once, in publication-protocol order (the
-    # chain documents in any order when they are written on threads).
+    # per-ticker documents in any order when they are written on threads).
     labels = [_label(key) for key in crashed_at]
+    n = 2 * len(SMALL_WATCHLIST)
     if writers > 1:
-        labels[1 : 1 + len(SMALL_WATCHLIST)] = sorted(labels[1 : 1 + len(SMALL_WATCHLIST)])
+        labels[1 : 1 + n] = sorted(labels[1 : 1 + n])
     assert labels == [
         "archive:alerts",
         *(f"chain:{ticker}" for ticker in sorted(SMALL_WATCHLIST)),
+        *(f"history:{ticker}" for ticker in sorted(SMALL_WATCHLIST)),
         "archive:chains",
         "archive:scans",
         "archive:features",
@@ -116,12 +118,15 @@ def test_a_crash_at_every_write_leaves_the_previous_generation_whole(
     assert published.generation == archived[0]
     assert set(published.chains) == set(SMALL_WATCHLIST)
     assert not set(published.chains.values()) & set(base.chains.values())
+    assert not set(published.histories.values()) & set(base.histories.values())
     if not after:  # a normal export followed the crashes: it rewrote everything, then cleaned
         assert published.storage_writes == WRITES
         assert_complete(storage, published)
-        referenced = {k for m in fmt.archived_manifests(storage, 3) for k in m.chains.values()}
-        assert set(base.chains.values()) <= referenced
-        assert keys(storage, fmt.CHAINS_PREFIX) == referenced
+        kept = list(fmt.archived_manifests(storage, 3))
+        for prefix, named in ((fmt.CHAINS_PREFIX, "chains"), (fmt.HISTORY_PREFIX, "histories")):
+            referenced = {k for m in kept for k in getattr(m, named).values()}
+            assert set(getattr(base, named).values()) <= referenced
+            assert keys(storage, prefix) == referenced
     # And exporting carries on normally from whatever the crashes left.
     clock.advance(minutes=1)
     results = JSONExporter(small_store, storage, small_settings, clock=clock).export_all()
@@ -137,6 +142,8 @@ def _label(key: str) -> str:
         return "archive:" + key.removeprefix(fmt.ARCHIVE_PREFIX).split("_")[0]
     if key.startswith(fmt.CHAINS_PREFIX):
         return "chain:" + key.split("/")[1]
+    if key.startswith(fmt.HISTORY_PREFIX):
+        return "history:" + key.split("/")[1]
     return key
 
 
@@ -165,7 +172,7 @@ def test_a_failing_write_at_any_point_never_publishes_a_broken_generation(
         published = manifest_of(storage)
         if results is None:
             # The error escaped while latest documents or the manifest were being written.
-            assert not failing.failed_on.startswith(fmt.CHAINS_PREFIX)
+            assert not failing.failed_on.startswith(fmt.TICKER_PREFIXES)
             assert published == base
             assert assert_recoverable(storage, base) == base_docs
             continue
@@ -173,7 +180,8 @@ def test_a_failing_write_at_any_point_never_publishes_a_broken_generation(
         failed = [kind for kind, result in results.items() if not result.ok]
         assert len(failed) == 1
         kind = failed[0]
-        assert kind in failing.failed_on
+        assert kind == ("chains" if failing.failed_on.startswith(fmt.TICKER_PREFIXES)
+                        else _label(failing.failed_on).removeprefix("archive:"))  # fmt: skip
         assert "injected storage fault" in (results[kind].error or "")
         assert published.previous_generation == base.generation
         documents = assert_recoverable(storage, published)
@@ -182,6 +190,7 @@ def test_a_failing_write_at_any_point_never_publishes_a_broken_generation(
         assert documents[LATEST[kind]] == base_docs[LATEST[kind]]
         if kind == "chains":
             assert published.chains == base.chains
+            assert published.histories == base.histories
         for other in set(fmt.KINDS) - {kind}:
             assert published.documents[LATEST[other]].generation == published.generation
     else:
@@ -191,22 +200,27 @@ def test_a_failing_write_at_any_point_never_publishes_a_broken_generation(
 def test_archives_of_a_crashed_export_are_never_reused(
     storage: Storage, small_store: Store, small_settings: Settings, clock: Clock
 ) -> None:
-    """Three exports in one second, the second dying after its archives: none overwritten."""
+    """Three exports in one second, the second dying after its archives: none overwritten,
+    and the third takes the next generation id, not the dead one's."""
     exporter = JSONExporter(small_store, storage, small_settings, clock=clock)
     exporter.export_all()
+    first = manifest_of(storage)
     crashing = CrashingStorage(storage, key=LATEST["alerts"])  # dies after the archives
     with pytest.raises(SimulatedCrash):
         JSONExporter(small_store, crashing, small_settings, clock=clock).export_all()
     orphans = {
         key: storage.get(key).data
         for key in keys(storage, fmt.ARCHIVE_PREFIX)
-        if key.endswith("_1.json.gz")
+        if key not in first.archives.values() and not key.startswith("archive/manifest_")
     }
     assert len(orphans) == len(fmt.KINDS)
+    dead = {fmt.parse_archive_key(key).seq for key in orphans}  # type: ignore[union-attr]
+    assert dead == {fmt.generation_order(first.generation) + 1}
 
     exporter.export_all()
     published = manifest_of(storage)
     assert_complete(storage, published)
-    assert all(key.endswith("_2.json.gz") for key in published.archives.values())
+    assert fmt.generation_order(published.generation) == fmt.generation_order(first.generation) + 2
+    assert not set(published.archives.values()) & set(orphans)
     for key, data in orphans.items():
         assert storage.get(key).data == data
