@@ -119,12 +119,14 @@ HISTORY_ROWS = f"""
     ORDER BY h.ticker, h.day
 """
 # What a history document is built from: it is rebuilt when any of it changes (a re-backfill
-# replaces rows, a session ends) or its window moves.
+# replaces rows, a session ends) or its window moves. Row hashes are summed, not xor-ed:
+# DuckDB combines the columns of one hash with xor, so an xor over rows would cancel a column
+# that changed the same way in every row.
 HISTORY_FINGERPRINTS = """
     SELECT t.ticker, count(h.day) AS n,
-           coalesce(bit_xor(hash(h.day, h.close, h.atm_iv, h.as_of, h.close_at, h.provisional,
-                                 h.call_volume, h.put_volume, h.call_open_interest,
-                                 h.put_open_interest)), 0)::VARCHAR AS digest
+           coalesce(sum(hash(h.day, h.close, h.atm_iv, h.as_of, h.close_at, h.provisional,
+                             h.call_volume, h.put_volume, h.call_open_interest,
+                             h.put_open_interest)), 0)::VARCHAR AS digest
     FROM tickers t LEFT JOIN daily_history h
         ON h.ticker = t.ticker AND h.day >= t.since AND h.day < t.session
     GROUP BY t.ticker
@@ -146,26 +148,23 @@ TICKER_FEATURES = f"""
 SCALAR_FEATURES: tuple[str, ...] = tuple(
     f.name for f in catalogue.FEATURES if f.kind not in ("record", "records", "series")
 )
-# ``features.json``: every ticker's latest scalar features, one JSON array per feature.
-LATEST_FEATURE_COLUMNS = f"""
-    SELECT count(*) AS n,
-           encode(to_json(coalesce(list(ticker ORDER BY ticker), []))::VARCHAR) AS tickers,
-           encode(to_json(coalesce(list({_iso("as_of")} ORDER BY ticker), []))::VARCHAR)
-               AS as_of,
-           encode(to_json(coalesce(list(coalesce(missing, '{{}}'::JSON) ORDER BY ticker),
-                                   []))::VARCHAR) AS missing,
-           {
-    ", ".join(
-        f"encode(to_json(coalesce(list(json_extract(features, '$.{name}') "
-        f'ORDER BY ticker), []))::VARCHAR) AS "{name}"'
-        for name in SCALAR_FEATURES
-    )
-}
-    FROM (
-        SELECT * FROM features
+# What ``features.json`` is built from: the latest features row of each ticker.
+LATEST_FEATURES_DIGEST = """
+    SELECT count(*), coalesce(sum(hash(ticker, as_of)), 0)::VARCHAR FROM (
+        SELECT ticker, as_of FROM features
         QUALIFY row_number() OVER (PARTITION BY ticker ORDER BY as_of DESC) = 1
         ORDER BY ticker LIMIT ?
     )
+"""
+# ``features.json``: every ticker's latest scalar features, each ticker's as one JSON array
+# (one parse of its features document; the exporter turns the rows into columns).
+LATEST_FEATURE_ROWS = f"""
+    SELECT ticker, {_iso("as_of")} AS as_of, coalesce(missing, '{{}}'::JSON)::VARCHAR AS missing,
+           to_json(json_extract(features, [{", ".join(f"'$.{name}'" for name in SCALAR_FEATURES)}]))
+               ::VARCHAR AS scalars
+    FROM features
+    QUALIFY row_number() OVER (PARTITION BY ticker ORDER BY as_of DESC) = 1
+    ORDER BY ticker LIMIT ?
 """
 
 ALERTS = f"""

@@ -27,12 +27,15 @@ import errno
 import gzip
 import itertools
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from queue import Full, Queue
 from typing import Any
 
 import numpy as np
@@ -45,7 +48,7 @@ from chalicelib.domain import calendar as cal
 from chalicelib.errors import ObjectNotFound, OCDError, PreconditionFailed
 from chalicelib.exportformat import DocumentEntry, KindResult, Manifest, MarketClock
 from chalicelib.logs import log_event
-from chalicelib.storage.base import ObjectInfo, Storage
+from chalicelib.storage.base import Storage
 from chalicelib.write import export_queries as q
 from chalicelib.write.store import Store
 
@@ -97,6 +100,8 @@ class Built:
     written: int = 0
     written_bytes: int = 0
     skipped: int = 0
+    fingerprint: str | None = None  # what the content is made of: the same, it is kept
+    kept: bool = False  # the published document stands (the builder found it unchanged)
 
 
 @dataclass
@@ -224,7 +229,8 @@ class JSONExporter:
             key = fmt.latest_key(kind)
             try:
                 built: Built = getattr(self, KINDS[kind][0])(pub, **params)
-                archive = self._put_archive(pub, kind, key, built.data)
+                kept = built.kept or self._unchanged(pub, key, built.fingerprint)
+                archive = archives[kind] if kept else self._put_archive(pub, kind, key, built.data)
             except Exception as exc:  # a failing kind keeps its previous documents
                 if _disk_full(exc):
                     raise
@@ -242,17 +248,29 @@ class JSONExporter:
                     generation=pub.generation,
                 )
                 continue
-            documents[key] = DocumentEntry(
-                sha256=fmt.sha256(built.data),
-                bytes=len(built.data),
-                rows=built.rows,
-                generation=pub.generation,
-            )
             if built.chains is not None:  # the new set of per-ticker documents replaces the old
                 documents = {k: v for k, v in documents.items() if not _is_ticker_key(k)}
                 documents.update(built.entries)
                 chains = built.chains
                 histories = built.histories or {}
+            if kept:  # the same content as published: its bytes and archive stand
+                results[kind] = KindResult(
+                    kind=kind,
+                    ok=True,
+                    rows=documents[key].rows,
+                    bytes=built.written_bytes,
+                    duration_ms=_ms(kind_start),
+                    keys_written=built.written,
+                    keys_skipped=built.skipped + 1,
+                )
+                continue
+            documents[key] = DocumentEntry(
+                sha256=fmt.sha256(built.data),
+                bytes=len(built.data),
+                rows=built.rows,
+                generation=pub.generation,
+                fingerprint=built.fingerprint,
+            )
             archives[kind] = archive
             latest.append((key, built.data))
             results[kind] = KindResult(
@@ -327,6 +345,27 @@ class JSONExporter:
             next_close=next_close,
         )
 
+    def _unchanged(self, pub: Publication, key: str, fingerprint: str | None) -> bool:
+        """Whether the published latest document ``key`` has the content ``fingerprint`` says
+        and is still stored whole (its size; its checksum when the hourly verification is
+        due), with its archive: then it stands, not rewritten and not archived again."""
+        previous = pub.previous
+        entry = previous.documents.get(key) if previous else None
+        archive = previous.archives.get(key.rpartition(".")[0]) if previous else None
+        if not (entry and archive and fingerprint and entry.fingerprint == fingerprint):
+            return False
+        try:
+            if pub.verify:
+                intact = fmt.sha256(self.storage.get(key).data) == entry.sha256
+            else:
+                info = self.storage.head(key)
+                intact = info is not None and info.size == entry.bytes
+        except (ObjectNotFound, OSError):
+            intact = False
+        if not intact:
+            log_event("export_repair", documents=1, keys=[key], generation=pub.generation)
+        return intact
+
     def _put(
         self, pub: Publication, key: str, data: bytes, content_type: str = "application/json"
     ) -> None:
@@ -379,31 +418,39 @@ class JSONExporter:
 
     def _alerts(self, pub: Publication, min_score: float) -> Built:
         n, rows = self.store.rows(q.ALERTS, [min_score])[0]
+        rows = fmt.strict_json(rows)
         header = self._header(pub, "alerts", int(n), min_score=float(min_score))
-        return Built(self._document(header, "alerts", fmt.strict_json(rows)), int(n))
+        return Built(self._document(header, "alerts", rows), int(n),
+                     fingerprint=_digest(f"{min_score!r}".encode(), rows))  # fmt: skip
 
     def _scans(self, pub: Publication, days: int) -> Built:
         # the window ends at the newest scan when that is older than now (a replayed history)
         newest = self.store.rows("SELECT max(started_at) FROM scans")[0][0]
         end = min(_naive(pub.generated_at), newest) if newest else _naive(pub.generated_at)
         n, rows = self.store.rows(q.SCANS, [end - timedelta(days=days)])[0]
+        rows = fmt.strict_json(rows)
         header = self._header(pub, "scans", int(n), days=days)
-        return Built(self._document(header, "scans", fmt.strict_json(rows)), int(n))
+        return Built(self._document(header, "scans", rows), int(n),
+                     fingerprint=_digest(str(days).encode(), rows))  # fmt: skip
 
     def _features(self, pub: Publication, limit: int | None) -> Built:
-        result = self.store.rows(q.LATEST_FEATURE_COLUMNS, [limit])[0]
-        n, tickers, as_of, missing, *columns = result
-        header = self._header(pub, "features", int(n), limit=limit)
-        parts = [fmt.dumps(header)[:-1], b',"tickers":', tickers, b',"as_of":', as_of]
-        parts += [b',"missing":', missing, b',"columns":{']
-        parts.append(
-            b",".join(
-                b'"' + name.encode() + b'":' + column
-                for name, column in zip(q.SCALAR_FEATURES, columns, strict=True)
-            )
-        )
-        parts.append(b"}}")
-        return Built(fmt.strict_json(b"".join(parts)), int(n))
+        """The scalar features table; when the latest features rows are the ones the published
+        document was built from, it is not built at all (parsing them is the cost)."""
+        n, digest = self.store.rows(q.LATEST_FEATURES_DIGEST, [limit])[0]
+        fingerprint = f"{limit}|{n}|{digest}|{fmt.SCHEMA_VERSION}"
+        if self._unchanged(pub, fmt.latest_key("features"), fingerprint):
+            return Built(b"", int(n), fingerprint=fingerprint, kept=True)
+        rows = self.store.rows(q.LATEST_FEATURE_ROWS, [limit])
+        scalars = [orjson.loads(fmt.strict_json(v.encode())) for *_, v in rows]
+        columns = dict(zip(q.SCALAR_FEATURES, map(list, zip(*scalars, strict=True)), strict=True))
+        doc = {
+            **self._header(pub, "features", len(rows), limit=limit),
+            "tickers": [t for t, *_ in rows],
+            "as_of": [a for _, a, *_ in rows],
+            "missing": [orjson.loads(fmt.strict_json(m.encode())) for _, _, m, _ in rows],
+            "columns": columns or {key: [] for key in q.SCALAR_FEATURES},
+        }
+        return Built(fmt.dumps(doc), len(rows), fingerprint=fingerprint)
 
     def _chains(self, pub: Publication, limit: int | None) -> Built:
         """The index document; per-ticker chain and history documents are written here, to
@@ -455,31 +502,52 @@ class JSONExporter:
                     built.skipped += 1
                 else:
                     changed.append(i)
-        with _Writer(self.storage, self.writers, pub) as writer:
+        days = [self.settings.analytics.iv_window_days] * n  # rows, about
+        jobs = [("chain", batch) for batch in _batches(changed_chains, plan.contracts,
+                                                       CHAIN_BATCH_ROWS)]  # fmt: skip
+        jobs += [("history", batch) for batch in _batches(changed_histories, days,
+                                                          CHAIN_BATCH_ROWS)]  # fmt: skip
 
-            def store(ticker: str, key_of: Callable[[str], str], doc: bytes, rows: int,
-                      fingerprint: str | None, keys: dict[str, str]) -> None:  # fmt: skip
-                sha = fmt.sha256(doc)
-                key = key_of(sha[:20])  # content-addressed: never overwritten
-                writer.put(key, doc)
+        def stored(ticker: str, keys: dict[str, str], rows: int, fingerprint: str | None):
+            def record(key: str, sha: str, size: int) -> None:
                 keys[ticker] = key
-                built.entries[key] = DocumentEntry(sha256=sha, bytes=len(doc), rows=rows,
+                built.entries[key] = DocumentEntry(sha256=sha, bytes=size, rows=rows,
                                                    generation=pub.generation,
                                                    fingerprint=fingerprint)  # fmt: skip
 
-            for batch in _batches(changed_chains, plan.contracts, CHAIN_BATCH_ROWS):
-                for i, doc in self._chain_documents(pub, plan, batch):
-                    t = tickers[i]
-                    store(t, lambda d, t=t: fmt.chain_key(t, d), doc, plan.contracts[i],
-                          chain_fps[i], built.chains)  # fmt: skip
-            days = [self.settings.analytics.iv_window_days] * n  # rows, about
-            for batch in _batches(changed_histories, days, CHAIN_BATCH_ROWS):
-                for i, doc, rows in self._history_documents(pub, plan, batch, tickers):
-                    t = tickers[i]
-                    store(t, lambda d, t=t: fmt.history_key(t, d), doc, rows,
-                          history_fps.get(t), built.histories)  # fmt: skip
+            return record
+
+        with (
+            _Writer(self.storage, self.writers, pub) as writer,
+            self.store.cursor() as reader,
+            _Prefetch(jobs, lambda job: self._load(reader, plan, *job)) as loaded_jobs,
+        ):
+            loaded = loaded_jobs.results()
+            for (what, batch), data in loaded:
+                if what == "chain":
+                    for i, doc in self._chain_documents(pub, plan, batch, data):
+                        t = tickers[i]
+                        writer.put_addressed(partial(fmt.chain_key, t), doc,
+                                             stored(t, built.chains, plan.contracts[i],
+                                                    chain_fps[i]))  # fmt: skip
+                else:
+                    for i, doc, rows in self._history_documents(pub, plan, batch, data):
+                        t = tickers[i]
+                        writer.put_addressed(partial(fmt.history_key, t), doc,
+                                             stored(t, built.histories, rows,
+                                                    history_fps.get(t)))  # fmt: skip
         built.written = writer.written
         built.written_bytes = writer.bytes
+        log_event(
+            "export_chains",
+            generation=pub.generation,
+            chains=len(changed_chains),
+            histories=len(changed_histories),
+            kept=built.skipped,
+            load_ms=round(loaded_jobs.busy * 1000, 1),  # queries, on the loading thread
+            waited_for_load_ms=round(loaded_jobs.waited * 1000, 1),
+            waited_for_writes_ms=round(writer.waited * 1000, 1),
+        )
         columns = {
             "ticker": tickers,
             "as_of": plan.as_of,
@@ -491,21 +559,32 @@ class JSONExporter:
             "history_key": [built.histories.get(t) for t in tickers],
         }
         header = self._header(pub, "chains", n, limit=limit)
-        built.data = fmt.dumps({**header, "columns": columns})
+        body = fmt.dumps(columns)
+        built.data = fmt.dumps({**header, "columns": orjson.Fragment(body)})
+        built.fingerprint = _digest(str(limit).encode(), body)
         return built
 
+    def _load(self, reader: Store, plan: _Plan, what: str, batch: list[int]) -> dict[str, Any]:
+        """The query results one batch's documents are built from (run on ``reader``, a
+        second connection, while the previous batch is serialized and written)."""
+        with reader.registered("wanted", plan.table(batch)):
+            if what == "history":
+                return {"history": _filled(reader.columns(q.HISTORY_ROWS))}
+            oldest = min(plan.as_of_ts[i] for i in batch)
+            return {
+                "groups": reader.rows(q.CHAIN_GROUPS, [oldest]),
+                "columns": _filled(reader.columns(q.CHAIN_COLUMNS, [oldest])),
+                "sessions": _rows_by_ticker(_filled(reader.columns(q.SESSION_ROWS))),
+                "features": dict(reader.rows(q.TICKER_FEATURES)),
+            }
+
     def _chain_documents(
-        self, pub: Publication, plan: _Plan, batch: list[int]
+        self, pub: Publication, plan: _Plan, batch: list[int], data: dict[str, Any]
     ) -> Iterator[tuple[int, bytes]]:
         """The chain documents of the snapshots in ``batch``: built from one sorted result of
         numeric columns per batch (sliced per ticker) and the runs of expirations and rights."""
-        oldest = min(plan.as_of_ts[i] for i in batch)
-        with self.store.registered("wanted", plan.table(batch)):
-            groups = self.store.rows(q.CHAIN_GROUPS, [oldest])
-            cols = _filled(self.store.columns(q.CHAIN_COLUMNS, [oldest]))
-            sessions = self._rows_by_ticker(q.SESSION_ROWS)
-            features = dict(self.store.rows(q.TICKER_FEATURES))
-        by_ticker = {t: list(g) for t, g in itertools.groupby(groups, key=lambda g: g[0])}
+        cols, sessions, features = data["columns"], data["sessions"], data["features"]
+        by_ticker = {t: list(g) for t, g in itertools.groupby(data["groups"], key=lambda g: g[0])}
         header = self._header(pub, "chain", 0)
         start = 0
         for i in batch:
@@ -521,7 +600,7 @@ class JSONExporter:
                 "underlying_price": plan.price[i],
                 "dividend_yield": plan.dividend[i],
                 "expirations": plan.expirations[i],
-                "columns": {**_runs(runs), **{k: v[start:stop] for k, v in cols.items()}},
+                "columns": {**_runs(runs), **{k: _column(v[start:stop]) for k, v in cols.items()}},
                 "session": sessions.get(ticker),
                 "features": _fragment(features.get(ticker)),
             }
@@ -529,30 +608,17 @@ class JSONExporter:
             yield i, orjson.dumps(doc, option=_NUMPY)
 
     def _history_documents(
-        self, pub: Publication, plan: _Plan, batch: list[int], tickers: list[str]
+        self, pub: Publication, plan: _Plan, batch: list[int], data: dict[str, Any]
     ) -> Iterator[tuple[int, bytes, int]]:
-        with self.store.registered("wanted", plan.table(batch)):
-            cols = self.store.columns(q.HISTORY_ROWS)
-        names = fmt.HISTORY_COLUMNS
-        ticker_col = np.asarray(cols.pop("ticker"), dtype=object)
-        filled = _filled(cols)
-        bounds = _bounds(ticker_col)
+        cols = dict(data["history"])
+        bounds = _bounds(np.asarray(cols.pop("ticker"), dtype=object))
         header = self._header(pub, "history", 0)
         for i in batch:
-            a, b = bounds.get(tickers[i], (0, 0))
+            a, b = bounds.get(plan.tickers[i], (0, 0))
             header["count"] = b - a
-            columns = {name: _column(filled[name][a:b]) for name in names}
-            doc = {**header, "ticker": tickers[i], "since": plan.since[i], "columns": columns}
+            columns = {name: _column(cols[name][a:b]) for name in fmt.HISTORY_COLUMNS}
+            doc = {**header, "ticker": plan.tickers[i], "since": plan.since[i], "columns": columns}
             yield i, orjson.dumps(doc, option=_NUMPY), b - a
-
-    def _rows_by_ticker(self, sql: str) -> dict[str, dict[str, Any]]:
-        cols = self.store.columns(sql)
-        tickers = [str(t) for t in cols.pop("ticker")]
-        filled = _filled(cols)
-        return {
-            t: {name: _scalar(filled[name][k]) for name in fmt.HISTORY_COLUMNS}
-            for k, t in enumerate(tickers)
-        }
 
     # ---- retention ------------------------------------------------------------------
     def _retain(self, manifest: Manifest, pub: Publication) -> int:
@@ -688,6 +754,66 @@ class _Kept:
                       generation=self.pub.generation)  # fmt: skip
 
 
+def _rows_by_ticker(cols: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """History rows (one per ticker) of filled result columns."""
+    tickers = [str(t) for t in cols["ticker"]]
+    return {
+        t: {name: _scalar(cols[name][k]) for name in fmt.HISTORY_COLUMNS}
+        for k, t in enumerate(tickers)
+    }
+
+
+class _Prefetch:
+    """Runs ``load(job)`` for each job on a thread, one job ahead of the consumer (so at most
+    two batches are in memory); iterating yields ``(job, result)`` and re-raises a failure.
+    Leaving the block early stops the thread after its current job."""
+
+    def __init__(self, jobs: list[Any], load: Callable[[Any], Any]) -> None:
+        self.jobs = jobs
+        self.load = load
+        self.queue: Queue[tuple[Any, Any, BaseException | None]] = Queue(maxsize=1)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="export-load", daemon=True)
+        self.busy = 0.0  # seconds the thread spent loading
+        self.waited = 0.0  # seconds the consumer waited for a result
+
+    def _run(self) -> None:
+        for job in self.jobs:
+            if self.stop.is_set():
+                return
+            started = time.perf_counter()
+            try:
+                result, error = self.load(job), None
+            except BaseException as exc:  # handed to the consumer, which raises it
+                result, error = None, exc
+            self.busy += time.perf_counter() - started
+            while not self.stop.is_set():
+                try:
+                    self.queue.put((job, result, error), timeout=0.1)
+                    break
+                except Full:
+                    continue
+            if error is not None:
+                return
+
+    def __enter__(self) -> _Prefetch:
+        self.thread.start()
+        return self
+
+    def results(self) -> Iterator[tuple[Any, Any]]:
+        for _ in self.jobs:
+            started = time.perf_counter()
+            job, result, error = self.queue.get()
+            self.waited += time.perf_counter() - started
+            if error is not None:
+                raise error
+            yield job, result
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def _runs(groups: list[tuple[Any, ...]]) -> dict[str, fmt.Runs]:
     """The expiration and right columns of one ticker's contracts, from its (ticker,
     expiration, right, n) groups in document order."""
@@ -787,6 +913,11 @@ def _disk_full(exc: BaseException) -> bool:
     return False
 
 
+def _digest(*parts: bytes) -> str:
+    """A fingerprint of content (a document without its header) and its parameters."""
+    return fmt.sha256(b"\x00".join([str(fmt.SCHEMA_VERSION).encode(), *parts]))[:32]
+
+
 def _content_type(key: str) -> str:
     return CONTENT_TYPES.get(key.rpartition(".")[2], "application/json")
 
@@ -813,23 +944,37 @@ class _Writer:
         self.storage = storage
         self.pub = pub
         self.pool = ThreadPoolExecutor(threads, "export-put") if threads > 1 else None
-        self.pending: deque[tuple[Future[ObjectInfo], str, int]] = deque()
+        self.pending: deque[tuple[Future[tuple[str, str]], Callable[..., None], int]] = deque()
         self.written = 0
         self.bytes = 0
+        self.waited = 0.0  # seconds the builder waited for writes to finish
 
-    def put(self, key: str, data: bytes) -> None:
-        self.pub.written.append(key)
+    def put_addressed(
+        self, key_of: Callable[[str], str], data: bytes, done: Callable[[str, str, int], None]
+    ) -> None:
+        """Store ``data`` under ``key_of(its digest)`` (hashed on the writer thread too);
+        ``done(key, sha256, size)`` is called on this thread once it is stored."""
         if self.pool is None:
-            self.storage.put(key, data)
+            done(*self._write(key_of, data), len(data))
             self._count(len(data))
             return
         while self.pending and (len(self.pending) >= self.MAX_PENDING or self.pending[0][0].done()):
             self._settle()
-        self.pending.append((self.pool.submit(self.storage.put, key, data), key, len(data)))
+        self.pending.append((self.pool.submit(self._write, key_of, data), done, len(data)))
+
+    def _write(self, key_of: Callable[[str], str], data: bytes) -> tuple[str, str]:
+        sha = fmt.sha256(data)
+        key = key_of(sha[:20])  # content-addressed: never overwritten with other bytes
+        self.pub.written.append(key)
+        self.storage.put(key, data)
+        return key, sha
 
     def _settle(self) -> None:
-        future, _, size = self.pending.popleft()
-        future.result()  # raises what the write raised
+        future, done, size = self.pending.popleft()
+        started = time.perf_counter()
+        key, sha = future.result()  # raises what the write raised
+        self.waited += time.perf_counter() - started
+        done(key, sha, size)
         self._count(size)
 
     def _count(self, size: int) -> None:

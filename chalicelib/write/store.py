@@ -414,6 +414,19 @@ class Store:
             self.con.unregister(name)
 
     @contextmanager
+    def cursor(self) -> Iterator[Store]:
+        """A second connection to the same database for another thread (a DuckDB connection
+        serves one query at a time): the same query methods, its own registered views."""
+        other = Store.__new__(Store)
+        other.path, other.read_only, other._lock = self.path, self.read_only, None
+        other.con = self.con.cursor()
+        try:
+            _prepare(other.con)
+            yield other
+        finally:
+            other.con.close()
+
+    @contextmanager
     def transaction(self) -> Iterator[None]:
         """One transaction for the block: committed when it ends, rolled back if it raises."""
         self.con.execute("BEGIN TRANSACTION")
@@ -645,13 +658,18 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         if is_damage(exc):
             raise DatabaseDamaged(str(path), _first_line(exc)) from None
         raise
+    _prepare(con)
+    return con
+
+
+def _prepare(con: duckdb.DuckDBPyConnection) -> None:
+    """Session settings and macros every connection needs (each cursor has its own)."""
     # Timestamps are stored naive in UTC; the session's time zone must not depend on the host's.
     con.execute("SET TimeZone = 'UTC'")
     con.execute(
         "CREATE OR REPLACE TEMP MACRO nullif_nan(x) AS "
         "CASE WHEN isnan(x) OR isinf(x) THEN NULL ELSE x END"
     )
-    return con
 
 
 def _naive(value: datetime) -> datetime:

@@ -265,6 +265,23 @@ def assert_complete(storage: Storage, manifest: Manifest) -> dict[str, bytes]:
     return found
 
 
+def add_scan(store: Any, when: datetime) -> None:
+    """A scan recorded at ``when``: ``scans.json`` has new content at the next export."""
+    store.record_scan({"scan_id": f"scan_test_{when:%Y%m%dT%H%M%S}", "started_at": when,
+                       "finished_at": when, "status": "completed", "tickers_scanned": 1,
+                       "chains_collected": 0, "alerts_generated": 0, "runtime_seconds": 0.1,
+                       "errors": []})  # fmt: skip
+
+
+def add_alert(store: Any, when: datetime) -> None:
+    """An alert created at ``when``: ``alerts.json`` has new content at the next export."""
+    store.rows(
+        "INSERT INTO alerts VALUES (?, 'scan_test', 'JPM', 'low_iv', 55.0, '{}', "
+        "'{\"summary\": \"test\"}', '[]', ?)",
+        [f"test-alert-{when:%Y%m%dT%H%M%S}", when.astimezone(UTC).replace(tzinfo=None)],
+    )
+
+
 def check_document(data: bytes, kind: str, generation: str | None = None) -> dict[str, Any]:
     """A document that keeps its contract (``exportformat.validate``: types, no unknown field,
     every column ``count`` long), parses as strictly as a browser, and has the common header."""

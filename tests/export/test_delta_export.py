@@ -38,19 +38,25 @@ def test_an_export_without_new_snapshots_rewrites_no_chain_document(
     results = make_exporter(counting).export_all()
     second = manifest_of(storage)
 
-    assert results["chains"].ok
-    assert results["chains"].keys_skipped == 2 * len(WATCHLIST)
-    assert results["chains"].keys_written == 2  # its archive and chains.json
+    assert all(result.ok for result in results.values())
+    assert results["chains"].keys_skipped == 2 * len(WATCHLIST) + 1  # and chains.json
+    assert all(result.keys_written == 0 for result in results.values())
     assert not [key for key in counting.puts if key.startswith(fmt.TICKER_PREFIXES)]
     assert second.chains == first.chains and second.histories == first.histories
     for key in per_ticker:
         assert second.documents[key] == first.documents[key]  # same sha, same generation
         assert second.documents[key].generation == first.generation
         assert storage.head(key) == versions[key]  # the object itself was not touched
-    assert len(counting.puts) == second.storage_writes == 2 * len(fmt.KINDS) + 2
+    # Nothing changed at all: every latest document and its archive stand too; the export
+    # writes the manifest and its archive only.
+    assert second.archives == first.archives
+    for key in LATEST.values():
+        assert second.documents[key] == first.documents[key]
+    assert counting.puts == [f"archive/manifest_{second.generation}.json.gz", fmt.MANIFEST_KEY]
+    assert second.storage_writes == 2
     assert_complete(storage, second)
     # The index still points at the documents, which still carry their own generation.
-    index = check_document(storage.get(LATEST["chains"]).data, "chains", second.generation)
+    index = check_document(storage.get(LATEST["chains"]).data, "chains", first.generation)
     assert {row["ticker"]: row["key"] for row in index_rows(index)} == first.chains
 
 
@@ -242,3 +248,22 @@ def test_a_damaged_document_of_the_same_size_is_repaired_within_the_hour(
     make_exporter(counting).export_all()
     assert not [k for k in counting.puts if k.startswith(fmt.TICKER_PREFIXES)]
     assert manifest_of(storage).verified_at == repaired.verified_at
+
+
+def test_an_unchanged_latest_document_that_went_missing_is_written_again(
+    storage: Storage, make_exporter, clock: Clock
+) -> None:
+    make_exporter().export_all()
+    first = manifest_of(storage)
+    storage.delete(LATEST["alerts"])
+
+    clock.advance(minutes=5)
+    counting = WrappedStorage(storage)
+    results = make_exporter(counting).export_all()
+    second = manifest_of(storage)
+
+    assert results["alerts"].keys_written == 2
+    assert second.archives["alerts"] != first.archives["alerts"]
+    assert second.documents[LATEST["alerts"]].generation == second.generation
+    assert {LATEST["alerts"], second.archives["alerts"]} <= set(counting.puts)
+    assert_complete(storage, second)

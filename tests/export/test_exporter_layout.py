@@ -13,6 +13,7 @@ from exportkit import (
     WATCHLIST,
     Clock,
     WrappedStorage,
+    add_scan,
     assert_complete,
     assert_documents_keep_their_contracts,
     check_document,
@@ -109,7 +110,7 @@ def test_export_all_publishes_the_documented_layout(
 
 
 def test_a_second_export_adds_archives_and_a_generation(
-    storage: Storage, exporter, clock: Clock
+    storage: Storage, exporter, store, clock: Clock
 ) -> None:
     exporter.export_all()
     first = manifest_of(storage)
@@ -117,54 +118,58 @@ def test_a_second_export_adds_archives_and_a_generation(
     first_archives = keys(storage, fmt.ARCHIVE_PREFIX)
 
     clock.advance(minutes=5)
+    add_scan(store, clock.now - timedelta(minutes=1))  # new content for scans only
     exporter.export_all()
     second = manifest_of(storage)
     assert_complete(storage, second)
-    assert fmt.generation_order(second.generation) > fmt.generation_order(first.generation)
+    assert fmt.generation_order(second.generation) == fmt.generation_order(first.generation) + 1
     assert second.previous_generation == first.generation
     archives = keys(storage, fmt.ARCHIVE_PREFIX)
-    assert first_archives < archives
-    assert len(archives) == 2 * len(first_archives)
+    # A new archive for the rebuilt kind and the manifest; the others keep theirs.
+    assert archives - first_archives == {
+        f"archive/{kind}_{second.generation}.json.gz" for kind in ("scans", "manifest")
+    }
     # The first generation's archives are untouched and still hold its latest documents.
     for kind, archive in first.archives.items():
         assert gunzip(storage, archive) == first_docs[LATEST[kind]]
-        assert second.archives[kind] != archive
+        assert (second.archives[kind] != archive) is (kind == "scans")
     for kind in fmt.KINDS:
-        assert check_document(storage.get(LATEST[kind]).data, kind)["generation"] == (
-            second.generation
-        )
+        wrote = second.generation if kind == "scans" else first.generation
+        assert check_document(storage.get(LATEST[kind]).data, kind)["generation"] == wrote
+        assert second.documents[LATEST[kind]].generation == wrote
 
 
 def test_exports_in_the_same_second_do_not_overwrite_archives(
-    storage: Storage, exporter, clock: Clock
+    storage: Storage, exporter, store, clock: Clock
 ) -> None:
+    add_scan(store, clock.now - timedelta(minutes=2))
     exporter.export_all()
     first = manifest_of(storage)
     first_docs = assert_complete(storage, first)
+    add_scan(store, clock.now - timedelta(minutes=1))
     exporter.export_all()  # the clock has not moved
     second = manifest_of(storage)
     second_docs = assert_complete(storage, second)
 
     stamp = f"{clock.now:%Y%m%dT%H%M%S}Z"
     assert (first.generation, second.generation) == (f"00000001-{stamp}", f"00000002-{stamp}")
-    for kind in fmt.KINDS:
-        assert first.archives[kind] == f"archive/{kind}_{first.generation}.json.gz"
-        assert second.archives[kind] == f"archive/{kind}_{second.generation}.json.gz"
-        old, new = gunzip(storage, first.archives[kind]), gunzip(storage, second.archives[kind])
-        assert old == first_docs[LATEST[kind]]
-        assert new == second_docs[LATEST[kind]]
-        assert old != new  # each carries its own generation
-    archived = gunzip(storage, f"archive/manifest_{first.generation}.json.gz")
-    assert strict_loads(archived)["generation"] == first.generation
+    for kind, manifest, docs in (("scans", first, first_docs), ("scans", second, second_docs)):
+        assert manifest.archives[kind] == f"archive/{kind}_{manifest.generation}.json.gz"
+        assert gunzip(storage, manifest.archives[kind]) == docs[LATEST[kind]]
+    assert first_docs[LATEST["scans"]] != second_docs[LATEST["scans"]]
+    for manifest in (first, second):
+        archived = gunzip(storage, f"archive/manifest_{manifest.generation}.json.gz")
+        assert strict_loads(archived)["generation"] == manifest.generation
 
 
 def test_generations_and_archives_sort_in_publication_order_when_the_clock_steps_back(
-    storage: Storage, exporter, clock: Clock
+    storage: Storage, exporter, store, clock: Clock
 ) -> None:
     start = clock.now
     published = []
     for offset in (0, -60, -2 * 24 * 60, 1, 1):  # minutes from the first export
         clock.now = start + timedelta(minutes=offset)
+        add_scan(store, start + timedelta(seconds=len(published)))  # scans are rebuilt
         exporter.export_all()
         manifest = manifest_of(storage)
         assert_complete(storage, manifest)
@@ -177,9 +182,9 @@ def test_generations_and_archives_sort_in_publication_order_when_the_clock_steps
     for before, after in itertools.pairwise(published):
         assert after.previous_generation == before.generation
     # Archives sort in publication order as well, so "newest" means "published last".
-    for kind in fmt.KINDS:
+    for kind in ("scans", "manifest"):
         assert fmt.archives_newest_first(storage, kind) == [
-            m.archives[kind] for m in reversed(published)
+            f"archive/{kind}_{m.generation}.json.gz" for m in reversed(published)
         ]
     newest = [m.generation for m in fmt.archived_manifests(storage)]
     assert newest == list(reversed(generations))
