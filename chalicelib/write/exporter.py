@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 from chalicelib import exportformat as fmt
 from chalicelib.config import TICKER_PATTERN, Settings
 from chalicelib.domain import calendar as cal
-from chalicelib.errors import ObjectNotFound, OCDError, PreconditionFailed
+from chalicelib.errors import InvalidKey, ObjectNotFound, OCDError, PreconditionFailed
 from chalicelib.exportformat import DocumentEntry, KindResult, Manifest, MarketClock
 from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
@@ -119,9 +119,12 @@ class Inventory:
             for info in storage.list(fmt.ARCHIVE_PREFIX)
             if (parsed := fmt.parse_archive_key(info.key)) is not None
         ]
-        docs = {
-            info.key: info.size for prefix in fmt.TICKER_PREFIXES for info in storage.list(prefix)
-        }
+        docs: dict[str, int] = {}
+        for prefix in fmt.TICKER_PREFIXES:
+            try:
+                docs.update((info.key, info.size) for info in storage.list(prefix))
+            except InvalidKey as exc:  # e.g. a directory symlinked out of the root: not ours
+                log_event("export_unlisted", prefix=prefix, error=str(exc))
         return cls(archives, docs)
 
     def newest_generation(self) -> str | None:
