@@ -464,7 +464,7 @@ def history_rows(columns: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
 
 # ---- manifest ------------------------------------------------------------------------------
 class DocumentEntry(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     sha256: str
     bytes: int = Field(ge=0)
@@ -476,7 +476,7 @@ class DocumentEntry(BaseModel):
 class KindResult(BaseModel):
     """What one kind's export did: the seed's result shape, plus keys written and skipped."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     kind: str
     ok: bool
@@ -496,7 +496,7 @@ class MarketClock(BaseModel):
     closed and the close is the newest there can be; after ``next_open`` newer quotes are due.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     quotes_as_of: datetime  # the newest snapshot's as_of
     session: date  # its New York session
@@ -508,7 +508,7 @@ class MarketClock(BaseModel):
 class Manifest(BaseModel):
     """The pointer a reader follows: everything of one generation, with checksums."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     format_version: int = FORMAT_VERSION
     generation: str
