@@ -29,10 +29,10 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from functools import cache
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema, with_config
 from typing_extensions import TypedDict
 
 from chalicelib import catalogue
@@ -171,8 +171,10 @@ def iso(value: datetime) -> str:
 _STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 Number = float | None  # finite, or null when the data cannot support a value
 Count = int | None
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]  # ...Z
+Day = Annotated[str, WithJsonSchema({"type": "string", "format": "date"})]  # YYYY-MM-DD
 _PYTHON: dict[str, Any] = {"number": Number, "integer": Count, "boolean": bool, "string": str,
-                           "date": str, "timestamp": str}  # fmt: skip
+                           "date": Day, "timestamp": Timestamp}  # fmt: skip
 
 # The numeric fields of a contract, in the order the API answers them (the catalogue's order).
 CONTRACT_COLUMNS: tuple[str, ...] = tuple(
@@ -208,7 +210,7 @@ class Header(TypedDict):
     schema_version: Literal[2]
     kind: str
     generation: str  # the generation that wrote these bytes
-    generated_at: str  # ISO 8601 UTC with Z
+    generated_at: Timestamp
     count: int  # rows of the document's table
 
 
@@ -251,7 +253,7 @@ class TickerFeatures(TypedDict):
     """One ticker's latest features (``compute_features``'s values, units in the catalogue)."""
 
     ticker: str
-    as_of: str
+    as_of: Timestamp
     features: dict[str, Any] | None
     missing: dict[str, str]
 
@@ -261,10 +263,10 @@ class ChainDocument(Header):
     """``chains/<TICKER>/<digest>.json``: one ticker's latest snapshot (kind ``chain``)."""
 
     ticker: str
-    as_of: str
+    as_of: Timestamp
     underlying_price: Number
     dividend_yield: Number
-    expirations: list[str]
+    expirations: list[Day]
     columns: ChainColumns
     session: HistoryRow | None  # the daily row of the chain's own session (changes intraday)
     features: TickerFeatures | None
@@ -322,7 +324,7 @@ class AlertRow(TypedDict):
     metrics: dict[str, Any]
     explanation: dict[str, Any]
     strategies: list[Any]
-    created_at: str
+    created_at: Timestamp
 
 
 @with_config(_STRICT)
@@ -336,8 +338,8 @@ class AlertsDocument(Header):
 @with_config(_STRICT)
 class ScanRow(TypedDict):
     scan_id: str
-    started_at: str
-    finished_at: str | None
+    started_at: Timestamp
+    finished_at: Timestamp | None
     status: str
     tickers_scanned: int | None
     chains_collected: int | None
