@@ -348,23 +348,22 @@ class Store:
     def upsert_history(self, histories: Sequence[DailyHistory], source: str) -> int:
         if not histories:
             return 0
+        days = np.concatenate([np.array(h.dates, dtype="datetime64[D]") for h in histories])
+        # Each distinct session's close once (a backfill repeats the same few hundred days for
+        # every ticker): per row, the calendar would cost more than the rest of the upsert.
+        distinct, where = np.unique(days, return_inverse=True)
+        closes = np.array(
+            [_naive(cal.session_close(d)) for d in distinct.astype(object)], dtype="datetime64[us]"
+        )
         cols = {
             "ticker": np.concatenate(
                 [np.full(len(h.dates), h.ticker, dtype=object) for h in histories]
             ),
-            "day": np.concatenate(
-                [
-                    np.array(h.dates, dtype="datetime64[D]").astype("datetime64[s]")
-                    for h in histories
-                ]
-            ),
+            "day": days.astype("datetime64[s]"),
             "close": np.concatenate([h.close for h in histories]),
             "atm_iv": np.concatenate([h.atm_iv for h in histories]),
             "skew_25d": np.concatenate([h.skew_25d for h in histories]),
-            "close_at": np.array(
-                [_naive(cal.session_close(d)) for h in histories for d in h.dates],
-                dtype="datetime64[us]",
-            ),
+            "close_at": closes[where],
         }
         self.con.register("incoming_history", cols)
         try:
