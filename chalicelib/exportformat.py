@@ -59,8 +59,12 @@ _LEGACY_GENERATION_RE = re.compile(r"^(?P<stamp>\d{8}T\d{6})Z-(?P<seq>\d{6,})$")
 
 
 # ---- keys and generation ids -------------------------------------------------------------
+# Latest documents whose key is not ``<kind>.json`` (a kind of another format, say).
+LATEST_KEYS: dict[str, str] = {}
+
+
 def latest_key(kind: str) -> str:
-    return f"{kind}.json"
+    return LATEST_KEYS.get(kind, f"{kind}.json")
 
 
 def chain_key(ticker: str, digest: str) -> str:

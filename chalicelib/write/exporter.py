@@ -232,7 +232,7 @@ class JSONExporter:
             key = fmt.latest_key(kind)
             try:
                 built: Built = getattr(self, KINDS[kind][0])(pub, **params)
-                kept = built.kept or self._unchanged(pub, key, built.fingerprint)
+                kept = built.kept or self._unchanged(pub, kind, built.fingerprint)
                 archive = archives[kind] if kept else self._put_archive(pub, kind, key, built.data)
             except Exception as exc:  # a failing kind keeps its previous documents
                 if _disk_full(exc):
@@ -348,13 +348,14 @@ class JSONExporter:
             next_close=next_close,
         )
 
-    def _unchanged(self, pub: Publication, key: str, fingerprint: str | None) -> bool:
-        """Whether the published latest document ``key`` has the content ``fingerprint`` says
-        and is still stored whole (its size; its checksum when the hourly verification is
+    def _unchanged(self, pub: Publication, kind: str, fingerprint: str | None) -> bool:
+        """Whether the published latest document of ``kind`` has the content ``fingerprint``
+        says and is still stored whole (its size; its checksum when the hourly verification is
         due), with its archive: then it stands, not rewritten and not archived again."""
         previous = pub.previous
+        key = fmt.latest_key(kind)
         entry = previous.documents.get(key) if previous else None
-        archive = previous.archives.get(key.rpartition(".")[0]) if previous else None
+        archive = previous.archives.get(kind) if previous else None
         if not (entry and archive and fingerprint and entry.fingerprint == fingerprint):
             return False
         try:
@@ -441,7 +442,7 @@ class JSONExporter:
         document was built from, it is not built at all (parsing them is the cost)."""
         n, digest = self.store.rows(q.LATEST_FEATURES_DIGEST, [limit])[0]
         fingerprint = f"{limit}|{n}|{digest}|{fmt.SCHEMA_VERSION}"
-        if self._unchanged(pub, fmt.latest_key("features"), fingerprint):
+        if self._unchanged(pub, "features", fingerprint):
             return Built(b"", int(n), fingerprint=fingerprint, kept=True)
         rows = self.store.rows(q.LATEST_FEATURE_ROWS, [limit])
         scalars = [orjson.loads(fmt.strict_json(v.encode())) for *_, v in rows]
