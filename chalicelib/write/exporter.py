@@ -387,12 +387,21 @@ class JSONExporter:
                 if_none_match=True,
             )  # fmt: skip
         except PreconditionFailed:
-            raise PreconditionFailed(
-                f"{key} already exists: another writer published generation {pub.generation}"
-            ) from None
+            # A retried write whose first attempt landed (its answer was lost) finds its own
+            # bytes there; anything else is another writer's export of this generation id.
+            if not self._holds(key, packed):
+                raise PreconditionFailed(
+                    f"{key} already exists: another writer published generation {pub.generation}"
+                ) from None
         pub.writes += 1
         pub.written.append(key)
         return key
+
+    def _holds(self, key: str, data: bytes) -> bool:
+        try:
+            return self.storage.get(key).data == data
+        except ObjectNotFound:
+            return False
 
     def _undo(self, pub: Publication) -> None:
         """Remove what a failed attempt wrote that no manifest names (its archives and new
