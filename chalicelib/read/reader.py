@@ -5,7 +5,9 @@ a missing, truncated, unparsable or mismatching latest object falls back to the 
 generation's archive, then to the newest archive that an older (archived) manifest vouches for,
 then to the newest archive that at least parses as that kind, then to an empty result — and says
 which (``latest`` | ``archive`` | ``none``). A key that is not safe (a manifest naming one outside
-the root, a symlink leading out of it: the storage refuses both with InvalidKey) counts as damage.
+the root, a symlink leading out of it: the storage refuses both with InvalidKey) counts as damage,
+and so does a document of another ``schema_version`` (format 1's rows are not read: the next
+export in format 2 rebuilds everything).
 A storage that fails to answer (StorageUnavailable, after the adapter's own retries) or refuses
 to (an unreadable file or export root: PermissionError) makes a copy unreadable like damage
 does, except that the answer is not remembered: the next request tries again. Only when not even
