@@ -58,30 +58,21 @@ LATEST_SNAPSHOTS = f"""
     ORDER BY s.ticker
 """
 
-# The contracts of the ``wanted`` snapshots, in document order: by ticker, then expiration,
-# then right (calls first), then strike. CHAIN_GROUPS gives the runs, CHAIN_COLUMNS the values.
-_WANTED_QUOTES = """
-    FROM option_quotes q
-    SEMI JOIN wanted w ON q.ticker = w.ticker AND q.as_of = w.as_of_ts
-    WHERE q.as_of >= ?
-"""
-CHAIN_GROUPS = f"""
-    SELECT q.ticker, strftime(q.expiration, '%Y-%m-%d') AS expiration, q."right",
-           count(*) AS n
-    {_WANTED_QUOTES}
-    GROUP BY ALL
-    ORDER BY q.ticker, expiration, q."right"
-"""
+# The contracts of the ``wanted`` snapshots, in document order: by ticker (its ``rank`` in
+# ``wanted``), then expiration, then right (calls first), then strike; the first three columns
+# give each ticker's rows and the runs of expiration and right, the others the values.
 CHAIN_COLUMNS = f"""
-    SELECT {
+    SELECT w.rank, q.expiration, q."right" = 'C' AS is_call, {
     ", ".join(
         f"{rounded('q.' + f.name, f.precision)} AS {f.name}"
         for f in catalogue.CONTRACT_FIELDS
         if f.name in fmt.CONTRACT_COLUMNS
     )
 }
-    {_WANTED_QUOTES}
-    ORDER BY q.ticker, q.expiration, q."right", q.strike
+    FROM option_quotes q
+    JOIN wanted w ON q.ticker = w.ticker AND q.as_of = w.as_of_ts
+    WHERE q.as_of >= ?
+    ORDER BY w.rank, q.expiration, q."right", q.strike
 """
 
 # Each store column a history field comes from.
@@ -137,12 +128,14 @@ SESSION_ROWS = f"""
     FROM daily_history h JOIN wanted w ON h.ticker = w.ticker AND h.day = w.session
 """
 
+# Each wanted ticker's latest features (the newest row found first: only its JSON is read).
 TICKER_FEATURES = f"""
     SELECT f.ticker, encode(to_json(struct_pack(
                ticker := f.ticker, as_of := {_iso("f.as_of")}, features := f.features,
                missing := coalesce(f.missing, '{{}}'::JSON)))::VARCHAR) AS doc
-    FROM features f SEMI JOIN wanted w ON f.ticker = w.ticker
-    QUALIFY row_number() OVER (PARTITION BY f.ticker ORDER BY f.as_of DESC) = 1
+    FROM features f
+    JOIN (SELECT ticker, max(as_of) AS as_of FROM features SEMI JOIN wanted USING (ticker)
+          GROUP BY ticker) newest ON f.ticker = newest.ticker AND f.as_of = newest.as_of
 """
 
 SCALAR_FEATURES: tuple[str, ...] = tuple(

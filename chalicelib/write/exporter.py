@@ -584,9 +584,13 @@ class JSONExporter:
             if what == "history":
                 return {"history": _filled(reader.columns(q.HISTORY_ROWS))}
             oldest = min(plan.as_of_ts[i] for i in batch)
+            columns = reader.columns(q.CHAIN_COLUMNS, [oldest])
+            rank = np.ma.getdata(columns.pop("rank"))
             return {
-                "groups": reader.rows(q.CHAIN_GROUPS, [oldest]),
-                "columns": _filled(reader.columns(q.CHAIN_COLUMNS, [oldest])),
+                "cuts": np.searchsorted(rank, np.arange(len(batch) + 1)).tolist(),
+                "expiration": np.ma.getdata(columns.pop("expiration")).astype("datetime64[D]"),
+                "is_call": np.ma.getdata(columns.pop("is_call")).astype(bool),
+                "columns": _filled(columns),
                 "sessions": _rows_by_ticker(_filled(reader.columns(q.SESSION_ROWS))),
                 "features": dict(reader.rows(q.TICKER_FEATURES)),
             }
@@ -597,15 +601,12 @@ class JSONExporter:
         """The chain documents of the snapshots in ``batch``: built from one sorted result of
         numeric columns per batch (sliced per ticker) and the runs of expirations and rights."""
         cols, sessions, features = data["columns"], data["sessions"], data["features"]
-        by_ticker = {t: list(g) for t, g in itertools.groupby(data["groups"], key=lambda g: g[0])}
+        cuts, expiration, is_call = data["cuts"], data["expiration"], data["is_call"]
         header = self._header(pub, "chain", 0)
-        start = 0
-        for i in batch:
+        for k, i in enumerate(batch):
             ticker = plan.tickers[i]
-            runs = by_ticker.get(ticker, [])
-            count = sum(int(g[3]) for g in runs)
-            stop = start + count
-            header["count"] = count
+            start, stop = cuts[k], cuts[k + 1]
+            header["count"] = stop - start
             doc = {
                 **header,
                 "ticker": ticker,
@@ -613,11 +614,13 @@ class JSONExporter:
                 "underlying_price": plan.price[i],
                 "dividend_yield": plan.dividend[i],
                 "expirations": plan.expirations[i],
-                "columns": {**_runs(runs), **{k: _column(v[start:stop]) for k, v in cols.items()}},
+                "columns": {
+                    **_runs(expiration[start:stop], is_call[start:stop]),
+                    **{name: _column(v[start:stop]) for name, v in cols.items()},
+                },
                 "session": sessions.get(ticker),
                 "features": _fragment(features.get(ticker)),
             }
-            start = stop
             yield i, orjson.dumps(doc, option=_NUMPY)
 
     def _history_documents(
@@ -710,6 +713,7 @@ class _Plan:
         """The rows' per-ticker facts as columns DuckDB can join (``wanted``, ``tickers``)."""
         picked = list(rows)
         return {
+            "rank": np.arange(len(picked), dtype=np.int64),  # the row's place in ``rows``
             "ticker": np.array([self.tickers[i] for i in picked], dtype=object),
             "as_of_ts": np.array([self.as_of_ts[i] for i in picked], dtype="datetime64[us]"),
             "session": np.array([self.session[i] for i in picked], "datetime64[D]").astype(
@@ -827,21 +831,22 @@ class _Prefetch:
         self.thread.join()
 
 
-def _runs(groups: list[tuple[Any, ...]]) -> dict[str, fmt.Runs]:
-    """The expiration and right columns of one ticker's contracts, from its (ticker,
-    expiration, right, n) groups in document order."""
-    expirations: list[str] = []
-    exp_runs: list[list[int]] = []
-    right_runs: list[tuple[int, int]] = []
-    for _, expiration, right, n in groups:
-        if not expirations or expirations[-1] != expiration:
-            expirations.append(expiration)
-            exp_runs.append([len(expirations) - 1, 0])
-        exp_runs[-1][1] += int(n)
-        right_runs.append((0 if right == "C" else 1, int(n)))
+def _runs(expiration: NDArray, is_call: NDArray) -> dict[str, fmt.Runs]:
+    """The expiration and right columns of one ticker's contracts (in document order) as runs;
+    a run of right never crosses an expiration."""
+    if expiration.size == 0:
+        return {"expiration": {"values": [], "runs": []},
+                "right": {"values": ["C", "P"], "runs": []}}  # fmt: skip
+    new_expiry = np.r_[True, expiration[1:] != expiration[:-1]]
+    starts = np.flatnonzero(new_expiry | np.r_[True, is_call[1:] != is_call[:-1]])
+    lengths = np.diff(np.r_[starts, expiration.size]).tolist()
+    firsts = np.flatnonzero(new_expiry)
+    values = np.datetime_as_string(expiration[firsts], unit="D").tolist()
+    exp_lengths = np.diff(np.r_[firsts, expiration.size]).tolist()
+    sides = np.where(is_call[starts], 0, 1).tolist()
     return {
-        "expiration": {"values": expirations, "runs": [(i, n) for i, n in exp_runs]},
-        "right": {"values": ["C", "P"], "runs": right_runs},
+        "expiration": {"values": values, "runs": [(k, n) for k, n in enumerate(exp_lengths)]},
+        "right": {"values": ["C", "P"], "runs": list(zip(sides, lengths, strict=True))},
     }
 
 
