@@ -15,7 +15,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Kind = Literal["number", "integer", "string", "date", "timestamp", "record", "records", "series"]
+Kind = Literal[
+    "number", "integer", "boolean", "string", "date", "timestamp", "record", "records", "series"
+]
 Group = Literal[
     "snapshot", "volatility", "flow", "open_interest", "positioning", "activity", "history"
 ]
@@ -36,6 +38,9 @@ CONVENTIONS: dict[str, str] = {
     "puts −, ±Γ·OI·100·S²·0.01. Positive net GEX: dealer hedging dampens moves.",
     "prices": "Prices are per share in the underlying's currency; one contract is 100 shares.",
     "percent": "Names ending in _pct are percent (1.5 = 1.5 %); ranks and percentiles are 0–100.",
+    "precision": "Exported numbers are rounded for what they are used for (the store keeps full "
+    "precision): prices to the cent, strikes to 0.001, implied volatilities to 1e-5, greeks and "
+    "ratios to 6 significant digits, counts whole; each contract and history field says which.",
     "missing": "A value the data cannot support is null and `missing` gives the reason; "
     "interpolated values are never extrapolated past the quotes.",
 }
@@ -888,8 +893,95 @@ CONTRACT_FIELDS: tuple[ContractField, ...] = (
     ),
 )
 
+RATIO_PRECISION = Precision(significant=6)
+
+# One row per session of a ticker's daily history (``/options/{ticker}/history``): the daily
+# aggregates the store keeps forever (``daily_history``), as exported.
+HISTORY_FIELDS: tuple[ContractField, ...] = (
+    ContractField(
+        "as_of",
+        "As of",
+        "timestamp",
+        "timestamp",
+        "Time of the snapshot the row was computed from (UTC); the session's close for "
+        "backfilled rows.",
+        "Collector's snapshot time, else close_at.",
+    ),
+    ContractField(
+        "close_at",
+        "Close",
+        "timestamp",
+        "timestamp",
+        "The session's real close (UTC): 16:00 New York, 13:00 on early closes.",
+        "NYSE calendar.",
+    ),
+    ContractField(
+        "provisional",
+        "Provisional",
+        "boolean",
+        "true/false",
+        "True until the session's closing snapshot has been collected.",
+        "as_of < close_at.",
+    ),
+    ContractField(
+        "underlying_price",
+        "Close",
+        "number",
+        "$",
+        "The underlying's close (while provisional: its price at as_of).",
+        "Provider's quote.",
+        CENT,
+    ),
+    ContractField(
+        "atm_iv",
+        "ATM IV",
+        "number",
+        "fraction",
+        "30-day ATM implied volatility of the session (as the atm_iv feature).",
+        "See the atm_iv feature.",
+        IV_PRECISION,
+    ),
+    ContractField(
+        "total_volume",
+        "Volume",
+        "integer",
+        "contracts",
+        "Calls plus puts traded in the session; null for backfilled sessions.",
+        "call_volume + put_volume.",
+        WHOLE,
+    ),
+    ContractField(
+        "total_open_interest",
+        "Open interest",
+        "integer",
+        "contracts",
+        "Calls plus puts open interest; null for backfilled sessions.",
+        "call_open_interest + put_open_interest.",
+        WHOLE,
+    ),
+    ContractField(
+        "put_call_volume_ratio",
+        "P/C volume",
+        "number",
+        "ratio",
+        "Put volume over call volume; null without call volume.",
+        "put_volume / call_volume.",
+        RATIO_PRECISION,
+    ),
+    ContractField(
+        "put_call_oi_ratio",
+        "P/C OI",
+        "number",
+        "ratio",
+        "Put open interest over call open interest; null without call open interest.",
+        "put_open_interest / call_open_interest.",
+        RATIO_PRECISION,
+    ),
+)
+
 FEATURE_BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 CONTRACT_FIELD_BY_NAME: dict[str, ContractField] = {f.name: f for f in CONTRACT_FIELDS}
+HISTORY_FIELD_BY_NAME: dict[str, ContractField] = {f.name: f for f in HISTORY_FIELDS}
 
 
 def feature(name: str) -> Feature:
@@ -930,5 +1022,15 @@ def as_document() -> dict[str, Any]:
                 "precision": c.precision.describe(),
             }
             for c in CONTRACT_FIELDS
+        },
+        "history_fields": {
+            h.name: {
+                "label": h.label,
+                "kind": h.kind,
+                "unit": h.unit,
+                "definition": h.definition,
+                "precision": h.precision.describe(),
+            }
+            for h in HISTORY_FIELDS
         },
     }

@@ -23,8 +23,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from chalicelib.analytics.config import AnalyticsConfig
 from chalicelib.errors import ConfigError
@@ -53,11 +60,14 @@ DEFAULT_WATCHLIST = (
 )
 
 
-class ReadSettings(BaseSettings):
+class ReadSettings(BaseModel):
     """What the HTTP API needs, and nothing else. The README's configuration table documents
-    each field."""
+    each field. A plain pydantic model: ``load_settings`` hands it the ``OCD_*`` variables of
+    the environment it is given (pydantic-settings added nothing to that but ~100 ms to the
+    API's cold start)."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    # defer_build: a model is built when first used (the API never builds the writer's).
+    model_config = ConfigDict(extra="ignore", frozen=True, validate_default=True, defer_build=True)
 
     data_dir: Path = Path("local_data")
     storage: Literal["local", "s3"] = "local"
@@ -69,19 +79,6 @@ class ReadSettings(BaseSettings):
     cors_origin: str | None = Field(default=None, pattern=ORIGIN_PATTERN)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     manifest_ttl_seconds: float | None = Field(default=None, ge=0, le=3600)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # load_settings() hands over the OCD_* variables of the environment it was given,
-        # so a test can pass its own mapping without the process environment leaking in.
-        return (init_settings,)
 
     @field_validator("prefix")
     @classmethod
@@ -128,7 +125,7 @@ class Settings(ReadSettings):
     min_alert_score: float = Field(default=40.0, ge=0, le=100)
     alert_cooldown_hours: float = Field(default=24.0, ge=0)
     alert_daily_cap: int = Field(default=50, ge=1)
-    analytics: AnalyticsConfig = AnalyticsConfig()
+    analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     state_prefix: str = "state/"
     persist_db: bool | None = None
     intraday_retention_days: int = Field(default=2, ge=1, le=3650)

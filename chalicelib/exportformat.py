@@ -6,13 +6,21 @@ Layout under the export root (local directory or S3 prefix):
     alerts.json scans.json features.json chains.json        latest documents (seed names)
     alerts.atom delivery.json            the alerts' Atom feed, the alert delivery status
     chains/<TICKER>/<digest>.json        per-ticker chain documents, immutable, content-addressed
-    archive/<kind>_YYYYMMDD_HHMMSS[_n].json.gz               immutable gzip copies, one per export
+    daily/<TICKER>/<digest>.json         per-ticker daily history documents, the same way
+    archive/<kind>_<generation>.json.gz  immutable gzip copies, one per kind per generation
                                          (``.atom.gz`` for the feed)
 
-Generation ids (``YYYYMMDDTHHMMSSZ-NNNNNN``) and archive keys (stamped with the generation's
-time, not the clock's) both sort in publication order, even when the clock steps back.
-Every document but the Atom feed is a strict-JSON object with ``generation``, ``generated_at``,
-``kind`` and ``count``. Neither side imports the other; both import this module.
+Generation ids (``NNNNNNNN-YYYYMMDDTHHMMSSZ``) are a sequence number and the writer's clock: the
+number orders them and makes them unique, whatever the clock does; the time is for people.
+Archive keys carry the generation id, so they are unique and ordered the same way.
+
+Every document but the Atom feed is a strict-JSON object (no NaN, no infinities) with the
+``Header`` fields, and its shape is one of the contracts below (``CONTRACTS``, by ``kind``). The
+exporter builds to the contracts, export tests validate every written document against them
+(``validate``), the read handlers read them, and the OpenAPI response schemas derive from their row
+types. Large tables are columnar: one array per field (``Table``), and columns of few distinct
+values as runs (``Runs``). Neither side imports the other; both import this module, which is pure
+Python.
 """
 
 from __future__ import annotations
@@ -21,14 +29,18 @@ import gzip
 import hashlib
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from functools import cache
+from typing import Annotated, Any, Literal, NamedTuple
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema, with_config
+from typing_extensions import TypedDict
 
-from chalicelib.errors import ObjectNotFound
+from chalicelib import catalogue
+from chalicelib.deliveryformat import DeliveryDocument
+from chalicelib.errors import InvalidKey, ObjectNotFound
 from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
 
@@ -38,71 +50,92 @@ KINDS: tuple[Kind, ...] = ("alerts", "chains", "scans", "features")
 # of the newest alerts (served as it is) and the alert delivery status (``deliveryformat``).
 FEED_KIND, FEED_KEY = "feed", "alerts.atom"
 DELIVERY_KIND, DELIVERY_KEY = "delivery", "delivery.json"
-EXTRA_KEYS: dict[str, str] = {FEED_KIND: FEED_KEY, DELIVERY_KIND: DELIVERY_KEY}
-PUBLISHED_KINDS: tuple[str, ...] = (*KINDS, *EXTRA_KEYS)
 MANIFEST_KEY = "manifest.json"
 ARCHIVE_PREFIX = "archive/"
 CHAINS_PREFIX = "chains/"
-FORMAT_VERSION = 1
+HISTORY_PREFIX = "daily/"
+TICKER_PREFIXES = (CHAINS_PREFIX, HISTORY_PREFIX)  # per-ticker, content-addressed documents
+SCHEMA_VERSION = 2  # of every document and of the manifest; 1 was row-per-contract JSON
+FORMAT_VERSION = SCHEMA_VERSION
 
 _ARCHIVE_RE = re.compile(
-    r"^archive/(?P<kind>[a-z]+)_(?P<stamp>\d{8}_\d{6})(?:_(?P<n>\d+))?\.(?:json|atom)\.gz$"
+    r"^archive/(?P<kind>[a-z]+)_(?:(?P<seq>\d{8,})-(?P<stamp>\d{8}T\d{6})Z"
+    r"|(?P<legacy>\d{8}_\d{6})(?:_(?P<n>\d+))?)\.(?P<ext>[a-z]+)\.gz$"
 )
-_GENERATION_RE = re.compile(r"^(?P<stamp>\d{8}T\d{6})Z-(?P<seq>\d{6,})$")
+_GENERATION_RE = re.compile(r"^(?P<seq>\d{8,})-(?P<stamp>\d{8}T\d{6})Z$")
+_LEGACY_GENERATION_RE = re.compile(r"^(?P<stamp>\d{8}T\d{6})Z-(?P<seq>\d{6,})$")
 
 
-def latest_key(kind: Kind) -> str:
-    return f"{kind}.json"
+# ---- keys and generation ids -------------------------------------------------------------
+# Latest documents whose key is not ``<kind>.json`` (a kind of another format, say).
+LATEST_KEYS: dict[str, str] = {FEED_KIND: FEED_KEY}
+PUBLISHED_KINDS: tuple[str, ...] = (*KINDS, FEED_KIND, DELIVERY_KIND)
 
 
-def document_key(kind: str) -> str:
-    """The latest document of any published kind (``alerts.atom`` for the feed)."""
-    return EXTRA_KEYS.get(kind) or f"{kind}.json"
+def latest_key(kind: str) -> str:
+    return LATEST_KEYS.get(kind, f"{kind}.json")
 
 
 def chain_key(ticker: str, digest: str) -> str:
     return f"{CHAINS_PREFIX}{ticker}/{digest}.json"
 
 
-def archive_key(kind: str, when: datetime, n: int = 0) -> str:
-    suffix = f"_{n}" if n else ""
-    ext = "atom" if kind == FEED_KIND else "json"
-    return f"{ARCHIVE_PREFIX}{kind}_{when.astimezone(UTC):%Y%m%d_%H%M%S}{suffix}.{ext}.gz"
+def history_key(ticker: str, digest: str) -> str:
+    return f"{HISTORY_PREFIX}{ticker}/{digest}.json"
 
 
-def parse_archive_key(key: str) -> tuple[str, datetime, int] | None:
-    """(kind, timestamp, n) of an archive key, or None for anything else."""
+def archive_key(kind: str, generation: str, ext: str = "json") -> str:
+    """The archive of ``kind`` written by ``generation``: one per kind per generation."""
+    if not _GENERATION_RE.match(generation):
+        raise ValueError(f"not a generation id: {generation!r}")
+    return f"{ARCHIVE_PREFIX}{kind}_{generation}.{ext}.gz"
+
+
+class ArchiveKey(NamedTuple):
+    kind: str
+    seq: int  # the generation's sequence number; -1 for keys of format 1
+    when: datetime  # the generation's (writer clock) time
+    n: int  # format 1's collision suffix
+
+    @property
+    def order(self) -> tuple[int, datetime, int]:
+        return (self.seq, self.when, self.n)
+
+
+def parse_archive_key(key: str) -> ArchiveKey | None:
+    """What an archive key says, or None for anything else (format 1 keys included)."""
     match = _ARCHIVE_RE.match(key)
     if not match:
         return None
-    when = datetime.strptime(match["stamp"], "%Y%m%d_%H%M%S").replace(tzinfo=UTC)
-    return match["kind"], when, int(match["n"] or 0)
+    if match["seq"] is not None:
+        when = datetime.strptime(match["stamp"], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        return ArchiveKey(match["kind"], int(match["seq"]), when, 0)
+    when = datetime.strptime(match["legacy"], "%Y%m%d_%H%M%S").replace(tzinfo=UTC)
+    return ArchiveKey(match["kind"], -1, when, int(match["n"] or 0))
 
 
 def next_generation(previous: str | None, now: datetime) -> str:
-    """``YYYYMMDDTHHMMSSZ-NNNNNN``: sorts in publication order even if the clock steps back."""
-    stamp, seq = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S"), 1
-    if previous and (match := _GENERATION_RE.match(previous)):
-        stamp = max(stamp, match["stamp"])
-        seq = int(match["seq"]) + 1
-    return f"{stamp}Z-{seq:06d}"
+    """The id after ``previous``: its sequence number plus one, stamped with ``now``."""
+    seq = max(generation_order(previous), 0) + 1 if previous else 1
+    return f"{seq:08d}-{now.astimezone(UTC):%Y%m%dT%H%M%S}Z"
 
 
-def generation_order(generation: str) -> tuple[str, int]:
-    """Sort key of a generation id: publication order (ids of other shapes sort first)."""
-    match = _GENERATION_RE.match(generation)
-    return (match["stamp"], int(match["seq"])) if match else ("", -1)
+def generation_order(generation: str | None) -> int:
+    """Sort key of a generation id: its sequence number (-1 for ids of no known shape).
+    Ids of format 1 (``YYYYMMDDTHHMMSSZ-NNNNNN``) keep their number, which format 2 continues."""
+    match = _GENERATION_RE.match(generation or "") or _LEGACY_GENERATION_RE.match(generation or "")
+    return int(match["seq"]) if match else -1
 
 
 def generation_time(generation: str) -> datetime | None:
-    """The (never decreasing) timestamp in a generation id; archives are stamped with it, so
-    archive keys sort in publication order too, whatever the clock did."""
-    match = _GENERATION_RE.match(generation)
+    """The writer's clock when it began the generation (for people: it may jump)."""
+    match = _GENERATION_RE.match(generation) or _LEGACY_GENERATION_RE.match(generation)
     if not match:
         return None
     return datetime.strptime(match["stamp"], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
 
 
+# ---- strict JSON ---------------------------------------------------------------------------
 def dumps(value: Any) -> bytes:
     """Strict JSON: NaN and infinities become null, datetimes ISO 8601 with Z, numpy allowed."""
     return orjson.dumps(
@@ -147,8 +180,308 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+# ---- document contracts --------------------------------------------------------------------
+_STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+Number = float | None  # finite, or null when the data cannot support a value
+Count = int | None
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]  # ...Z
+Day = Annotated[str, WithJsonSchema({"type": "string", "format": "date"})]  # YYYY-MM-DD
+_PYTHON: dict[str, Any] = {"number": Number, "integer": Count, "boolean": bool, "string": str,
+                           "date": Day, "timestamp": Timestamp}  # fmt: skip
+
+# The numeric fields of a contract, in the order the API answers them (the catalogue's order).
+CONTRACT_COLUMNS: tuple[str, ...] = tuple(
+    f.name for f in catalogue.CONTRACT_FIELDS if f.kind in ("number", "integer")
+)
+# The fields of a daily history row, in the order the API answers them.
+HISTORY_COLUMNS: tuple[str, ...] = tuple(f.name for f in catalogue.HISTORY_FIELDS)
+
+
+def _field_type(field: catalogue.ContractField) -> Any:
+    return float if field.name == "strike" else _PYTHON[field.kind]
+
+
+# One contract of a snapshot as the API answers it (``calls`` and ``puts`` rows).
+ContractRow = with_config(_STRICT)(
+    TypedDict(  # type: ignore[operator]
+        "ContractRow",
+        {f.name: _field_type(f) for f in catalogue.CONTRACT_FIELDS if f.name in CONTRACT_COLUMNS},
+    )
+)
+# One session of a ticker's daily history as the API answers it.
+HistoryRow = with_config(_STRICT)(
+    TypedDict(  # type: ignore[operator]
+        "HistoryRow", {f.name: _field_type(f) for f in catalogue.HISTORY_FIELDS}
+    )
+)
+
+
+@with_config(_STRICT)
+class Header(TypedDict):
+    """What every document starts with."""
+
+    schema_version: Literal[2]
+    kind: str
+    generation: str  # the generation that wrote these bytes
+    generated_at: Timestamp
+    count: int  # rows of the document's table
+
+
+@with_config(_STRICT)
+class Runs(TypedDict):
+    """A column of few distinct values in runs: run ``(i, n)`` is ``values[i]`` ``n`` times."""
+
+    values: list[str]
+    runs: list[tuple[int, int]]
+
+
+# A snapshot's contracts, ordered by expiration, then right (calls first), then strike: one
+# array per numeric field, expiration and right as runs (so each expiration's calls, then its
+# puts, are one contiguous slice).
+ChainColumns = with_config(_STRICT)(
+    TypedDict(  # type: ignore[operator]
+        "ChainColumns",
+        {
+            "expiration": Runs,
+            "right": Runs,
+            **{name: list[ContractRow.__annotations__[name]] for name in CONTRACT_COLUMNS},
+        },
+    )
+)
+# A ticker's sessions before the one of its chain, oldest first. ``as_of`` is null where it is
+# the session's close (``close_at``): backfilled and final rows.
+HistoryColumns = with_config(_STRICT)(
+    TypedDict(  # type: ignore[operator]
+        "HistoryColumns",
+        {
+            name: list[str | None] if name == "as_of" else list[HistoryRow.__annotations__[name]]
+            for name in HISTORY_COLUMNS
+        },
+    )
+)
+
+
+@with_config(_STRICT)
+class TickerFeatures(TypedDict):
+    """One ticker's latest features (``compute_features``'s values, units in the catalogue)."""
+
+    ticker: str
+    as_of: Timestamp
+    features: dict[str, Any] | None
+    missing: dict[str, str]
+
+
+@with_config(_STRICT)
+class ChainDocument(Header):
+    """``chains/<TICKER>/<digest>.json``: one ticker's latest snapshot (kind ``chain``)."""
+
+    ticker: str
+    as_of: Timestamp
+    underlying_price: Number
+    dividend_yield: Number
+    expirations: list[Day]
+    columns: ChainColumns
+    session: HistoryRow | None  # the daily row of the chain's own session (changes intraday)
+    features: TickerFeatures | None
+
+
+@with_config(_STRICT)
+class HistoryDocument(Header):
+    """``daily/<TICKER>/<digest>.json``: the sessions before the chain's (kind ``history``),
+    rewritten only when a session is over or its rows change."""
+
+    ticker: str
+    since: str  # first day of the window (the IV-rank window before the chain's session)
+    columns: HistoryColumns
+
+
+@with_config(_STRICT)
+class IndexColumns(TypedDict):
+    ticker: list[str]
+    as_of: list[str]
+    underlying_price: list[Number]
+    atm_iv: list[Number]
+    expirations: list[int]  # how many
+    contracts: list[int]
+    key: list[str]  # the ticker's chain document
+    history_key: list[str | None]  # ... and its history document
+
+
+@with_config(_STRICT)
+class ChainsIndex(Header):
+    """``chains.json``: every ticker with a chain document (kind ``chains``)."""
+
+    limit: int | None
+    columns: IndexColumns
+
+
+@with_config(_STRICT)
+class FeaturesDocument(Header):
+    """``features.json``: every ticker's scalar features, one column per feature (structured
+    features live in the ticker's chain document only)."""
+
+    limit: int | None
+    tickers: list[str]
+    as_of: list[str]
+    columns: dict[str, list[Any]]
+    missing: list[dict[str, str]]
+
+
+@with_config(_STRICT)
+class AlertRow(TypedDict):
+    id: str
+    scan_id: str
+    ticker: str
+    detector_name: str
+    score: Number  # null only when a non-finite score reached the store
+    metrics: dict[str, Any]
+    explanation: dict[str, Any]
+    strategies: list[Any]
+    created_at: Timestamp
+
+
+@with_config(_STRICT)
+class AlertsDocument(Header):
+    """``alerts.json``: alerts scoring at least ``min_score``, newest first."""
+
+    min_score: float
+    alerts: list[AlertRow]
+
+
+@with_config(_STRICT)
+class ScanRow(TypedDict):
+    scan_id: str
+    started_at: Timestamp
+    finished_at: Timestamp | None
+    status: str
+    tickers_scanned: int | None
+    chains_collected: int | None
+    alerts_generated: int | None
+    runtime_seconds: float | None
+    errors: list[str]
+
+
+@with_config(_STRICT)
+class ScansDocument(Header):
+    """``scans.json``: scans of the last ``days`` days, newest first."""
+
+    days: int
+    scans: list[ScanRow]
+
+
+# The contract of every document, by its ``kind``.
+CONTRACTS: dict[str, Any] = {
+    "alerts": AlertsDocument,
+    "scans": ScansDocument,
+    "features": FeaturesDocument,
+    "chains": ChainsIndex,
+    "chain": ChainDocument,
+    "history": HistoryDocument,
+    DELIVERY_KIND: DeliveryDocument,  # deliveryformat: the delivery status
+}
+_ROWS = {"alerts": "alerts", "scans": "scans", DELIVERY_KIND: "sinks"}  # a list per document
+
+
+@cache
+def contract_adapter(kind: str) -> TypeAdapter[Any]:
+    return TypeAdapter(CONTRACTS[kind])
+
+
+def json_schema(contract: Any) -> dict[str, Any]:
+    """The JSON Schema (2020-12) of a contract or row type, for OpenAPI and tests."""
+    return TypeAdapter(contract).json_schema()
+
+
+def validate(data: bytes, kind: str | None = None) -> dict[str, Any]:
+    """``data`` parsed and checked against its contract (ValueError says what is wrong): the
+    types, no NaN, no unknown field, and that every column of a table is ``count`` long."""
+    doc = orjson.loads(data)
+    if not isinstance(doc, dict):
+        raise ValueError("a document is a JSON object")
+    kind = kind or str(doc.get("kind"))
+    if kind not in CONTRACTS:
+        raise ValueError(f"no contract for kind {kind!r}")
+    contract_adapter(kind).validate_json(data)
+    if doc["kind"] != kind:
+        raise ValueError(f"kind {doc['kind']!r}, expected {kind!r}")
+    count = doc["count"]
+    columns = doc.get("columns")
+    rows = doc.get(_ROWS[kind]) if kind in _ROWS else None
+    if rows is not None and len(rows) != count:
+        raise ValueError(f"count {count}, but {len(rows)} {kind}")
+    if kind == "features":
+        for name in ("tickers", "as_of", "missing"):
+            if len(doc[name]) != count:
+                raise ValueError(f"{name}: {len(doc[name])} values for count {count}")
+    for name, column in (columns or {}).items():
+        n = sum(length for _, length in column["runs"]) if isinstance(column, dict) else len(column)
+        if n != count:
+            raise ValueError(f"column {name}: {n} values for count {count}")
+        if isinstance(column, dict) and any(
+            not 0 <= i < len(column["values"]) or length <= 0 for i, length in column["runs"]
+        ):
+            raise ValueError(f"column {name}: a run names no value or is empty")
+    if kind == "chain":
+        chain_layout(columns)
+    return doc
+
+
+# ---- reading columnar documents (pure Python: the read side uses these) ----------------------
+def chain_layout(columns: Mapping[str, Any]) -> dict[str, tuple[range, range]]:
+    """Each expiration's (calls, puts) row ranges in a chain document's columns. Runs of
+    ``right`` never cross an expiration's bounds (ValueError if they do)."""
+    if "expiration" not in columns:  # an empty document (nothing could be read)
+        return {}
+    expirations, rights = columns["expiration"], columns["right"]
+    names, runs = rights["values"], iter(rights["runs"])
+    out: dict[str, tuple[range, range]] = {}
+    start = pos = 0
+    for e, n in expirations["runs"]:
+        stop = start + n
+        sides = {"C": range(start, start), "P": range(stop, stop)}
+        while pos < stop:
+            i, m = next(runs, (0, 0))
+            if m <= 0:
+                raise ValueError("the runs of right end before the contracts do")
+            sides[names[i]] = range(pos, pos + m)
+            pos += m
+        if pos != stop:
+            raise ValueError(
+                f"a run of right crosses the end of expiration {expirations['values'][e]}"
+            )
+        out[expirations["values"][e]] = (sides["C"], sides["P"])
+        start = stop
+    return out
+
+
+def table_rows(
+    columns: Mapping[str, Sequence[Any]], names: Sequence[str], rows: range | None = None
+) -> list[dict[str, Any]]:
+    """Rows (dicts with ``names`` in order) of a columnar table, or of the ``rows`` range."""
+    picked = [columns[name] for name in names]
+    if rows is not None:
+        picked = [column[rows.start : rows.stop] for column in picked]
+    return [dict(zip(names, values, strict=True)) for values in zip(*picked, strict=True)]
+
+
+def expand_runs(column: Runs) -> list[str]:
+    """A run-length column as one value per row."""
+    values = column["values"]
+    return [values[i] for i, n in column["runs"] for _ in range(n)]
+
+
+def history_rows(columns: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """A history document's rows, with ``as_of`` filled in from ``close_at`` where null."""
+    rows = table_rows(columns, HISTORY_COLUMNS)
+    for row in rows:
+        if row["as_of"] is None:
+            row["as_of"] = row["close_at"]
+    return rows
+
+
+# ---- manifest ------------------------------------------------------------------------------
 class DocumentEntry(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     sha256: str
     bytes: int = Field(ge=0)
@@ -160,7 +493,7 @@ class DocumentEntry(BaseModel):
 class KindResult(BaseModel):
     """What one kind's export did: the seed's result shape, plus keys written and skipped."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     kind: str
     ok: bool
@@ -180,7 +513,7 @@ class MarketClock(BaseModel):
     closed and the close is the newest there can be; after ``next_open`` newer quotes are due.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     quotes_as_of: datetime  # the newest snapshot's as_of
     session: date  # its New York session
@@ -192,7 +525,7 @@ class MarketClock(BaseModel):
 class Manifest(BaseModel):
     """The pointer a reader follows: everything of one generation, with checksums."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     format_version: int = FORMAT_VERSION
     generation: str
@@ -200,22 +533,24 @@ class Manifest(BaseModel):
     previous_generation: str | None = None
     duration_ms: float = 0.0
     documents: dict[str, DocumentEntry]
-    chains: dict[str, str] = Field(default_factory=dict)  # ticker -> per-ticker document key
+    chains: dict[str, str] = Field(default_factory=dict)  # ticker -> chain document key
+    histories: dict[str, str] = Field(default_factory=dict)  # ticker -> history document key
     archives: dict[str, str] = Field(default_factory=dict)  # kind -> archive key
     results: dict[str, KindResult] = Field(default_factory=dict)
     storage_writes: int = 0
     provider: str | None = None  # where the quotes come from: synthetic, file or yfinance
     market: MarketClock | None = None
+    verified_at: datetime | None = None  # when the writer last re-read every document's bytes
 
 
 def archives_newest_first(storage: Storage, kind: str) -> list[str]:
     """Archive keys of one kind (``manifest`` included), newest first."""
     found = sorted(
-        (parsed[1], parsed[2], info.key)
+        (parsed.order, info.key)
         for info in storage.list(f"{ARCHIVE_PREFIX}{kind}_")
-        if (parsed := parse_archive_key(info.key)) and parsed[0] == kind
+        if (parsed := parse_archive_key(info.key)) and parsed.kind == kind
     )
-    return [key for _, _, key in reversed(found)]
+    return [key for _, key in reversed(found)]
 
 
 def archived_manifests(storage: Storage, limit: int | None = None) -> Iterator[Manifest]:
@@ -228,14 +563,15 @@ def archived_manifests(storage: Storage, limit: int | None = None) -> Iterator[M
 
 
 def load_manifest(storage: Storage) -> Manifest | None:
-    """The published manifest; if it is missing or damaged, the newest archived one; else None.
-
-    The writer must continue the generation sequence even when ``manifest.json`` was lost.
-    """
+    """The published manifest; if it is missing, damaged or unreadable, the newest archived
+    one; else None. The writer must continue the generation sequence even when
+    ``manifest.json`` was lost."""
     try:
         return Manifest.model_validate_json(storage.get(MANIFEST_KEY).data)
     except ObjectNotFound:
         pass
     except ValueError:
         log_event("manifest_unreadable", key=MANIFEST_KEY)
+    except (OSError, InvalidKey) as exc:  # unreadable, or a symlink out: the writer replaces it
+        log_event("manifest_unreadable", key=MANIFEST_KEY, error=f"{type(exc).__name__}: {exc}")
     return next(archived_manifests(storage), None)

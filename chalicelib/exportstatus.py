@@ -33,7 +33,7 @@ MAX_ERROR_CHARS = 1000
 class ExportStatus(BaseModel):
     """The outcome of the last export that changed the status (a failure, or the recovery)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     ok: bool
     at: datetime

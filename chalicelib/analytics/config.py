@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class AnalyticsConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     # ---- features -------------------------------------------------------------------------
     target_days: float = Field(default=30.0, gt=0, description="constant maturity of atm_iv")

@@ -4,6 +4,10 @@ Handlers are plain functions ``(reader, params) -> Result``: no Chalice, no HTTP
 service serializes a Result once per version of its documents; a handler whose body costs
 something to build (a chain split into calls and puts) hands over a function instead, so a warm
 request builds nothing. Errors (an unknown ticker or expiration) are raised before that.
+
+Documents are columnar (``exportformat``'s contracts); the rows a route answers are made from
+their columns here, in pure Python, and cached per (document digest, what was asked), so one
+expiration of a large chain costs its own rows only, and only once.
 """
 
 from __future__ import annotations
@@ -13,15 +17,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chalicelib import exportformat as fmt
 from chalicelib.errors import NotFound
 from chalicelib.read import params as p
 from chalicelib.read.reader import ExportReader, Loaded, LruCache, Pinned
 
 SUMMARY_FIELDS = ("id", "ticker", "detector_name", "score", "created_at")
-CONTRACT_FIELDS = (
-    "strike", "bid", "ask", "last", "volume", "open_interest", "implied_volatility",
-    "delta", "gamma", "theta", "vega", "rho",
-)  # fmt: skip
+CONTRACT_FIELDS = fmt.CONTRACT_COLUMNS  # the fields of a snapshot's calls and puts
+HISTORY_FIELDS = fmt.HISTORY_COLUMNS  # the fields of a history row
+_SOURCE_RANK = {"none": 0, "archive": 1, "latest": 2}
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,9 @@ _DERIVED = LruCache(max_items=256)
 
 
 def memo(loaded: Loaded, name: str, build: Callable[[], Any]) -> Any:
-    """Derived views of a document (e.g. a chain split by expiration), built once per version."""
-    key = f"{name}|{loaded.version}"
+    """Derived views of a document (e.g. one expiration's rows), built once per document
+    digest (a document a later generation kept is the same bytes: so are its views)."""
+    key = f"{name}|{loaded.digest}"
     value = _DERIVED.get(key)
     if value is None:
         value = build()
@@ -68,8 +73,13 @@ def _rows(loaded: Loaded, name: str) -> list[dict[str, Any]]:
     return rows if isinstance(rows, list) else []
 
 
-def _chain(reader: ExportReader, ticker: str) -> Loaded:
-    loaded = reader.chain(ticker)
+def _columns(loaded: Loaded) -> dict[str, Any]:
+    columns = (loaded.doc or {}).get("columns")
+    return columns if isinstance(columns, dict) else {}
+
+
+def _chain(reader: ExportReader, ticker: str, at: Pinned | None = None) -> Loaded:
+    loaded = reader.chain(ticker, at)
     if loaded is None:
         raise _unknown_ticker(ticker)
     return loaded
@@ -151,44 +161,51 @@ def snapshot(reader: ExportReader, q: p.SnapshotParams) -> Result:
         )
 
     def build() -> dict[str, Any]:
-        contracts = doc.get("contracts", [])
-        index = memo(loaded, "by_expiration", lambda: _by_expiration(contracts))
-        call_rows, put_rows = index.get(wanted, ((), ()))
+        layout = memo(loaded, "layout", lambda: fmt.chain_layout(_columns(loaded)))
+        calls, puts = layout.get(wanted, (range(0), range(0)))
         return {
             "ticker": q.ticker,
             "as_of": doc.get("as_of"),
             "underlying_price": doc.get("underlying_price"),
             "expiration": wanted,
             "expirations": listed,
-            "calls": [{k: contracts[i].get(k) for k in CONTRACT_FIELDS} for i in call_rows],
-            "puts": [{k: contracts[i].get(k) for k in CONTRACT_FIELDS} for i in put_rows],
+            "calls": memo(loaded, f"calls|{wanted}", lambda: _contracts(loaded, calls)),
+            "puts": memo(loaded, f"puts|{wanted}", lambda: _contracts(loaded, puts)),
         }
 
     return Result(build, loaded)
 
 
-def _by_expiration(contracts: list[dict[str, Any]]) -> dict[str, tuple[list[int], list[int]]]:
-    """Positions of each expiration's calls and puts: small, unlike a copy of the contracts."""
-    out: dict[str, tuple[list[int], list[int]]] = {}
-    for i, c in enumerate(contracts):
-        calls, puts = out.setdefault(c.get("expiration"), ([], []))
-        (calls if c.get("right") == "C" else puts).append(i)
-    return out
+def _contracts(loaded: Loaded, rows: range) -> list[dict[str, Any]]:
+    columns = _columns(loaded)
+    return fmt.table_rows(columns, CONTRACT_FIELDS, rows) if columns and rows else []
 
 
 def history(reader: ExportReader, q: p.HistoryParams) -> Result:
-    loaded = _chain(reader, q.ticker)
-    doc = loaded.doc or {}
+    """The sessions of the history document, then the chain's own session (provisional
+    until its close is collected), within ``days`` of the chain's snapshot. Both documents
+    come from one manifest version; the answer says the source of the worse of the two."""
+    at = reader.pin()
+    chain = _chain(reader, q.ticker, at)
+    daily = reader.history(q.ticker, at) or Loaded.empty()
+    worse = _SOURCE_RANK[daily.source] < _SOURCE_RANK[chain.source]
+    primary, other = (daily, chain) if worse else (chain, daily)
 
     def build() -> dict[str, Any]:
-        rows = doc.get("history", [])
+        doc = chain.doc
+        if doc is None:
+            return {"ticker": q.ticker, "days": q.days, "history": []}
+        rows = list(memo(daily, "history", lambda: fmt.history_rows(_columns(daily))))
+        session = doc.get("session")
+        if isinstance(session, dict) and (not rows or rows[-1]["close_at"] < session["close_at"]):
+            rows.append(session)
         as_of = doc.get("as_of")
         if as_of and rows:
             since = (_parse_time(as_of) - timedelta(days=q.days)).strftime("%Y-%m-%dT%H:%M:%SZ")
             rows = [r for r in rows if r.get("as_of", "") > since]
         return {"ticker": q.ticker, "days": q.days, "history": rows}
 
-    return Result(build, loaded)
+    return Result(build, primary, (other.version,))
 
 
 def features(reader: ExportReader, q: p.TickerParams) -> Result:
@@ -227,11 +244,9 @@ def tickers(reader: ExportReader, q: p.NoParams) -> Result:
         counts: dict[str, int] = {}
         for a in alerts if "alerts" not in mixed else ():
             counts[a.get("ticker", "")] = counts.get(a.get("ticker", ""), 0) + 1
-        by_ticker = {} if "features" in mixed else {
-            f.get("ticker"): f.get("features") or {} for f in _rows(feats, "features")
-        }  # fmt: skip
+        by_ticker = {} if "features" in mixed else _scalar_features(feats)
         rows = []
-        for row in _rows(index, "chains"):
+        for row in memo(index, "index", lambda: _index_rows(index)):
             f = by_ticker.get(row.get("ticker"), {})
             rows.append(
                 {
@@ -246,12 +261,29 @@ def tickers(reader: ExportReader, q: p.NoParams) -> Result:
                     if "alerts" in mixed
                     else counts.get(row.get("ticker", ""), 0),
                     "contracts": row.get("contracts"),
-                    "expirations": len(row.get("expirations") or []),
+                    "expirations": row.get("expirations"),
                 }
             )
         return {"tickers": rows, "total_count": len(rows), "fallbacks": fallbacks}
 
     return Result(build, index, (feats.version, alerts_loaded.version))
+
+
+_INDEX_FIELDS = ("ticker", "as_of", "underlying_price", "atm_iv", "expirations", "contracts")
+_TICKER_FEATURES = ("atm_iv", "iv_rank", "change_pct", "next_earnings")
+
+
+def _index_rows(index: Loaded) -> list[dict[str, Any]]:
+    columns = _columns(index)
+    return fmt.table_rows(columns, _INDEX_FIELDS) if columns else []
+
+
+def _scalar_features(feats: Loaded) -> dict[str, dict[str, Any]]:
+    """ticker -> the features ``/tickers`` shows, from the columns of ``features.json``."""
+    doc = feats.doc or {}
+    tickers, columns = doc.get("tickers") or [], doc.get("columns") or {}
+    shown = [name for name in _TICKER_FEATURES if name in columns]
+    return {ticker: {name: columns[name][i] for name in shown} for i, ticker in enumerate(tickers)}
 
 
 def _fallback(name: str, part: Loaded, primary: Loaded) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from chalice.app import Request, Response
 
-from chalicelib.read.responses import error
+from chalicelib.read.compression import Part
+from chalicelib.read.responses import EncodedResponse, body_response, error
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 JS = "application/javascript; charset=utf-8"
@@ -58,7 +59,7 @@ SECURITY_HEADERS = {
 
 @dataclass(frozen=True)
 class Asset:
-    body: str
+    body: Part
     content_type: str
     etag: str
 
@@ -69,7 +70,8 @@ def asset(name: str) -> Asset:
     content_type = FILES[name]
     raw = path_of(name).read_bytes()
     etag = '"' + hashlib.sha256(raw).hexdigest()[:24] + '"'
-    return Asset(raw.decode("utf-8"), content_type, etag)
+    raw.decode("utf-8")  # text files only
+    return Asset(Part(raw), content_type, etag)
 
 
 def path_of(name: str) -> Path:
@@ -105,16 +107,21 @@ def _serve(request: Request, name: str, extra: dict[str, str]) -> Response:
     }
     if _matches(request.headers.get("if-none-match"), item.etag):
         return Response(body="", status_code=304, headers=headers)
-    return Response(
-        body=item.body, status_code=200, headers={**headers, "Content-Type": item.content_type}
-    )
+    response = body_response(request, b"", item.body, headers, item.content_type)
+    if isinstance(response, EncodedResponse):  # a strong ETag names one representation
+        response.headers["ETag"] = _gzip_tag(item.etag)
+    return response
+
+
+def _gzip_tag(etag: str) -> str:
+    return etag[:-1] + '-gzip"'
 
 
 def _matches(header: str | None, etag: str) -> bool:
     if not header:
         return False
     tags = {t.strip().removeprefix("W/") for t in header.split(",")}
-    return "*" in tags or etag in tags
+    return "*" in tags or etag in tags or _gzip_tag(etag) in tags
 
 
 def _not_found(name: str) -> Response:

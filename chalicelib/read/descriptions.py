@@ -55,6 +55,12 @@ READ_FIELDS: dict[str, str] = {
     "scans": "Scheduled passes, newest first.",
     "started_at": "When the scan started (UTC, ISO 8601).",
     "status": "completed, partial (some tickers failed) or failed.",
+    "finished_at": "When the scan finished (UTC, ISO 8601); null while it runs or if it died.",
+    "tickers_scanned": "Tickers the scan looked at (count).",
+    "chains_collected": "Chains the scan stored (count).",
+    "alerts_generated": "Alerts the scan raised (count).",
+    "runtime_seconds": "How long the scan took (seconds).",
+    "errors": "What went wrong, one message per failed ticker or step.",
     "tickers": "The watchlist, one row per ticker.",
     "last_price": "Price of the underlying at as_of ($ per share).",
     "alert_count": "Alerts of the ticker in the published alerts (count); null when the alerts "
@@ -65,12 +71,6 @@ READ_FIELDS: dict[str, str] = {
 ROUTE_FIELDS: dict[tuple[str, str], str] = {
     ("tickers", "expirations"): "Listed expirations (count).",
     ("tickers", "as_of"): "Time of the ticker's latest snapshot (UTC, ISO 8601).",
-    ("history", "as_of"): "Time of the session's close, or of the current session's latest "
-    "snapshot (UTC, ISO 8601).",
-    ("history", "underlying_price"): "Close of the session, or the latest spot of the current "
-    "one ($ per share).",
-    ("history", "atm_iv"): "30-day constant-maturity ATM implied volatility of the session "
-    "(fraction: 0.25 = 25 %).",
 }
 
 
@@ -78,15 +78,23 @@ def _entry(definition: str, unit: str) -> str:
     return f"{definition} Unit: {unit}."
 
 
+def _rounded(precision: catalogue.Precision) -> str:
+    exact = precision.describe() == "exact"
+    return "" if exact else f" Rounded to {precision.describe()}."
+
+
 def describe(field: str, route: str | None = None) -> str:
     """The description of response field ``field`` (of ``route``'s answer, if given)."""
     if route is not None and (route, field) in ROUTE_FIELDS:
         return ROUTE_FIELDS[(route, field)]
+    if route == "history" and field in catalogue.HISTORY_FIELD_BY_NAME:
+        h = catalogue.HISTORY_FIELD_BY_NAME[field]
+        return _entry(h.definition, h.unit) + _rounded(h.precision)
     if field in READ_FIELDS:
         return READ_FIELDS[field]
     if field in catalogue.CONTRACT_FIELD_BY_NAME:
         c = catalogue.CONTRACT_FIELD_BY_NAME[field]
-        return _entry(c.definition, c.unit) + f" Rounded to {c.precision.describe()}."
+        return _entry(c.definition, c.unit) + _rounded(c.precision)
     if field in catalogue.FEATURE_BY_NAME:
         f = catalogue.FEATURE_BY_NAME[field]
         return _entry(f.definition, f.unit)

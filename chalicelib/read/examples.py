@@ -47,7 +47,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "scans_latest": {
         **META,
         "scans": [{"scan_id": "scan_20261127T180000_ea69f3", "started_at": "2026-11-27T18:00:00Z",
-                   "status": "completed", "tickers_scanned": 12, "alerts_generated": 3}],
+                   "finished_at": "2026-11-27T18:00:04Z", "status": "completed",
+                   "tickers_scanned": 12, "chains_collected": 12, "alerts_generated": 3,
+                   "runtime_seconds": 4.2, "errors": []}],
         "total_count": 1,
     },
     "alerts_latest": {**META, "alerts": [_ALERT], "total_count": 1},
@@ -63,8 +65,16 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "history": {
         **META, "ticker": "SPY", "days": 30,
-        "history": [{"as_of": "2026-11-24T21:00:00Z", "underlying_price": 780.65,
-                     "atm_iv": 0.1612}],
+        "history": [
+            {"as_of": "2026-11-25T21:00:00Z", "close_at": "2026-11-25T21:00:00Z",
+             "provisional": False, "underlying_price": 780.65, "atm_iv": 0.1612,
+             "total_volume": 1840211, "total_open_interest": 20117345,
+             "put_call_volume_ratio": 1.21375, "put_call_oi_ratio": 1.48021},
+            {"as_of": "2026-11-27T18:00:00Z", "close_at": "2026-11-27T18:00:00Z",
+             "provisional": False, "underlying_price": 775.37, "atm_iv": 0.1738,
+             "total_volume": 902117, "total_open_interest": 20244108,
+             "put_call_volume_ratio": 1.10211, "put_call_oi_ratio": 1.47102},
+        ],
     },
     "features": {
         **META, "ticker": "SPY", "as_of": "2026-11-27T18:00:00Z",

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable, Mapping
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import orjson
@@ -26,8 +26,9 @@ from chalicelib.errors import BadRequest, NotFound, OCDError, StorageUnavailable
 from chalicelib.logs import log_event
 from chalicelib.read import params as p
 from chalicelib.read import service
+from chalicelib.read.compression import Part
 from chalicelib.read.openapi import document_bytes
-from chalicelib.read.responses import JSON, error
+from chalicelib.read.responses import JSON, body_response, error
 from chalicelib.read.routes import DOCUMENT_ROUTES, ROUTES
 
 CACHE_CONTROL = "no-cache"  # always revalidate: the ETag makes that cheap
@@ -63,7 +64,7 @@ def handle(request: Request, name: str) -> Response:
         route = ROUTES[name]
         query = p.parse(route.params, _query(request), request.uri_params)
         body = service.data_body(route, query, service.reader_for(settings))
-        return _respond(request, body.data, body.version, body.source)
+        return _respond(request, body.head, body.tail, body.version, body.source)
     except Exception as exc:
         return error_response(exc)
 
@@ -77,7 +78,7 @@ def handle_document(request: Request, name: str) -> Response:
         route = DOCUMENT_ROUTES[name]
         data, loaded = route.handler(service.reader_for(settings))
         version = f"{name}|{hashlib.sha256(data).hexdigest()}"
-        return _respond(request, data, version, loaded.source, route.media_type)
+        return _respond(request, b"", Part(data), version, loaded.source, route.media_type)
     except Exception as exc:
         return error_response(exc)
 
@@ -95,7 +96,7 @@ def health(request: Request) -> Response:
         # The status is part of the version: ok -> stale must not be answered with a 304.
         at = (body.get("last_export") or {}).get("at")
         version = f"health|{view}|{body['generation']}|{body['status']}|{body.get('source')}|{at}"
-        return _respond(request, orjson.dumps(body), version, body.get("source", "none"))
+        return _respond(request, orjson.dumps(body), _EMPTY, version, body.get("source", "none"))
     except Exception as exc:
         return error_response(exc)
 
@@ -106,7 +107,8 @@ def openapi(request: Request) -> Response:
         check_api_key(settings, request.headers)
         _no_query(request)
         raw = document_bytes(secured=settings.api_key is not None)
-        return _respond(request, raw, f"openapi|{hashlib.sha256(raw).hexdigest()}", "latest")
+        version = f"openapi|{hashlib.sha256(raw).hexdigest()}"
+        return _respond(request, b"", _cached_part(raw), version, "latest")
     except Exception as exc:
         return error_response(exc)
 
@@ -122,7 +124,8 @@ def catalogue_document(request: Request) -> Response:
         _settings()
         _no_query(request)
         raw = _catalogue_bytes()
-        return _respond(request, raw, f"catalogue|{hashlib.sha256(raw).hexdigest()}", "latest")
+        version = f"catalogue|{hashlib.sha256(raw).hexdigest()}"
+        return _respond(request, b"", _cached_part(raw), version, "latest")
     except Exception as exc:
         return error_response(exc)
 
@@ -155,14 +158,24 @@ def _query(request: Request) -> dict[str, list[str]]:
 
 
 def _respond(
-    request: Request, body: bytes, version: str, source: str, content_type: str = JSON
+    request: Request, head: bytes, tail: Part, version: str, source: str, content_type: str = JSON
 ) -> Response:
+    """200 with ``head + tail`` (gzip when accepted), or 304 when the client has it. The
+    ETag is weak: the gzip and identity forms of a version share it."""
     etag = 'W/"' + hashlib.blake2b(version.encode(), digest_size=12).hexdigest() + '"'
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "X-Data-Source": source}
     if _matches(request.headers.get("if-none-match"), etag):
-        return Response(body="", status_code=304, headers=headers)
-    return Response(body=body.decode(), status_code=200,
-                    headers={**headers, "Content-Type": content_type})  # fmt: skip
+        return Response(body="", status_code=304, headers={**headers, "Vary": "Accept-Encoding"})
+    return body_response(request, head, tail, headers, content_type)
+
+
+_EMPTY = Part(b"")
+
+
+@lru_cache(maxsize=4)
+def _cached_part(raw: bytes) -> Part:
+    """A constant body (the OpenAPI document, the catalogue), deflated once."""
+    return Part(raw)
 
 
 def _matches(header: str | None, etag: str) -> bool:

@@ -1,9 +1,13 @@
-"""The OpenAPI 3.1 document, generated from the route table and the parameter models.
+"""The OpenAPI 3.1 document, generated from the route table, the parameter models and the
+export contracts.
 
 Every GET operation has its HEAD twin (same parameters and statuses, no body), and an example
 of what it answers (``examples.py``). The API key is declared only when one is configured:
-``document(secured=...)``. Each response field carries a ``description`` with its unit, from
-the catalogue (``descriptions.py``); the features object lists every catalogued feature.
+``document(secured=...)``. The rows a route answers are the contracts' row types
+(``exportformat.ContractRow``, ``HistoryRow``, ``AlertRow``, ``ScanRow``), their JSON Schemas
+derived by pydantic; each field carries a ``description`` with its unit, from the catalogue
+(``descriptions.py``); the features object lists every catalogued feature. Built on the first
+request for it, not at import.
 """
 
 from __future__ import annotations
@@ -14,12 +18,27 @@ from typing import Any
 
 import orjson
 
+from chalicelib import exportformat as fmt
 from chalicelib.read import dashboard
-from chalicelib.read.api import CONTRACT_FIELDS, SUMMARY_FIELDS
+from chalicelib.read.api import SUMMARY_FIELDS
 from chalicelib.read.descriptions import describe, feature_properties
 from chalicelib.read.examples import CATALOGUE_EXAMPLE, EXAMPLES
 from chalicelib.read.routes import DOCUMENT_ROUTES, ROUTES
 from chalicelib.read.service import PUBLIC_HEALTH
+
+
+def _row(contract: Any, only: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """An array of the contract's rows (closed: no other field), titles dropped; ``_described``
+    gives each field its description."""
+    schema = fmt.json_schema(contract)
+    properties = {
+        name: {k: v for k, v in prop.items() if k != "title"}
+        for name, prop in schema["properties"].items()
+        if only is None or name in only
+    }
+    item = {"type": "object", "required": list(properties), "properties": properties,
+            "additionalProperties": False}  # fmt: skip
+    return {"type": "array", "items": item}
 
 
 def _described(properties: dict[str, Any], route: str | None = None) -> dict[str, Any]:
@@ -59,20 +78,6 @@ def _array(required: dict[str, Any], closed: bool = False) -> dict[str, Any]:
     return {"type": "array", "items": item}
 
 
-CONTRACT = {f: _INT if f in ("volume", "open_interest") else _NUM for f in CONTRACT_FIELDS}
-ALERT = {
-    "id": {"type": "string"},
-    "ticker": {"type": "string"},
-    "detector_name": {"type": "string"},
-    "score": {"type": "number"},
-    "created_at": _TIME,
-}
-ALERTS = _array(
-    {**ALERT, "scan_id": {"type": "string"}, "metrics": {}, "explanation": {}, "strategies": {}}
-)
-SUMMARY = _array({f: ALERT[f] for f in SUMMARY_FIELDS}, closed=True)
-SCANS = _array({"scan_id": {"type": "string"}, "started_at": _TIME, "status": {"type": "string"}})
-HISTORY = _array({"as_of": _TIME, "underlying_price": _NUM, "atm_iv": _NUM})
 TICKERS = _array(
     {
         "ticker": {"type": "string"},
@@ -107,26 +112,34 @@ FALLBACKS = _array(
     },
     closed=True,
 )
-DATA: dict[str, dict[str, Any]] = {
-    "scans_latest": {"scans": SCANS, "total_count": _COUNT},
-    "alerts_latest": {"alerts": ALERTS, "total_count": _COUNT},
-    "alerts_summary": {"alerts": SUMMARY, "total_count": _COUNT},
-    "alerts_query": {"alerts": ALERTS, "total_count": _COUNT},
-    "alerts_ticker": {"ticker": _STR, "alerts": ALERTS, "total_count": _COUNT},
-    "expirations": {"ticker": _STR, "as_of": _STR, "expirations": _DATES},
-    "snapshot": {
-        "ticker": _STR, "as_of": _STR, "underlying_price": _NUM, "expiration": _STR,
-        "expirations": _DATES, "calls": _array(CONTRACT, closed=True),
-        "puts": _array(CONTRACT, closed=True),
-    },
-    "history": {"ticker": _STR, "days": _COUNT, "history": HISTORY},
-    "features": {
-        "ticker": _STR, "as_of": _STR,
-        "features": {"type": ["object", "null"], "properties": feature_properties()},
-        "missing": {"type": ["object", "null"]},
-    },
-    "tickers": {"tickers": TICKERS, "total_count": _COUNT, "fallbacks": FALLBACKS},
+
+
+@lru_cache(maxsize=1)
+def _data() -> dict[str, dict[str, Any]]:
+    """Each route's fields (beside the metadata), the row schemas from the contracts."""
+    alerts, scans = _row(fmt.AlertRow), _row(fmt.ScanRow)
+    contracts, history = _row(fmt.ContractRow), _row(fmt.HistoryRow)
+    return {
+        "scans_latest": {"scans": scans, "total_count": _COUNT},
+        "alerts_latest": {"alerts": alerts, "total_count": _COUNT},
+        "alerts_summary": {"alerts": _row(fmt.AlertRow, SUMMARY_FIELDS), "total_count": _COUNT},
+        "alerts_query": {"alerts": alerts, "total_count": _COUNT},
+        "alerts_ticker": {"ticker": _STR, "alerts": alerts, "total_count": _COUNT},
+        "expirations": {"ticker": _STR, "as_of": _STR, "expirations": _DATES},
+        "snapshot": {
+            "ticker": _STR, "as_of": _STR, "underlying_price": _NUM, "expiration": _STR,
+            "expirations": _DATES, "calls": contracts, "puts": contracts,
+        },
+        "history": {"ticker": _STR, "days": _COUNT, "history": history},
+        "features": {
+            "ticker": _STR, "as_of": _STR,
+            "features": {"type": ["object", "null"], "properties": feature_properties()},
+            "missing": {"type": ["object", "null"]},
+        },
+        "tickers": {"tickers": TICKERS, "total_count": _COUNT, "fallbacks": FALLBACKS},
 }  # fmt: skip
+
+
 ERROR = {
     "type": "object",
     "required": ["error", "message", "details"],
@@ -347,7 +360,7 @@ def document(secured: bool = False) -> dict[str, Any]:
     }
     paths.update(_dashboard())
     for route in ROUTES.values():
-        data = _described(DATA[route.name], route.name)
+        data = _described(_data()[route.name], route.name)
         schema = {"type": "object", "required": [*META, *data],
                   "properties": {**_described(META), **data}}  # fmt: skip
         codes = (304, 400, *auth, 404, 503) if route.path_params else (304, 400, *auth, 503)

@@ -7,7 +7,8 @@ then to the newest archive that at least parses as that kind, then to an empty r
 which (``latest`` | ``archive`` | ``none``). The other published documents (the Atom feed of
 alerts, the delivery status) go the same way (``named``); the feed is served as its bytes.
 A key that is not safe (a manifest naming one outside the root, a symlink leading out of it:
-the storage refuses both with InvalidKey) counts as damage.
+the storage refuses both with InvalidKey) counts as damage, and so does a JSON document of another
+``schema_version`` (format 1's rows are not read: the next export in format 2 rebuilds everything).
 A storage that fails to answer (StorageUnavailable, after the adapter's own retries) or refuses
 to (an unreadable file or export root: PermissionError) makes a copy unreadable like damage
 does, except that the answer is not remembered: the next request tries again. Only when not even
@@ -41,6 +42,7 @@ from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
 
 Source = Literal["latest", "archive", "none"]
+TickerKind = Literal["chains", "histories"]  # the manifest's maps of per-ticker documents
 Pinned = tuple[str, "Manifest | None"]  # (storage version of manifest.json, its manifest)
 # What a document's bytes become, given its key and bytes; None rejects them (damaged).
 Parse = Callable[[str, bytes], "dict[str, Any] | None"]
@@ -64,6 +66,7 @@ class Loaded:
     generation: str | None
     generated_at: datetime | None
     version: str  # changes whenever the served bytes may differ; the basis of ETags
+    digest: str = "none"  # what identifies the document's bytes (its sha256), for derived views
 
     @classmethod
     def empty(cls) -> Loaded:
@@ -281,12 +284,12 @@ class ExportReader:
         return self._resolve(fmt.latest_key(kind), kind, self._parse, at)
 
     def named(self, kind: str, *, raw: Callable[[bytes], bool] | None = None) -> Loaded:
-        """A published document other than the data kinds (``exportformat.EXTRA_KEYS``), the
+        """A published document other than the data kinds (``exportformat.PUBLISHED_KINDS``), the
         same way: verified, with archive fallback. JSON unless ``raw`` is given; then
         ``doc`` is ``{"kind", "data"}`` with the verified bytes, and ``raw`` tells whether an
         archive no manifest vouches for holds bytes of this kind."""
         if raw is None:
-            return self._resolve(fmt.document_key(kind), kind, self._parse, None)
+            return self._resolve(fmt.latest_key(kind), kind, self._parse, None)
 
         def keep(key: str, data: bytes) -> dict[str, Any] | None:
             if not raw(data):
@@ -294,7 +297,7 @@ class ExportReader:
                 return None
             return {"kind": kind, "data": data}
 
-        return self._resolve(fmt.document_key(kind), kind, keep, None)
+        return self._resolve(fmt.latest_key(kind), kind, keep, None)
 
     def _resolve(self, key: str, kind: str, parse: Parse, at: Pinned | None) -> Loaded:
         version, manifest = at or self._current()
@@ -347,15 +350,25 @@ class ExportReader:
         log_event("read_empty", key=key, reason="no valid copy")
         return Loaded.empty()
 
-    def chain(self, ticker: str) -> Loaded | None:
-        """The ticker's chain document; None when the current generation does not know it."""
-        version, manifest = self._current()
+    def chain(self, ticker: str, at: Pinned | None = None) -> Loaded | None:
+        """The ticker's chain document; None when the generation does not know the ticker."""
+        return self._ticker_document("chains", ticker, at)
+
+    def history(self, ticker: str, at: Pinned | None = None) -> Loaded | None:
+        """The ticker's daily history document (the sessions before its chain's); None when
+        the generation does not know the ticker."""
+        return self._ticker_document("histories", ticker, at)
+
+    def _ticker_document(self, name: TickerKind, ticker: str, at: Pinned | None) -> Loaded | None:
+        """A per-ticker document the manifest names under ``name`` (``chains``, ``histories``),
+        verified; an older generation's copy when it is damaged; empty when none is left."""
+        version, manifest = at or self._current()
         if manifest is None:
             return None
-        key = manifest.chains.get(ticker)
+        key = getattr(manifest, name).get(ticker)
         if key is None:
             return None
-        resolved_key = f"resolved:chain:{ticker}:{version}"
+        resolved_key = f"resolved:{name}:{ticker}:{version}"
         resolved = self.cache.get(resolved_key)
         if resolved is not None:
             return resolved
@@ -365,14 +378,14 @@ class ExportReader:
             hit = self._verified(key, entry.sha256, gzipped=False, source="latest", lookup=lookup)
             if hit is not None:
                 return self._loaded(hit.doc, "latest", entry.sha256, manifest)
-        resolved = self._chain_fallback(ticker, key, lookup)
+        resolved = self._ticker_fallback(name, ticker, key, lookup)
         if not lookup.unavailable:
             self.cache.put(resolved_key, resolved, 1)
         return resolved
 
-    def _chain_fallback(self, ticker: str, key: str, lookup: _Lookup) -> Loaded:
+    def _ticker_fallback(self, name: TickerKind, ticker: str, key: str, lookup: _Lookup) -> Loaded:
         for older in self._archived_manifests(lookup, FALLBACK_MANIFESTS + 1):
-            old_key = older.chains.get(ticker)
+            old_key = getattr(older, name).get(ticker)
             old_entry = older.documents.get(old_key) if old_key else None
             if old_key is None or old_entry is None or old_key == key:
                 continue
@@ -399,7 +412,7 @@ class ExportReader:
                 when = datetime.fromisoformat(raw) if isinstance(raw, str) else None
             except ValueError:
                 when = None
-        return Loaded(doc, source, generation, when, f"{source}:{generation}:{version}")
+        return Loaded(doc, source, generation, when, f"{source}:{generation}:{version}", version)
 
     def _verified(
         self,
@@ -464,5 +477,9 @@ class ExportReader:
         self.parses += 1
         if not isinstance(doc, dict):
             log_event("read_damaged", key=key, reason="not a JSON object")
+            return None
+        if doc.get("schema_version") != fmt.SCHEMA_VERSION:  # format 1: rows; built anew
+            log_event("read_damaged", key=key, reason="schema version",
+                      schema_version=doc.get("schema_version"))  # fmt: skip
             return None
         return doc

@@ -23,6 +23,7 @@ from chalicelib.exportformat import DELIVERY_KIND, Manifest, MarketClock
 from chalicelib.exportstatus import ExportStatus
 from chalicelib.read import api
 from chalicelib.read import params as p
+from chalicelib.read.compression import Part
 from chalicelib.read.reader import DEFAULT_CACHE_BYTES, ExportReader, LruCache
 from chalicelib.read.routes import Route
 from chalicelib.storage.factory import make_storage
@@ -38,11 +39,17 @@ _LOG_LEVEL: list[str] = []
 
 @dataclass(frozen=True)
 class Body:
-    """A serialized JSON body, what identifies its content, and where its data came from."""
+    """A serialized JSON body (its fresh metadata, then the part cached per version), what
+    identifies its content, and where its data came from."""
 
-    data: bytes
+    head: bytes
+    tail: Part
     version: str
     source: str
+
+    @property
+    def data(self) -> bytes:
+        return self.head + self.tail.data
 
 
 def reader_for(settings: ReadSettings) -> ExportReader:
@@ -90,10 +97,11 @@ def data_body(route: Route, query: p.Params, reader: ExportReader) -> Body:
     version = "|".join(
         (route.name, query.model_dump_json(), loaded.version, *result.extra_versions)
     )
-    data = _BODIES.get(version)
-    if data is None:  # built (when the handler deferred it) and serialized once per version
+    tail = _BODIES.get(version)
+    if tail is None:  # built (when the handler deferred it) and serialized once per version
         data = orjson.dumps(result.build())
-        _BODIES.put(version, data, len(data))
+        tail = Part(data[1:] if len(data) > 2 else b"")
+        _BODIES.put(version, tail, len(data))
     meta = {
         "generation": loaded.generation,
         "generated_at": iso(loaded.generated_at) if loaded.generated_at else None,
@@ -101,8 +109,8 @@ def data_body(route: Route, query: p.Params, reader: ExportReader) -> Body:
         "source": loaded.source,
     }
     raw = orjson.dumps(meta)
-    body = raw[:-1] + b"," + data[1:] if len(data) > 2 else raw
-    return Body(body, version, loaded.source)
+    head = raw[:-1] + b"," if tail.data else raw
+    return Body(head, tail, version, loaded.source)
 
 
 def health_report(reader: ExportReader, settings: ReadSettings) -> dict[str, Any]:

@@ -84,26 +84,15 @@ class LocalStorage(Storage):
                 f"local storage infers Content-Encoding from the key ('.gz' means gzip); "
                 f"{key!r} cannot be stored with content_encoding={content_encoding!r}"
             )
-        path = self._path(key)
+        path = self._write_path(key)
         tmp = self._temp_for(key, path, lambda dst: dst.write(data))
         return self._publish(key, tmp, path, if_match=if_match, if_none_match=if_none_match)
 
     def _list(self, prefix: str) -> Iterable[ObjectInfo]:
         base = prefix.rpartition("/")[0]
         start = self._path(base) if base else self._root
-        for dirpath, dirnames, filenames in os.walk(start):
-            rel = Path(dirpath).relative_to(self._root).as_posix()
-            rel = "" if rel == "." else f"{rel}/"
-            # Walk only directories that can hold keys under the prefix.
-            dirnames[:] = [d for d in dirnames if _may_match(f"{rel}{d}/", prefix)]
-            for name in filenames:
-                key = f"{rel}{name}"
-                # Invalid names include the lock file, temp files and anything not written here.
-                if not key.startswith(prefix) or not is_valid_key(key):
-                    continue
-                st = _stat(Path(dirpath, name))
-                if st is not None:
-                    yield _info(key, st)
+        rel = start.relative_to(self._root).as_posix()
+        yield from _scan(str(start), "" if rel == "." else f"{rel}/", prefix)
 
     def _delete(self, key: str) -> None:
         path = self._path(key)
@@ -121,7 +110,7 @@ class LocalStorage(Storage):
     def _put_file(
         self, key: str, path: Path, *, if_match: str | None, if_none_match: bool
     ) -> ObjectInfo:
-        target = self._path(key)
+        target = self._write_path(key)
         with open(path, "rb") as src:
             tmp = self._temp_for(key, target, lambda dst: shutil.copyfileobj(src, dst, _CHUNK))
         return self._publish(key, tmp, target, if_match=if_match, if_none_match=if_none_match)
@@ -160,6 +149,15 @@ class LocalStorage(Storage):
         if path == self._root or not path.is_relative_to(self._root):
             raise InvalidKey(f"storage key {key!r} resolves outside {self._root}")
         return path
+
+    def _write_path(self, key: str) -> Path:
+        """Where a write of ``key`` lands: its directory resolved (one outside the root is
+        refused), its name not, so a symlink there is replaced by the file, never followed."""
+        name = key.rpartition("/")[2]
+        parent = (self._root / key).parent.resolve()
+        if parent != self._root and not parent.is_relative_to(self._root):
+            raise InvalidKey(f"storage key {key!r} resolves outside {self._root}")
+        return parent / name
 
     def _temp_for(self, key: str, target: Path, fill: Callable[[BinaryIO], object]) -> Path:
         try:
@@ -247,6 +245,32 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _scan(directory: str, rel: str, prefix: str) -> Iterator[ObjectInfo]:
+    """Regular files under ``directory`` (key prefix ``rel``) whose keys start with
+    ``prefix``, walking only directories that can hold such keys; symlinks are not followed
+    (os.scandir: one system call per file, no path objects — a listing of thousands of
+    documents is part of every export)."""
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        key = rel + entry.name
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if _may_match(f"{key}/", prefix):
+                    yield from _scan(entry.path, f"{key}/", prefix)
+                continue
+            # Invalid names include the lock file, temp files and anything not written here.
+            if not key.startswith(prefix) or not is_valid_key(key):
+                continue
+            st = entry.stat(follow_symlinks=False)
+        except _MISSING:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            yield _info(key, st)
 
 
 def _stat(path: Path) -> os.stat_result | None:

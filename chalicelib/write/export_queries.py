@@ -1,89 +1,163 @@
-"""SQL that turns the store into export documents. DuckDB builds the JSON (no per-row Python).
+"""SQL that turns the store into export documents, derived from the export contracts.
 
-Timestamps leave as ISO 8601 UTC with ``Z``; ratios divide with NULLIF so an empty side gives
-null rather than infinity. JSON leaves as BLOB (Python ``bytes``: no decode and re-encode). A
-NaN or infinity that still reaches the store comes out as DuckDB's ``NaN`` / ``Infinity``; the
-exporter turns those into null (``exportformat.strict_json``), so the common case costs no SQL.
+The select lists come from ``exportformat``'s contracts and the catalogue's precision entries
+(``rounded``): DuckDB rounds (on its own threads, matching Python's ``round``) and the exporter
+serializes the result columns with orjson. Timestamps leave as ISO 8601 UTC with ``Z``; ratios
+divide with NULLIF so an empty side gives null rather than infinity; ``nullif_nan`` turns a NaN
+or an infinity that still reaches the store into NULL. The rows documents (alerts, scans) and
+the feature columns are built as JSON by DuckDB itself, which is the faster way for them (JSON
+columns pass through without a parse); they leave as BLOB (Python ``bytes``).
 """
 
 from __future__ import annotations
 
+from chalicelib import catalogue
+from chalicelib import exportformat as fmt
+
 ISO = "strftime({col}, '%Y-%m-%dT%H:%M:%SZ')"
+CONTRACT_FIELDS = fmt.CONTRACT_COLUMNS  # the contract's numeric fields, in the API's order
 
 
 def _iso(col: str) -> str:
     return ISO.format(col=col)
 
 
+def rounded(expr: str, precision: catalogue.Precision) -> str:
+    """``expr`` rounded as the catalogue says, non-finite values as NULL."""
+    value = f"nullif_nan({expr})"
+    if precision.decimals is not None:
+        return f"round({value}, {precision.decimals})" if precision.decimals else value
+    if precision.significant is not None:
+        digits = precision.significant - 1
+        return (
+            f"CASE WHEN {value} = 0 THEN 0.0 ELSE "
+            f"round({value}, ({digits} - floor(log10(abs({value}))))::INTEGER) END"
+        )
+    return value
+
+
+# Per-ticker state the exporter registers as ``tickers`` (ticker, as_of_ts, session, since).
 LATEST_SNAPSHOTS = f"""
-    SELECT s.ticker, {_iso("s.as_of")} AS as_of, s.as_of AS as_of_ts, s.underlying_price,
-           s.dividend_yield, s.contracts,
+    SELECT s.ticker, {_iso("s.as_of")} AS as_of, s.as_of AS as_of_ts,
+           coalesce(s.session, timezone('America/New_York', s.as_of::TIMESTAMPTZ)::DATE)
+               AS session,
+           s.underlying_price, s.dividend_yield, s.contracts,
            list_transform(s.expirations, lambda e: strftime(e, '%Y-%m-%d')) AS expirations,
-           s.atm_iv, coalesce({_iso("f.as_of")}, '') AS features_as_of
+           s.atm_iv, coalesce({_iso("f.as_of")}, '') AS features_as_of,
+           coalesce(hash(d.day, d.close, d.atm_iv, d.as_of, d.close_at, d.provisional,
+                         d.call_volume, d.put_volume, d.call_open_interest,
+                         d.put_open_interest)::VARCHAR, '') AS session_hash
     FROM (
         SELECT * FROM chain_snapshots
         QUALIFY row_number() OVER (PARTITION BY ticker ORDER BY as_of DESC) = 1
     ) s
     LEFT JOIN (SELECT ticker, max(as_of) AS as_of FROM features GROUP BY ticker) f USING (ticker)
+    LEFT JOIN daily_history d
+        ON d.ticker = s.ticker
+       AND d.day = coalesce(s.session, timezone('America/New_York', s.as_of::TIMESTAMPTZ)::DATE)
     ORDER BY s.ticker
 """
 
-CONTRACT_FIELDS = (
-    "strike",
-    "bid",
-    "ask",
-    "last",
-    "volume",
-    "open_interest",
-    "implied_volatility",
-    "delta",
-    "gamma",
-    "theta",
-    "vega",
-    "rho",
+# The contracts of the ``wanted`` snapshots, in document order: by ticker (its ``rank`` in
+# ``wanted``), then expiration, then right (calls first), then strike; the first three columns
+# give each ticker's rows and the runs of expiration and right, the others the values.
+CHAIN_COLUMNS = f"""
+    SELECT w.rank, q.expiration, q."right" = 'C' AS is_call, {
+    ", ".join(
+        f"{rounded('q.' + f.name, f.precision)} AS {f.name}"
+        for f in catalogue.CONTRACT_FIELDS
+        if f.name in fmt.CONTRACT_COLUMNS
+    )
+}
+    FROM option_quotes q
+    JOIN wanted w ON q.ticker = w.ticker AND q.as_of = w.as_of_ts
+    WHERE q.as_of >= ?
+    ORDER BY w.rank, q.expiration, q."right", q.strike
+"""
+
+# Each store column a history field comes from.
+_HISTORY_SOURCES = {
+    "as_of": "coalesce(h.as_of, h.close_at)",
+    "close_at": "h.close_at",
+    "provisional": "coalesce(h.provisional, false)",
+    "underlying_price": "h.close",
+    "atm_iv": "h.atm_iv",
+    "total_volume": "h.call_volume + h.put_volume",
+    "total_open_interest": "h.call_open_interest + h.put_open_interest",
+    "put_call_volume_ratio": "h.put_volume / NULLIF(h.call_volume, 0)",
+    "put_call_oi_ratio": "h.put_open_interest / NULLIF(h.call_open_interest, 0)",
+}
+
+
+def _history_field(field: catalogue.ContractField, as_of_null_at_close: bool) -> str:
+    source = _HISTORY_SOURCES[field.name]
+    if field.kind == "timestamp":
+        value = _iso(source)
+        if field.name == "as_of" and as_of_null_at_close:  # the contract's null: at the close
+            value = f"CASE WHEN {source} = h.close_at THEN NULL ELSE {value} END"
+    elif field.kind in ("number", "integer"):
+        value = rounded(source, field.precision)
+    else:
+        value = source
+    return f"{value} AS {field.name}"
+
+
+# The sessions a ticker's history document holds: its window before the chain's session.
+HISTORY_ROWS = f"""
+    SELECT h.ticker, {", ".join(_history_field(f, True) for f in catalogue.HISTORY_FIELDS)}
+    FROM daily_history h JOIN wanted w ON h.ticker = w.ticker
+    WHERE h.day >= w.since AND h.day < w.session
+    ORDER BY h.ticker, h.day
+"""
+# What a history document is built from: it is rebuilt when any of it changes (a re-backfill
+# replaces rows, a session ends) or its window moves. Row hashes are summed, not xor-ed:
+# DuckDB combines the columns of one hash with xor, so an xor over rows would cancel a column
+# that changed the same way in every row.
+HISTORY_FINGERPRINTS = """
+    SELECT t.ticker, count(h.day) AS n,
+           coalesce(sum(hash(h.day, h.close, h.atm_iv, h.as_of, h.close_at, h.provisional,
+                             h.call_volume, h.put_volume, h.call_open_interest,
+                             h.put_open_interest)), 0)::VARCHAR AS digest
+    FROM tickers t LEFT JOIN daily_history h
+        ON h.ticker = t.ticker AND h.day >= t.since AND h.day < t.session
+    GROUP BY t.ticker
+"""
+# The daily row of each chain's own session (the chain document carries it).
+SESSION_ROWS = f"""
+    SELECT h.ticker, {", ".join(_history_field(f, False) for f in catalogue.HISTORY_FIELDS)}
+    FROM daily_history h JOIN wanted w ON h.ticker = w.ticker AND h.day = w.session
+"""
+
+# Each wanted ticker's latest features (the newest row found first: only its JSON is read).
+TICKER_FEATURES = f"""
+    SELECT f.ticker, encode(to_json(struct_pack(
+               ticker := f.ticker, as_of := {_iso("f.as_of")}, features := f.features,
+               missing := coalesce(f.missing, '{{}}'::JSON)))::VARCHAR) AS doc
+    FROM features f
+    JOIN (SELECT ticker, max(as_of) AS as_of FROM features SEMI JOIN wanted USING (ticker)
+          GROUP BY ticker) newest ON f.ticker = newest.ticker AND f.as_of = newest.as_of
+"""
+
+SCALAR_FEATURES: tuple[str, ...] = tuple(
+    f.name for f in catalogue.FEATURES if f.kind not in ("record", "records", "series")
 )
-
-# Ordering the aggregate by one precomputed key is about twice as fast as by three columns.
-CHAIN_CONTRACTS = f"""
-    SELECT q.ticker, encode(to_json(list(struct_pack(
-               expiration := strftime(q.expiration, '%Y-%m-%d'),
-               "right" := q."right",
-               {", ".join(f"{f} := q.{f}" for f in CONTRACT_FIELDS)}
-           ) ORDER BY q.position))::VARCHAR) AS contracts
-    FROM (
-        SELECT q.*, row_number() OVER (ORDER BY q.ticker, q.expiration, q.strike, q."right")
-               AS position
-        FROM option_quotes q
-        JOIN wanted w ON q.ticker = w.ticker AND q.as_of = w.as_of_ts
-        WHERE q.as_of >= ?
-    ) q
-    GROUP BY q.ticker
+# What ``features.json`` is built from: the latest features row of each ticker.
+LATEST_FEATURES_DIGEST = """
+    SELECT count(*), coalesce(sum(hash(ticker, as_of)), 0)::VARCHAR FROM (
+        SELECT ticker, as_of FROM features
+        QUALIFY row_number() OVER (PARTITION BY ticker ORDER BY as_of DESC) = 1
+        ORDER BY ticker LIMIT ?
+    )
 """
-
-# One row per session from the daily aggregates (they outlive the hot store's chains): stamped
-# with the snapshot it came from, or the session's real close (New York, DST-aware, early
-# closes) for backfilled rows; ``provisional`` until the session's close has been collected.
-CHAIN_HISTORY = f"""
-    SELECT ticker, encode(to_json(list(struct_pack(
-               as_of := {_iso("coalesce(as_of, close_at)")}, close_at := {_iso("close_at")},
-               provisional := provisional, underlying_price := close, atm_iv := atm_iv,
-               total_volume := call_volume + put_volume,
-               total_open_interest := call_open_interest + put_open_interest,
-               put_call_volume_ratio := put_volume / NULLIF(call_volume, 0),
-               put_call_oi_ratio := put_open_interest / NULLIF(call_open_interest, 0)
-           ) ORDER BY day))::VARCHAR) AS history
-    FROM daily_history
-    WHERE ticker IN (SELECT ticker FROM wanted) AND day >= ?::DATE
-    GROUP BY ticker
-"""
-
-LATEST_FEATURES = f"""
-    SELECT ticker, encode(to_json(struct_pack(
-               ticker := ticker, as_of := {_iso("as_of")}, features := features,
-               missing := coalesce(missing, '{{}}'::JSON)))::VARCHAR) AS doc
+# ``features.json``: every ticker's latest scalar features, each ticker's as one JSON array
+# (one parse of its features document; the exporter turns the rows into columns).
+LATEST_FEATURE_ROWS = f"""
+    SELECT ticker, {_iso("as_of")} AS as_of, coalesce(missing, '{{}}'::JSON)::VARCHAR AS missing,
+           to_json(json_extract(features, [{", ".join(f"'$.{name}'" for name in SCALAR_FEATURES)}]))
+               ::VARCHAR AS scalars
     FROM features
     QUALIFY row_number() OVER (PARTITION BY ticker ORDER BY as_of DESC) = 1
-    ORDER BY ticker
+    ORDER BY ticker LIMIT ?
 """
 
 ALERTS = f"""

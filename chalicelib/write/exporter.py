@@ -1,36 +1,51 @@
 """JSONExporter: publishes the store as JSON documents, like a table format commits a snapshot.
 
 Publication protocol (also in the README):
-1. per-ticker chain documents go to new, content-addressed keys (immutable; unchanged ones are
-   not rewritten);
-2. each rebuilt kind gets an immutable gzip archive under a key no other export uses;
+1. per-ticker chain and history documents go to new, content-addressed keys (immutable;
+   unchanged ones are not rewritten, after checking they are still there with their size);
+2. each rebuilt kind gets an immutable gzip archive under a key of its generation's own;
 3. the latest documents (``alerts.json`` …) are replaced, each atomically;
 4. ``manifest.json`` is replaced last: it names the generation and every document's sha256.
 A reader follows the manifest. Before step 4 it still sees the previous generation: latest
 documents that no longer match their checksum are read from that generation's archives. A crash
 at any step therefore leaves the previous generation complete and served. Retention runs only
 after a successful publish and never removes what the newest generations reference.
+
+Every document is built to its contract in ``exportformat``. Chain documents are columnar and
+built from DuckDB's result columns (rounded in SQL as the catalogue says) with orjson, a batch
+of tickers at a time: memory stays bounded however long the watchlist, DuckDB's threads round
+and sort while Python serializes, and the writes (fsync, or an S3 PUT) run on threads too.
+
+Kinds: ``KINDS`` maps each kind of a generation to its builder and the parameters
+``export_all`` gives it. To add one: its contract (and its latest key, if not ``<kind>.json``)
+in ``exportformat``; a method ``_<kind>(self, pub, **params) -> Built``; one entry in ``KINDS``.
 """
 
 from __future__ import annotations
 
+import errno
 import gzip
+import itertools
 import re
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from queue import Full, Queue
 from typing import Any
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 
 from chalicelib import exportformat as fmt
 from chalicelib.config import TICKER_PATTERN, Settings
 from chalicelib.domain import calendar as cal
-from chalicelib.errors import PreconditionFailed
+from chalicelib.errors import InvalidKey, ObjectNotFound, OCDError, PreconditionFailed
 from chalicelib.exportformat import DocumentEntry, KindResult, Manifest, MarketClock
 from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
@@ -41,16 +56,37 @@ from chalicelib.write.store import Store
 
 KEEP_GENERATIONS = 3  # per-ticker documents stay while one of this many manifests names them
 KEEP_ARCHIVES = 3  # archives kept per kind regardless of age
-# Contracts serialised per query: bounds the memory a large watchlist needs (~300 B a contract).
-CHAIN_BATCH_CONTRACTS = 250_000
+# Contracts (or history rows) serialised per query: bounds the writer's memory.
+CHAIN_BATCH_ROWS = 250_000
 # Per-ticker documents are written on this many threads, so the storage's latency (an S3 PUT,
-# an fsync) overlaps the next batch's query instead of adding to it.
+# an fsync) overlaps the building of the next documents instead of adding to it.
 CHAIN_WRITERS = 8
+VERIFY_EVERY = timedelta(hours=1)  # how often every unchanged document's bytes are re-read
 _TICKER = re.compile(TICKER_PATTERN)
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+CONTENT_TYPES = {"json": "application/json", "atom": "application/atom+xml"}
+
+# The kinds of a generation: name -> (builder method, the parameters ``export_all`` passes).
+KINDS: dict[str, tuple[str, dict[str, Any]]] = {
+    "alerts": ("_alerts", {"min_score": 0.0}),
+    "chains": ("_chains", {"limit": None}),
+    "scans": ("_scans", {"days": 30}),
+    "features": ("_features", {"limit": None}),
+    fmt.FEED_KIND: ("_feed", {}),
+    fmt.DELIVERY_KIND: ("_delivery", {}),
+}
+
+
+class DiskFull(OCDError):
+    """The export storage has no space left (ENOSPC), even after retention freed what it may:
+    nothing was published, and what this attempt wrote was removed again."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"disk full: {detail}; the previous generation stays served")
 
 
 def history_start(day: date, sessions: int) -> date:
-    """First day of the daily history a chain document serves: the ``sessions`` trading days
+    """First day of the daily history a ticker's documents serve: the ``sessions`` trading days
     before ``day`` (the IV-rank window, 252 sessions ≈ 369 calendar days), so a chart of the
     history shows every day IV rank and percentile were computed over."""
     return cal.last_trading_days(cal.previous_trading_day(day), sessions)[0]
@@ -58,15 +94,49 @@ def history_start(day: date, sessions: int) -> date:
 
 @dataclass
 class Built:
-    """One kind's output: its latest document, plus what it wrote besides (chain documents)."""
+    """One kind's output: its latest document, plus what it wrote besides (per-ticker ones)."""
 
     data: bytes
     rows: int
     entries: dict[str, DocumentEntry] = field(default_factory=dict)
     chains: dict[str, str] | None = None
+    histories: dict[str, str] | None = None
     written: int = 0
     written_bytes: int = 0
     skipped: int = 0
+    fingerprint: str | None = None  # what the content is made of: the same, it is kept
+    kept: bool = False  # the published document stands (the builder found it unchanged)
+
+
+@dataclass
+class Inventory:
+    """What the storage held when the export began (one listing per prefix): archive keys,
+    and the per-ticker documents with their sizes. Retention uses it too."""
+
+    archives: list[tuple[fmt.ArchiveKey, str]]
+    ticker_docs: dict[str, int]
+
+    @classmethod
+    def of(cls, storage: Storage) -> Inventory:
+        archives = [
+            (parsed, info.key)
+            for info in storage.list(fmt.ARCHIVE_PREFIX)
+            if (parsed := fmt.parse_archive_key(info.key)) is not None
+        ]
+        docs: dict[str, int] = {}
+        for prefix in fmt.TICKER_PREFIXES:
+            try:
+                docs.update((info.key, info.size) for info in storage.list(prefix))
+            except InvalidKey as exc:  # e.g. a directory symlinked out of the root: not ours
+                log_event("export_unlisted", prefix=prefix, error=str(exc))
+        return cls(archives, docs)
+
+    def newest_generation(self) -> str | None:
+        """The newest generation id any archive carries (a crashed export's too)."""
+        newest = max((a for a, _ in self.archives if a.seq >= 0), key=lambda a: a.seq, default=None)
+        if newest is None:
+            return None
+        return f"{newest.seq:08d}-{newest.when:%Y%m%dT%H%M%S}Z"
 
 
 @dataclass
@@ -74,12 +144,10 @@ class Publication:
     generation: str
     generated_at: datetime
     previous: Manifest | None
+    inventory: Inventory
+    verify: bool  # re-read every unchanged per-ticker document before trusting it
     writes: int = 0
-
-    @property
-    def stamp(self) -> datetime:
-        """What archive keys are stamped with: the generation's time, which never goes back."""
-        return fmt.generation_time(self.generation) or self.generated_at
+    written: list[str] = field(default_factory=list)  # keys this attempt wrote
 
 
 class JSONExporter:
@@ -113,46 +181,66 @@ class JSONExporter:
         return self._publish({"features": {"limit": limit}})["features"]
 
     def export_all(self) -> dict[str, KindResult]:
-        return self._publish(
-            {
-                "alerts": {"min_score": 0.0},
-                "chains": {"limit": None},
-                "scans": {"days": 30},
-                "features": {"limit": None},
-                fmt.FEED_KIND: {},
-                fmt.DELIVERY_KIND: {},
-            }
-        )
+        return self._publish({kind: dict(params) for kind, (_, params) in KINDS.items()})
 
     # ---- publication ----------------------------------------------------------------
     def _publish(self, kinds: dict[str, dict[str, Any]]) -> dict[str, KindResult]:
+        """One generation. When the storage is full, retention frees what it may and the
+        export is tried once more; if it is still full, DiskFull (nothing published)."""
+        try:
+            return self._publish_once(kinds)
+        except DiskFull as full:
+            freed = self._retain_now()
+            log_event("export_disk_full", freed=freed, error=str(full))
+            if not freed:
+                raise
+        return self._publish_once(kinds)
+
+    def _publish_once(self, kinds: dict[str, dict[str, Any]]) -> dict[str, KindResult]:
         started = time.perf_counter()
         now = self.clock()
         previous = fmt.load_manifest(self.storage)
+        inventory = Inventory.of(self.storage)
+        newest = max(
+            [previous.generation if previous else None, inventory.newest_generation()],
+            key=fmt.generation_order,
+        )
+        verified = previous.verified_at if previous else None
         pub = Publication(
-            generation=fmt.next_generation(self._newest_generation(previous), now),
+            generation=fmt.next_generation(newest, now),
             generated_at=now,
             previous=previous,
+            inventory=inventory,
+            verify=verified is None or not timedelta(0) <= now - verified < VERIFY_EVERY,
         )
+        try:
+            return self._generation(pub, kinds, started)
+        except BaseException as exc:
+            if not _disk_full(exc):
+                raise
+            self._undo(pub)
+            raise DiskFull(f"{type(exc).__name__}: {exc}") from exc
+
+    def _generation(
+        self, pub: Publication, kinds: dict[str, dict[str, Any]], started: float
+    ) -> dict[str, KindResult]:
+        previous = pub.previous
         documents = dict(previous.documents) if previous else {}
         archives = dict(previous.archives) if previous else {}
         chains = dict(previous.chains) if previous else {}
+        histories = dict(previous.histories) if previous else {}
         results: dict[str, KindResult] = {}
         latest: list[tuple[str, bytes]] = []
-        builders = {
-            "alerts": self._alerts,
-            "chains": self._chains,
-            "scans": self._scans,
-            "features": self._features,
-            fmt.FEED_KIND: self._feed,
-            fmt.DELIVERY_KIND: self._delivery,
-        }
         for kind, params in kinds.items():
             kind_start = time.perf_counter()
+            key = fmt.latest_key(kind)
             try:
-                built = builders[kind](pub, **params)
-                archive = self._put_archive(pub, kind, built.data)
+                built: Built = getattr(self, KINDS[kind][0])(pub, **params)
+                kept = built.kept or self._unchanged(pub, kind, built.fingerprint)
+                archive = archives[kind] if kept else self._put_archive(pub, kind, key, built.data)
             except Exception as exc:  # a failing kind keeps its previous documents
+                if _disk_full(exc):
+                    raise
                 results[kind] = KindResult(
                     kind=kind,
                     ok=False,
@@ -167,17 +255,29 @@ class JSONExporter:
                     generation=pub.generation,
                 )
                 continue
-            key = fmt.document_key(kind)
+            if built.chains is not None:  # the new set of per-ticker documents replaces the old
+                documents = {k: v for k, v in documents.items() if not _is_ticker_key(k)}
+                documents.update(built.entries)
+                chains = built.chains
+                histories = built.histories or {}
+            if kept:  # the same content as published: its bytes and archive stand
+                results[kind] = KindResult(
+                    kind=kind,
+                    ok=True,
+                    rows=documents[key].rows,
+                    bytes=built.written_bytes,
+                    duration_ms=_ms(kind_start),
+                    keys_written=built.written,
+                    keys_skipped=built.skipped + 1,
+                )
+                continue
             documents[key] = DocumentEntry(
                 sha256=fmt.sha256(built.data),
                 bytes=len(built.data),
                 rows=built.rows,
                 generation=pub.generation,
+                fingerprint=built.fingerprint,
             )
-            if built.chains is not None:  # the new set of chain documents replaces the old
-                documents = {k: v for k, v in documents.items() if not _is_chain_key(k)}
-                documents.update(built.entries)
-                chains = built.chains
             archives[kind] = archive
             latest.append((key, built.data))
             results[kind] = KindResult(
@@ -190,7 +290,7 @@ class JSONExporter:
                 keys_skipped=built.skipped,
             )
         for key, data in latest:
-            self._put(pub, key, data)
+            self._put(pub, key, data, content_type=_content_type(key))
         manifest = Manifest(
             generation=pub.generation,
             generated_at=pub.generated_at,
@@ -198,14 +298,16 @@ class JSONExporter:
             duration_ms=_ms(started),
             documents=documents,
             chains=chains,
+            histories=histories,
             archives=archives,
             results={**(previous.results if previous else {}), **results},
             storage_writes=pub.writes + 2,
             provider=self.settings.provider,
             market=self._market_clock(),
+            verified_at=self._verified_at(pub, kinds, results),
         )
         body = fmt.dumps(manifest.model_dump(mode="json"))
-        self._put_archive(pub, "manifest", body)
+        self._put_archive(pub, "manifest", fmt.MANIFEST_KEY, body)
         self._put(pub, fmt.MANIFEST_KEY, body)
         for result in results.values():
             if result.ok:
@@ -216,13 +318,24 @@ class JSONExporter:
             duration_ms=_ms(started),
             storage_writes=pub.writes,
             documents=len(documents),
+            verified=pub.verify and "chains" in kinds,
             ok=all(r.ok for r in results.values()),
         )
         try:
-            self._retain(manifest)
+            self._retain(manifest, pub)
         except Exception as exc:  # published already: the next export retries the clean-up
             log_event("retention_failed", generation=pub.generation, error=f"{exc!r}")
         return results
+
+    def _verified_at(
+        self, pub: Publication, kinds: dict[str, Any], results: dict[str, KindResult]
+    ) -> datetime | None:
+        """When every per-ticker document the manifest names was last checked byte for byte:
+        now, if this export re-read the unchanged ones; else as before."""
+        chains = results.get("chains")
+        if pub.verify and chains is not None and chains.ok:
+            return pub.generated_at
+        return pub.previous.verified_at if pub.previous else None
 
     def _market_clock(self) -> MarketClock | None:
         newest = self.store.rows("SELECT max(as_of) FROM chain_snapshots")[0][0]
@@ -239,38 +352,80 @@ class JSONExporter:
             next_close=next_close,
         )
 
-    def _newest_generation(self, previous: Manifest | None) -> str | None:
-        """The id to continue from: the published one, or a newer one an export that crashed
-        between archiving its manifest and publishing it already used (ids are never reused)."""
-        ids = [previous.generation] if previous else []
-        archived = next(fmt.archived_manifests(self.storage, 1), None)
-        if archived is not None:
-            ids.append(archived.generation)
-        return max(ids, key=fmt.generation_order, default=None)
+    def _unchanged(self, pub: Publication, kind: str, fingerprint: str | None) -> bool:
+        """Whether the published latest document of ``kind`` has the content ``fingerprint``
+        says and is still stored whole (its size; its checksum when the hourly verification is
+        due), with its archive: then it stands, not rewritten and not archived again."""
+        previous = pub.previous
+        key = fmt.latest_key(kind)
+        entry = previous.documents.get(key) if previous else None
+        archive = previous.archives.get(kind) if previous else None
+        if not (entry and archive and fingerprint and entry.fingerprint == fingerprint):
+            return False
+        try:
+            if pub.verify:
+                intact = fmt.sha256(self.storage.get(key).data) == entry.sha256
+            else:
+                info = self.storage.head(key)
+                intact = info is not None and info.size == entry.bytes
+        except (ObjectNotFound, OSError):
+            intact = False
+        if not intact:
+            log_event("export_repair", documents=1, keys=[key], generation=pub.generation)
+        return intact
 
-    def _put(self, pub: Publication, key: str, data: bytes) -> None:
-        self.storage.put(key, data)
+    def _put(
+        self, pub: Publication, key: str, data: bytes, content_type: str = "application/json"
+    ) -> None:
+        self.storage.put(key, data, content_type=content_type)
         pub.writes += 1
 
-    def _put_archive(self, pub: Publication, kind: str, data: bytes) -> str:
-        """An immutable gzip copy under a key no other export has used (``_n`` on collision)."""
+    def _put_archive(self, pub: Publication, kind: str, latest: str, data: bytes) -> str:
+        """The immutable gzip copy of ``kind`` for this generation (create-only: two writers
+        racing for one generation id cannot overwrite each other's archive)."""
+        key = fmt.archive_key(kind, pub.generation, latest.rpartition(".")[2])
         packed = gzip.compress(data, compresslevel=6, mtime=0)
-        for n in range(1000):
-            key = fmt.archive_key(kind, pub.stamp, n)
-            try:
-                self.storage.put(key, packed, content_encoding="gzip", if_none_match=True)
-            except PreconditionFailed:
-                continue
-            pub.writes += 1
-            return key
-        raise RuntimeError(f"no free archive key for {kind} at {pub.stamp}")
+        try:
+            self.storage.put(
+                key, packed, content_type=_content_type(latest), content_encoding="gzip",
+                if_none_match=True,
+            )  # fmt: skip
+        except PreconditionFailed:
+            # A retried write whose first attempt landed (its answer was lost) finds its own
+            # bytes there; anything else is another writer's export of this generation id.
+            if not self._holds(key, packed):
+                raise PreconditionFailed(
+                    f"{key} already exists: another writer published generation {pub.generation}"
+                ) from None
+        pub.writes += 1
+        pub.written.append(key)
+        return key
+
+    def _holds(self, key: str, data: bytes) -> bool:
+        try:
+            return self.storage.get(key).data == data
+        except ObjectNotFound:
+            return False
+
+    def _undo(self, pub: Publication) -> None:
+        """Remove what a failed attempt wrote that no manifest names (its archives and new
+        per-ticker documents), so a full disk is not filled further and the id is not used."""
+        named = set(pub.previous.documents) if pub.previous else set()
+        doomed = [key for key in pub.written if key not in named]
+        try:
+            deleted = self.storage.delete_many(doomed) if doomed else 0
+        except Exception as exc:
+            log_event("export_undo_failed", generation=pub.generation, error=f"{exc!r}")
+            return
+        log_event("export_undone", generation=pub.generation, deleted=deleted)
 
     # ---- kinds ----------------------------------------------------------------------
     def _header(self, pub: Publication, kind: str, count: int, **params: Any) -> dict[str, Any]:
         return {
+            "schema_version": fmt.SCHEMA_VERSION,
+            "kind": kind,
             "generation": pub.generation,
             "generated_at": fmt.iso(pub.generated_at),
-            "kind": kind,
             "count": count,
             **params,
         }
@@ -280,168 +435,437 @@ class JSONExporter:
 
     def _alerts(self, pub: Publication, min_score: float) -> Built:
         n, rows = self.store.rows(q.ALERTS, [min_score])[0]
-        header = self._header(pub, "alerts", int(n), min_score=min_score)
-        return Built(self._document(header, "alerts", fmt.strict_json(rows)), int(n))
+        rows = fmt.strict_json(rows)
+        header = self._header(pub, "alerts", int(n), min_score=float(min_score))
+        return Built(self._document(header, "alerts", rows), int(n),
+                     fingerprint=_digest(f"{min_score!r}".encode(), rows))  # fmt: skip
 
     def _scans(self, pub: Publication, days: int) -> Built:
         # the window ends at the newest scan when that is older than now (a replayed history)
         newest = self.store.rows("SELECT max(started_at) FROM scans")[0][0]
         end = min(_naive(pub.generated_at), newest) if newest else _naive(pub.generated_at)
         n, rows = self.store.rows(q.SCANS, [end - timedelta(days=days)])[0]
+        rows = fmt.strict_json(rows)
         header = self._header(pub, "scans", int(n), days=days)
-        return Built(self._document(header, "scans", fmt.strict_json(rows)), int(n))
+        return Built(self._document(header, "scans", rows), int(n),
+                     fingerprint=_digest(str(days).encode(), rows))  # fmt: skip
 
     def _features(self, pub: Publication, limit: int | None) -> Built:
-        docs = list(self._latest_features().values())[:limit]
-        header = self._header(pub, "features", len(docs), limit=limit)
-        return Built(self._document(header, "features", b"[" + b",".join(docs) + b"]"), len(docs))
-
-    def _latest_features(self) -> dict[str, bytes]:
-        """ticker -> its latest features as strict JSON (JSON columns may hold NaN literals)."""
-        return {str(t): fmt.strict_json(doc) for t, doc in self.store.rows(q.LATEST_FEATURES)}
+        """The scalar features table; when the latest features rows are the ones the published
+        document was built from, it is not built at all (parsing them is the cost)."""
+        n, digest = self.store.rows(q.LATEST_FEATURES_DIGEST, [limit])[0]
+        fingerprint = f"{limit}|{n}|{digest}|{fmt.SCHEMA_VERSION}"
+        if self._unchanged(pub, "features", fingerprint):
+            return Built(b"", int(n), fingerprint=fingerprint, kept=True)
+        rows = self.store.rows(q.LATEST_FEATURE_ROWS, [limit])
+        scalars = [orjson.loads(fmt.strict_json(v.encode())) for *_, v in rows]
+        transposed = (
+            map(list, zip(*scalars, strict=True)) if scalars else ([] for _ in q.SCALAR_FEATURES)
+        )
+        columns = dict(zip(q.SCALAR_FEATURES, transposed, strict=True))
+        doc = {
+            **self._header(pub, "features", len(rows), limit=limit),
+            "tickers": [t for t, *_ in rows],
+            "as_of": [a for _, a, *_ in rows],
+            "missing": [orjson.loads(fmt.strict_json(m.encode())) for _, _, m, _ in rows],
+            "columns": columns,
+        }
+        return Built(fmt.dumps(doc), len(rows), fingerprint=fingerprint)
 
     def _feed(self, pub: Publication) -> Built:
         """``alerts.atom``: the newest alerts as an Atom feed (``delivery/feed.py``)."""
-        return Built(*alerts_feed(self.store, self.settings, pub.generated_at))
+        data, rows = alerts_feed(self.store, self.settings, pub.generated_at)
+        return Built(data, rows, fingerprint=fmt.sha256(data))  # the same feed is kept
 
     def _delivery(self, pub: Publication) -> Built:
-        """``delivery.json``: the outbox per sink, and the alerts this generation releases."""
+        """``delivery.json``: the outbox per sink, and the alerts this generation releases;
+        rebuilt by every export, as it names the generation that releases them."""
         return Built(*delivery_document(self.store, self.settings, pub.generation,
                                         pub.generated_at))  # fmt: skip
 
     def _chains(self, pub: Publication, limit: int | None) -> Built:
-        """The index document; per-ticker documents are written here, to new keys, as built.
-
-        A ticker whose snapshot and features are what the previous generation published keeps
-        its document (delta export). The others are built a batch of tickers at a time, so
-        memory stays bounded however long the watchlist.
-        """
+        """The index document; per-ticker chain and history documents are written here, to
+        new keys, as they are built. A ticker's document whose inputs are what the previous
+        generation published is kept (delta export), if it is still in the storage with its
+        size (and, once an hour, its checksum)."""
         snaps = self.store.columns(q.LATEST_SNAPSHOTS)
         tickers = [str(t) for t in snaps["ticker"]][:limit]
         bad = [t for t in tickers if not _TICKER.fullmatch(t)]
         if bad:  # checked before anything is written: a ticker becomes part of a storage key
             raise ValueError(f"tickers not matching {TICKER_PATTERN}: {bad[:5]!r}")
-        as_of = [str(v) for v in snaps["as_of"]]
-        prices = _floats(snaps["underlying_price"])
-        dividends = _floats(snaps["dividend_yield"])
-        atm_iv = _floats(snaps["atm_iv"])
-        counts = [int(v) for v in snaps["contracts"]]
-        expirations = [[str(e) for e in exps] for exps in snaps["expirations"]]
-        fingerprints = [
-            f"{a}|{f}|{fmt.FORMAT_VERSION}"
-            for a, f in zip(as_of, snaps["features_as_of"], strict=True)
+        n = len(tickers)
+        plan = _Plan.of(snaps, n, self.settings.analytics.iv_window_days)
+        with self.store.registered("tickers", plan.table(range(n))):
+            digests = {
+                str(t): f"{int(k)}|{d}" for t, k, d in self.store.rows(q.HISTORY_FINGERPRINTS)
+            }
+        history_fps = {
+            t: f"{plan.since[i]}|{digests[t]}|{fmt.SCHEMA_VERSION}"
+            for i, t in enumerate(tickers)
+            if t in digests
+        }
+        chain_fps = [
+            f"{plan.as_of[i]}|{f}|{h}|{fmt.SCHEMA_VERSION}"
+            for i, (f, h) in enumerate(
+                zip(snaps["features_as_of"][:n], snaps["session_hash"][:n], strict=True)
+            )
         ]
-        previous = pub.previous
-        chain_keys: dict[str, str] = {}
-        built = Built(b"", len(tickers), chains=chain_keys)
-        changed: list[int] = []
+        built = Built(b"", n, chains={}, histories={})
+        assert built.chains is not None and built.histories is not None
+        old_chains = pub.previous.chains if pub.previous else {}
+        old_histories = pub.previous.histories if pub.previous else {}
+        kept = _Kept(self.storage, pub)
         for i, ticker in enumerate(tickers):
-            old_key = previous.chains.get(ticker) if previous else None
-            old = previous.documents.get(old_key) if previous and old_key else None
-            if old_key and old is not None and old.fingerprint == fingerprints[i]:
-                chain_keys[ticker] = old_key
-                built.entries[old_key] = old
-                built.skipped += 1
-            else:
-                changed.append(i)
-        features = self._latest_features() if changed else {}
-        with _Writer(self.storage, self.writers) as writer:
-            for batch in _batches(changed, counts, CHAIN_BATCH_CONTRACTS):
-                contracts, history = self._chain_rows(snaps, batch)
-                for i in batch:
-                    ticker = tickers[i]
-                    header = self._header(pub, "chain", counts[i])
-                    meta = {
-                        "ticker": ticker,
-                        "as_of": as_of[i],
-                        "underlying_price": prices[i],
-                        "dividend_yield": dividends[i],
-                        "expirations": expirations[i],
-                    }
-                    doc = b"".join(
-                        (
-                            fmt.dumps(header)[:-1],
-                            b",",
-                            fmt.dumps(meta)[1:-1],
-                            b',"contracts":',
-                            _finite(contracts.get(ticker, b"[]")),
-                            b',"history":',
-                            _finite(history.get(ticker, b"[]")),
-                            b',"features":',
-                            features.get(ticker, b"null"),
-                            b"}",
-                        )
-                    )
-                    sha = fmt.sha256(doc)
-                    key = fmt.chain_key(ticker, sha[:20])  # content-addressed: never overwritten
-                    writer.put(key, doc)
-                    chain_keys[ticker] = key
-                    built.entries[key] = DocumentEntry(
-                        sha256=sha,
-                        bytes=len(doc),
-                        rows=counts[i],
-                        generation=pub.generation,
-                        fingerprint=fingerprints[i],
-                    )
-        pub.writes += writer.written
+            kept.consider(old_chains.get(ticker), chain_fps[i])
+            kept.consider(old_histories.get(ticker), history_fps.get(ticker))
+        kept.settle()
+        changed_chains, changed_histories = [], []
+        for i, ticker in enumerate(tickers):
+            pairs = (
+                (old_chains, built.chains, changed_chains),
+                (old_histories, built.histories, changed_histories),
+            )
+            for old, keys, changed in pairs:
+                key = old.get(ticker)
+                if key is not None and key in kept.entries:
+                    keys[ticker] = key
+                    built.entries[key] = kept.entries[key]
+                    built.skipped += 1
+                else:
+                    changed.append(i)
+        days = [self.settings.analytics.iv_window_days] * n  # rows, about
+        jobs = [("chain", batch) for batch in _batches(changed_chains, plan.contracts,
+                                                       CHAIN_BATCH_ROWS)]  # fmt: skip
+        jobs += [("history", batch) for batch in _batches(changed_histories, days,
+                                                          CHAIN_BATCH_ROWS)]  # fmt: skip
+
+        def stored(ticker: str, keys: dict[str, str], rows: int, fingerprint: str | None):
+            def record(key: str, sha: str, size: int) -> None:
+                keys[ticker] = key
+                built.entries[key] = DocumentEntry(sha256=sha, bytes=size, rows=rows,
+                                                   generation=pub.generation,
+                                                   fingerprint=fingerprint)  # fmt: skip
+
+            return record
+
+        with (
+            _Writer(self.storage, self.writers, pub) as writer,
+            self.store.cursor() as reader,
+            _Prefetch(jobs, lambda job: self._load(reader, plan, *job)) as loaded_jobs,
+        ):
+            loaded = loaded_jobs.results()
+            for (what, batch), data in loaded:
+                if what == "chain":
+                    for i, doc in self._chain_documents(pub, plan, batch, data):
+                        t = tickers[i]
+                        writer.put_addressed(partial(fmt.chain_key, t), doc,
+                                             stored(t, built.chains, plan.contracts[i],
+                                                    chain_fps[i]))  # fmt: skip
+                else:
+                    for i, doc, rows in self._history_documents(pub, plan, batch, data):
+                        t = tickers[i]
+                        writer.put_addressed(partial(fmt.history_key, t), doc,
+                                             stored(t, built.histories, rows,
+                                                    history_fps.get(t)))  # fmt: skip
         built.written = writer.written
         built.written_bytes = writer.bytes
-        index_rows = [
-            {
-                "ticker": ticker,
-                "as_of": as_of[i],
-                "underlying_price": prices[i],
-                "atm_iv": atm_iv[i],
-                "expirations": expirations[i],
-                "contracts": counts[i],
-                "key": chain_keys[ticker],
-            }
-            for i, ticker in enumerate(tickers)
-        ]
-        header = self._header(pub, "chains", len(index_rows), limit=limit)
-        built.data = self._document(header, "chains", fmt.dumps(index_rows))
+        log_event(
+            "export_chains",
+            generation=pub.generation,
+            chains=len(changed_chains),
+            histories=len(changed_histories),
+            kept=built.skipped,
+            load_ms=round(loaded_jobs.busy * 1000, 1),  # queries, on the loading thread
+            waited_for_load_ms=round(loaded_jobs.waited * 1000, 1),
+            waited_for_writes_ms=round(writer.waited * 1000, 1),
+        )
+        columns = {
+            "ticker": tickers,
+            "as_of": plan.as_of,
+            "underlying_price": _floats(snaps["underlying_price"][:n]),
+            "atm_iv": _floats(snaps["atm_iv"][:n]),
+            "expirations": [len(e) for e in plan.expirations],
+            "contracts": plan.contracts,
+            "key": [built.chains[t] for t in tickers],
+            "history_key": [built.histories.get(t) for t in tickers],
+        }
+        header = self._header(pub, "chains", n, limit=limit)
+        body = fmt.dumps(columns)
+        built.data = fmt.dumps({**header, "columns": orjson.Fragment(body)})
+        built.fingerprint = _digest(str(limit).encode(), body)
         return built
 
-    def _chain_rows(
-        self, snaps: dict[str, NDArray], batch: list[int]
-    ) -> tuple[dict[str, bytes], dict[str, bytes]]:
-        """Contracts and daily history, as JSON arrays, of the tickers in ``batch``."""
-        wanted = {"ticker": snaps["ticker"][batch], "as_of_ts": snaps["as_of_ts"][batch]}
-        oldest = wanted["as_of_ts"].min().astype("datetime64[us]").item()
-        first = history_start(oldest.date(), self.settings.analytics.iv_window_days)
-        history_from = datetime(first.year, first.month, first.day)
-        with self.store.registered("wanted", wanted):
-            contracts = dict(self.store.rows(q.CHAIN_CONTRACTS, [oldest]))
-            history = dict(self.store.rows(q.CHAIN_HISTORY, [history_from.date()]))
-        return contracts, history
+    def _load(self, reader: Store, plan: _Plan, what: str, batch: list[int]) -> dict[str, Any]:
+        """The query results one batch's documents are built from (run on ``reader``, a
+        second connection, while the previous batch is serialized and written)."""
+        with reader.registered("wanted", plan.table(batch)):
+            if what == "history":
+                return {"history": _filled(reader.columns(q.HISTORY_ROWS))}
+            oldest = min(plan.as_of_ts[i] for i in batch)
+            columns = reader.columns(q.CHAIN_COLUMNS, [oldest])
+            rank = np.ma.getdata(columns.pop("rank"))
+            return {
+                "cuts": np.searchsorted(rank, np.arange(len(batch) + 1)).tolist(),
+                "expiration": np.ma.getdata(columns.pop("expiration")).astype("datetime64[D]"),
+                "is_call": np.ma.getdata(columns.pop("is_call")).astype(bool),
+                "columns": _filled(columns),
+                "sessions": _rows_by_ticker(_filled(reader.columns(q.SESSION_ROWS))),
+                "features": dict(reader.rows(q.TICKER_FEATURES)),
+            }
+
+    def _chain_documents(
+        self, pub: Publication, plan: _Plan, batch: list[int], data: dict[str, Any]
+    ) -> Iterator[tuple[int, bytes]]:
+        """The chain documents of the snapshots in ``batch``: built from one sorted result of
+        numeric columns per batch (sliced per ticker) and the runs of expirations and rights."""
+        cols, sessions, features = data["columns"], data["sessions"], data["features"]
+        cuts, expiration, is_call = data["cuts"], data["expiration"], data["is_call"]
+        header = self._header(pub, "chain", 0)
+        for k, i in enumerate(batch):
+            ticker = plan.tickers[i]
+            start, stop = cuts[k], cuts[k + 1]
+            header["count"] = stop - start
+            doc = {
+                **header,
+                "ticker": ticker,
+                "as_of": plan.as_of[i],
+                "underlying_price": plan.price[i],
+                "dividend_yield": plan.dividend[i],
+                "expirations": plan.expirations[i],
+                "columns": {
+                    **_runs(expiration[start:stop], is_call[start:stop]),
+                    **{name: _column(v[start:stop]) for name, v in cols.items()},
+                },
+                "session": sessions.get(ticker),
+                "features": _fragment(features.get(ticker)),
+            }
+            yield i, orjson.dumps(doc, option=_NUMPY)
+
+    def _history_documents(
+        self, pub: Publication, plan: _Plan, batch: list[int], data: dict[str, Any]
+    ) -> Iterator[tuple[int, bytes, int]]:
+        cols = dict(data["history"])
+        bounds = _bounds(np.asarray(cols.pop("ticker"), dtype=object))
+        header = self._header(pub, "history", 0)
+        for i in batch:
+            a, b = bounds.get(plan.tickers[i], (0, 0))
+            header["count"] = b - a
+            columns = {name: _column(cols[name][a:b]) for name in fmt.HISTORY_COLUMNS}
+            doc = {**header, "ticker": plan.tickers[i], "since": plan.since[i], "columns": columns}
+            yield i, orjson.dumps(doc, option=_NUMPY), b - a
 
     # ---- retention ------------------------------------------------------------------
-    def _retain(self, manifest: Manifest) -> int:
-        """Delete archives past retention (keeping the newest per kind) and unreferenced chains."""
+    def _retain(self, manifest: Manifest, pub: Publication) -> int:
+        """Delete archives past retention (keeping the newest per kind) and unreferenced
+        per-ticker documents, from what the export began with plus what it wrote."""
+        written = [(fmt.parse_archive_key(k), k) for k in pub.written]
+        archives = pub.inventory.archives + [(a, k) for a, k in written if a is not None]
+        docs = set(pub.inventory.ticker_docs) | {k for k in pub.written if _is_ticker_key(k)}
+        return self._delete_unretained(manifest, archives, docs)
+
+    def _retain_now(self) -> int:
+        """Retention against what is published (to free space); 0 when nothing is."""
+        manifest = fmt.load_manifest(self.storage)
+        if manifest is None:
+            return 0
+        inventory = Inventory.of(self.storage)
+        return self._delete_unretained(manifest, inventory.archives, set(inventory.ticker_docs))
+
+    def _delete_unretained(
+        self,
+        manifest: Manifest,
+        archives: list[tuple[fmt.ArchiveKey, str]],
+        docs: Iterable[str],
+    ) -> int:
         cutoff = manifest.generated_at - timedelta(days=self.settings.archive_retention_days)
-        objects = self.storage.list(fmt.ARCHIVE_PREFIX)
-        by_kind: dict[str, list[tuple[datetime, int, str]]] = {}
-        for info in objects:
-            parsed = fmt.parse_archive_key(info.key)
-            if parsed:
-                kind, when, n = parsed
-                by_kind.setdefault(kind, []).append((when, n, info.key))
+        by_kind: dict[str, list[tuple[fmt.ArchiveKey, str]]] = {}
+        for parsed, key in archives:
+            by_kind.setdefault(parsed.kind, []).append((parsed, key))
         keep = set(manifest.archives.values())
         doomed = []
         for entries in by_kind.values():
-            entries.sort(reverse=True)
-            keep.update(key for _, _, key in entries[:KEEP_ARCHIVES])
-            doomed += [key for when, _, key in entries if when < cutoff and key not in keep]
-        referenced = set(manifest.chains.values())
+            entries.sort(key=lambda e: e[0].order, reverse=True)
+            keep.update(key for _, key in entries[:KEEP_ARCHIVES])
+            doomed += [key for a, key in entries if a.when < cutoff and key not in keep]
+        referenced = set(manifest.chains.values()) | set(manifest.histories.values())
         for old in fmt.archived_manifests(self.storage, KEEP_GENERATIONS):
-            referenced.update(old.chains.values())
-        doomed += [
-            info.key for info in self.storage.list(fmt.CHAINS_PREFIX) if info.key not in referenced
-        ]
+            referenced.update(old.chains.values(), old.histories.values())
+        doomed += sorted(key for key in docs if key not in referenced)
         deleted = self.storage.delete_many(doomed) if doomed else 0
         if deleted:
             log_event("retention", deleted=deleted, generation=manifest.generation)
         return deleted
+
+
+@dataclass
+class _Plan:
+    """Per-ticker facts of the latest snapshots, positionally (index ``i`` = ticker ``i``)."""
+
+    tickers: list[str]
+    as_of: list[str]
+    as_of_ts: list[datetime]
+    session: list[date]
+    since: list[str]
+    price: list[float | None]
+    dividend: list[float | None]
+    contracts: list[int]
+    expirations: list[list[str]]
+
+    @classmethod
+    def of(cls, snaps: dict[str, NDArray], n: int, window: int) -> _Plan:
+        sessions = [_day(v) for v in snaps["session"][:n]]
+        starts = {d: history_start(d, window).isoformat() for d in set(sessions)}
+        return cls(
+            tickers=[str(t) for t in snaps["ticker"][:n]],
+            as_of=[str(v) for v in snaps["as_of"][:n]],
+            as_of_ts=[v.astype("datetime64[us]").item() for v in snaps["as_of_ts"][:n]],
+            session=sessions,
+            since=[starts[d] for d in sessions],
+            price=_floats(snaps["underlying_price"][:n]),
+            dividend=_floats(snaps["dividend_yield"][:n]),
+            contracts=[int(v) for v in snaps["contracts"][:n]],
+            expirations=[[str(e) for e in exps] for exps in snaps["expirations"][:n]],
+        )
+
+    def table(self, rows: Iterable[int]) -> dict[str, NDArray]:
+        """The rows' per-ticker facts as columns DuckDB can join (``wanted``, ``tickers``)."""
+        picked = list(rows)
+        return {
+            "rank": np.arange(len(picked), dtype=np.int64),  # the row's place in ``rows``
+            "ticker": np.array([self.tickers[i] for i in picked], dtype=object),
+            "as_of_ts": np.array([self.as_of_ts[i] for i in picked], dtype="datetime64[us]"),
+            "session": np.array([self.session[i] for i in picked], "datetime64[D]").astype(
+                "datetime64[s]"
+            ),
+            "since": np.array([self.since[i] for i in picked], "datetime64[D]").astype(
+                "datetime64[s]"
+            ),
+        }
+
+
+class _Kept:
+    """Which previously published per-ticker documents may stand: same inputs (fingerprint),
+    still stored with their size, and, when the hourly verification is due, their checksum."""
+
+    def __init__(self, storage: Storage, pub: Publication) -> None:
+        self.storage = storage
+        self.pub = pub
+        self.entries: dict[str, DocumentEntry] = {}
+        self.damaged: list[str] = []
+        self._pool = ThreadPoolExecutor(CHAIN_WRITERS, "export-verify") if pub.verify else None
+        self._checks: list[tuple[str, DocumentEntry, Future[bool]]] = []
+
+    def consider(self, key: str | None, fingerprint: str | None) -> None:
+        previous = self.pub.previous
+        entry = previous.documents.get(key) if previous and key else None
+        if key is None or entry is None or fingerprint is None or entry.fingerprint != fingerprint:
+            return
+        if self.pub.inventory.ticker_docs.get(key) != entry.bytes:
+            self.damaged.append(key)  # deleted, truncated or grown since it was written
+        elif self._pool is not None:
+            self._checks.append((key, entry, self._pool.submit(self._intact, key, entry)))
+        else:
+            self.entries[key] = entry
+
+    def _intact(self, key: str, entry: DocumentEntry) -> bool:
+        try:
+            return fmt.sha256(self.storage.get(key).data) == entry.sha256
+        except ObjectNotFound:
+            return False
+
+    def settle(self) -> None:
+        """Wait for the checksum checks: a document failing one is not kept (rebuilt)."""
+        if self._pool is not None:
+            try:
+                for key, entry, check in self._checks:
+                    if check.result():
+                        self.entries[key] = entry
+                    else:
+                        self.damaged.append(key)
+            finally:
+                self._pool.shutdown()
+        if self.damaged:
+            log_event("export_repair", documents=len(self.damaged), keys=self.damaged[:10],
+                      generation=self.pub.generation)  # fmt: skip
+
+
+def _rows_by_ticker(cols: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """History rows (one per ticker) of filled result columns."""
+    tickers = [str(t) for t in cols["ticker"]]
+    return {
+        t: {name: _scalar(cols[name][k]) for name in fmt.HISTORY_COLUMNS}
+        for k, t in enumerate(tickers)
+    }
+
+
+class _Prefetch:
+    """Runs ``load(job)`` for each job on a thread, one job ahead of the consumer (so at most
+    two batches are in memory); iterating yields ``(job, result)`` and re-raises a failure.
+    Leaving the block early stops the thread after its current job."""
+
+    def __init__(self, jobs: list[Any], load: Callable[[Any], Any]) -> None:
+        self.jobs = jobs
+        self.load = load
+        self.queue: Queue[tuple[Any, Any, BaseException | None]] = Queue(maxsize=1)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="export-load", daemon=True)
+        self.busy = 0.0  # seconds the thread spent loading
+        self.waited = 0.0  # seconds the consumer waited for a result
+
+    def _run(self) -> None:
+        for job in self.jobs:
+            if self.stop.is_set():
+                return
+            started = time.perf_counter()
+            try:
+                result, error = self.load(job), None
+            except BaseException as exc:  # handed to the consumer, which raises it
+                result, error = None, exc
+            self.busy += time.perf_counter() - started
+            while not self.stop.is_set():
+                try:
+                    self.queue.put((job, result, error), timeout=0.1)
+                    break
+                except Full:
+                    continue
+            if error is not None:
+                return
+
+    def __enter__(self) -> _Prefetch:
+        self.thread.start()
+        return self
+
+    def results(self) -> Iterator[tuple[Any, Any]]:
+        for _ in self.jobs:
+            started = time.perf_counter()
+            job, result, error = self.queue.get()
+            self.waited += time.perf_counter() - started
+            if error is not None:
+                raise error
+            yield job, result
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def _runs(expiration: NDArray, is_call: NDArray) -> dict[str, fmt.Runs]:
+    """The expiration and right columns of one ticker's contracts (in document order) as runs;
+    a run of right never crosses an expiration."""
+    if expiration.size == 0:
+        return {"expiration": {"values": [], "runs": []},
+                "right": {"values": ["C", "P"], "runs": []}}  # fmt: skip
+    new_expiry = np.r_[True, expiration[1:] != expiration[:-1]]
+    starts = np.flatnonzero(new_expiry | np.r_[True, is_call[1:] != is_call[:-1]])
+    lengths = np.diff(np.r_[starts, expiration.size]).tolist()
+    firsts = np.flatnonzero(new_expiry)
+    values = np.datetime_as_string(expiration[firsts], unit="D").tolist()
+    exp_lengths = np.diff(np.r_[firsts, expiration.size]).tolist()
+    sides = np.where(is_call[starts], 0, 1).tolist()
+    return {
+        "expiration": {"values": values, "runs": [(k, n) for k, n in enumerate(exp_lengths)]},
+        "right": {"values": ["C", "P"], "runs": list(zip(sides, lengths, strict=True))},
+    }
 
 
 def _batches(indices: list[int], sizes: list[int], limit: int) -> Iterator[list[int]]:
@@ -458,14 +882,92 @@ def _batches(indices: list[int], sizes: list[int], limit: int) -> Iterator[list[
         yield batch
 
 
-def _finite(json_array: bytes) -> bytes:
-    """DuckDB writes non-finite doubles as ``NaN`` / ``Infinity``. Their capitals appear
-    nowhere else in contracts or history, and a one-byte search runs at memchr speed."""
-    if (b"N" in json_array and b"NaN" in json_array) or (
-        b"I" in json_array and b"Infinity" in json_array
-    ):
-        return fmt.strict_json(json_array)
-    return json_array
+def _bounds(sorted_keys: NDArray) -> dict[str, tuple[int, int]]:
+    """Start and stop of each key's run in a sorted column."""
+    if len(sorted_keys) == 0:
+        return {}
+    cuts = np.r_[0, np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1, len(sorted_keys)]
+    return {str(sorted_keys[a]): (int(a), int(b)) for a, b in itertools.pairwise(cuts.tolist())}
+
+
+def _filled(cols: dict[str, NDArray]) -> dict[str, NDArray | list[Any]]:
+    """Result columns ready for orjson: floats with NaN for NULL (orjson writes null), whole
+    numbers as int64, or as lists with None where a value is NULL."""
+    out: dict[str, NDArray | list[Any]] = {}
+    for name, values in cols.items():
+        mask = np.ma.getmaskarray(values) if np.ma.isMaskedArray(values) else None
+        data = np.ma.getdata(values)
+        if data.dtype.kind == "f":
+            out[name] = np.where(mask, np.nan, data) if mask is not None and mask.any() else data
+        elif mask is not None and mask.any():
+            out[name] = np.where(mask, None, data.astype(object))
+        else:
+            out[name] = data
+    return out
+
+
+def _column(values: Any) -> Any:
+    """A slice of a filled column as orjson takes it: numeric arrays as they are, object
+    arrays (strings, values with NULLs) as lists."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+        return values
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def _fragment(raw: bytes | None) -> Any:
+    """Features JSON from the store, embedded as it is (strict: NaN turned into null)."""
+    return None if raw is None else orjson.Fragment(fmt.strict_json(raw))
+
+
+def _day(value: Any) -> date:
+    return value if isinstance(value, date) else np.datetime64(value, "D").astype(date)
+
+
+def _floats(values: NDArray) -> list[float | None]:
+    """A numeric column (possibly masked, for NULLs) as floats, with None for NULL and NaN."""
+    filled = np.ma.filled(np.ma.asarray(values, dtype=np.float64), np.nan)
+    return [float(v) if np.isfinite(v) else None for v in filled]
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is the storage running out of space."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _digest(*parts: bytes) -> str:
+    """A fingerprint of content (a document without its header) and its parameters."""
+    return fmt.sha256(b"\x00".join([str(fmt.SCHEMA_VERSION).encode(), *parts]))[:32]
+
+
+def _content_type(key: str) -> str:
+    return CONTENT_TYPES.get(key.rpartition(".")[2], "application/json")
+
+
+def _is_ticker_key(key: str) -> bool:
+    return key.startswith(fmt.TICKER_PREFIXES)
+
+
+def _naive(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
 
 
 class _Writer:
@@ -474,30 +976,47 @@ class _Writer:
 
     MAX_PENDING = 64  # documents built but not yet stored: bounds memory
 
-    def __init__(self, storage: Storage, threads: int) -> None:
+    def __init__(self, storage: Storage, threads: int, pub: Publication) -> None:
         self.storage = storage
+        self.pub = pub
         self.pool = ThreadPoolExecutor(threads, "export-put") if threads > 1 else None
-        self.pending: deque[tuple[Future[Any], int]] = deque()
+        self.pending: deque[tuple[Future[tuple[str, str]], Callable[..., None], int]] = deque()
         self.written = 0
         self.bytes = 0
+        self.waited = 0.0  # seconds the builder waited for writes to finish
 
-    def put(self, key: str, data: bytes) -> None:
+    def put_addressed(
+        self, key_of: Callable[[str], str], data: bytes, done: Callable[[str, str, int], None]
+    ) -> None:
+        """Store ``data`` under ``key_of(its digest)`` (hashed on the writer thread too);
+        ``done(key, sha256, size)`` is called on this thread once it is stored."""
         if self.pool is None:
-            self.storage.put(key, data)
+            done(*self._write(key_of, data), len(data))
             self._count(len(data))
             return
         while self.pending and (len(self.pending) >= self.MAX_PENDING or self.pending[0][0].done()):
             self._settle()
-        self.pending.append((self.pool.submit(self.storage.put, key, data), len(data)))
+        self.pending.append((self.pool.submit(self._write, key_of, data), done, len(data)))
+
+    def _write(self, key_of: Callable[[str], str], data: bytes) -> tuple[str, str]:
+        sha = fmt.sha256(data)
+        key = key_of(sha[:20])  # content-addressed: never overwritten with other bytes
+        self.pub.written.append(key)
+        self.storage.put(key, data)
+        return key, sha
 
     def _settle(self) -> None:
-        future, size = self.pending.popleft()
-        future.result()  # raises what the write raised
+        future, done, size = self.pending.popleft()
+        started = time.perf_counter()
+        key, sha = future.result()  # raises what the write raised
+        self.waited += time.perf_counter() - started
+        done(key, sha, size)
         self._count(size)
 
     def _count(self, size: int) -> None:
         self.written += 1
         self.bytes += size
+        self.pub.writes += 1
 
     def __enter__(self) -> _Writer:
         return self
@@ -516,21 +1035,3 @@ class _Writer:
                 raise error
         finally:
             self.pool.shutdown(wait=True)
-
-
-def _floats(values: NDArray) -> list[float | None]:
-    """A numeric column (possibly masked, for NULLs) as floats, with None for NULL and NaN."""
-    filled = np.ma.filled(np.ma.asarray(values, dtype=np.float64), np.nan)
-    return [float(v) if np.isfinite(v) else None for v in filled]
-
-
-def _is_chain_key(key: str) -> bool:
-    return key.startswith(fmt.CHAINS_PREFIX)
-
-
-def _naive(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
-def _ms(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 3)

@@ -48,6 +48,7 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
+from chalicelib import exportformat as export_format
 from chalicelib.config import TICKER_PATTERN
 from chalicelib.domain import calendar as cal
 from chalicelib.domain.pricing import bs_greeks
@@ -260,23 +261,29 @@ def _inspect_json(path: Path, gz: bool) -> SourceFile:
 
 
 def _document_columns(docs: list[dict[str, Any]]) -> dict[str, NDArray]:
-    """Chain documents as RAW_COLUMNS arrays (None → NaN; stamps naive UTC)."""
+    """Chain documents (format 2: columnar, ``exportformat.ChainDocument``) as RAW_COLUMNS
+    arrays (None → NaN; stamps naive UTC)."""
     cols: dict[str, list[Any]] = {k: [] for k in RAW_COLUMNS}
     for doc in docs:
-        contracts = doc["contracts"]
-        n = len(contracts)
+        if doc.get("schema_version") != export_format.SCHEMA_VERSION:
+            raise ValueError(f"schema_version {doc.get('schema_version')!r}, not "
+                             f"{export_format.SCHEMA_VERSION}")  # fmt: skip
+        columns = doc["columns"]
+        n = doc["count"]
         as_of = datetime.fromisoformat(str(doc["as_of"]).replace("Z", "+00:00"))
         stamp = as_of.astimezone(UTC).replace(tzinfo=None) if as_of.tzinfo else as_of
         cols["ticker"] += [doc["ticker"]] * n
         cols["stamp"] += [stamp] * n
         cols["spot"] += [doc["underlying_price"]] * n
         cols["dividend_yield"] += [doc.get("dividend_yield")] * n
-        for c in contracts:
-            cols["expiration"].append(np.datetime64(c["expiration"], "s"))
-            cols["right"].append(c["right"])
-            for k in ("strike", "bid", "ask", "last", "volume", "open_interest",
-                      "implied_volatility", *GREEKS):  # fmt: skip
-                cols[k].append(c.get(k))
+        expirations = export_format.expand_runs(columns["expiration"])
+        cols["expiration"] += [np.datetime64(e, "s") for e in expirations]
+        cols["right"] += export_format.expand_runs(columns["right"])
+        for k in ("strike", "bid", "ask", "last", "volume", "open_interest",
+                  "implied_volatility", *GREEKS):  # fmt: skip
+            cols[k] += columns[k]
+        if not all(len(cols[k]) == len(cols["ticker"]) for k in cols):
+            raise ValueError(f"{doc['ticker']}: columns are not all {n} long")
     out: dict[str, NDArray] = {}
     for k, t in RAW_COLUMNS.items():
         if t == "DOUBLE":

@@ -335,7 +335,7 @@ OPTIONSDX = ChainFormat(
 OCD_CHAIN = ChainFormat(
     name="ocd_chain",
     title="ocd chain document (our export)",
-    required=("ticker", "as_of", "underlying_price", "contracts"),
+    required=("ticker", "as_of", "underlying_price", "columns"),
     select=_ocd,
     zone="UTC",
     units=Units(checked=False),

@@ -370,23 +370,22 @@ class Store:
     def upsert_history(self, histories: Sequence[DailyHistory], source: str) -> int:
         if not histories:
             return 0
+        days = np.concatenate([np.array(h.dates, dtype="datetime64[D]") for h in histories])
+        # Each distinct session's close once (a backfill repeats the same few hundred days for
+        # every ticker): per row, the calendar would cost more than the rest of the upsert.
+        distinct, where = np.unique(days, return_inverse=True)
+        closes = np.array(
+            [_naive(cal.session_close(d)) for d in distinct.astype(object)], dtype="datetime64[us]"
+        )
         cols = {
             "ticker": np.concatenate(
                 [np.full(len(h.dates), h.ticker, dtype=object) for h in histories]
             ),
-            "day": np.concatenate(
-                [
-                    np.array(h.dates, dtype="datetime64[D]").astype("datetime64[s]")
-                    for h in histories
-                ]
-            ),
+            "day": days.astype("datetime64[s]"),
             "close": np.concatenate([h.close for h in histories]),
             "atm_iv": np.concatenate([h.atm_iv for h in histories]),
             "skew_25d": np.concatenate([h.skew_25d for h in histories]),
-            "close_at": np.array(
-                [_naive(cal.session_close(d)) for h in histories for d in h.dates],
-                dtype="datetime64[us]",
-            ),
+            "close_at": closes[where],
         }
         self.con.register("incoming_history", cols)
         try:
@@ -434,6 +433,19 @@ class Store:
             yield
         finally:
             self.con.unregister(name)
+
+    @contextmanager
+    def cursor(self) -> Iterator[Store]:
+        """A second connection to the same database for another thread (a DuckDB connection
+        serves one query at a time): the same query methods, its own registered views."""
+        other = Store.__new__(Store)
+        other.path, other.read_only, other._lock = self.path, self.read_only, None
+        other.con = self.con.cursor()
+        try:
+            _prepare(other.con)
+            yield other
+        finally:
+            other.con.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -667,13 +679,18 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         if is_damage(exc):
             raise DatabaseDamaged(str(path), _first_line(exc)) from None
         raise
+    _prepare(con)
+    return con
+
+
+def _prepare(con: duckdb.DuckDBPyConnection) -> None:
+    """Session settings and macros every connection needs (each cursor has its own)."""
     # Timestamps are stored naive in UTC; the session's time zone must not depend on the host's.
     con.execute("SET TimeZone = 'UTC'")
     con.execute(
         "CREATE OR REPLACE TEMP MACRO nullif_nan(x) AS "
         "CASE WHEN isnan(x) OR isinf(x) THEN NULL ELSE x END"
     )
-    return con
 
 
 def _naive(value: datetime) -> datetime:

@@ -1,11 +1,13 @@
 """``ocd.py bench``: measure our design against seed-style baselines, in one run, side by side.
 
-Each phase runs in its own process (spawned) so peak RSS is the phase's own. Nothing here is
-asserted: the figures are printed as a table and written as JSON. Baselines, written for the
-benchmark only:
+Each phase runs in its own process (spawned), as each scheduled run does on Lambda, so peak RSS
+is the phase's own: backfill, collect + flush, compute (features, alerts), export. Nothing here
+is asserted: the figures are printed as a table beside the goals (``GOALS``) and written as
+JSON. Baselines, written for the benchmark only:
 - seed-style exporter: fetch all rows, build dicts, ``json.dump`` one file per kind;
 - seed-style reader: ``json.load`` the whole file per request, filter in Python;
-- Option B: a reader process opening the DuckDB file read-only per request while a writer runs.
+- Option B: a reader process opening the DuckDB file read-only per request while a writer runs;
+- chain documents built by DuckDB's own JSON functions, against ours (result columns + orjson).
 """
 
 from __future__ import annotations
@@ -79,33 +81,109 @@ def dir_bytes(path: Path) -> int:
 
 
 # ---- phases (each in a fresh process) --------------------------------------------------
-def phase_write(env: dict[str, str], market: dict[str, Any]) -> dict[str, Any]:
-    """Backfill, collect + flush, compute, export (twice: full, then delta)."""
+class _TimedProvider:
+    """The synthetic market, its own time counted apart: how long the collector waited for
+    the market data it stores (the data source, not the pipeline)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.seconds = 0.0
+
+    def fetch_chains(self, tickers: list[str], now: datetime) -> Any:
+        chains = iter(self.inner.fetch_chains(tickers, now))
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(chains)
+            except StopIteration:
+                self.seconds += time.perf_counter() - start
+                return
+            self.seconds += time.perf_counter() - start
+            yield item
+
+    def fetch_history(self, *args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return self.inner.fetch_history(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _scheduler(env: dict[str, str], market: dict[str, Any], analysis: bool) -> Any:
     os.environ.update(env)
     from chalicelib.config import load_settings
-    from chalicelib.storage.factory import make_storage
-    from chalicelib.write.exporter import JSONExporter
     from chalicelib.write.providers.synthetic import SyntheticMarket
     from chalicelib.write.scheduler import Scheduler
     from chalicelib.write.store import Store
 
     settings = load_settings()
+    store = Store(settings.database)
+    provider = _TimedProvider(SyntheticMarket(**market))
+    return Scheduler(settings, store, provider=provider, analysis=analysis)  # type: ignore[arg-type]
+
+
+def phase_backfill(env: dict[str, str], market: dict[str, Any]) -> dict[str, Any]:
+    """A year of daily history for every ticker (what a new watchlist gets first)."""
+    scheduler = _scheduler(env, market, analysis=False)
+    try:
+        tickers = list(scheduler.settings.watchlist)
+        seconds, _ = timed(lambda: scheduler._backfill(tickers, AS_OF))
+    finally:
+        scheduler.store.close()
+    return {"backfill_s": seconds, "backfill_provider_s": scheduler.provider.seconds,
+            "backfill_peak_rss_mb": peak_rss_mb()}  # fmt: skip
+
+
+def phase_collect(env: dict[str, str], market: dict[str, Any]) -> dict[str, Any]:
+    """Collect and flush every chain (features and alerts are the compute phase)."""
+    scheduler = _scheduler(env, market, analysis=False)
+    try:
+        seconds, summary = timed(lambda: scheduler.collect(AS_OF))
+    finally:
+        scheduler.store.close()
+    return {"collect_flush_s": seconds, "collect_provider_s": scheduler.provider.seconds,
+            "contracts": summary["rows_flushed"], "tickers": summary["chains_collected"],
+            "scan_id": summary["scan_id"], "collect_peak_rss_mb": peak_rss_mb()}  # fmt: skip
+
+
+def phase_compute(env: dict[str, str], market: dict[str, Any], scan_id: str) -> dict[str, Any]:
+    """Features and alerts for every ticker's chain."""
+    scheduler = _scheduler(env, market, analysis=True)
+    try:
+        from chalicelib.write.analysis import analyse
+
+        seconds, _ = timed(lambda: analyse(scheduler.store, scheduler.settings,
+                                           scheduler.provider, scan_id, AS_OF))  # fmt: skip
+        scheduler.store.checkpoint()
+    finally:
+        scheduler.store.close()
+    return {"compute_s": seconds, "compute_peak_rss_mb": peak_rss_mb()}
+
+
+def phase_export(env: dict[str, str]) -> dict[str, Any]:
+    """Export (first: every document), then again with nothing new (delta)."""
+    os.environ.update(env)
+    from chalicelib.config import load_settings
+    from chalicelib.storage.factory import make_storage
+    from chalicelib.write.exporter import JSONExporter
+    from chalicelib.write.store import Store
+
+    settings = load_settings()
     out: dict[str, Any] = {}
     with Store(settings.database) as store:
-        scheduler = Scheduler(settings, store, provider=SyntheticMarket(**market))
-        out["backfill_s"], _ = timed(lambda: scheduler._backfill(list(settings.watchlist), AS_OF))
-        out["collect_flush_s"], summary = timed(lambda: scheduler.collect(AS_OF))
-        out["contracts"] = summary["rows_flushed"]
-        out["tickers"] = summary["chains_collected"]
-        out["compute_s"] = _compute(store, settings, scheduler, summary)
         storage = make_storage(settings)
         exporter = JSONExporter(store, storage, settings)
         out["export_s"], results = timed(exporter.export_all)
+        out["export_peak_rss_mb"] = peak_rss_mb()
         manifest = _manifest(settings)
         out["export_writes"] = manifest["storage_writes"]
         out["export_bytes"] = dir_bytes(settings.exports)
         out["export_objects"] = sum(1 for p in settings.exports.rglob("*.json*") if p.is_file())
         out["export_ok"] = all(r.ok for r in results.values())
+        out.update(_document_sizes(manifest))
         out["delta_export_s"], _ = timed(exporter.export_all)
         out["delta_export_writes"] = _manifest(settings)["storage_writes"]
         out["gzip_chains_s"], out["gzip_chains_bytes"] = _gzip_cost(settings.exports)
@@ -113,14 +191,113 @@ def phase_write(env: dict[str, str], market: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _compute(store: Any, settings: Any, scheduler: Any, summary: dict[str, Any]) -> float | None:
-    try:
-        from chalicelib.write.analysis import analyse
-    except ImportError:
-        return None
-    seconds, _ = timed(lambda: analyse(store, settings, scheduler.provider,
-                                       summary["scan_id"], AS_OF))  # fmt: skip
-    return seconds
+def _document_sizes(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Bytes per contract of the chain documents (their contracts, session and features),
+    and of everything per-ticker (with the history documents)."""
+    docs = manifest["documents"]
+    chains = [docs[k] for k in manifest["chains"].values()]
+    histories = [docs[k] for k in manifest.get("histories", {}).values()]
+    contracts = sum(e["rows"] for e in chains) or 1
+    chain_bytes = sum(e["bytes"] for e in chains)
+    history_bytes = sum(e["bytes"] for e in histories)
+    return {
+        "chain_bytes": chain_bytes,
+        "history_bytes": history_bytes,
+        "chain_bytes_per_contract": round(chain_bytes / contracts, 1),
+        "ticker_bytes_per_contract": round((chain_bytes + history_bytes) / contracts, 1),
+    }
+
+
+def phase_build_methods(env: dict[str, str]) -> dict[str, Any]:
+    """The contracts of every chain document built two ways, nothing written: DuckDB building
+    each ticker's columns as JSON (one aggregate per field), and ours (the rounded result
+    columns, sliced per ticker, serialized with orjson)."""
+    os.environ.update(env)
+    import numpy as np
+    import orjson
+
+    from chalicelib import catalogue
+    from chalicelib import exportformat as fmt
+    from chalicelib.config import load_settings
+    from chalicelib.write import export_queries as q
+    from chalicelib.write.exporter import _filled, _Plan
+    from chalicelib.write.store import Store
+
+    settings = load_settings()
+    fields = [f for f in catalogue.CONTRACT_FIELDS if f.name in fmt.CONTRACT_COLUMNS]
+    duckdb_json = f"""
+        SELECT ticker, encode(to_json(struct_pack({", ".join(
+            f"{f.name} := list({f.name})" for f in fields)}))::VARCHAR)
+        FROM (SELECT q.ticker, {", ".join(
+            f"{q.rounded('q.' + f.name, f.precision)} AS {f.name}" for f in fields)}
+              FROM option_quotes q SEMI JOIN wanted w
+                ON q.ticker = w.ticker AND q.as_of = w.as_of_ts
+              WHERE q.as_of >= ?
+              ORDER BY q.ticker, q.expiration, q."right", q.strike)
+        GROUP BY ticker
+    """  # fmt: skip
+    with Store(settings.database, read_only=True) as store:
+        snaps = store.columns(q.LATEST_SNAPSHOTS)
+        n = len(snaps["ticker"])
+        plan = _Plan.of(snaps, n, settings.analytics.iv_window_days)
+        oldest = min(plan.as_of_ts)
+        with store.registered("wanted", plan.table(range(n))):
+            duck_s, rows = timed(lambda: store.rows(duckdb_json, [oldest]))
+
+            def ours() -> int:
+                cols = _filled(store.columns(q.CHAIN_COLUMNS, [oldest]))
+                counts = dict(store.rows("SELECT ticker, count(*) FROM option_quotes q "
+                                         "SEMI JOIN wanted w ON q.ticker = w.ticker AND "
+                                         "q.as_of = w.as_of_ts GROUP BY ALL"))  # fmt: skip
+                total, start = 0, 0
+                for ticker in plan.tickers:
+                    stop = start + int(counts.get(ticker, 0))
+                    total += len(orjson.dumps({k: v[start:stop] for k, v in cols.items()},
+                                              option=orjson.OPT_SERIALIZE_NUMPY))  # fmt: skip
+                    start = stop
+                return total
+
+            ours_s, ours_bytes = timed(ours)
+    del np
+    return {"build_duckdb_json_s": duck_s, "build_duckdb_json_bytes": sum(len(r[1]) for r in rows),
+            "build_orjson_s": ours_s, "build_orjson_bytes": ours_bytes}  # fmt: skip
+
+
+def phase_import_time(runs: int = 7) -> dict[str, Any]:
+    """The API handler's cold import (``python -X importtime -c "import app"``, each run a new
+    interpreter), and a new process's first snapshot request after it."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    totals = []
+    for _ in range(runs):
+        err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import app"], cwd=root,
+                             capture_output=True, text=True, check=True).stderr  # fmt: skip
+        line = [x for x in err.splitlines() if x.rstrip().endswith("| app")][-1]
+        totals.append(int(line.split("|")[1]) / 1000)
+    return {"import_ms": {"min": round(min(totals), 1),
+                          "median": round(statistics.median(totals), 1), "n": runs}}  # fmt: skip
+
+
+def _first_request(env: dict[str, str], ticker: str) -> dict[str, Any]:
+    """Import the app and answer one snapshot in a fresh process: a Lambda's cold start."""
+    os.environ.update(env)
+    start = time.perf_counter()
+    from chalice.test import Client
+
+    from app import app
+
+    imported = time.perf_counter()
+    with Client(app) as client:
+        response = client.http.get(f"/options/{ticker}/snapshot")
+    assert response.status_code == 200, response.body[:200]
+    return {
+        "cold_start_ms": {
+            "import": round((imported - start) * 1000, 1),
+            "first_request": round((time.perf_counter() - imported) * 1000, 1),
+        }
+    }
 
 
 def _manifest(settings: Any) -> dict[str, Any]:
@@ -191,6 +368,18 @@ def phase_read(env: dict[str, str], sample: list[str]) -> dict[str, Any]:
         out["snapshot_warm"] = percentiles(warm)
         alerts = [timed(lambda: client.http.get("/alerts/latest"))[0] for _ in range(300)]
         out["alerts_latest_warm"] = percentiles(alerts)
+        queries = [f"/alerts?ticker={sample[i % len(sample)]}&min_score=50" for i in range(5)]
+        queries += ["/alerts?detector=rich_premium", "/alerts?min_score=90&limit=500"]
+        for path in queries:  # the first of each builds its filtered list: warm from then on
+            client.http.get(path)
+        filtered = [timed(lambda p=p: client.http.get(p))[0] for p in queries for _ in range(40)]
+        out["alerts_query_warm"] = percentiles(filtered)
+        packed = {"Accept-Encoding": "gzip"}
+        gz = [
+            timed(lambda t=t: client.http.get(f"/options/{t}/snapshot", headers=packed))[0]
+            for t in sample[:WARM_TICKERS] for _ in range(10)
+        ]  # fmt: skip
+        out["snapshot_warm_gzip"] = percentiles(gz)
     out["reader_peak_rss_mb"] = peak_rss_mb()
     seed = settings.data_dir / "seed_exports"
     seed_snap = []
@@ -282,7 +471,8 @@ def phase_option_b(env: dict[str, str], seconds: float) -> dict[str, Any]:
 
 
 def _writer_loop(env: dict[str, str], stop: Any, cycles: Any, busy: Any) -> None:
-    """Collect a new intraday snapshot each loop, like a live market; count lock failures."""
+    """Run the collect schedule in a loop (the writer holds the file each run), after the
+    benchmark's snapshot (the clock only moves forward); count lock failures."""
     os.environ.update(env)
     from chalicelib.config import load_settings
     from chalicelib.errors import WriterBusy
@@ -293,7 +483,8 @@ def _writer_loop(env: dict[str, str], stop: Any, cycles: Any, busy: Any) -> None
     while not stop.is_set():
         minute += 1
         try:
-            run_collect(settings, AS_OF - timedelta(hours=6) + timedelta(minutes=minute))
+            # the writer's clock only moves forward: after the benchmark's own snapshot
+            run_collect(settings, AS_OF + timedelta(minutes=minute))
             cycles.value += 1
         except WriterBusy:  # a read-only reader holds the file: the writer cannot open it
             busy.value += 1
@@ -316,23 +507,58 @@ def run(size: str, option_b_seconds: float = 10.0, keep: bool = False) -> dict[s
     env = environment(root, tickers)
     figures: dict[str, Any] = {"size": size, "machine": _machine()}
     try:
-        figures.update(_spawn(phase_write, env, preset["market"]))
+        figures.update(_spawn(phase_backfill, env, preset["market"]))
+        figures.update(_spawn(phase_collect, env, preset["market"]))
+        figures.update(_spawn(phase_compute, env, preset["market"], figures["scan_id"]))
+        figures.update(_spawn(phase_export, env))
+        figures.update(_spawn(phase_build_methods, env))
         figures.update(_spawn(phase_alerts, env))
         figures.update(_spawn(phase_seed_export, env))
+        figures.update(phase_import_time())
         sample = tickers[:: max(1, len(tickers) // 200)][:200]
+        figures.update(_spawn(_first_request, env, sample[-1]))
         figures.update(_spawn(phase_read, env, sample))
         figures.update(_spawn(phase_option_b, env, option_b_seconds))
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
+    figures["pipeline_s"] = sum(
+        figures[k] for k in ("collect_flush_s", "compute_s", "export_s")
+    )  # collect + flush + compute + export
     figures["ratios"] = {
         "export_vs_seed": _ratio(figures.get("seed_export_s"), figures.get("export_s")),
         "snapshot_warm_vs_seed": _ratio(figures["seed_snapshot"]["p50_ms"],
                                         figures["snapshot_warm"]["p50_ms"]),
         "alerts_warm_vs_seed": _ratio(figures["seed_alerts_latest"]["p50_ms"],
                                       figures["alerts_latest_warm"]["p50_ms"]),
+        "build_orjson_vs_duckdb_json": _ratio(figures.get("build_duckdb_json_s"),
+                                              figures.get("build_orjson_s")),
     }  # fmt: skip
+    figures["goals"] = goals(figures)
     return figures
+
+
+# Issue 13's goals (full size, this 2-core machine): (label, figure, bound, "<=" or ">=").
+GOALS: tuple[tuple[str, Callable[[dict[str, Any]], float | None], float, str], ...] = (
+    ("backfill", lambda f: f["backfill_s"], 20.0, "<="),
+    ("collect + flush + compute + export", lambda f: f["pipeline_s"], 10.0, "<="),
+    ("export", lambda f: f["export_s"], 3.0, "<="),
+    ("export vs seed-style", lambda f: f["ratios"]["export_vs_seed"], 10.0, ">="),
+    ("delta export, nothing new", lambda f: f["delta_export_s"], 0.5, "<="),
+    ("chain bytes per contract", lambda f: f["chain_bytes_per_contract"], 120.0, "<="),
+    ("snapshot cold p99 (ms)", lambda f: f["snapshot_cold"]["p99_ms"], 10.0, "<="),
+    ("/alerts filters warm p99 (ms)", lambda f: f["alerts_query_warm"]["p99_ms"], 1.0, "<="),
+    ("API cold import (ms, min)", lambda f: f["import_ms"]["min"], 150.0, "<="),
+)
+
+
+def goals(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for label, figure, bound, sense in GOALS:
+        value = figure(figures)
+        met = value is not None and (value <= bound if sense == "<=" else value >= bound)
+        out.append({"goal": label, "value": value, "bound": f"{sense} {bound:g}", "met": met})
+    return out
 
 
 def _ratio(baseline: float | None, ours: float | None) -> float | None:
@@ -352,27 +578,44 @@ def table(figures: dict[str, Any]) -> str:
     f = figures
     rows = [
         ("tickers / contracts", f"{f['tickers']:,} / {f['contracts']:,}"),
-        ("backfill (history)", f"{f['backfill_s']:.2f} s"),
-        ("collect + flush", f"{f['collect_flush_s']:.2f} s"),
+        ("backfill (history)", f"{f['backfill_s']:.2f} s (market data "
+                               f"{f['backfill_provider_s']:.2f} s)"),
+        ("collect + flush", f"{f['collect_flush_s']:.2f} s (market data "
+                            f"{f['collect_provider_s']:.2f} s)"),
         ("compute (features, alerts)", _s(f.get("compute_s"))),
         ("export (ours)", f"{f['export_s']:.2f} s, {f['export_writes']} writes, "
                           f"{f['export_bytes'] / 1e6:.1f} MB, {f['export_objects']} objects"),
+        ("  bytes per contract", f"{f['chain_bytes_per_contract']} (chain documents), "
+                                 f"{f['ticker_bytes_per_contract']} (with history documents)"),
         ("export, delta (no change)", f"{f['delta_export_s']:.2f} s, "
                                       f"{f['delta_export_writes']} writes"),
         ("gzip of chain documents", f"+{f['gzip_chains_s']:.2f} s → "
                                     f"{f['gzip_chains_bytes'] / 1e6:.1f} MB"),
+        ("chains built by DuckDB JSON", f"{f['build_duckdb_json_s']:.2f} s, "
+                                        f"{f['build_duckdb_json_bytes'] / 1e6:.1f} MB"),
+        ("chains built by orjson (ours)", f"{f['build_orjson_s']:.2f} s, "
+                                          f"{f['build_orjson_bytes'] / 1e6:.1f} MB "
+                                          f"({f['ratios']['build_orjson_vs_duckdb_json']}×)"),
         ("export (seed-style)", f"{f['seed_export_s']:.2f} s, {f['seed_export_writes']} writes, "
                                 f"{f['seed_export_bytes'] / 1e6:.1f} MB"),
         ("  ratio seed / ours", f"{f['ratios']['export_vs_seed']}×"),
+        ("API cold import", f"{f['import_ms']['min']:.0f} ms min, "
+                            f"{f['import_ms']['median']:.0f} ms median (n={f['import_ms']['n']})"),
+        ("  new process: import, first snapshot", f"{f['cold_start_ms']['import']:.0f} ms, "
+                                                  f"{f['cold_start_ms']['first_request']:.0f} ms"),
         ("snapshot cold p50 / p99", _p(f["snapshot_cold"])),
         ("snapshot warm p50 / p99", _p(f["snapshot_warm"])),
+        ("snapshot warm, gzip p50 / p99", _p(f["snapshot_warm_gzip"])),
         ("snapshot seed-style p50 / p99", _p(f["seed_snapshot"])),
         ("  ratio seed / ours (warm p50)", f"{f['ratios']['snapshot_warm_vs_seed']}×"),
         (f"/alerts/latest ({f['alerts_rows']:,} alerts) warm", _p(f["alerts_latest_warm"])),
+        ("/alerts?… filters warm", _p(f["alerts_query_warm"])),
         ("/alerts/latest seed-style", _p(f["seed_alerts_latest"])),
         ("  ratio seed / ours (p50)", f"{f['ratios']['alerts_warm_vs_seed']}×"),
-        ("peak RSS writer / reader", f"{f['writer_peak_rss_mb']:.0f} MB / "
-                                     f"{f['reader_peak_rss_mb']:.0f} MB"),
+        ("peak RSS backfill / collect / compute", f"{f['backfill_peak_rss_mb']:.0f} / "
+         f"{f['collect_peak_rss_mb']:.0f} / {f['compute_peak_rss_mb']:.0f} MB"),
+        ("peak RSS export / reader", f"{f['export_peak_rss_mb']:.0f} MB (with delta "
+         f"{f['writer_peak_rss_mb']:.0f}) / {f['reader_peak_rss_mb']:.0f} MB"),
         ("Option B read-only opens", f"{f['option_b_errors']}/{f['option_b_requests']} failed "
          f"({f['option_b_error_rate']:.1%}) {f['option_b_error_kinds']}"),
         ("Option B writer", f"{f['option_b_writer_cycles']} cycles, "
@@ -381,6 +624,11 @@ def table(figures: dict[str, Any]) -> str:
     width = max(len(r[0]) for r in rows)
     lines = [f"size: {f['size']}  ({f['machine']['cpus']} CPUs, Python {f['machine']['python']})"]
     lines += [f"{name.ljust(width)}  {value}" for name, value in rows]
+    lines += ["", "goals (issue 13, full size):"]
+    for g in f["goals"]:
+        value = "n/a" if g["value"] is None else f"{g['value']:g}"
+        lines.append(f"  {g['goal'].ljust(38)} {value:>10}  {g['bound']:>8}  "
+                     f"{'met' if g['met'] else 'NOT met'}")  # fmt: skip
     return "\n".join(lines)
 
 

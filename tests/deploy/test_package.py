@@ -255,6 +255,14 @@ def test_writer_functions_are_not_retried(template: dict) -> None:
     assert set(configs) <= set(functions(template)), "EventInvokeConfig for an unknown function"
 
 
+def test_the_api_passes_gzip_bodies_to_every_client(template: dict) -> None:
+    """The app gzips bodies itself and sends them base64 (``isBase64Encoded``); API Gateway
+    decodes such a body only when the binary media types match the client's first Accept
+    type, and browsers send ``*/*``: so every type is binary (text bodies pass unchanged)."""
+    swagger = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    assert swagger["x-amazon-apigateway-binary-media-types"] == ["*/*"]
+
+
 def test_api_handler_is_not_throttled_to_one(template: dict) -> None:
     assert "ReservedConcurrentExecutions" not in functions(template)[API_HANDLER]
 

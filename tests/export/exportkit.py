@@ -32,12 +32,11 @@ T1 = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)  # the session store's one collec
 T2 = datetime(2026, 11, 30, 20, 0, tzinfo=UTC)  # the next trading day, in session
 # The JSON documents of a generation (the data kinds and the delivery status), and with them
 # every latest document, the Atom feed of alerts included.
-LATEST = {kind: fmt.document_key(kind) for kind in (*fmt.KINDS, fmt.DELIVERY_KIND)}
-PUBLISHED = {kind: fmt.document_key(kind) for kind in fmt.PUBLISHED_KINDS}
-ROWS_FIELD = {"alerts": "alerts", "chains": "chains", "scans": "scans", "features": "features",
-              "delivery": "sinks"}  # fmt: skip
+LATEST = {kind: fmt.latest_key(kind) for kind in (*fmt.KINDS, fmt.DELIVERY_KIND)}
+PUBLISHED = {kind: fmt.latest_key(kind) for kind in fmt.PUBLISHED_KINDS}
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
-ARCHIVE_KEY = re.compile(r"^archive/([a-z]+)_(\d{8}_\d{6})(_\d+)?\.(?:json|atom)\.gz$")
+# archive/<kind>_<generation id>.json.gz (.atom.gz for the feed), the id NNNNNNNN-YYYYMMDDTHHMMSSZ
+ARCHIVE_KEY = re.compile(r"^archive/([a-z]+)_((\d{8})-(\d{8}T\d{6})Z)\.(?:json|atom)\.gz$")
 RESULT_FIELDS = {
     "kind",
     "ok",
@@ -255,33 +254,87 @@ def assert_recoverable(storage: Storage, manifest: Manifest) -> dict[str, bytes]
     return {key: published_bytes(storage, manifest, key) for key in manifest.documents}
 
 
+_VALIDATED: set[str] = set()  # sha256 of documents already checked against their contract
+
+
 def assert_complete(storage: Storage, manifest: Manifest) -> dict[str, bytes]:
-    """Stricter: every document is the stored object itself, and each kind's archive (the
-    manifest's too) holds the same bytes as the latest document of that generation."""
+    """Stricter: every document is the stored object itself, keeps its contract, and each
+    kind's archive (the manifest's too) holds the same bytes as the latest document of that
+    generation."""
     found = {}
     for key, entry in manifest.documents.items():
         data = storage.get(key).data
         assert fmt.sha256(data) == entry.sha256, key
         assert len(data) == entry.bytes, key
+        if entry.sha256 not in _VALIDATED and (contract := _document_kind(key)) is not None:
+            check_document(data, contract)
+            _VALIDATED.add(entry.sha256)
         if (kind := kind_of(key)) is not None and entry.generation == manifest.generation:
             assert gunzip(storage, manifest.archives[kind]) == data, kind
         found[key] = data
     return found
 
 
+def add_scan(store: Any, when: datetime) -> None:
+    """A scan recorded at ``when``: ``scans.json`` has new content at the next export."""
+    store.record_scan({"scan_id": f"scan_test_{when:%Y%m%dT%H%M%S}", "started_at": when,
+                       "finished_at": when, "status": "completed", "tickers_scanned": 1,
+                       "chains_collected": 0, "alerts_generated": 0, "runtime_seconds": 0.1,
+                       "errors": []})  # fmt: skip
+
+
+def add_alert(store: Any, when: datetime) -> None:
+    """An alert created at ``when``: ``alerts.json`` has new content at the next export."""
+    store.rows(
+        "INSERT INTO alerts VALUES (?, 'scan_test', 'JPM', 'low_iv', 55.0, '{}', "
+        "'{\"summary\": \"test\"}', '[]', ?)",
+        [f"test-alert-{when:%Y%m%dT%H%M%S}", when.astimezone(UTC).replace(tzinfo=None)],
+    )
+
+
 def check_document(data: bytes, kind: str, generation: str | None = None) -> dict[str, Any]:
-    """A strict-JSON object with the common header, ISO 8601 Z times, and ``count`` rows."""
-    doc = strict_loads(data)
-    assert isinstance(doc, dict)
-    assert doc["kind"] == kind
-    assert fmt.generation_order(doc["generation"]) > ("", -1), doc["generation"]
+    """A document that keeps its contract (``exportformat.validate``: types, no unknown field,
+    every column ``count`` long), parses as strictly as a browser, and has the common header."""
+    doc = fmt.validate(data, kind)
+    assert strict_loads(data) == doc
+    assert doc["kind"] == kind and doc["schema_version"] == fmt.SCHEMA_VERSION
+    assert fmt.generation_order(doc["generation"]) > 0, doc["generation"]
     if generation is not None:
         assert doc["generation"] == generation
     assert ISO_Z.match(doc["generated_at"]), doc["generated_at"]
-    rows = doc["contracts"] if kind == "chain" else doc[ROWS_FIELD[kind]]
-    assert isinstance(rows, list)
-    assert doc["count"] == len(rows)
     return doc
+
+
+def index_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a ``chains.json`` (columnar) document."""
+    return fmt.table_rows(doc["columns"], list(doc["columns"]))
+
+
+def contracts_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """A chain document's contracts as rows, with expiration and right."""
+    columns = doc["columns"]
+    rows = fmt.table_rows(columns, fmt.CONTRACT_COLUMNS)
+    for row, expiration, right in zip(
+        rows, fmt.expand_runs(columns["expiration"]), fmt.expand_runs(columns["right"]),
+        strict=True,
+    ):  # fmt: skip
+        row["expiration"], row["right"] = expiration, right
+    return rows
+
+
+def _document_kind(key: str) -> str | None:
+    """The contract of a document key; None for the Atom feed (tests/delivery checks it)."""
+    if key == fmt.FEED_KEY:
+        return None
+    kinds = {fmt.latest_key(kind): kind for kind in (*fmt.KINDS, fmt.DELIVERY_KIND)}
+    return kinds.get(key) or ("chain" if key.startswith(fmt.CHAINS_PREFIX) else "history")
+
+
+def assert_documents_keep_their_contracts(storage: Storage, manifest: Manifest) -> None:
+    """Every document the manifest names validates against its contract."""
+    for key in manifest.documents:
+        if (contract := _document_kind(key)) is not None:
+            check_document(published_bytes(storage, manifest, key), contract)
 
 
 def sibling(storage: Storage, name: str) -> Storage:

@@ -12,6 +12,8 @@ from exportkit import (
     Clock,
     CrashingStorage,
     SimulatedCrash,
+    add_alert,
+    add_scan,
     assert_complete,
     assert_recoverable,
     keys,
@@ -28,19 +30,22 @@ def _stamps(storage: Storage, kind: str) -> set[datetime]:
     found = set()
     for key in keys(storage, f"archive/{kind}_"):
         parsed = fmt.parse_archive_key(key)
-        assert parsed is not None and parsed[0] == kind
-        found.add(parsed[1])
+        assert parsed is not None and parsed.kind == kind
+        found.add(parsed.when)
     return found
 
 
 @pytest.mark.parametrize(("days", "hours_apart"), [(2, 12), (0, 1)])
 def test_archives_past_retention_go_but_the_newest_three_per_kind_stay(
-    storage: Storage, make_small_exporter, clock: Clock, days: int, hours_apart: int
+    storage: Storage, make_small_exporter, small_store, clock: Clock, days: int, hours_apart: int
 ) -> None:
+    """A scan every export: scans are rebuilt (and archived) each time, as is the manifest;
+    the other kinds are unchanged, so their one archive stays (the manifest names it)."""
     exporter = make_small_exporter(archive_retention_days=str(days))
     published: list[datetime] = []
     for _ in range(9):
         clock.advance(hours=hours_apart)
+        add_scan(small_store, clock.now - timedelta(minutes=1))
         exporter.export_all()
         published.append(clock.now)
         manifest = manifest_of(storage)
@@ -48,25 +53,32 @@ def test_archives_past_retention_go_but_the_newest_three_per_kind_stay(
         cutoff = clock.now - timedelta(days=days)
         expected = {when for when in published if when >= cutoff}
         expected |= set(published[-KEEP_ARCHIVES:])
-        for kind in [*fmt.KINDS, "manifest"]:
+        for kind in ("scans", "manifest"):
             assert _stamps(storage, kind) == expected, kind
+        for kind in ("alerts", "chains", "features"):
+            assert _stamps(storage, kind) == {published[0]}, kind
+            assert keys(storage, f"archive/{kind}_") == {manifest.archives[kind]}
     assert len(expected) == (5 if days else KEEP_ARCHIVES)  # both rules were exercised
 
 
 def test_retention_keeps_the_archives_the_manifest_names(
-    storage: Storage, make_small_exporter, clock: Clock, monkeypatch
+    storage: Storage, make_small_exporter, small_store, clock: Clock, monkeypatch
 ) -> None:
     exporter = make_small_exporter(archive_retention_days="0")
     exporter.export_all()
     first = manifest_of(storage)
-    # Three exports die after writing their archives: each kind gets newer, orphan archives.
+    # Three exports die after writing their archives: alerts and scans (new content each
+    # time) get newer, orphan archives.
     for _ in range(3):
         clock.advance(minutes=5)
+        add_alert(small_store, clock.now)
+        add_scan(small_store, clock.now)
         with pytest.raises(SimulatedCrash):
             make_small_exporter(CrashingStorage(storage, key=LATEST["alerts"])).export_all()
     # Then alerts start failing, so the manifest keeps naming the first alerts archive.
     monkeypatch.setattr(JSONExporter, "_alerts", lambda *a, **k: 1 / 0)
     clock.advance(minutes=5)
+    add_scan(small_store, clock.now)
     results = exporter.export_all()
     assert not results["alerts"].ok
 
@@ -97,7 +109,14 @@ def test_chain_documents_go_once_the_newest_three_generations_do_not_name_them(
         referenced = {key for m in kept for key in m.chains.values()}
         assert keys(storage, fmt.CHAINS_PREFIX) == referenced
         assert len(referenced) == len(SMALL_WATCHLIST) * len(kept)
+        histories = {key for m in kept for key in m.histories.values()}
+        assert keys(storage, fmt.HISTORY_PREFIX) == histories
         for m in kept:  # every generation a reader may still hold can serve its chains
             for key in m.chains.values():
                 assert fmt.sha256(storage.get(key).data) == m.documents[key].sha256
     assert not set(generations[0].chains.values()) & keys(storage)
+    # The histories moved on once, with the session, and are shared by the later generations.
+    assert not set(generations[0].histories.values()) & keys(storage)
+    assert len({key for m in generations[1:] for key in m.histories.values()}) == len(
+        SMALL_WATCHLIST
+    )

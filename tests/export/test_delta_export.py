@@ -1,9 +1,11 @@
-"""Delta export: per-ticker documents are rewritten only when their data changed."""
+"""Delta export: per-ticker documents are rewritten only when their data changed, and only
+trusted while they are still in the storage as written (finding 4 of issue 15)."""
 
 from __future__ import annotations
 
 from exportkit import (
     LATEST,
+    PUBLISHED,
     T2,
     WATCHLIST,
     Clock,
@@ -11,6 +13,7 @@ from exportkit import (
     assert_complete,
     check_document,
     env_for,
+    index_rows,
     keys,
     manifest_of,
 )
@@ -20,7 +23,7 @@ from chalicelib.config import load_settings
 from chalicelib.storage.base import Storage
 from chalicelib.write.scheduler import Scheduler
 
-MAX_WRITES = len(WATCHLIST) + 20  # the write budget of one export
+MAX_WRITES = 2 * len(WATCHLIST) + 20  # the write budget of one export (chain + history)
 
 
 def test_an_export_without_new_snapshots_rewrites_no_chain_document(
@@ -28,27 +31,40 @@ def test_an_export_without_new_snapshots_rewrites_no_chain_document(
 ) -> None:
     make_exporter().export_all()
     first = manifest_of(storage)
-    versions = {key: storage.head(key) for key in first.chains.values()}
+    per_ticker = [*first.chains.values(), *first.histories.values()]
+    versions = {key: storage.head(key) for key in per_ticker}
 
     clock.advance(minutes=5)
     counting = WrappedStorage(storage)
     results = make_exporter(counting).export_all()
     second = manifest_of(storage)
 
-    assert results["chains"].ok
-    assert results["chains"].keys_skipped == len(WATCHLIST)
-    assert results["chains"].keys_written == 2  # its archive and chains.json
-    assert not [key for key in counting.puts if key.startswith(fmt.CHAINS_PREFIX)]
-    assert second.chains == first.chains
-    for key in first.chains.values():
+    assert all(result.ok for result in results.values())
+    assert results["chains"].keys_skipped == 2 * len(WATCHLIST) + 1  # and chains.json
+    rewritten = {kind: r.keys_written for kind, r in results.items() if r.keys_written}
+    assert rewritten == {fmt.DELIVERY_KIND: 2}  # the status names the generation releasing alerts
+    assert not [key for key in counting.puts if key.startswith(fmt.TICKER_PREFIXES)]
+    assert second.chains == first.chains and second.histories == first.histories
+    for key in per_ticker:
         assert second.documents[key] == first.documents[key]  # same sha, same generation
         assert second.documents[key].generation == first.generation
         assert storage.head(key) == versions[key]  # the object itself was not touched
-    assert len(counting.puts) == second.storage_writes == 2 * len(fmt.PUBLISHED_KINDS) + 2
+    # Nothing else changed: every other latest document (the feed's too) and its archive stand;
+    # the export writes the delivery status, the manifest and their archives only.
+    delivery = f"archive/{fmt.DELIVERY_KIND}_{second.generation}.json.gz"
+    assert second.archives == {**first.archives, fmt.DELIVERY_KIND: delivery}
+    for kind, key in PUBLISHED.items():
+        assert (second.documents[key] == first.documents[key]) is (kind != fmt.DELIVERY_KIND)
+    assert sorted(counting.puts) == sorted(
+        [delivery, fmt.DELIVERY_KEY, f"archive/manifest_{second.generation}.json.gz",
+         fmt.MANIFEST_KEY]
+    )  # fmt: skip
+    assert counting.puts[-1] == fmt.MANIFEST_KEY
+    assert second.storage_writes == 4
     assert_complete(storage, second)
     # The index still points at the documents, which still carry their own generation.
-    index = check_document(storage.get(LATEST["chains"]).data, "chains", second.generation)
-    assert {row["ticker"]: row["key"] for row in index["chains"]} == first.chains
+    index = check_document(storage.get(LATEST["chains"]).data, "chains", first.generation)
+    assert {row["ticker"]: row["key"] for row in index_rows(index)} == first.chains
 
 
 def test_a_new_snapshot_rewrites_the_chain_documents(
@@ -63,8 +79,8 @@ def test_a_new_snapshot_rewrites_the_chain_documents(
     results = make_exporter(counting).export_all()
     second = manifest_of(storage)
 
-    assert results["chains"].keys_skipped == 0
-    assert results["chains"].keys_written == 2 + len(WATCHLIST)
+    assert results["chains"].keys_skipped == 0  # a new session: the histories move on too
+    assert results["chains"].keys_written == 2 + 2 * len(WATCHLIST)
     assert set(second.chains) == set(first.chains)
     documents = assert_complete(storage, second)
     for ticker, key in second.chains.items():
@@ -96,10 +112,11 @@ def test_only_the_tickers_with_new_data_are_rewritten(
     results = make_exporter(counting).export_all()
     second = manifest_of(storage)
 
-    assert results["chains"].keys_skipped == len(WATCHLIST) - 1
-    assert results["chains"].keys_written == 3
-    assert [key for key in counting.puts if key.startswith(fmt.CHAINS_PREFIX)] == [
-        second.chains["SPY"]
+    assert results["chains"].keys_skipped == 2 * (len(WATCHLIST) - 1)
+    assert results["chains"].keys_written == 2 + 2
+    assert [key for key in counting.puts if key.startswith(fmt.TICKER_PREFIXES)] == [
+        second.chains["SPY"],
+        second.histories["SPY"],
     ]
     assert second.chains["SPY"] != first.chains["SPY"]
     for ticker in set(WATCHLIST) - {"SPY"}:
@@ -120,3 +137,140 @@ def test_storage_writes_stay_within_budget_over_many_exports(
         exporter.export_all()
         manifest = manifest_of(storage)
         assert len(counting.puts) == manifest.storage_writes <= MAX_WRITES
+
+
+def _later_snapshot_of_the_same_session(store, ticker: str, minutes: int) -> None:
+    """A copy of the ticker's snapshot ``minutes`` later, in the same session (as a collect
+    late in the session would add), with its bid moved so the chain differs."""
+    store.rows(
+        "INSERT INTO chain_snapshots SELECT * REPLACE (as_of + to_minutes(?) AS as_of) "
+        "FROM chain_snapshots WHERE ticker = ?",
+        [minutes, ticker],
+    )
+    store.rows(
+        "INSERT INTO option_quotes SELECT * REPLACE (as_of + to_minutes(?) AS as_of, "
+        "bid + 0.01 AS bid) FROM option_quotes WHERE ticker = ?",
+        [minutes, ticker],
+    )
+
+
+def test_a_later_snapshot_of_the_session_keeps_the_history_document(
+    storage: Storage, make_exporter, clock: Clock, store
+) -> None:
+    make_exporter().export_all()
+    first = manifest_of(storage)
+    _later_snapshot_of_the_same_session(store, "SPY", 10)
+
+    clock.advance(minutes=15)
+    counting = WrappedStorage(storage)
+    results = make_exporter(counting).export_all()
+    second = manifest_of(storage)
+
+    assert second.chains["SPY"] != first.chains["SPY"]
+    assert second.histories == first.histories  # history changes once a session, not a snapshot
+    assert [key for key in counting.puts if key.startswith(fmt.TICKER_PREFIXES)] == [
+        second.chains["SPY"]
+    ]
+    assert results["chains"].keys_skipped == 2 * len(WATCHLIST) - 1
+    assert_complete(storage, second)
+
+
+def test_a_rebackfill_rewrites_the_history_document(
+    storage: Storage, make_exporter, clock: Clock, store
+) -> None:
+    make_exporter().export_all()
+    first = manifest_of(storage)
+    day = store.rows(
+        "SELECT min(day) + 30 FROM daily_history WHERE ticker = 'JPM' AND source = 'backfill'"
+    )[0][0]
+    store.rows(  # a backfill again, from a source that disagrees about one close
+        "UPDATE daily_history SET close = close + 1 WHERE ticker = 'JPM' AND day = ?", [day]
+    )
+
+    clock.advance(minutes=5)
+    make_exporter().export_all()
+    second = manifest_of(storage)
+
+    assert second.histories["JPM"] != first.histories["JPM"]
+    assert second.chains == first.chains
+    assert {t: k for t, k in second.histories.items() if t != "JPM"} == {
+        t: k for t, k in first.histories.items() if t != "JPM"
+    }
+    history = check_document(storage.get(second.histories["JPM"]).data, "history")
+    old = check_document(storage.get(first.histories["JPM"]).data, "history")
+    changed = [
+        i
+        for i, (a, b) in enumerate(
+            zip(history["columns"]["underlying_price"], old["columns"]["underlying_price"],
+                strict=True)
+        )
+        if a != b
+    ]  # fmt: skip
+    assert len(changed) == 1 and history["columns"]["close_at"][changed[0]].startswith(str(day))
+
+
+def test_deleted_per_ticker_documents_are_written_again(
+    storage: Storage, make_exporter, clock: Clock
+) -> None:
+    """Before: the next export skipped them (same fingerprints) and published a manifest
+    naming documents that were gone, so cold readers served nothing until the data changed."""
+    make_exporter().export_all()
+    first = manifest_of(storage)
+    gone = [*first.chains.values(), first.histories["SPY"]]
+    storage.delete_many(gone)
+
+    clock.advance(minutes=5)
+    results = make_exporter().export_all()
+    second = manifest_of(storage)
+
+    assert results["chains"].keys_skipped == len(WATCHLIST) - 1  # the other histories
+    assert_complete(storage, second)  # every document it names is there, as named
+    for key in gone:
+        assert key not in second.documents or storage.head(key) is not None
+    assert set(second.chains.values()).isdisjoint(first.chains.values())  # rebuilt, new keys
+
+
+def test_a_damaged_document_of_the_same_size_is_repaired_within_the_hour(
+    storage: Storage, make_exporter, clock: Clock
+) -> None:
+    make_exporter().export_all()
+    first = manifest_of(storage)
+    key = first.chains["SPY"]
+    data = bytearray(storage.get(key).data)
+    data[len(data) // 2] ^= 0x01  # one flipped bit: same size, wrong checksum
+    storage.put(key, bytes(data))
+
+    clock.advance(minutes=5)  # the hourly verification is not due: a stat cannot see it
+    make_exporter().export_all()
+    assert manifest_of(storage).chains["SPY"] == key
+
+    clock.advance(hours=1)
+    make_exporter().export_all()
+    repaired = manifest_of(storage)
+    assert repaired.chains["SPY"] != key
+    assert repaired.verified_at == clock.now
+    assert_complete(storage, repaired)
+    clock.advance(minutes=5)  # verified: the next export trusts what it checked
+    counting = WrappedStorage(storage)
+    make_exporter(counting).export_all()
+    assert not [k for k in counting.puts if k.startswith(fmt.TICKER_PREFIXES)]
+    assert manifest_of(storage).verified_at == repaired.verified_at
+
+
+def test_an_unchanged_latest_document_that_went_missing_is_written_again(
+    storage: Storage, make_exporter, clock: Clock
+) -> None:
+    make_exporter().export_all()
+    first = manifest_of(storage)
+    storage.delete(LATEST["alerts"])
+
+    clock.advance(minutes=5)
+    counting = WrappedStorage(storage)
+    results = make_exporter(counting).export_all()
+    second = manifest_of(storage)
+
+    assert results["alerts"].keys_written == 2
+    assert second.archives["alerts"] != first.archives["alerts"]
+    assert second.documents[LATEST["alerts"]].generation == second.generation
+    assert {LATEST["alerts"], second.archives["alerts"]} <= set(counting.puts)
+    assert_complete(storage, second)

@@ -15,9 +15,12 @@ from exportkit import (
     WATCHLIST,
     Clock,
     WrappedStorage,
+    add_scan,
     assert_complete,
+    assert_documents_keep_their_contracts,
     check_document,
     gunzip,
+    index_rows,
     keys,
     manifest_of,
     sibling,
@@ -39,28 +42,32 @@ def test_export_all_publishes_the_documented_layout(
     manifest = manifest_of(storage)
     stored = keys(storage)
     assert set(PUBLISHED.values()) | {fmt.MANIFEST_KEY} <= stored
-    # One per-ticker document per ticker, under chains/<TICKER>/, named by the manifest.
-    assert set(manifest.chains) == set(WATCHLIST)
-    for ticker, key in manifest.chains.items():
-        assert key.startswith(f"chains/{ticker}/") and key.endswith(".json")
-        assert key.count("/") == 2
-    assert keys(storage, fmt.CHAINS_PREFIX) == set(manifest.chains.values())
-    # One gzip archive per kind and one of the manifest; nothing else anywhere.
+    # One chain and one history document per ticker, under chains/<TICKER>/ and
+    # daily/<TICKER>/, named by the manifest.
+    assert set(manifest.chains) == set(manifest.histories) == set(WATCHLIST)
+    for prefix, named in (("chains", manifest.chains), ("daily", manifest.histories)):
+        for ticker, key in named.items():
+            assert key.startswith(f"{prefix}/{ticker}/") and key.endswith(".json")
+            assert key.count("/") == 2
+        assert keys(storage, f"{prefix}/") == set(named.values())
+    per_ticker = set(manifest.chains.values()) | set(manifest.histories.values())
+    # One gzip archive per kind and one of the manifest, named by the generation; nothing else.
     archives = keys(storage, fmt.ARCHIVE_PREFIX)
     matches = [ARCHIVE_KEY.match(key) for key in archives]
     assert all(matches), archives
     assert sorted(m.group(1) for m in matches if m) == sorted([*fmt.PUBLISHED_KINDS, "manifest"])
-    assert f"archive/feed_{clock.now:%Y%m%d_%H%M%S}.atom.gz" in archives  # the feed is XML
-    assert {m.group(2) for m in matches if m} == {f"{clock.now:%Y%m%d_%H%M%S}"}
-    assert stored == set(PUBLISHED.values()) | {fmt.MANIFEST_KEY} | archives | set(
-        manifest.chains.values()
-    )
+    assert f"archive/feed_{manifest.generation}.atom.gz" in archives  # the feed is XML
+    assert {m.group(2) for m in matches if m} == {manifest.generation}
+    assert manifest.generation == f"00000001-{clock.now:%Y%m%dT%H%M%S}Z"
+    assert stored == set(PUBLISHED.values()) | {fmt.MANIFEST_KEY} | archives | per_ticker
     assert set(manifest.archives) == set(fmt.PUBLISHED_KINDS)
     assert set(manifest.archives.values()) < archives
 
-    # Checksums and sizes match the stored bytes exactly; archives hold the same bytes.
+    # Checksums and sizes match the stored bytes exactly; archives hold the same bytes; every
+    # document keeps its contract.
     documents = assert_complete(storage, manifest)
-    assert set(documents) == set(PUBLISHED.values()) | set(manifest.chains.values())
+    assert set(documents) == set(PUBLISHED.values()) | per_ticker
+    assert_documents_keep_their_contracts(storage, manifest)
     for kind, key in LATEST.items():
         doc = check_document(documents[key], kind, manifest.generation)
         assert doc["generated_at"] == fmt.iso(clock.now)
@@ -69,14 +76,21 @@ def test_export_all_publishes_the_documented_layout(
     assert feed.tag == "{http://www.w3.org/2005/Atom}feed"
     assert manifest.documents[fmt.FEED_KEY].rows == len(feed.findall(f"{feed.tag[:-4]}entry"))
     index = check_document(documents["chains.json"], "chains")
-    assert [row["ticker"] for row in index["chains"]] == sorted(WATCHLIST)
-    for row in index["chains"]:
+    rows = index_rows(index)
+    assert [row["ticker"] for row in rows] == sorted(WATCHLIST)
+    for row in rows:
         assert row["key"] == manifest.chains[row["ticker"]]
+        assert row["history_key"] == manifest.histories[row["ticker"]]
         chain = check_document(documents[row["key"]], "chain", manifest.generation)
         assert chain["ticker"] == row["ticker"]
         assert chain["count"] == row["contracts"] == manifest.documents[row["key"]].rows > 0
+        assert row["expirations"] == len(chain["expirations"]) > 0
         assert ISO_Z.match(chain["as_of"])
-        assert {"history", "features", "expirations", "underlying_price"} <= set(chain)
+        assert chain["session"] is not None and chain["features"] is not None
+        history = check_document(documents[row["history_key"]], "history", manifest.generation)
+        assert history["ticker"] == row["ticker"]
+        assert history["count"] == manifest.documents[row["history_key"]].rows > 0
+        assert max(history["columns"]["close_at"]) < chain["session"]["close_at"]
     archived_manifest = [key for key in archives if key.startswith("archive/manifest_")]
     assert gunzip(storage, archived_manifest[0]) == storage.get(fmt.MANIFEST_KEY).data
 
@@ -94,7 +108,7 @@ def test_export_all_publishes_the_documented_layout(
         assert result.bytes >= manifest.documents[PUBLISHED[kind]].bytes
         assert result.duration_ms >= 0
         assert manifest.results[kind] == result
-    assert results["chains"].keys_written == 2 + len(WATCHLIST)
+    assert results["chains"].keys_written == 2 + 2 * len(WATCHLIST)
     singles = set(fmt.PUBLISHED_KINDS) - {"chains"}
     assert results["chains"].bytes == sum(map(len, documents.values())) - sum(
         len(documents[PUBLISHED[k]]) for k in singles
@@ -102,8 +116,11 @@ def test_export_all_publishes_the_documented_layout(
     assert all(results[k].keys_written == 2 for k in singles)
 
 
+REBUILT = ("scans", fmt.DELIVERY_KIND)
+
+
 def test_a_second_export_adds_archives_and_a_generation(
-    storage: Storage, exporter, clock: Clock
+    storage: Storage, exporter, store, clock: Clock
 ) -> None:
     exporter.export_all()
     first = manifest_of(storage)
@@ -111,58 +128,59 @@ def test_a_second_export_adds_archives_and_a_generation(
     first_archives = keys(storage, fmt.ARCHIVE_PREFIX)
 
     clock.advance(minutes=5)
+    add_scan(store, clock.now - timedelta(minutes=1))  # new content for scans only
     exporter.export_all()
     second = manifest_of(storage)
     assert_complete(storage, second)
-    assert fmt.generation_order(second.generation) > fmt.generation_order(first.generation)
+    assert fmt.generation_order(second.generation) == fmt.generation_order(first.generation) + 1
     assert second.previous_generation == first.generation
     archives = keys(storage, fmt.ARCHIVE_PREFIX)
-    assert first_archives < archives
-    assert len(archives) == 2 * len(first_archives)
+    # A new archive for the rebuilt kinds (the new scan's, and the delivery status, which every
+    # export rewrites) and the manifest; the others keep theirs.
+    assert archives - first_archives == {
+        f"archive/{kind}_{second.generation}.json.gz" for kind in (*REBUILT, "manifest")
+    }
     # The first generation's archives are untouched and still hold its latest documents.
     for kind, archive in first.archives.items():
         assert gunzip(storage, archive) == first_docs[PUBLISHED[kind]]
-        assert second.archives[kind] != archive
+        assert (second.archives[kind] != archive) is (kind in REBUILT)
     for kind in fmt.KINDS:
-        assert check_document(storage.get(LATEST[kind]).data, kind)["generation"] == (
-            second.generation
-        )
+        wrote = second.generation if kind == "scans" else first.generation
+        assert check_document(storage.get(LATEST[kind]).data, kind)["generation"] == wrote
+        assert second.documents[LATEST[kind]].generation == wrote
 
 
 def test_exports_in_the_same_second_do_not_overwrite_archives(
-    storage: Storage, exporter, clock: Clock
+    storage: Storage, exporter, store, clock: Clock
 ) -> None:
+    add_scan(store, clock.now - timedelta(minutes=2))
     exporter.export_all()
     first = manifest_of(storage)
     first_docs = assert_complete(storage, first)
+    add_scan(store, clock.now - timedelta(minutes=1))
     exporter.export_all()  # the clock has not moved
     second = manifest_of(storage)
     second_docs = assert_complete(storage, second)
 
-    assert second.generation != first.generation
-    stamp = f"{clock.now:%Y%m%d_%H%M%S}"
-    for kind in [*fmt.KINDS, "manifest"]:
-        assert f"archive/{kind}_{stamp}.json.gz" in keys(storage, fmt.ARCHIVE_PREFIX)
-        assert f"archive/{kind}_{stamp}_1.json.gz" in keys(storage, fmt.ARCHIVE_PREFIX)
-    for kind in fmt.KINDS:
-        assert first.archives[kind] == f"archive/{kind}_{stamp}.json.gz"
-        assert second.archives[kind] == f"archive/{kind}_{stamp}_1.json.gz"
-        old, new = gunzip(storage, first.archives[kind]), gunzip(storage, second.archives[kind])
-        assert old == first_docs[LATEST[kind]]
-        assert new == second_docs[LATEST[kind]]
-        assert old != new  # each carries its own generation
-    assert strict_loads(gunzip(storage, f"archive/manifest_{stamp}.json.gz"))["generation"] == (
-        first.generation
-    )
+    stamp = f"{clock.now:%Y%m%dT%H%M%S}Z"
+    assert (first.generation, second.generation) == (f"00000001-{stamp}", f"00000002-{stamp}")
+    for kind, manifest, docs in (("scans", first, first_docs), ("scans", second, second_docs)):
+        assert manifest.archives[kind] == f"archive/{kind}_{manifest.generation}.json.gz"
+        assert gunzip(storage, manifest.archives[kind]) == docs[LATEST[kind]]
+    assert first_docs[LATEST["scans"]] != second_docs[LATEST["scans"]]
+    for manifest in (first, second):
+        archived = gunzip(storage, f"archive/manifest_{manifest.generation}.json.gz")
+        assert strict_loads(archived)["generation"] == manifest.generation
 
 
 def test_generations_and_archives_sort_in_publication_order_when_the_clock_steps_back(
-    storage: Storage, exporter, clock: Clock
+    storage: Storage, exporter, store, clock: Clock
 ) -> None:
     start = clock.now
     published = []
     for offset in (0, -60, -2 * 24 * 60, 1, 1):  # minutes from the first export
         clock.now = start + timedelta(minutes=offset)
+        add_scan(store, start + timedelta(seconds=len(published)))  # scans are rebuilt
         exporter.export_all()
         manifest = manifest_of(storage)
         assert_complete(storage, manifest)
@@ -175,9 +193,9 @@ def test_generations_and_archives_sort_in_publication_order_when_the_clock_steps
     for before, after in itertools.pairwise(published):
         assert after.previous_generation == before.generation
     # Archives sort in publication order as well, so "newest" means "published last".
-    for kind in fmt.KINDS:
+    for kind in ("scans", "manifest"):
         assert fmt.archives_newest_first(storage, kind) == [
-            m.archives[kind] for m in reversed(published)
+            f"archive/{kind}_{m.generation}.json.gz" for m in reversed(published)
         ]
     newest = [m.generation for m in fmt.archived_manifests(storage)]
     assert newest == list(reversed(generations))
@@ -204,13 +222,14 @@ def test_batches_and_writer_threads_do_not_change_a_byte(
 ) -> None:
     JSONExporter(store, storage, settings, clock=clock, writers=8).export_all()
     other = sibling(storage, "sequential")
-    monkeypatch.setattr(exporter_module, "CHAIN_BATCH_CONTRACTS", 1)  # one ticker per query
+    monkeypatch.setattr(exporter_module, "CHAIN_BATCH_ROWS", 1)  # one ticker per query
     JSONExporter(store, other, settings, clock=clock, writers=1).export_all()
 
     threaded, sequential = manifest_of(storage), manifest_of(other)
     assert threaded.generation == sequential.generation
     assert threaded.documents == sequential.documents
     assert threaded.chains == sequential.chains
+    assert threaded.histories == sequential.histories
     assert threaded.archives == sequential.archives
     assert keys(storage) == keys(other)
     for key in keys(storage) - {fmt.MANIFEST_KEY, *keys(storage, "archive/manifest_")}:

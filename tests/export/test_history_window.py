@@ -1,4 +1,5 @@
-"""A chain document's daily history covers the whole IV-rank window: 252 sessions and today.
+"""A ticker's daily history (its history document, then its chain's own session) covers the
+whole IV-rank window: 252 sessions and today.
 
 Before: 365 calendar days, which hold only about 250 sessions, so the chart of the history missed
 days that IV rank and percentile were computed over.
@@ -11,6 +12,7 @@ from datetime import date, timedelta
 import pytest
 from exportkit import T1, check_document, manifest_of
 
+from chalicelib import exportformat as fmt
 from chalicelib.domain import calendar as cal
 from chalicelib.storage.base import Storage
 from chalicelib.write.exporter import history_start
@@ -44,9 +46,13 @@ def test_the_served_history_reaches_back_over_the_iv_window(
         [T1.date(), T1.date()],
     )
     make_exporter(analytics=f'{{"iv_window_days": {window}}}').export_all()
-    key = manifest_of(storage).chains["SPY"]
-    chain = check_document(storage.get(key).data, "chain")
-    days = sorted(row["as_of"][:10] for row in chain["history"])
+    manifest = manifest_of(storage)
+    chain = check_document(storage.get(manifest.chains["SPY"]).data, "chain")
+    history = check_document(storage.get(manifest.histories["SPY"]).data, "history")
+    rows = [*fmt.history_rows(history["columns"]), chain["session"]]
+    days = [row["as_of"][:10] for row in rows]
+    assert days == sorted(days)
+    assert history["since"] == days[0]
     first = history_start(T1.date(), window)
     assert days[0] == first.isoformat()
     sessions = set(cal.trading_days_between(first, T1.date()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,8 @@ from exportkit import (
     CrashingStorage,
     FailingStorage,
     SimulatedCrash,
+    add_alert,
+    add_scan,
     assert_complete,
     assert_recoverable,
     keys,
@@ -34,9 +37,14 @@ from chalicelib.write.exporter import JSONExporter
 from chalicelib.write.scheduler import Scheduler
 from chalicelib.write.store import Store
 
-# One export with every chain document changed: its chain documents, one archive per kind,
-# the latest documents, the manifest's archive and the manifest.
-WRITES = len(SMALL_WATCHLIST) + 2 * len(fmt.PUBLISHED_KINDS) + 2
+# The kinds an export rebuilds after a new session's collect: not the alerts and their feed (the
+# detectors are edge-triggered: the second collect's findings were raised by the first), always
+# the delivery status.
+REBUILT = ("chains", "scans", "features", fmt.DELIVERY_KIND)
+# One export with every per-ticker document changed (a new session): its chain and history
+# documents, an archive per rebuilt kind, their latest documents, the manifest's archive and the
+# manifest.
+WRITES = 2 * len(SMALL_WATCHLIST) + 2 * len(REBUILT) + 2
 
 
 @pytest.fixture
@@ -66,7 +74,7 @@ def test_a_crash_at_every_write_leaves_the_previous_generation_whole(
     base = manifest_of(storage)
     base_manifest = storage.get(fmt.MANIFEST_KEY).data
     base_docs = assert_complete(storage, base)
-    Scheduler(small_settings, small_store).collect(T2)  # every document will change
+    Scheduler(small_settings, small_store).collect(T2)  # every per-ticker document changes
 
     crashed_at: list[str] = []
     published = None
@@ -91,23 +99,24 @@ def test_a_crash_at_every_write_leaves_the_previous_generation_whole(
         # The previous generation is still the published one, and every byte of it readable.
         assert storage.get(fmt.MANIFEST_KEY).data == base_manifest
         assert assert_recoverable(storage, base) == base_docs
-        for key in base.chains.values():
+        for key in [*base.chains.values(), *base.histories.values()]:
             assert storage.get(key).data == base_docs[key]
 
     # Every write of the export was a crash point once, in publication-protocol order (the
-    # chain documents in any order when they are written on threads).
+    # per-ticker documents in any order when they are written on threads).
     labels = [_label(key) for key in crashed_at]
-    if writers > 1:
-        labels[1 : 1 + len(SMALL_WATCHLIST)] = sorted(labels[1 : 1 + len(SMALL_WATCHLIST)])
-    assert labels == [
-        "archive:alerts",
+    n = 2 * len(SMALL_WATCHLIST)
+    per_ticker = [
         *(f"chain:{ticker}" for ticker in sorted(SMALL_WATCHLIST)),
-        "archive:chains",
-        "archive:scans",
-        "archive:features",
-        "archive:feed",
-        "archive:delivery",
-        *PUBLISHED.values(),
+        *(f"history:{ticker}" for ticker in sorted(SMALL_WATCHLIST)),
+    ]
+    if writers > 1:  # the k-th write is whichever thread got there first: any of them
+        assert set(labels[:n]) <= set(per_ticker)
+        labels[:n] = per_ticker
+    assert labels == [
+        *per_ticker,
+        *(f"archive:{kind}" for kind in REBUILT),
+        *(PUBLISHED[kind] for kind in REBUILT),
         "archive:manifest",
         fmt.MANIFEST_KEY,
     ]
@@ -119,12 +128,15 @@ def test_a_crash_at_every_write_leaves_the_previous_generation_whole(
     assert published.generation == archived[0]
     assert set(published.chains) == set(SMALL_WATCHLIST)
     assert not set(published.chains.values()) & set(base.chains.values())
+    assert not set(published.histories.values()) & set(base.histories.values())
     if not after:  # a normal export followed the crashes: it rewrote everything, then cleaned
         assert published.storage_writes == WRITES
         assert_complete(storage, published)
-        referenced = {k for m in fmt.archived_manifests(storage, 3) for k in m.chains.values()}
-        assert set(base.chains.values()) <= referenced
-        assert keys(storage, fmt.CHAINS_PREFIX) == referenced
+        kept = list(fmt.archived_manifests(storage, 3))
+        for prefix, named in ((fmt.CHAINS_PREFIX, "chains"), (fmt.HISTORY_PREFIX, "histories")):
+            referenced = {k for m in kept for k in getattr(m, named).values()}
+            assert set(getattr(base, named).values()) <= referenced
+            assert keys(storage, prefix) == referenced
     # And exporting carries on normally from whatever the crashes left.
     clock.advance(minutes=1)
     results = JSONExporter(small_store, storage, small_settings, clock=clock).export_all()
@@ -140,6 +152,8 @@ def _label(key: str) -> str:
         return "archive:" + key.removeprefix(fmt.ARCHIVE_PREFIX).split("_")[0]
     if key.startswith(fmt.CHAINS_PREFIX):
         return "chain:" + key.split("/")[1]
+    if key.startswith(fmt.HISTORY_PREFIX):
+        return "history:" + key.split("/")[1]
     return key
 
 
@@ -168,7 +182,7 @@ def test_a_failing_write_at_any_point_never_publishes_a_broken_generation(
         published = manifest_of(storage)
         if results is None:
             # The error escaped while latest documents or the manifest were being written.
-            assert not failing.failed_on.startswith(fmt.CHAINS_PREFIX)
+            assert not failing.failed_on.startswith(fmt.TICKER_PREFIXES)
             assert published == base
             assert assert_recoverable(storage, base) == base_docs
             continue
@@ -176,7 +190,8 @@ def test_a_failing_write_at_any_point_never_publishes_a_broken_generation(
         failed = [kind for kind, result in results.items() if not result.ok]
         assert len(failed) == 1
         kind = failed[0]
-        assert kind in failing.failed_on
+        assert kind == ("chains" if failing.failed_on.startswith(fmt.TICKER_PREFIXES)
+                        else _label(failing.failed_on).removeprefix("archive:"))  # fmt: skip
         assert "injected storage fault" in (results[kind].error or "")
         assert published.previous_generation == base.generation
         documents = assert_recoverable(storage, published)
@@ -185,7 +200,8 @@ def test_a_failing_write_at_any_point_never_publishes_a_broken_generation(
         assert documents[PUBLISHED[kind]] == base_docs[PUBLISHED[kind]]
         if kind == "chains":
             assert published.chains == base.chains
-        for other in set(fmt.PUBLISHED_KINDS) - {kind}:
+            assert published.histories == base.histories
+        for other in set(REBUILT) - {kind}:
             assert published.documents[PUBLISHED[other]].generation == published.generation
     else:
         pytest.fail("the export never completed")
@@ -194,22 +210,32 @@ def test_a_failing_write_at_any_point_never_publishes_a_broken_generation(
 def test_archives_of_a_crashed_export_are_never_reused(
     storage: Storage, small_store: Store, small_settings: Settings, clock: Clock
 ) -> None:
-    """Three exports in one second, the second dying after its archives: none overwritten."""
+    """Three exports in one second, the second dying after its archives: none overwritten,
+    and the third takes the next generation id, not the dead one's."""
     exporter = JSONExporter(small_store, storage, small_settings, clock=clock)
     exporter.export_all()
+    first = manifest_of(storage)
+    for kind, offset in (("alerts", 1), ("scans", 2)):  # new content: these are rebuilt
+        (add_alert if kind == "alerts" else add_scan)(small_store, clock.now - timedelta(
+            minutes=offset))  # fmt: skip
     crashing = CrashingStorage(storage, key=LATEST["alerts"])  # dies after the archives
     with pytest.raises(SimulatedCrash):
         JSONExporter(small_store, crashing, small_settings, clock=clock).export_all()
     orphans = {
         key: storage.get(key).data
         for key in keys(storage, fmt.ARCHIVE_PREFIX)
-        if key.endswith(("_1.json.gz", "_1.atom.gz"))
+        if key not in first.archives.values() and not key.startswith("archive/manifest_")
     }
-    assert len(orphans) == len(fmt.PUBLISHED_KINDS)
+    # The new alert's feed and the delivery status were archived too.
+    rebuilt = {"alerts", "scans", fmt.FEED_KIND, fmt.DELIVERY_KIND}
+    assert {fmt.parse_archive_key(k).kind for k in orphans} == rebuilt  # type: ignore[union-attr]
+    dead = {fmt.parse_archive_key(key).seq for key in orphans}  # type: ignore[union-attr]
+    assert dead == {fmt.generation_order(first.generation) + 1}
 
     exporter.export_all()
     published = manifest_of(storage)
     assert_complete(storage, published)
-    assert all(key.endswith(("_2.json.gz", "_2.atom.gz")) for key in published.archives.values())
+    assert fmt.generation_order(published.generation) == fmt.generation_order(first.generation) + 2
+    assert not set(published.archives.values()) & set(orphans)
     for key, data in orphans.items():
         assert storage.get(key).data == data

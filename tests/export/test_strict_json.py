@@ -14,7 +14,9 @@ from exportkit import (
     Clock,
     assert_complete,
     check_document,
+    contracts_of,
     gunzip,
+    index_rows,
     keys,
     manifest_of,
     strict_loads,
@@ -64,7 +66,9 @@ def _times(value: Any) -> list[str]:
     found: list[str] = []
     if isinstance(value, dict):
         for key, item in value.items():
-            if key in TIME_FIELDS and item is not None:
+            if key in TIME_FIELDS and isinstance(item, list):  # a column of times
+                found += [when for when in item if when is not None]
+            elif key in TIME_FIELDS and item is not None:
                 found.append(item)
             else:
                 found += _times(item)
@@ -100,12 +104,13 @@ def test_non_finite_values_are_exported_as_null(
     assert len(parsed) + len(feeds) == len(documents) + len(fmt.PUBLISHED_KINDS) + 2
 
     spy = check_document(documents[manifest.chains["SPY"]], "chain")
-    lowest = min(c["strike"] for c in spy["contracts"])
-    poisoned = [c for c in spy["contracts"] if c["strike"] == lowest]
+    contracts = contracts_of(spy)
+    lowest = min(c["strike"] for c in contracts)
+    poisoned = [c for c in contracts if c["strike"] == lowest]
     assert poisoned and all(
         (c["bid"], c["delta"], c["gamma"]) == (None, None, None) for c in poisoned
     )
-    assert all(c["bid"] is not None for c in spy["contracts"] if c not in poisoned)
+    assert all(c["bid"] is not None for c in contracts if c not in poisoned)
     features = spy["features"]["features"]
     assert (features["atm_iv"], features["skew"]) == (None, None)
     assert features["note"] == "NaN, Infinity and 1e999 in text"
@@ -115,9 +120,11 @@ def test_non_finite_values_are_exported_as_null(
     assert aapl["dividend_yield"] is None
     jpm = check_document(documents[manifest.chains["JPM"]], "chain")
     assert jpm["underlying_price"] is None
-    assert any(day["atm_iv"] is None and day["underlying_price"] is None for day in jpm["history"])
+    history = check_document(documents[manifest.histories["JPM"]], "history")
+    days = [*fmt.history_rows(history["columns"]), jpm["session"]]
+    assert all(day["atm_iv"] is None and day["underlying_price"] is None for day in days)
     index = check_document(documents[LATEST["chains"]], "chains")
-    assert {row["ticker"]: row["atm_iv"] for row in index["chains"]}["AAPL"] is None
+    assert {row["ticker"]: row["atm_iv"] for row in index_rows(index)}["AAPL"] is None
 
     alerts = check_document(documents[LATEST["alerts"]], "alerts")
     alert = next(a for a in alerts["alerts"] if a["id"] == "nan-alert")
@@ -127,11 +134,8 @@ def test_non_finite_values_are_exported_as_null(
     assert alert["strategies"] == ["Infinity"]
     scans = check_document(documents[LATEST["scans"]], "scans")
     assert [scan["runtime_seconds"] for scan in scans["scans"]] == [None]
-    spy_features = check_document(documents[LATEST["features"]], "features")
-    assert (
-        next(f for f in spy_features["features"] if f["ticker"] == "SPY")["features"]["skew"]
-        is None
-    )
+    table = check_document(documents[LATEST["features"]], "features")
+    assert table["columns"]["atm_iv"][table["tickers"].index("SPY")] is None
 
 
 _finite_or_not = st.floats(allow_nan=True, allow_infinity=True)

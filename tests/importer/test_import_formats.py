@@ -331,21 +331,37 @@ def _first_reason(batch: ChainBatch, i: int) -> str:
 
 
 def _document(quotes: list, dividend_yield: float = 0.0) -> str:
-    """The shape the exporter writes for one ticker (only the fields the importer reads)."""
+    """The shape the exporter writes for one ticker (format 2, columnar; only the fields the
+    importer reads): contracts by expiration, right and strike, the first two as runs."""
     q0 = quotes[0]
-    contracts = [
-        {"expiration": q.expiration.isoformat(), "right": q.right, "strike": q.strike,
-         "bid": q.bid, "ask": q.ask, "last": q.last, "volume": q.volume,
-         "open_interest": q.open_interest, "implied_volatility": q.implied_volatility,
-         "delta": q.delta, "gamma": q.gamma, "theta": q.theta, "vega": q.vega, "rho": q.rho}
-        for q in quotes
-    ]  # fmt: skip
+    ordered = sorted(quotes, key=lambda q: (q.expiration, q.right, q.strike))
+    expirations = sorted({q.expiration.isoformat() for q in quotes})
+    runs: dict[str, list] = {"expiration": [], "right": []}
+    for q in ordered:
+        for name, value in (("expiration", expirations.index(q.expiration.isoformat())),
+                            ("right", "CP".index(q.right))):  # fmt: skip
+            if (
+                runs[name]
+                and runs[name][-1][0] == value
+                and (name == "expiration" or runs["expiration"][-1][1] > 0)
+            ):
+                runs[name][-1][1] += 1
+            else:
+                runs[name].append([value, 1])
     doc = {
+        "schema_version": 2,
         "kind": "chain",
+        "count": len(quotes),
         "ticker": q0.ticker,
         "as_of": q0.as_of.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "underlying_price": q0.spot,
         "dividend_yield": dividend_yield,
-        "contracts": contracts,
-    }
+        "columns": {
+            "expiration": {"values": expirations, "runs": runs["expiration"]},
+            "right": {"values": ["C", "P"], "runs": runs["right"]},
+            **{name: [getattr(q, name) for q in ordered] for name in (
+                "strike", "bid", "ask", "last", "volume", "open_interest",
+                "implied_volatility", "delta", "gamma", "theta", "vega", "rho")},
+        },
+    }  # fmt: skip
     return orjson.dumps(doc).decode()

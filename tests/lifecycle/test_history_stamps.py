@@ -72,8 +72,9 @@ def test_exported_history_says_when_and_whether_final(life: Life) -> None:
     assert manifest.market.quotes_as_of == ny(WINTER, time(11))
     assert manifest.market.closes_at == datetime(2026, 11, 24, 21, tzinfo=UTC)
     assert manifest.market.next_open == datetime(2026, 11, 25, 14, 30, tzinfo=UTC)
-    doc = fmt.strict_json(life.storage.get(manifest.chains["SPY"]).data)
-    history = orjson.loads(doc)["history"]
+    chain = orjson.loads(life.storage.get(manifest.chains["SPY"]).data)
+    daily = orjson.loads(life.storage.get(manifest.histories["SPY"]).data)
+    history = [*fmt.history_rows(daily["columns"]), chain["session"]]
     today = history[-1]
     assert today["provisional"] is True and today["close_at"] == "2026-11-24T21:00:00Z"
     assert today["as_of"] == "2026-11-24T16:00:00Z"

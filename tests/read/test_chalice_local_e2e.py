@@ -6,6 +6,7 @@ against both."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import socket
@@ -265,3 +266,40 @@ def test_a_client_going_away_leaves_no_traceback_and_logs_json(live: Live) -> No
     assert lines, "the server logged nothing"
     for line in lines:  # one JSON object per line, like the rest of the service
         assert isinstance(json.loads(line), dict), line[:200]
+
+
+@pytest.mark.parametrize(
+    "path", ["/options/SPY/snapshot", "/options/AAPL/history", "/openapi.json", "/static/app.js"]
+)
+def test_gzip_over_http_when_the_client_asks(server: str, path: str) -> None:
+    """The same bytes as without gzip (but for ``age_seconds``), gzipped by the app itself, so
+    every server (and API Gateway) sends what ``chalice local`` sends."""
+    plain = urllib.request.urlopen(server + path, timeout=10)
+    plain_body, plain_head = plain.read(), plain.headers
+    request = urllib.request.Request(server + path, headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        raw, head = response.read(), response.headers
+    assert head["Content-Encoding"] == "gzip" and "Content-Encoding" not in plain_head
+    assert head["Vary"] == "Accept-Encoding" and head["Content-Type"] == plain_head["Content-Type"]
+    body = gzip.decompress(raw)
+    assert len(raw) < len(body) and int(head["Content-Length"]) == len(raw)
+    if "json" in head["Content-Type"]:
+        drop = lambda doc: {k: v for k, v in json.loads(doc).items() if k != "age_seconds"}  # noqa: E731
+        assert drop(body) == drop(plain_body)
+    else:
+        assert body == plain_body
+
+
+def test_small_bodies_are_not_gzipped(server: str) -> None:
+    request = urllib.request.Request(server + "/features/NOPE/latest",
+                                     headers={"Accept-Encoding": "gzip"})  # fmt: skip
+    status, head, body = fetch_request(request)
+    assert status == 404 and head["Content-Encoding"] is None and body["error"] == "not_found"
+
+
+def fetch_request(request: urllib.request.Request) -> tuple[int, Message, Any]:
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, json.loads(exc.read())

@@ -149,7 +149,7 @@ def test_documents_read_under_a_pinned_manifest_stay_in_its_generation(fresh: Si
     reader = fresh.reader()
     at = reader.pin()
     assert reader.document("chains", at).generation == gen2  # read before the publish
-    fresh.export()  # generation 3 replaces every latest document, then the manifest
+    fresh.export(fresh.stores.db1)  # generation 3 replaces the latest documents, then the manifest
     gen3 = fresh.generations[2]
     features = reader.document("features", at)
     alerts = reader.document("alerts", at)

@@ -115,7 +115,8 @@ def test_ticker_alerts_do_not_read_chain_documents(fresh: Site, client: Client) 
 def _index_rows(site: Site) -> dict[str, dict]:
     import orjson
 
-    return {r["ticker"]: r for r in orjson.loads(site.read("chains.json"))["chains"]}
+    columns = orjson.loads(site.read("chains.json"))["columns"]
+    return {r["ticker"]: r for r in fmt.table_rows(columns, list(columns))}
 
 
 def test_tickers_never_mix_features_of_another_generation(fresh: Site, client: Client) -> None:

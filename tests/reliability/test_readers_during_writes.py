@@ -125,8 +125,9 @@ def snapshot_times(storage: Storage) -> dict[tuple[str, str], str]:
     for manifest in fmt.archived_manifests(storage):
         index = orjson.loads(gzip.decompress(storage.get(manifest.archives["chains"]).data))
         assert index["generation"] == manifest.generation
-        for row in index["chains"]:
-            truth[manifest.generation, row["ticker"]] = row["as_of"]
+        columns = index["columns"]
+        for ticker, as_of in zip(columns["ticker"], columns["as_of"], strict=True):
+            truth[manifest.generation, ticker] = as_of
     return truth
 
 

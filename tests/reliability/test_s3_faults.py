@@ -436,17 +436,18 @@ def test_when_nothing_can_be_read_answers_are_empty_and_flagged_or_503(
 def test_writes_that_landed_but_whose_answer_was_lost_are_retried_safely(
     site: FaultySite, client: Client
 ) -> None:
-    """The retry of a create-only archive write finds its own first attempt there (412): the
-    archive goes to the next free key; a retried manifest write just writes it again."""
-    site.faults.add("PutObject", "archive/alerts_", "lost", limit=1)
+    """The retry of a create-only archive write finds its own first attempt there (412, with
+    its own bytes): the archive stands, under its generation's key; a retried manifest write
+    just writes it again."""
+    site.faults.add("PutObject", "archive/chains_", "lost", limit=1)
     site.faults.add("PutObject", "manifest.json", "lost", limit=1)
     result = collect_and_export(site)
     assert result["ok"], result
     (landed,) = [key for op, key, _ in site.faults.injected if key.startswith("archive/")]
     manifest = published_manifest(site.storage)
-    assert manifest.archives["alerts"] != landed  # the landed copy stays, unreferenced
-    assert site.storage.get(landed).data == site.storage.get(manifest.archives["alerts"]).data
+    assert manifest.archives["chains"] == landed == (
+        f"archive/chains_{manifest.generation}.json.gz")  # fmt: skip
     assert site.faults.calls("PutObject", "manifest.json") == [1, 2]
     assert_complete(site.storage, manifest)
-    data = served(client, "/alerts/latest")
+    data = served(client, "/tickers")
     assert (data["source"], data["generation"]) == ("latest", manifest.generation)

@@ -3,9 +3,11 @@
 The export lists, in ``delivery.json``, the alerts that were in the database it published and
 are still to be delivered. The writer reads that list through the published manifest, verified
 by its sha256 (the same generation's archive when the latest copy no longer matches, as readers
-do), and only when ``alerts.json``, ``alerts.atom`` and ``delivery.json`` were all written by one
-export: then each listed alert is in the published alerts and feed, and its ``url`` resolves.
-Anything else releases nothing, and the alerts wait for the next export.
+do), and only when the served generation wrote ``delivery.json`` and published ``alerts.json``
+and ``alerts.atom`` too (rebuilt, or kept because their content had not changed): then each
+listed alert is in the published alerts and feed, and its ``url`` resolves. Anything else (a
+kind that failed and left an older document in place, say) releases nothing, and the alerts
+wait for the next export.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from chalicelib.errors import InvalidKey, ObjectNotFound, StorageUnavailable
 from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
 
-# The documents an alert must be in before it is delivered, with delivery.json itself.
-_TOGETHER = (fmt.DELIVERY_KEY, fmt.latest_key("alerts"), fmt.FEED_KEY)
+# The kinds an alert must be published in before it is delivered.
+_WITH = ("alerts", fmt.FEED_KIND)
 _UNREADABLE = (ObjectNotFound, StorageUnavailable, InvalidKey, OSError, EOFError)
 
 
@@ -39,14 +41,17 @@ def published_release(storage: Storage) -> Release | None:
     manifest = fmt.load_manifest(storage)
     if manifest is None:
         return None
-    entries = [manifest.documents.get(key) for key in _TOGETHER]
-    generations = {entry.generation for entry in entries if entry is not None}
-    if None in entries or len(generations) != 1:
+    entry = manifest.documents.get(fmt.DELIVERY_KEY)
+    published = all(
+        fmt.latest_key(kind) in manifest.documents
+        and (result := manifest.results.get(kind)) is not None
+        and result.ok
+        for kind in _WITH
+    )
+    if entry is None or entry.generation != manifest.generation or not published:
         log_event("delivery_unreleased", generation=manifest.generation,
-                  reason="alerts, feed and delivery status not of one export")  # fmt: skip
+                  reason="alerts, feed and delivery status not all of this export")  # fmt: skip
         return None
-    entry = entries[0]
-    assert entry is not None
     data = _verified(storage, fmt.DELIVERY_KEY, entry.sha256, gzipped=False)
     archive = manifest.archives.get(fmt.DELIVERY_KIND)
     if data is None and archive:
