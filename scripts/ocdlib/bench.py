@@ -492,6 +492,16 @@ def _writer_loop(env: dict[str, str], stop: Any, cycles: Any, busy: Any) -> None
 
 
 # ---- orchestration --------------------------------------------------------------------
+def phase_alert_repeats() -> dict[str, Any]:
+    """Issue 17's measure, whatever the size: 30 sessions × 8 tickers of the synthetic market,
+    collected and analysed at each close (``alertstats``)."""
+    from ocdlib import alertstats
+
+    start = time.perf_counter()
+    figures = alertstats.run()
+    return {"alert_repeats": {**figures, "seconds": round(time.perf_counter() - start, 1)}}
+
+
 def _spawn(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
     """Run one phase in a fresh process (its peak RSS is then its own)."""
     from concurrent.futures import ProcessPoolExecutor
@@ -519,6 +529,7 @@ def run(size: str, option_b_seconds: float = 10.0, keep: bool = False) -> dict[s
         figures.update(_spawn(_first_request, env, sample[-1]))
         figures.update(_spawn(phase_read, env, sample))
         figures.update(_spawn(phase_option_b, env, option_b_seconds))
+        figures.update(_spawn(phase_alert_repeats))
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
@@ -549,7 +560,12 @@ GOALS: tuple[tuple[str, Callable[[dict[str, Any]], float | None], float, str], .
     ("snapshot cold p99 (ms)", lambda f: f["snapshot_cold"]["p99_ms"], 10.0, "<="),
     ("/alerts filters warm p99 (ms)", lambda f: f["alerts_query_warm"]["p99_ms"], 1.0, "<="),
     ("API cold import (ms, min)", lambda f: f["import_ms"]["min"], 150.0, "<="),
-)
+    # Issue 17's (any size): alerts report changes, and every detector still fires.
+    ("alert repeats within 72 h (%)", lambda f: 100 * f["alert_repeats"]["repeat_share"], 15.0,
+     "<="),
+    ("detectors that fired (of 7)",
+     lambda f: sum(1 for n in f["alert_repeats"]["by_detector"].values() if n), 7.0, ">="),
+)  # fmt: skip
 
 
 def goals(figures: dict[str, Any]) -> list[dict[str, Any]]:
@@ -624,12 +640,20 @@ def table(figures: dict[str, Any]) -> str:
     width = max(len(r[0]) for r in rows)
     lines = [f"size: {f['size']}  ({f['machine']['cpus']} CPUs, Python {f['machine']['python']})"]
     lines += [f"{name.ljust(width)}  {value}" for name, value in rows]
-    lines += ["", "goals (issue 13, full size):"]
+    lines += ["", alertstats_report(f["alert_repeats"])]
+    lines += ["", "goals (issue 13 at full size; issue 17's alert goals at any):"]
     for g in f["goals"]:
         value = "n/a" if g["value"] is None else f"{g['value']:g}"
         lines.append(f"  {g['goal'].ljust(38)} {value:>10}  {g['bound']:>8}  "
                      f"{'met' if g['met'] else 'NOT met'}")  # fmt: skip
     return "\n".join(lines)
+
+
+def alertstats_report(figures: dict[str, Any]) -> str:
+    from ocdlib import alertstats
+
+    head, _, rest = alertstats.report(figures).partition("\n")
+    return f"{head} ({figures['seconds']} s)\n{rest}"
 
 
 def _s(value: float | None) -> str:
