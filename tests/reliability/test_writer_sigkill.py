@@ -1,10 +1,13 @@
 """Crash safety: SIGKILL the writer at random moments, again and again, on both backends.
 
-Each round releases a real ``ocd.py cycle`` process (a new as-of time, so new data) and kills
-it after a random delay: half the rounds anywhere in the cycle, half in the export window (after
-the log line that precedes the export in an uncrashed run). After every kill a freshly started
-API serves one complete, checksum-valid generation — never an older one than before, with every
-ticker it served before — the database opens and keeps its rows, and the next cycle succeeds.
+Each round releases a real ``ocd.py cycle`` process (a new as-of time, so new data) and kills it
+after a random delay: half the rounds anywhere in the cycle, half in the export window (after the
+log line that precedes the export in an uncrashed run, or, every other time, after the line that
+says its per-ticker documents are written, so the kill lands among the archives, the latest
+documents and the manifest: the export of format 2 is quick, and that part of it quicker). After
+every kill a freshly started API serves one complete, checksum-valid generation — never an older
+one than before, with every ticker it served before — the database opens and keeps its rows, and
+the next cycle succeeds.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class Calibration:
     duration: float  # go -> exit of an uncrashed cycle
     marker: tuple[str, int] | None  # (event, occurrence) of the log line before the export
     window: float  # marker -> the export's last log line
+    late: tuple[str, int] | None = None  # the line after the per-ticker documents are written
+    late_window: float = 0.0  # late -> the export's last log line
 
 
 def calibrate(env: dict[str, str], times: Iterator[str]) -> Calibration:
@@ -65,7 +70,11 @@ def calibrate(env: dict[str, str], times: Iterator[str]) -> Calibration:
         return Calibration(duration, None, duration)
     marker = before[-1]
     occurrence = sum(line.event == marker.event for line in before)
-    return Calibration(duration, (marker.event, occurrence), exports[-1].at - marker.at)
+    chains = [line for line in writer.lines if line.event == "export_chains"]
+    late = ("export_chains", len(chains)) if chains else None
+    late_window = exports[-1].at - chains[-1].at if chains else 0.0
+    return Calibration(duration, (marker.event, occurrence), exports[-1].at - marker.at, late,
+                       late_window)  # fmt: skip
 
 
 def database_rows(backend: str, env: dict[str, str], scratch: Path) -> int:
@@ -131,7 +140,10 @@ def test_sigkill_at_random_moments_never_loses_a_published_generation(
             writer, pending = pending, None
             before = {info.key for info in storage.list()}
             writer.go(next(times))
-            if round_no % 2 and cal.marker is not None:  # in the export window
+            if round_no % 4 == 3 and cal.late is not None:  # the export's last writes
+                writer.wait_for(*cal.late)
+                killed = writer.kill_after(rng.uniform(0, cal.late_window))
+            elif round_no % 2 and cal.marker is not None:  # in the export window
                 writer.wait_for(*cal.marker)
                 killed = writer.kill_after(rng.uniform(0, cal.window))
             else:  # anywhere in the cycle
