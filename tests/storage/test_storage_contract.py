@@ -368,7 +368,8 @@ def test_accepted_keys_stay_relative_and_normal(key: str) -> None:
     except InvalidKey:
         return
     assert os.path.normpath(key) == key
-    assert not os.path.isabs(key) and not key.startswith("..")
+    # Relative, and never climbing: no segment is "..", though one may begin with dots ("..=").
+    assert not os.path.isabs(key) and ".." not in key.split("/")
 
 
 # --- atomicity under concurrent readers ---------------------------------------------------
