@@ -441,6 +441,35 @@ def test_alerts_filter_by_detector_and_sort(driver: Any, server: str) -> None:
     assert _severe(driver) == []
 
 
+def test_an_alert_link_opens_that_alert(driver: Any, server: str, data_dir: Path) -> None:
+    """``#/alerts/<id>``, the url every delivered alert carries (``deliveryformat.alert_url``):
+    the overview with that alert's details open and its button focused; an unknown id says so."""
+    from chalicelib.deliveryformat import alert_url
+
+    alerts = _exported(data_dir, "alerts.json")["alerts"]
+    oldest = alerts[-1]  # the last row: the page has to bring it into view
+    _open(driver, alert_url(server, oldest["id"]) or "")
+    row = _wait(
+        driver,
+        lambda d: d.find_elements(
+            By.CSS_SELECTOR, f'tr.alert-row.open[data-alert-id="{oldest["id"]}"]'
+        ),
+        "the linked alert open",
+    )[0]
+    detail = driver.find_element(By.CSS_SELECTOR, ".alert-detail")
+    assert oldest["explanation"]["summary"] in row.text
+    assert "Risk factors" in detail.get_attribute("textContent")
+    button = row.find_element(By.CSS_SELECTOR, "button.expand")
+    assert button.get_attribute("aria-expanded") == "true"
+    assert driver.switch_to.active_element == button
+    assert len(driver.find_elements(By.CSS_SELECTOR, "tr.alert-row.open")) == 1
+
+    driver.get(server + "#/alerts/no-such-alert")
+    note = driver.find_element(By.ID, "alerts-note")
+    _wait(driver, lambda d: "no-such-alert is not among the alerts shown" in note.text, "a note")
+    assert _severe(driver) == []
+
+
 def test_ticker_view_binds_tiles_and_charts_to_the_selected_expiry(
     driver: Any, server: str
 ) -> None:

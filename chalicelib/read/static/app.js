@@ -305,6 +305,30 @@ function renderAlerts(focusId = null) {
   $("#sort-score").textContent = { newest: "Score", desc: "Score ▼", asc: "Score ▲" }[state.sort];
 }
 
+// An alert's own link (#/alerts/ID: the url every delivered alert carries): the overview with
+// that alert's details open, scrolled to and focused; a note when it is not among those shown.
+function linkedAlert() {
+  const m = /^#\/alerts\/([^/]+)$/.exec(location.hash);
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
+let revealed = null; // once per visit of the link: a new export must not scroll the page again
+
+function revealLinkedAlert() {
+  const id = linkedAlert();
+  if (id === null || id === revealed || !alertData) return;
+  const found = (alertData.alerts || []).some((a) => a.id === id);
+  if (found) {
+    revealed = id;
+    state.expanded.add(id);
+    renderAlerts(id);
+    $("#alerts-body").querySelector(`tr[data-alert-id="${CSS.escape(id)}"]`)?.scrollIntoView({ block: "center" });
+  } else {
+    const active = Object.values(filters()).some((v) => v !== "");
+    replace($("#alerts-note"), note(`Alert ${id} is not among the alerts shown${active ? ": clear the filters to look for it" : ": it may be older than the newest 500, or no longer published"}.`));
+  }
+}
+
 let alertSeq = 0;
 async function loadAlerts() {
   const token = ++alertSeq;
@@ -315,6 +339,7 @@ async function loadAlerts() {
     if (token !== alertSeq) return;
     alertData = data;
     renderAlerts();
+    revealLinkedAlert();
     table.dataset.state = "ready";
   } catch (err) {
     if (token !== alertSeq) return;
@@ -448,7 +473,7 @@ function loadOverview() {
   return Promise.all([loadAlerts(), loadDetectors(), loadWatchlist(), loadScans()]);
 }
 
-// ---- routing: #/ (overview) and #/t/TICKER[/YYYY-MM-DD] ---------------------------------------
+// ---- routing: #/ (overview), #/alerts/ID (the overview, that alert open) and #/t/TICKER[/YYYY-MM-DD]
 function parseHash() {
   const m = /^#\/t\/([^/]+)(?:\/(\d{4}-\d{2}-\d{2}))?$/.exec(location.hash);
   return m ? { ticker: decodeURIComponent(m[1]).toUpperCase(), expiration: m[2] || null } : null;
@@ -474,6 +499,7 @@ function route() {
   } else {
     document.title = "Option Chain Dashboard";
     if (state.loaded.overview !== state.generation) loadOverview();
+    else revealLinkedAlert();
   }
 }
 
@@ -506,6 +532,7 @@ function wire() {
   });
   let shown = parseHash()?.ticker ?? null;
   window.addEventListener("hashchange", () => {
+    revealed = null;
     const now = parseHash()?.ticker ?? null;
     route();
     if (now !== shown) window.scrollTo(0, 0); // a new page, not a new expiry
