@@ -604,10 +604,12 @@ class JSONExporter:
             oldest = min(plan.as_of_ts[i] for i in batch)
             columns = reader.columns(q.CHAIN_COLUMNS, [oldest])
             rank = np.ma.getdata(columns.pop("rank"))
+            cuts = np.searchsorted(rank, np.arange(len(batch) + 1)).tolist()
+            expiration = np.ma.getdata(columns.pop("expiration")).astype("datetime64[D]")
+            is_call = np.ma.getdata(columns.pop("is_call")).astype(bool)
             return {
-                "cuts": np.searchsorted(rank, np.arange(len(batch) + 1)).tolist(),
-                "expiration": np.ma.getdata(columns.pop("expiration")).astype("datetime64[D]"),
-                "is_call": np.ma.getdata(columns.pop("is_call")).astype(bool),
+                "cuts": cuts,
+                "runs": _runs(cuts, expiration, is_call),
                 "columns": _filled(columns),
                 "sessions": _rows_by_ticker(_filled(reader.columns(q.SESSION_ROWS))),
                 "features": dict(reader.rows(q.TICKER_FEATURES)),
@@ -619,7 +621,7 @@ class JSONExporter:
         """The chain documents of the snapshots in ``batch``: built from one sorted result of
         numeric columns per batch (sliced per ticker) and the runs of expirations and rights."""
         cols, sessions, features = data["columns"], data["sessions"], data["features"]
-        cuts, expiration, is_call = data["cuts"], data["expiration"], data["is_call"]
+        cuts, runs = data["cuts"], data["runs"]
         header = self._header(pub, "chain", 0)
         for k, i in enumerate(batch):
             ticker = plan.tickers[i]
@@ -633,7 +635,7 @@ class JSONExporter:
                 "dividend_yield": plan.dividend[i],
                 "expirations": plan.expirations[i],
                 "columns": {
-                    **_runs(expiration[start:stop], is_call[start:stop]),
+                    **runs[k],
                     **{name: _column(v[start:stop]) for name, v in cols.items()},
                 },
                 "session": sessions.get(ticker),
@@ -849,23 +851,38 @@ class _Prefetch:
         self.thread.join()
 
 
-def _runs(expiration: NDArray, is_call: NDArray) -> dict[str, fmt.Runs]:
-    """The expiration and right columns of one ticker's contracts (in document order) as runs;
-    a run of right never crosses an expiration."""
-    if expiration.size == 0:
-        return {"expiration": {"values": [], "runs": []},
-                "right": {"values": ["C", "P"], "runs": []}}  # fmt: skip
-    new_expiry = np.r_[True, expiration[1:] != expiration[:-1]]
-    starts = np.flatnonzero(new_expiry | np.r_[True, is_call[1:] != is_call[:-1]])
-    lengths = np.diff(np.r_[starts, expiration.size]).tolist()
-    firsts = np.flatnonzero(new_expiry)
-    values = np.datetime_as_string(expiration[firsts], unit="D").tolist()
-    exp_lengths = np.diff(np.r_[firsts, expiration.size]).tolist()
-    sides = np.where(is_call[starts], 0, 1).tolist()
-    return {
-        "expiration": {"values": values, "runs": [(k, n) for k, n in enumerate(exp_lengths)]},
-        "right": {"values": ["C", "P"], "runs": list(zip(sides, lengths, strict=True))},
-    }
+def _runs(cuts: list[int], expiration: NDArray, is_call: NDArray) -> list[dict[str, fmt.Runs]]:
+    """The expiration and right columns of each ticker's contracts (rows ``cuts[k]`` to
+    ``cuts[k + 1]`` of the batch, in document order) as runs; a run of right never crosses an
+    expiration. The boundaries are found once for the whole batch, then cut per ticker."""
+    n = expiration.size
+    firsts = np.asarray(cuts[:-1], dtype=np.int64)  # each ticker's first row
+    new_expiry = np.zeros(n, dtype=bool)
+    new_expiry[firsts[firsts < n]] = True
+    new_expiry[1:] |= expiration[1:] != expiration[:-1]
+    new_run = new_expiry.copy()
+    new_run[1:] |= is_call[1:] != is_call[:-1]
+    expiry_at = np.flatnonzero(new_expiry)
+    run_at = np.flatnonzero(new_run)
+    values = np.datetime_as_string(expiration[expiry_at], unit="D").tolist()
+    sides = np.where(is_call[run_at], 0, 1).tolist()
+    expiry_at_list, run_at_list = expiry_at.tolist(), run_at.tolist()
+    expiry_cut = np.searchsorted(expiry_at, cuts).tolist()
+    run_cut = np.searchsorted(run_at, cuts).tolist()
+    out = []
+    for k in range(len(cuts) - 1):
+        stop = cuts[k + 1]
+        e = expiry_at_list[expiry_cut[k] : expiry_cut[k + 1]]
+        r = run_at_list[run_cut[k] : run_cut[k + 1]]
+        exp_lengths = [b - a for a, b in zip(e, [*e[1:], stop], strict=True)]
+        lengths = [b - a for a, b in zip(r, [*r[1:], stop], strict=True)]
+        out.append({
+            "expiration": {"values": values[expiry_cut[k] : expiry_cut[k + 1]],
+                           "runs": list(enumerate(exp_lengths))},
+            "right": {"values": ["C", "P"],
+                      "runs": list(zip(sides[run_cut[k] : run_cut[k + 1]], lengths, strict=True))},
+        })  # fmt: skip
+    return out
 
 
 def _batches(indices: list[int], sizes: list[int], limit: int) -> Iterator[list[int]]:
