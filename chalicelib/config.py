@@ -76,6 +76,8 @@ class ReadSettings(BaseModel):
     prefix: str = "exports/"
     export_interval_seconds: int = Field(default=300, ge=1, le=86_400)
     api_key: SecretStr | None = None
+    # Lets a feed reader (which cannot send x-api-key) fetch /alerts/feed?token=…, and only that.
+    feed_token: SecretStr | None = None
     cors_origin: str | None = Field(default=None, pattern=ORIGIN_PATTERN)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     manifest_ttl_seconds: float | None = Field(default=None, ge=0, le=3600)
@@ -84,6 +86,13 @@ class ReadSettings(BaseModel):
     @classmethod
     def _normalise_prefix(cls, value: str) -> str:
         return _prefix(value)
+
+    @field_validator("feed_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("use at least 16 characters (it goes in a URL: make it random)")
+        return value
 
     @model_validator(mode="after")
     def _resolve_read_paths(self) -> ReadSettings:

@@ -37,8 +37,8 @@ EXPOSED_HEADERS = ["ETag", "X-Data-Source"]
 
 
 class Unauthorized(OCDError):
-    def __init__(self, message: str) -> None:
-        self.details = [{"field": "x-api-key", "message": message}]
+    def __init__(self, message: str, field: str = "x-api-key") -> None:
+        self.details = [{"field": field, "message": message}]
         super().__init__(message)
 
 
@@ -73,9 +73,13 @@ def handle_document(request: Request, name: str) -> Response:
     """Serve document route ``name`` (the Atom feed): its bytes, an ETag of its content."""
     try:
         settings = _settings()
-        check_api_key(settings, request.headers)
-        _no_query(request)
         route = DOCUMENT_ROUTES[name]
+        query = p.parse(route.params, _query(request))
+        token = getattr(query, "token", None)
+        if token is not None:  # the feed's own token stands in for the key, and only here
+            check_feed_token(settings, token)
+        else:
+            check_api_key(settings, request.headers)
         data, loaded = route.handler(service.reader_for(settings))
         version = f"{name}|{hashlib.sha256(data).hexdigest()}"
         return _respond(request, b"", Part(data), version, loaded.source, route.media_type)
@@ -128,6 +132,12 @@ def catalogue_document(request: Request) -> Response:
         return _respond(request, b"", _cached_part(raw), version, "latest")
     except Exception as exc:
         return error_response(exc)
+
+
+def check_feed_token(settings: ReadSettings, token: str) -> None:
+    expected = settings.feed_token.get_secret_value() if settings.feed_token else None
+    if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthorized("wrong feed token", field="token")
 
 
 def check_api_key(settings: ReadSettings, headers: Mapping[str, str]) -> None:

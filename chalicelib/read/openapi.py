@@ -375,12 +375,14 @@ def document(secured: bool = False) -> dict[str, Any]:
     for feed in DOCUMENT_ROUTES.values():  # served as stored: a media type, not a JSON schema
         missing = {"description": "Not published yet",
                    "content": {"application/json": {"schema": ERROR}}}  # fmt: skip
+        # 401 whatever the key: a wrong ?token= is refused even where no key is configured.
         paths[feed.path] = {"get": {
             "operationId": feed.name, "summary": feed.summary,
+            "parameters": _parameters(feed.path, feed.params),
             "responses": {"200": {"description": "OK",
                                   "content": {feed.media_type: {"schema": {"type": "string"}}},
                                   "headers": _ok({})["headers"]},
-                          **_errors(304, 400, *auth, 503), "404": missing}}}  # fmt: skip
+                          **_errors(304, 400, 401, 503), "404": missing}}}  # fmt: skip
     if secured:
         for path, item in paths.items():
             item["get"]["security"] = [] if path in PUBLIC_PATHS else [{"apiKey": []}]

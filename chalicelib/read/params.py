@@ -98,6 +98,13 @@ class NoParams(Params):
     pass
 
 
+class FeedParams(Params):
+    token: str | None = Field(
+        None, min_length=1, max_length=256,
+        description="OCD_FEED_TOKEN, for feed readers that cannot send x-api-key",
+    )  # fmt: skip
+
+
 class ScansParams(Params):
     limit: Integer = Field(10, ge=1, le=100, description="scans to return, newest first")
 

@@ -65,12 +65,13 @@ class DocumentRoute:
     media_type: str
     handler: Callable[[ExportReader], tuple[bytes, Loaded]]
     summary: str
+    params: type[p.Params] = p.NoParams
 
 
 DOCUMENT_ROUTES: dict[str, DocumentRoute] = {
     r.name: r
     for r in (
         DocumentRoute("alerts_feed", "/alerts/feed", feed.MEDIA_TYPE, feed.alerts_feed,
-                      "Atom feed of the newest 100 alerts"),
+                      "Atom feed of the newest 100 alerts", p.FeedParams),
     )
 }  # fmt: skip

@@ -104,3 +104,47 @@ def test_health_shows_each_sink_without_its_secret(
     assert (webhook["backlog"], webhook["delivered"]) == (0, 2)
     assert webhook["last_success"] == "2026-11-27T15:01:00Z"
     assert receiver.acks() == {f"msg_{a}": 1 for a in alerts}
+
+
+TOKEN = "feed-token-0123456789abcdef"
+
+
+def test_a_feed_reader_subscribes_with_the_feed_token_when_an_api_key_is_set(
+    client: Client, settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Feed readers cannot send x-api-key: ``?token=`` (OCD_FEED_TOKEN) opens the feed, and only
+    the feed; a wrong token is a 401 naming it, never a fall back to the key."""
+    add_alerts(store, settings, candidates(2))
+    publish(store, settings)
+    monkeypatch.setenv("OCD_API_KEY", "the-api-key")
+    monkeypatch.setenv("OCD_FEED_TOKEN", TOKEN)
+    service.reset_caches()
+
+    assert client.http.get("/alerts/feed").status_code == 401
+    response = client.http.get(f"/alerts/feed?token={TOKEN}")
+    assert response.status_code == 200 and len(feedparser.parse(response.body).entries) == 2
+    assert client.http.get("/alerts/feed", headers={"x-api-key": "the-api-key"}).status_code == 200
+    wrong = client.http.get("/alerts/feed?token=not-the-token-at-all",
+                            headers={"x-api-key": "the-api-key"})  # fmt: skip
+    assert wrong.status_code == 401
+    assert orjson.loads(wrong.body)["details"] == [
+        {"field": "token", "message": "wrong feed token"}
+    ]
+    # The token opens nothing else.
+    assert client.http.get(f"/alerts/latest?token={TOKEN}").status_code == 401
+    assert client.http.get("/alerts/latest", headers={"x-api-key": TOKEN}).status_code == 401
+
+
+def test_a_token_is_refused_where_none_is_configured_and_a_short_one_is_no_setting(
+    client: Client, settings: Settings, store: Store
+) -> None:
+    from chalicelib.config import load_read_settings
+    from chalicelib.errors import ConfigError
+
+    add_alerts(store, settings, candidates(1))
+    publish(store, settings)
+    assert client.http.get("/alerts/feed").status_code == 200  # no key: the feed is open
+    assert client.http.get(f"/alerts/feed?token={TOKEN}").status_code == 401
+    assert client.http.get("/alerts/feed?tokn=x").status_code == 400  # unknown parameter
+    with pytest.raises(ConfigError, match="OCD_FEED_TOKEN"):
+        load_read_settings({"OCD_FEED_TOKEN": "short"})
