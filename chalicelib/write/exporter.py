@@ -866,21 +866,19 @@ def _runs(cuts: list[int], expiration: NDArray, is_call: NDArray) -> list[dict[s
     run_at = np.flatnonzero(new_run)
     values = np.datetime_as_string(expiration[expiry_at], unit="D").tolist()
     sides = np.where(is_call[run_at], 0, 1).tolist()
-    expiry_at_list, run_at_list = expiry_at.tolist(), run_at.tolist()
+    # Every ticker's first row starts a run, so each run ends where the next one (or the batch)
+    # starts, the last run of a ticker included.
+    expiry_lengths = np.diff(expiry_at, append=n).tolist()
+    run_lengths = np.diff(run_at, append=n).tolist()
     expiry_cut = np.searchsorted(expiry_at, cuts).tolist()
     run_cut = np.searchsorted(run_at, cuts).tolist()
     out = []
     for k in range(len(cuts) - 1):
-        stop = cuts[k + 1]
-        e = expiry_at_list[expiry_cut[k] : expiry_cut[k + 1]]
-        r = run_at_list[run_cut[k] : run_cut[k + 1]]
-        exp_lengths = [b - a for a, b in zip(e, [*e[1:], stop], strict=True)]
-        lengths = [b - a for a, b in zip(r, [*r[1:], stop], strict=True)]
+        a, b, c, d = expiry_cut[k], expiry_cut[k + 1], run_cut[k], run_cut[k + 1]
         out.append({
-            "expiration": {"values": values[expiry_cut[k] : expiry_cut[k + 1]],
-                           "runs": list(enumerate(exp_lengths))},
+            "expiration": {"values": values[a:b], "runs": list(enumerate(expiry_lengths[a:b]))},
             "right": {"values": ["C", "P"],
-                      "runs": list(zip(sides[run_cut[k] : run_cut[k + 1]], lengths, strict=True))},
+                      "runs": list(zip(sides[c:d], run_lengths[c:d], strict=True))},
         })  # fmt: skip
     return out
 
