@@ -81,8 +81,8 @@ def handle_document(request: Request, name: str) -> Response:
         else:
             check_api_key(settings, request.headers)
         data, loaded = route.handler(service.reader_for(settings))
-        version = f"{name}|{hashlib.sha256(data).hexdigest()}"
-        return _respond(request, b"", Part(data), version, loaded.source, route.media_type)
+        part, digest = _document_part(data)
+        return _respond(request, b"", part, f"{name}|{digest}", loaded.source, route.media_type)
     except Exception as exc:
         return error_response(exc)
 
@@ -186,6 +186,13 @@ _EMPTY = Part(b"")
 def _cached_part(raw: bytes) -> Part:
     """A constant body (the OpenAPI document, the catalogue), deflated once."""
     return Part(raw)
+
+
+@lru_cache(maxsize=4)
+def _document_part(data: bytes) -> tuple[Part, str]:
+    """A published document's body and content digest (its ETag), once per version of it, not
+    per request (the reader hands back the same cached bytes)."""
+    return Part(data), hashlib.sha256(data).hexdigest()
 
 
 def _matches(header: str | None, etag: str) -> bool:
