@@ -37,7 +37,7 @@ class Release:
 
 def published_release(storage: Storage) -> Release | None:
     """The alerts the served generation releases; None when it releases none (nothing
-    published yet, an export that did not write all three documents, damage)."""
+    published yet, an export whose alerts, feed or delivery status failed, damage)."""
     manifest = fmt.load_manifest(storage)
     if manifest is None:
         return None
