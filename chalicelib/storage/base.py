@@ -136,6 +136,17 @@ class Storage(abc.ABC):
                 ]
                 return [future.result() for future in futures]
 
+    def put_deferred(self, key: str, data: bytes) -> None:
+        """Write an object at once (atomically, as ``put``) whose durability may wait for
+        ``sync_deferred``: for immutable documents that only become reachable through a later
+        write (the manifest), so one sync before that write replaces a sync per document.
+        Where every write is durable on return (S3), this is ``put``. Thread-safe."""
+        self.put(key, data)
+
+    def sync_deferred(self) -> None:  # noqa: B027 - a hook only some adapters need
+        """Make every ``put_deferred`` write so far durable (nothing to do where each write
+        already is)."""
+
     def put_file(
         self,
         key: str,

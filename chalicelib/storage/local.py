@@ -9,6 +9,13 @@ The version is ``f"{mtime_ns}-{size}"``. Under the lock each write sets its file
 strictly after the file it replaces, so the version changes on every write even when two writes
 land within one kernel clock tick with the same size (this relies on nanosecond timestamps, as on
 ext4, xfs, btrfs, tmpfs and APFS).
+
+``put_deferred`` is the bulk path for immutable, content-addressed documents: no lock, no fsync
+per file (the directory of each key is resolved and created once per batch), and
+``sync_deferred`` makes the whole batch durable with one ``syncfs(2)`` of the filesystem (or, where
+that call is missing, an fsync per file and directory). A crash before the sync can lose or
+truncate those files, never the manifest that would name them, since it is written afterwards.
+The version rule above does not hold for them: their bytes never change under one key.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -27,8 +35,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from chalicelib.errors import InvalidKey, ObjectNotFound, PreconditionFailed
+from chalicelib.logs import timed
 from chalicelib.storage.base import ObjectInfo, Storage, StoredObject
-from chalicelib.storage.keys import LOCK_NAME, TEMP_PREFIX, is_valid_key
+from chalicelib.storage.keys import LOCK_NAME, TEMP_PREFIX, is_valid_key, validate_key
 
 _CHUNK = 1 << 20
 _FILE_MODE = 0o644  # mkstemp creates 0600; published files are meant to be read by others
@@ -42,6 +51,9 @@ class LocalStorage(Storage):
 
     def __init__(self, root: Path) -> None:
         self._root = Path(root).resolve()
+        self._deferred_lock = threading.Lock()
+        self._deferred_dirs: dict[str, Path] = {}  # a key's directory: resolved and created
+        self._deferred_files: builtins.list[Path] = []
 
     @property
     def root(self) -> Path:
@@ -87,6 +99,48 @@ class LocalStorage(Storage):
         path = self._write_path(key)
         tmp = self._temp_for(key, path, lambda dst: dst.write(data))
         return self._publish(key, tmp, path, if_match=if_match, if_none_match=if_none_match)
+
+    def put_deferred(self, key: str, data: bytes) -> None:
+        key = validate_key(key)
+        if _encoding_for(key) is not None:
+            raise ValueError(f"{key!r}: deferred writes store plain documents, not '.gz' keys")
+        head, _, name = key.rpartition("/")
+        directory = self._deferred_dirs.get(head)
+        if directory is None:
+            directory = self._write_path(key).parent
+            self._make_dir(key, directory)
+            with self._deferred_lock:
+                self._deferred_dirs[head] = directory
+        target = directory / name
+        tmp = _write_temp(directory, lambda dst: dst.write(data), sync=False)
+        try:
+            os.replace(tmp, target)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, IsADirectoryError):
+                raise InvalidKey(f"storage key {key!r} names a directory") from None
+            raise
+        with self._deferred_lock:
+            self._deferred_files.append(target)
+
+    def sync_deferred(self) -> None:
+        with self._deferred_lock:
+            files, self._deferred_files = self._deferred_files, []
+            dirs, self._deferred_dirs = set(self._deferred_dirs.values()), {}
+        if not files:
+            return
+        with timed("storage.sync_deferred", backend=self.backend, files=len(files)):
+            if _syncfs(self._root):
+                return
+            for path in files:
+                with contextlib.suppress(*_MISSING):
+                    fd = os.open(path, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+            for directory in dirs:
+                _fsync_dir(directory)
 
     def _list(self, prefix: str) -> Iterable[ObjectInfo]:
         base = prefix.rpartition("/")[0]
@@ -160,13 +214,16 @@ class LocalStorage(Storage):
         return parent / name
 
     def _temp_for(self, key: str, target: Path, fill: Callable[[BinaryIO], object]) -> Path:
+        self._make_dir(key, target.parent)
+        return _write_temp(target.parent, fill)
+
+    def _make_dir(self, key: str, directory: Path) -> None:
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
             raise InvalidKey(
                 f"storage key {key!r} needs a directory where {self.location} holds a file"
             ) from None
-        return _write_temp(target.parent, fill)
 
     def _publish(
         self, key: str, tmp: Path, target: Path, *, if_match: str | None, if_none_match: bool
@@ -221,16 +278,18 @@ def write_file_atomically(path: Path, fill: Callable[[BinaryIO], object]) -> Non
     _fsync_dir(path.parent)
 
 
-def _write_temp(directory: Path, fill: Callable[[BinaryIO], object]) -> Path:
-    """A fully written, fsynced temp file in ``directory`` (same filesystem as the target)."""
+def _write_temp(directory: Path, fill: Callable[[BinaryIO], object], sync: bool = True) -> Path:
+    """A fully written (and, if ``sync``, fsynced) temp file in ``directory`` (same filesystem
+    as the target)."""
     fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as dst:
             os.fchmod(dst.fileno(), _FILE_MODE)
             fill(dst)
-            dst.flush()
-            os.fsync(dst.fileno())
+            if sync:
+                dst.flush()
+                os.fsync(dst.fileno())
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -245,6 +304,24 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _syncfs(path: Path) -> bool:
+    """Write back the whole filesystem holding ``path`` (Linux ``syncfs(2)``: every dirty file
+    and directory of it, then one journal commit); False where the call does not exist."""
+    import ctypes  # here, not at import: the read side never syncs
+
+    libc = ctypes.CDLL(None, use_errno=True)  # the process's own symbols, libc's among them
+    if not hasattr(libc, "syncfs"):
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.syncfs(fd) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"syncfs {path}: {os.strerror(errno)}")
+    finally:
+        os.close(fd)
+    return True
 
 
 def _scan(directory: str, rel: str, prefix: str) -> Iterator[ObjectInfo]:

@@ -1017,7 +1017,7 @@ class _Writer:
         sha = fmt.sha256(data)
         key = key_of(sha[:20])  # content-addressed: never overwritten with other bytes
         self.pub.written.append(key)
-        self.storage.put(key, data)
+        self.storage.put_deferred(key, data)  # made durable in one sync when the kind is done
         return key, sha
 
     def _settle(self) -> None:
@@ -1037,16 +1037,19 @@ class _Writer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.pool is None:
-            return
-        try:
-            error: BaseException | None = None
-            while self.pending:
-                try:
-                    self._settle()
-                except BaseException as failed:  # keep waiting: no write may outlive the kind
-                    error = error or failed
-            if error is not None and exc[0] is None:
-                raise error
-        finally:
-            self.pool.shutdown(wait=True)
+        if self.pool is not None:
+            try:
+                error: BaseException | None = None
+                while self.pending:
+                    try:
+                        self._settle()
+                    except BaseException as failed:  # keep waiting: no write may outlive it
+                        error = error or failed
+                if error is not None and exc[0] is None:
+                    raise error
+            finally:
+                self.pool.shutdown(wait=True)
+        if exc[0] is None:
+            started = time.perf_counter()
+            self.storage.sync_deferred()  # durable before any manifest can name them
+            self.waited += time.perf_counter() - started

@@ -88,6 +88,7 @@ class WrappedStorage(Storage):
         self.inner = inner
         self.backend = inner.backend
         self.puts: list[str] = []  # keys of every write attempt, in order
+        self.syncs: list[int] = []  # len(puts) at each sync_deferred
         self._lock = threading.Lock()  # the exporter writes chain documents on threads
 
     @property
@@ -124,6 +125,19 @@ class WrappedStorage(Storage):
         )
         self.after_put(key, n)
         return info
+
+    def put_deferred(self, key: str, data: bytes) -> None:
+        with self._lock:
+            self.puts.append(key)
+            n = len(self.puts)
+        self.before_put(key, n)
+        self.inner.put_deferred(key, data)  # the adapter's own bulk path, not put
+        self.after_put(key, n)
+
+    def sync_deferred(self) -> None:
+        with self._lock:
+            self.syncs.append(len(self.puts))  # how many writes had been attempted
+        self.inner.sync_deferred()
 
     def _get(self, key: str) -> StoredObject:
         return self.inner.get(key)

@@ -22,6 +22,7 @@ from exportkit import (
     CrashingStorage,
     FailingStorage,
     SimulatedCrash,
+    WrappedStorage,
     add_alert,
     add_scan,
     assert_complete,
@@ -239,3 +240,20 @@ def test_archives_of_a_crashed_export_are_never_reused(
     assert not set(published.archives.values()) & set(orphans)
     for key, data in orphans.items():
         assert storage.get(key).data == data
+
+
+@pytest.mark.parametrize("writers", [1, 8])
+def test_per_ticker_documents_are_synced_before_the_manifest_names_them(
+    storage: Storage, small_store: Store, small_settings: Settings, clock: Clock, writers: int
+) -> None:
+    """Chain and history documents are written without a sync each (``put_deferred``); one
+    ``sync_deferred`` makes them durable, and it comes before the manifest is written."""
+    spy = WrappedStorage(storage)
+    JSONExporter(small_store, spy, small_settings, clock=clock, writers=writers).export_all()
+    per_ticker = [i for i, key in enumerate(spy.puts) if key.startswith(("chains/", "daily/"))]
+    manifest_at = spy.puts.index(fmt.MANIFEST_KEY)
+    assert len(per_ticker) == 2 * len(SMALL_WATCHLIST)
+    assert spy.syncs, "the deferred writes were never synced"
+    synced_through = max(n for n in spy.syncs if n <= manifest_at)
+    assert max(per_ticker) < synced_through <= manifest_at
+    assert_complete(spy, manifest_of(spy))

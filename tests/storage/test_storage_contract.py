@@ -319,6 +319,7 @@ def test_bad_keys_rejected_everywhere(
         lambda: storage.delete(key),
         lambda: storage.delete_many([key]),
         lambda: storage.put_file(key, source),
+        lambda: storage.put_deferred(key, b"{}"),
         lambda: storage.get_file(key, tmp_path / "dst.bin"),
     ]
     for attempt in attempts:
@@ -343,6 +344,8 @@ def test_symlink_out_of_root_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(InvalidKey, match="outside"):
         storage.put("link/x.json", b"{}")
+    with pytest.raises(InvalidKey, match="outside"):
+        storage.put_deferred("link/x.json", b"{}")
     assert list(outside.iterdir()) == []
 
 
@@ -519,3 +522,63 @@ def test_put_many_validates_every_key_before_writing(storage):
     with pytest.raises(InvalidKey):
         storage.put_many([("ok/a.json", b"{}"), ("../escape.json", b"{}")])
     assert storage.head("ok/a.json") is None
+
+
+def test_put_deferred_from_threads_then_sync(
+    storage: Storage, raw_keys: Callable[[], set[str]]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    items = {f"chains/T{i % 7}/{i:03d}.json": f'{{"i": {i}}}'.encode() for i in range(60)}
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda kv: storage.put_deferred(*kv), items.items()))
+    storage.sync_deferred()
+    storage.sync_deferred()  # nothing pending: a no-op
+    assert {key: storage.get(key).data for key in items} == items
+    assert raw_keys() == {f"exports/{key}" for key in items}  # no temp file beside them
+
+
+def test_put_deferred_refuses_gzip_keys_and_directories(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    with pytest.raises(ValueError, match=r"'\.gz'"):
+        storage.put_deferred("doc.json.gz", b"x")
+    storage.put("a/b/c.json", b"{}")
+    with pytest.raises(InvalidKey, match="directory"):
+        storage.put_deferred("a/b", b"{}")
+    with pytest.raises(InvalidKey, match="holds a file"):
+        storage.put_deferred("a/b/c.json/d.json", b"{}")
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".tmp-")]
+
+
+def test_sync_deferred_without_syncfs_fsyncs_every_file_and_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from chalicelib.storage import local
+
+    storage = LocalStorage(tmp_path)
+    keys = ["d/A/1.json", "d/A/2.json", "d/B/3.json"]
+    for key in keys:
+        storage.put_deferred(key, b"{}")
+    synced: list[str] = []
+    real_fsync, real_open = os.fsync, os.open
+    opened: dict[int, str] = {}
+
+    def tracking_open(path: object, flags: int, *args: object) -> int:
+        fd = real_open(path, flags, *args)  # type: ignore[arg-type]
+        opened[fd] = os.fspath(path)  # type: ignore[arg-type]
+        return fd
+
+    def tracking_fsync(fd: int) -> None:
+        synced.append(opened.get(fd, "?"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(local, "_syncfs", lambda path: False)
+    monkeypatch.setattr(os, "open", tracking_open)
+    monkeypatch.setattr(os, "fsync", tracking_fsync)
+    storage.sync_deferred()
+    root = storage.root
+    assert sorted(synced) == sorted(
+        [str(root / k) for k in keys] + [str(root / "d/A"), str(root / "d/B")]
+    )
