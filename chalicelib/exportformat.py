@@ -7,6 +7,7 @@ Layout under the export root (local directory or S3 prefix):
     alerts.atom delivery.json            the alerts' Atom feed, the alert delivery status
     chains/<TICKER>/<digest>.json        per-ticker chain documents, immutable, content-addressed
     daily/<TICKER>/<digest>.json         per-ticker daily history documents, the same way
+    features/<TICKER>/<digest>.json      per-ticker latest features documents, the same way
     archive/<kind>_<generation>.json.gz  immutable gzip copies, one per kind per generation
                                          (``.atom.gz`` for the feed)
 
@@ -54,8 +55,12 @@ MANIFEST_KEY = "manifest.json"
 ARCHIVE_PREFIX = "archive/"
 CHAINS_PREFIX = "chains/"
 HISTORY_PREFIX = "daily/"
-TICKER_PREFIXES = (CHAINS_PREFIX, HISTORY_PREFIX)  # per-ticker, content-addressed documents
-SCHEMA_VERSION = 2  # of every document and of the manifest; 1 was row-per-contract JSON
+FEATURE_SET_PREFIX = "features/"
+# per-ticker, content-addressed documents
+TICKER_PREFIXES = (CHAINS_PREFIX, HISTORY_PREFIX, FEATURE_SET_PREFIX)
+# Of every document and of the manifest. 1 was row-per-contract JSON; 2 carried the features
+# inside the chain document; 3 gives them their own document (``feature_set``).
+SCHEMA_VERSION = 3
 FORMAT_VERSION = SCHEMA_VERSION
 
 _ARCHIVE_RE = re.compile(
@@ -82,6 +87,10 @@ def chain_key(ticker: str, digest: str) -> str:
 
 def history_key(ticker: str, digest: str) -> str:
     return f"{HISTORY_PREFIX}{ticker}/{digest}.json"
+
+
+def feature_set_key(ticker: str, digest: str) -> str:
+    return f"{FEATURE_SET_PREFIX}{ticker}/{digest}.json"
 
 
 def archive_key(kind: str, generation: str, ext: str = "json") -> str:
@@ -220,7 +229,7 @@ HistoryRow = with_config(_STRICT)(
 class Header(TypedDict):
     """What every document starts with."""
 
-    schema_version: Literal[2]
+    schema_version: Literal[3]
     kind: str
     generation: str  # the generation that wrote these bytes
     generated_at: Timestamp
@@ -262,16 +271,6 @@ HistoryColumns = with_config(_STRICT)(
 
 
 @with_config(_STRICT)
-class TickerFeatures(TypedDict):
-    """One ticker's latest features (``compute_features``'s values, units in the catalogue)."""
-
-    ticker: str
-    as_of: Timestamp
-    features: dict[str, Any] | None
-    missing: dict[str, str]
-
-
-@with_config(_STRICT)
 class ChainDocument(Header):
     """``chains/<TICKER>/<digest>.json``: one ticker's latest snapshot (kind ``chain``)."""
 
@@ -282,7 +281,18 @@ class ChainDocument(Header):
     expirations: list[Day]
     columns: ChainColumns
     session: HistoryRow | None  # the daily row of the chain's own session (changes intraday)
-    features: TickerFeatures | None
+
+
+@with_config(_STRICT)
+class FeatureSetDocument(Header):
+    """``features/<TICKER>/<digest>.json``: one ticker's latest features (kind ``feature_set``;
+    ``compute_features``'s values, units in the catalogue), rewritten when they are computed
+    again. Kept apart from the chain document so a snapshot reads only contracts."""
+
+    ticker: str
+    as_of: Timestamp
+    features: dict[str, Any] | None
+    missing: dict[str, str]
 
 
 @with_config(_STRICT)
@@ -304,7 +314,8 @@ class IndexColumns(TypedDict):
     expirations: list[int]  # how many
     contracts: list[int]
     key: list[str]  # the ticker's chain document
-    history_key: list[str | None]  # ... and its history document
+    history_key: list[str | None]  # ... its history document
+    features_key: list[str | None]  # ... and its features document
 
 
 @with_config(_STRICT)
@@ -318,7 +329,7 @@ class ChainsIndex(Header):
 @with_config(_STRICT)
 class FeaturesDocument(Header):
     """``features.json``: every ticker's scalar features, one column per feature (structured
-    features live in the ticker's chain document only)."""
+    features live in the ticker's features document only)."""
 
     limit: int | None
     tickers: list[str]
@@ -377,6 +388,7 @@ CONTRACTS: dict[str, Any] = {
     "chains": ChainsIndex,
     "chain": ChainDocument,
     "history": HistoryDocument,
+    "feature_set": FeatureSetDocument,
     DELIVERY_KIND: DeliveryDocument,  # deliveryformat: the delivery status
 }
 _ROWS = {"alerts": "alerts", "scans": "scans", DELIVERY_KIND: "sinks"}  # a list per document
@@ -535,6 +547,7 @@ class Manifest(BaseModel):
     documents: dict[str, DocumentEntry]
     chains: dict[str, str] = Field(default_factory=dict)  # ticker -> chain document key
     histories: dict[str, str] = Field(default_factory=dict)  # ticker -> history document key
+    feature_sets: dict[str, str] = Field(default_factory=dict)  # ticker -> features document
     archives: dict[str, str] = Field(default_factory=dict)  # kind -> archive key
     results: dict[str, KindResult] = Field(default_factory=dict)
     storage_writes: int = 0

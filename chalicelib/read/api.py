@@ -209,15 +209,24 @@ def history(reader: ExportReader, q: p.HistoryParams) -> Result:
 
 
 def features(reader: ExportReader, q: p.TickerParams) -> Result:
-    loaded = _chain(reader, q.ticker)
-    doc = loaded.doc or {}
-    feats = doc.get("features") or {}
+    """The ticker's features document (a ticker known by its chain but not yet analysed has
+    none: null features, the chain's time)."""
+    at = reader.pin()
+    chain = _chain(reader, q.ticker, at)
+    loaded = reader.feature_set(q.ticker, at)
+    doc = loaded.doc if loaded is not None else None
+    if loaded is None or doc is None:
+        return Result(
+            {"ticker": q.ticker, "as_of": (chain.doc or {}).get("as_of"), "features": None,
+             "missing": {}},
+            loaded or chain,
+        )  # fmt: skip
     return Result(
         {
             "ticker": q.ticker,
-            "as_of": feats.get("as_of", doc.get("as_of")),
-            "features": feats.get("features"),
-            "missing": feats.get("missing", {}),
+            "as_of": doc.get("as_of"),
+            "features": doc.get("features"),
+            "missing": doc.get("missing") or {},
         },
         loaded,
     )

@@ -42,7 +42,8 @@ from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
 
 Source = Literal["latest", "archive", "none"]
-TickerKind = Literal["chains", "histories"]  # the manifest's maps of per-ticker documents
+# the manifest's maps of per-ticker documents
+TickerKind = Literal["chains", "histories", "feature_sets"]
 Pinned = tuple[str, "Manifest | None"]  # (storage version of manifest.json, its manifest)
 # What a document's bytes become, given its key and bytes; None rejects them (damaged).
 Parse = Callable[[str, bytes], "dict[str, Any] | None"]
@@ -359,8 +360,13 @@ class ExportReader:
         the generation does not know the ticker."""
         return self._ticker_document("histories", ticker, at)
 
+    def feature_set(self, ticker: str, at: Pinned | None = None) -> Loaded | None:
+        """The ticker's latest features document; None when the generation has none for it."""
+        return self._ticker_document("feature_sets", ticker, at)
+
     def _ticker_document(self, name: TickerKind, ticker: str, at: Pinned | None) -> Loaded | None:
-        """A per-ticker document the manifest names under ``name`` (``chains``, ``histories``),
+        """A per-ticker document the manifest names under ``name`` (``chains``, ``histories``,
+        ``feature_sets``),
         verified; an older generation's copy when it is damaged; empty when none is left."""
         version, manifest = at or self._current()
         if manifest is None:

@@ -44,6 +44,7 @@ LATEST_SNAPSHOTS = f"""
            s.underlying_price, s.dividend_yield, s.contracts,
            list_transform(s.expirations, lambda e: strftime(e, '%Y-%m-%d')) AS expirations,
            s.atm_iv, coalesce({_iso("f.as_of")}, '') AS features_as_of,
+           f.as_of AS features_as_of_ts,
            coalesce(hash(d.day, d.close, d.atm_iv, d.as_of, d.close_at, d.provisional,
                          d.call_volume, d.put_volume, d.call_open_interest,
                          d.put_open_interest)::VARCHAR, '') AS session_hash
@@ -128,14 +129,11 @@ SESSION_ROWS = f"""
     FROM daily_history h JOIN wanted w ON h.ticker = w.ticker AND h.day = w.session
 """
 
-# Each wanted ticker's latest features (the newest row found first: only its JSON is read).
+# Each wanted ticker's latest features (``wanted.features_as_of_ts``), its JSON as stored.
 TICKER_FEATURES = f"""
-    SELECT f.ticker, encode(to_json(struct_pack(
-               ticker := f.ticker, as_of := {_iso("f.as_of")}, features := f.features,
-               missing := coalesce(f.missing, '{{}}'::JSON)))::VARCHAR) AS doc
-    FROM features f
-    JOIN (SELECT ticker, max(as_of) AS as_of FROM features SEMI JOIN wanted USING (ticker)
-          GROUP BY ticker) newest ON f.ticker = newest.ticker AND f.as_of = newest.as_of
+    SELECT f.ticker, {_iso("f.as_of")} AS as_of, f.features::VARCHAR AS features,
+           coalesce(f.missing, '{{}}'::JSON)::VARCHAR AS missing
+    FROM features f JOIN wanted w ON f.ticker = w.ticker AND f.as_of = w.features_as_of_ts
 """
 
 SCALAR_FEATURES: tuple[str, ...] = tuple(

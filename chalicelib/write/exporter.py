@@ -58,12 +58,15 @@ KEEP_GENERATIONS = 3  # per-ticker documents stay while one of this many manifes
 KEEP_ARCHIVES = 3  # archives kept per kind regardless of age
 # Contracts (or history rows) serialised per query: bounds the writer's memory.
 CHAIN_BATCH_ROWS = 250_000
+FEATURE_BATCH = 500  # tickers whose features documents are read per query (~20 KB each)
+PER_TICKER = ("chains", "histories", "feature_sets")  # the manifest's per-ticker maps
 # Per-ticker documents are written on this many threads, so the storage's latency (an S3 PUT,
 # an fsync) overlaps the building of the next documents instead of adding to it.
 CHAIN_WRITERS = 8
 VERIFY_EVERY = timedelta(hours=1)  # how often every unchanged document's bytes are re-read
 _TICKER = re.compile(TICKER_PATTERN)
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
+_MAYBE_NONFINITE = re.compile(rb"(?i)nan|inf")  # where fmt.strict_json may have work to do
 CONTENT_TYPES = {"json": "application/json", "atom": "application/atom+xml"}
 
 # The kinds of a generation: name -> (builder method, the parameters ``export_all`` passes).
@@ -99,8 +102,8 @@ class Built:
     data: bytes
     rows: int
     entries: dict[str, DocumentEntry] = field(default_factory=dict)
-    chains: dict[str, str] | None = None
-    histories: dict[str, str] | None = None
+    # the manifest's maps of per-ticker documents (chains, histories, feature_sets): ticker -> key
+    per_ticker: dict[str, dict[str, str]] | None = None
     written: int = 0
     written_bytes: int = 0
     skipped: int = 0
@@ -227,8 +230,8 @@ class JSONExporter:
         previous = pub.previous
         documents = dict(previous.documents) if previous else {}
         archives = dict(previous.archives) if previous else {}
-        chains = dict(previous.chains) if previous else {}
-        histories = dict(previous.histories) if previous else {}
+        per_ticker = {name: dict(getattr(previous, name)) if previous else {}
+                      for name in PER_TICKER}  # fmt: skip
         results: dict[str, KindResult] = {}
         latest: list[tuple[str, bytes]] = []
         for kind, params in kinds.items():
@@ -255,11 +258,10 @@ class JSONExporter:
                     generation=pub.generation,
                 )
                 continue
-            if built.chains is not None:  # the new set of per-ticker documents replaces the old
+            if built.per_ticker is not None:  # the new per-ticker documents replace the old
                 documents = {k: v for k, v in documents.items() if not _is_ticker_key(k)}
                 documents.update(built.entries)
-                chains = built.chains
-                histories = built.histories or {}
+                per_ticker = built.per_ticker
             if kept:  # the same content as published: its bytes and archive stand
                 results[kind] = KindResult(
                     kind=kind,
@@ -297,8 +299,7 @@ class JSONExporter:
             previous_generation=previous.generation if previous else None,
             duration_ms=_ms(started),
             documents=documents,
-            chains=chains,
-            histories=histories,
+            **per_ticker,
             archives=archives,
             results={**(previous.results if previous else {}), **results},
             storage_writes=pub.writes + 2,
@@ -484,10 +485,10 @@ class JSONExporter:
                                         pub.generated_at))  # fmt: skip
 
     def _chains(self, pub: Publication, limit: int | None) -> Built:
-        """The index document; per-ticker chain and history documents are written here, to
-        new keys, as they are built. A ticker's document whose inputs are what the previous
-        generation published is kept (delta export), if it is still in the storage with its
-        size (and, once an hour, its checksum)."""
+        """The index document; per-ticker chain, history and features documents are written
+        here, to new keys, as they are built. A ticker's document whose inputs are what the
+        previous generation published is kept (delta export), if it is still in the storage
+        with its size (and, once an hour, its checksum)."""
         snaps = self.store.columns(q.LATEST_SNAPSHOTS)
         tickers = [str(t) for t in snaps["ticker"]][:limit]
         bad = [t for t in tickers if not _TICKER.fullmatch(t)]
@@ -499,52 +500,57 @@ class JSONExporter:
             digests = {
                 str(t): f"{int(k)}|{d}" for t, k, d in self.store.rows(q.HISTORY_FINGERPRINTS)
             }
-        history_fps = {
-            t: f"{plan.since[i]}|{digests[t]}|{fmt.SCHEMA_VERSION}"
-            for i, t in enumerate(tickers)
-            if t in digests
+        version = fmt.SCHEMA_VERSION
+        fingerprints: dict[str, list[str | None]] = {
+            "chains": [
+                f"{plan.as_of[i]}|{h}|{version}" for i, h in enumerate(snaps["session_hash"][:n])
+            ],
+            "histories": [
+                f"{plan.since[i]}|{digests[t]}|{version}" if t in digests else None
+                for i, t in enumerate(tickers)
+            ],
+            "feature_sets": [f"{f}|{version}" if f else None for f in plan.features_as_of],
         }
-        chain_fps = [
-            f"{plan.as_of[i]}|{f}|{h}|{fmt.SCHEMA_VERSION}"
-            for i, (f, h) in enumerate(
-                zip(snaps["features_as_of"][:n], snaps["session_hash"][:n], strict=True)
-            )
-        ]
-        built = Built(b"", n, chains={}, histories={})
-        assert built.chains is not None and built.histories is not None
-        old_chains = pub.previous.chains if pub.previous else {}
-        old_histories = pub.previous.histories if pub.previous else {}
+        built = Built(b"", n, per_ticker={name: {} for name in fingerprints})
+        assert built.per_ticker is not None
+        previous = pub.previous
         kept = _Kept(self.storage, pub)
-        for i, ticker in enumerate(tickers):
-            kept.consider(old_chains.get(ticker), chain_fps[i])
-            kept.consider(old_histories.get(ticker), history_fps.get(ticker))
+        for name, fps in fingerprints.items():
+            old = getattr(previous, name) if previous else {}
+            for i, ticker in enumerate(tickers):
+                kept.consider(old.get(ticker), fps[i])
         kept.settle()
-        changed_chains, changed_histories = [], []
-        for i, ticker in enumerate(tickers):
-            pairs = (
-                (old_chains, built.chains, changed_chains),
-                (old_histories, built.histories, changed_histories),
-            )
-            for old, keys, changed in pairs:
+        changed: dict[str, list[int]] = {}
+        for name, fps in fingerprints.items():
+            old = getattr(previous, name) if previous else {}
+            keys, todo = built.per_ticker[name], changed.setdefault(name, [])
+            for i, ticker in enumerate(tickers):
                 key = old.get(ticker)
                 if key is not None and key in kept.entries:
                     keys[ticker] = key
                     built.entries[key] = kept.entries[key]
                     built.skipped += 1
-                else:
-                    changed.append(i)
+                elif fps[i] is not None or name == "chains":
+                    todo.append(i)
         days = [self.settings.analytics.iv_window_days] * n  # rows, about
-        jobs = [("chain", batch) for batch in _batches(changed_chains, plan.contracts,
+        jobs = [("chain", batch) for batch in _batches(changed["chains"], plan.contracts,
                                                        CHAIN_BATCH_ROWS)]  # fmt: skip
-        jobs += [("history", batch) for batch in _batches(changed_histories, days,
+        jobs += [("history", batch) for batch in _batches(changed["histories"], days,
                                                           CHAIN_BATCH_ROWS)]  # fmt: skip
+        jobs += [("features", batch) for batch in _batches(changed["feature_sets"], [1] * n,
+                                                           FEATURE_BATCH)]  # fmt: skip
+        documents = {
+            "chain": ("chains", fmt.chain_key, self._chain_documents),
+            "history": ("histories", fmt.history_key, self._history_documents),
+            "features": ("feature_sets", fmt.feature_set_key, self._feature_documents),
+        }
 
-        def stored(ticker: str, keys: dict[str, str], rows: int, fingerprint: str | None):
+        def stored(name: str, i: int, rows: int) -> Callable[[str, str, int], None]:
             def record(key: str, sha: str, size: int) -> None:
-                keys[ticker] = key
+                built.per_ticker[name][tickers[i]] = key  # type: ignore[index]
                 built.entries[key] = DocumentEntry(sha256=sha, bytes=size, rows=rows,
                                                    generation=pub.generation,
-                                                   fingerprint=fingerprint)  # fmt: skip
+                                                   fingerprint=fingerprints[name][i])  # fmt: skip
 
             return record
 
@@ -553,32 +559,24 @@ class JSONExporter:
             self.store.cursor() as reader,
             _Prefetch(jobs, lambda job: self._load(reader, plan, *job)) as loaded_jobs,
         ):
-            loaded = loaded_jobs.results()
-            for (what, batch), data in loaded:
-                if what == "chain":
-                    for i, doc in self._chain_documents(pub, plan, batch, data):
-                        t = tickers[i]
-                        writer.put_addressed(partial(fmt.chain_key, t), doc,
-                                             stored(t, built.chains, plan.contracts[i],
-                                                    chain_fps[i]))  # fmt: skip
-                else:
-                    for i, doc, rows in self._history_documents(pub, plan, batch, data):
-                        t = tickers[i]
-                        writer.put_addressed(partial(fmt.history_key, t), doc,
-                                             stored(t, built.histories, rows,
-                                                    history_fps.get(t)))  # fmt: skip
+            for (what, batch), data in loaded_jobs.results():
+                name, key_of, build = documents[what]
+                for i, doc, rows in build(pub, plan, batch, data):
+                    writer.put_addressed(partial(key_of, tickers[i]), doc, stored(name, i, rows))
         built.written = writer.written
         built.written_bytes = writer.bytes
         log_event(
             "export_chains",
             generation=pub.generation,
-            chains=len(changed_chains),
-            histories=len(changed_histories),
+            chains=len(changed["chains"]),
+            histories=len(changed["histories"]),
+            feature_sets=len(changed["feature_sets"]),
             kept=built.skipped,
             load_ms=round(loaded_jobs.busy * 1000, 1),  # queries, on the loading thread
             waited_for_load_ms=round(loaded_jobs.waited * 1000, 1),
             waited_for_writes_ms=round(writer.waited * 1000, 1),
         )
+        per_ticker = built.per_ticker
         columns = {
             "ticker": tickers,
             "as_of": plan.as_of,
@@ -586,8 +584,9 @@ class JSONExporter:
             "atm_iv": _floats(snaps["atm_iv"][:n]),
             "expirations": [len(e) for e in plan.expirations],
             "contracts": plan.contracts,
-            "key": [built.chains[t] for t in tickers],
-            "history_key": [built.histories.get(t) for t in tickers],
+            "key": [per_ticker["chains"][t] for t in tickers],
+            "history_key": [per_ticker["histories"].get(t) for t in tickers],
+            "features_key": [per_ticker["feature_sets"].get(t) for t in tickers],
         }
         header = self._header(pub, "chains", n, limit=limit)
         body = fmt.dumps(columns)
@@ -601,6 +600,10 @@ class JSONExporter:
         with reader.registered("wanted", plan.table(batch)):
             if what == "history":
                 return {"history": _filled(reader.columns(q.HISTORY_ROWS))}
+            if what == "features":
+                return {
+                    "features": {str(row[0]): row[1:] for row in reader.rows(q.TICKER_FEATURES)}
+                }
             oldest = min(plan.as_of_ts[i] for i in batch)
             columns = reader.columns(q.CHAIN_COLUMNS, [oldest])
             rank = np.ma.getdata(columns.pop("rank"))
@@ -612,15 +615,14 @@ class JSONExporter:
                 "runs": _runs(cuts, expiration, is_call),
                 "columns": _filled(columns),
                 "sessions": _rows_by_ticker(_filled(reader.columns(q.SESSION_ROWS))),
-                "features": dict(reader.rows(q.TICKER_FEATURES)),
             }
 
     def _chain_documents(
         self, pub: Publication, plan: _Plan, batch: list[int], data: dict[str, Any]
-    ) -> Iterator[tuple[int, bytes]]:
+    ) -> Iterator[tuple[int, bytes, int]]:
         """The chain documents of the snapshots in ``batch``: built from one sorted result of
         numeric columns per batch (sliced per ticker) and the runs of expirations and rights."""
-        cols, sessions, features = data["columns"], data["sessions"], data["features"]
+        cols, sessions = data["columns"], data["sessions"]
         cuts, runs = data["cuts"], data["runs"]
         header = self._header(pub, "chain", 0)
         for k, i in enumerate(batch):
@@ -639,9 +641,28 @@ class JSONExporter:
                     **{name: _column(v[start:stop]) for name, v in cols.items()},
                 },
                 "session": sessions.get(ticker),
-                "features": _fragment(features.get(ticker)),
             }
-            yield i, orjson.dumps(doc, option=_NUMPY)
+            yield i, orjson.dumps(doc, option=_NUMPY), plan.contracts[i]
+
+    def _feature_documents(
+        self, pub: Publication, plan: _Plan, batch: list[int], data: dict[str, Any]
+    ) -> Iterator[tuple[int, bytes, int]]:
+        """Each ticker's latest features: the store's JSON embedded as it is."""
+        rows = data["features"]
+        header = self._header(pub, "feature_set", 1)
+        for i in batch:
+            row = rows.get(plan.tickers[i])
+            if row is None:  # removed since the plan was made: the next export drops it
+                continue
+            as_of, features, missing = row
+            doc = {
+                **header,
+                "ticker": plan.tickers[i],
+                "as_of": as_of,
+                "features": _fragment(features),
+                "missing": _fragment(missing),
+            }
+            yield i, orjson.dumps(doc), 1
 
     def _history_documents(
         self, pub: Publication, plan: _Plan, batch: list[int], data: dict[str, Any]
@@ -689,9 +710,9 @@ class JSONExporter:
             entries.sort(key=lambda e: e[0].order, reverse=True)
             keep.update(key for _, key in entries[:KEEP_ARCHIVES])
             doomed += [key for a, key in entries if a.when < cutoff and key not in keep]
-        referenced = set(manifest.chains.values()) | set(manifest.histories.values())
-        for old in fmt.archived_manifests(self.storage, KEEP_GENERATIONS):
-            referenced.update(old.chains.values(), old.histories.values())
+        referenced: set[str] = set()
+        for m in (manifest, *fmt.archived_manifests(self.storage, KEEP_GENERATIONS)):
+            referenced.update(*(getattr(m, name).values() for name in PER_TICKER))
         doomed += sorted(key for key in docs if key not in referenced)
         deleted = self.storage.delete_many(doomed) if doomed else 0
         if deleted:
@@ -712,6 +733,8 @@ class _Plan:
     dividend: list[float | None]
     contracts: list[int]
     expirations: list[list[str]]
+    features_as_of: list[str]  # of the ticker's latest features ('' for none)
+    features_as_of_ts: NDArray  # the same, datetime64[us] (NaT for none)
 
     @classmethod
     def of(cls, snaps: dict[str, NDArray], n: int, window: int) -> _Plan:
@@ -727,6 +750,11 @@ class _Plan:
             dividend=_floats(snaps["dividend_yield"][:n]),
             contracts=[int(v) for v in snaps["contracts"][:n]],
             expirations=[[str(e) for e in exps] for exps in snaps["expirations"][:n]],
+            features_as_of=[str(v) for v in snaps["features_as_of"][:n]],
+            features_as_of_ts=np.ma.filled(
+                np.ma.asarray(snaps["features_as_of_ts"][:n]).astype("datetime64[us]"),
+                np.datetime64("NaT"),
+            ),
         )
 
     def table(self, rows: Iterable[int]) -> dict[str, NDArray]:
@@ -742,6 +770,7 @@ class _Plan:
             "since": np.array([self.since[i] for i in picked], "datetime64[D]").astype(
                 "datetime64[s]"
             ),
+            "features_as_of_ts": self.features_as_of_ts[picked],
         }
 
 
@@ -939,9 +968,14 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-def _fragment(raw: bytes | None) -> Any:
-    """Features JSON from the store, embedded as it is (strict: NaN turned into null)."""
-    return None if raw is None else orjson.Fragment(fmt.strict_json(raw))
+def _fragment(raw: str | bytes | None) -> Any:
+    """A value of a JSON column of the store, embedded as it is. The column's type makes it
+    valid JSON, so only a NaN or infinity token (which DuckDB keeps there) needs the strict
+    rewrite, and only text where one could be gets parsed."""
+    if raw is None:
+        return None
+    data = raw.encode() if isinstance(raw, str) else raw
+    return orjson.Fragment(fmt.strict_json(data) if _MAYBE_NONFINITE.search(data) else data)
 
 
 def _day(value: Any) -> date:

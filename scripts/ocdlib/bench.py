@@ -192,19 +192,26 @@ def phase_export(env: dict[str, str]) -> dict[str, Any]:
 
 
 def _document_sizes(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Bytes per contract of the chain documents (their contracts, session and features),
-    and of everything per-ticker (with the history documents)."""
+    """Bytes per contract of the chain documents (their contracts and session), and of
+    everything per-ticker (with the history and features documents)."""
     docs = manifest["documents"]
-    chains = [docs[k] for k in manifest["chains"].values()]
-    histories = [docs[k] for k in manifest.get("histories", {}).values()]
+
+    def entries(name: str) -> list[dict[str, Any]]:
+        return [docs[k] for k in manifest.get(name, {}).values()]
+
+    chains = entries("chains")
     contracts = sum(e["rows"] for e in chains) or 1
     chain_bytes = sum(e["bytes"] for e in chains)
-    history_bytes = sum(e["bytes"] for e in histories)
+    history_bytes = sum(e["bytes"] for e in entries("histories"))
+    feature_bytes = sum(e["bytes"] for e in entries("feature_sets"))
     return {
         "chain_bytes": chain_bytes,
         "history_bytes": history_bytes,
+        "feature_set_bytes": feature_bytes,
         "chain_bytes_per_contract": round(chain_bytes / contracts, 1),
-        "ticker_bytes_per_contract": round((chain_bytes + history_bytes) / contracts, 1),
+        "ticker_bytes_per_contract": round(
+            (chain_bytes + history_bytes + feature_bytes) / contracts, 1
+        ),
     }
 
 

@@ -341,7 +341,11 @@ def _document_kind(key: str) -> str | None:
     if key == fmt.FEED_KEY:
         return None
     kinds = {fmt.latest_key(kind): kind for kind in (*fmt.KINDS, fmt.DELIVERY_KIND)}
-    return kinds.get(key) or ("chain" if key.startswith(fmt.CHAINS_PREFIX) else "history")
+    if key in kinds:
+        return kinds[key]
+    prefixes = {fmt.CHAINS_PREFIX: "chain", fmt.HISTORY_PREFIX: "history",
+                fmt.FEATURE_SET_PREFIX: "feature_set"}  # fmt: skip
+    return next(kind for prefix, kind in prefixes.items() if key.startswith(prefix))
 
 
 def assert_documents_keep_their_contracts(storage: Storage, manifest: Manifest) -> None:

@@ -23,7 +23,8 @@ from chalicelib.config import load_settings
 from chalicelib.storage.base import Storage
 from chalicelib.write.scheduler import Scheduler
 
-MAX_WRITES = 2 * len(WATCHLIST) + 20  # the write budget of one export (chain + history)
+DOCS = 3  # per ticker: chain, history and features documents
+MAX_WRITES = DOCS * len(WATCHLIST) + 20  # the write budget of one export
 
 
 def test_an_export_without_new_snapshots_rewrites_no_chain_document(
@@ -31,7 +32,7 @@ def test_an_export_without_new_snapshots_rewrites_no_chain_document(
 ) -> None:
     make_exporter().export_all()
     first = manifest_of(storage)
-    per_ticker = [*first.chains.values(), *first.histories.values()]
+    per_ticker = [*first.chains.values(), *first.histories.values(), *first.feature_sets.values()]
     versions = {key: storage.head(key) for key in per_ticker}
 
     clock.advance(minutes=5)
@@ -40,11 +41,12 @@ def test_an_export_without_new_snapshots_rewrites_no_chain_document(
     second = manifest_of(storage)
 
     assert all(result.ok for result in results.values())
-    assert results["chains"].keys_skipped == 2 * len(WATCHLIST) + 1  # and chains.json
+    assert results["chains"].keys_skipped == DOCS * len(WATCHLIST) + 1  # and chains.json
     rewritten = {kind: r.keys_written for kind, r in results.items() if r.keys_written}
     assert rewritten == {fmt.DELIVERY_KIND: 2}  # the status names the generation releasing alerts
     assert not [key for key in counting.puts if key.startswith(fmt.TICKER_PREFIXES)]
     assert second.chains == first.chains and second.histories == first.histories
+    assert second.feature_sets == first.feature_sets
     for key in per_ticker:
         assert second.documents[key] == first.documents[key]  # same sha, same generation
         assert second.documents[key].generation == first.generation
@@ -80,7 +82,7 @@ def test_a_new_snapshot_rewrites_the_chain_documents(
     second = manifest_of(storage)
 
     assert results["chains"].keys_skipped == 0  # a new session: the histories move on too
-    assert results["chains"].keys_written == 2 + 2 * len(WATCHLIST)
+    assert results["chains"].keys_written == 2 + DOCS * len(WATCHLIST)  # features are new too
     assert set(second.chains) == set(first.chains)
     documents = assert_complete(storage, second)
     for ticker, key in second.chains.items():
@@ -112,12 +114,11 @@ def test_only_the_tickers_with_new_data_are_rewritten(
     results = make_exporter(counting).export_all()
     second = manifest_of(storage)
 
-    assert results["chains"].keys_skipped == 2 * (len(WATCHLIST) - 1)
-    assert results["chains"].keys_written == 2 + 2
-    assert [key for key in counting.puts if key.startswith(fmt.TICKER_PREFIXES)] == [
-        second.chains["SPY"],
-        second.histories["SPY"],
-    ]
+    assert results["chains"].keys_skipped == DOCS * (len(WATCHLIST) - 1)
+    assert results["chains"].keys_written == 2 + DOCS
+    assert sorted(key for key in counting.puts if key.startswith(fmt.TICKER_PREFIXES)) == sorted(
+        [second.chains["SPY"], second.histories["SPY"], second.feature_sets["SPY"]]
+    )
     assert second.chains["SPY"] != first.chains["SPY"]
     for ticker in set(WATCHLIST) - {"SPY"}:
         assert second.chains[ticker] == first.chains[ticker]
@@ -168,10 +169,11 @@ def test_a_later_snapshot_of_the_session_keeps_the_history_document(
 
     assert second.chains["SPY"] != first.chains["SPY"]
     assert second.histories == first.histories  # history changes once a session, not a snapshot
+    assert second.feature_sets == first.feature_sets  # no new features were computed
     assert [key for key in counting.puts if key.startswith(fmt.TICKER_PREFIXES)] == [
         second.chains["SPY"]
     ]
-    assert results["chains"].keys_skipped == 2 * len(WATCHLIST) - 1
+    assert results["chains"].keys_skipped == DOCS * len(WATCHLIST) - 1
     assert_complete(storage, second)
 
 
@@ -223,7 +225,8 @@ def test_deleted_per_ticker_documents_are_written_again(
     results = make_exporter().export_all()
     second = manifest_of(storage)
 
-    assert results["chains"].keys_skipped == len(WATCHLIST) - 1  # the other histories
+    # the other histories, and every features document
+    assert results["chains"].keys_skipped == 2 * len(WATCHLIST) - 1
     assert_complete(storage, second)  # every document it names is there, as named
     for key in gone:
         assert key not in second.documents or storage.head(key) is not None

@@ -41,14 +41,21 @@ class FullDisk(WrappedStorage):
     def before_put(self, key: str, n: int) -> None:
         pass
 
-    def _put(self, key: str, data: bytes, **kwargs) -> ObjectInfo:  # type: ignore[override]
+    def _claim(self, key: str, data: bytes) -> None:
         old = self.inner.head(key)
         needed = len(data) - (old.size if old else 0)
         if needed > self.free:
             self.refused += 1
             raise OSError(errno.ENOSPC, "No space left on device", key)
         self.free -= needed
+
+    def _put(self, key: str, data: bytes, **kwargs) -> ObjectInfo:  # type: ignore[override]
+        self._claim(key, data)
         return super()._put(key, data, **kwargs)
+
+    def put_deferred(self, key: str, data: bytes) -> None:
+        self._claim(key, data)
+        super().put_deferred(key, data)
 
     def _delete_many(self, keys: builtins.list[str]) -> int:
         for key in keys:

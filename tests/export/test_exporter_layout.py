@@ -42,15 +42,18 @@ def test_export_all_publishes_the_documented_layout(
     manifest = manifest_of(storage)
     stored = keys(storage)
     assert set(PUBLISHED.values()) | {fmt.MANIFEST_KEY} <= stored
-    # One chain and one history document per ticker, under chains/<TICKER>/ and
-    # daily/<TICKER>/, named by the manifest.
+    # One chain, one history and one features document per ticker, under chains/<TICKER>/,
+    # daily/<TICKER>/ and features/<TICKER>/, named by the manifest.
     assert set(manifest.chains) == set(manifest.histories) == set(WATCHLIST)
-    for prefix, named in (("chains", manifest.chains), ("daily", manifest.histories)):
+    assert set(manifest.feature_sets) == set(WATCHLIST)
+    named_by = (("chains", manifest.chains), ("daily", manifest.histories),
+                ("features", manifest.feature_sets))  # fmt: skip
+    for prefix, named in named_by:
         for ticker, key in named.items():
             assert key.startswith(f"{prefix}/{ticker}/") and key.endswith(".json")
             assert key.count("/") == 2
         assert keys(storage, f"{prefix}/") == set(named.values())
-    per_ticker = set(manifest.chains.values()) | set(manifest.histories.values())
+    per_ticker = {key for _, named in named_by for key in named.values()}
     # One gzip archive per kind and one of the manifest, named by the generation; nothing else.
     archives = keys(storage, fmt.ARCHIVE_PREFIX)
     matches = [ARCHIVE_KEY.match(key) for key in archives]
@@ -86,7 +89,12 @@ def test_export_all_publishes_the_documented_layout(
         assert chain["count"] == row["contracts"] == manifest.documents[row["key"]].rows > 0
         assert row["expirations"] == len(chain["expirations"]) > 0
         assert ISO_Z.match(chain["as_of"])
-        assert chain["session"] is not None and chain["features"] is not None
+        assert chain["session"] is not None
+        assert row["features_key"] == manifest.feature_sets[row["ticker"]]
+        feature_set = check_document(documents[row["features_key"]], "feature_set",
+                                     manifest.generation)  # fmt: skip
+        assert feature_set["ticker"] == row["ticker"] and feature_set["features"]
+        assert ISO_Z.match(feature_set["as_of"])
         history = check_document(documents[row["history_key"]], "history", manifest.generation)
         assert history["ticker"] == row["ticker"]
         assert history["count"] == manifest.documents[row["history_key"]].rows > 0
@@ -108,7 +116,7 @@ def test_export_all_publishes_the_documented_layout(
         assert result.bytes >= manifest.documents[PUBLISHED[kind]].bytes
         assert result.duration_ms >= 0
         assert manifest.results[kind] == result
-    assert results["chains"].keys_written == 2 + 2 * len(WATCHLIST)
+    assert results["chains"].keys_written == 2 + 3 * len(WATCHLIST)
     singles = set(fmt.PUBLISHED_KINDS) - {"chains"}
     assert results["chains"].bytes == sum(map(len, documents.values())) - sum(
         len(documents[PUBLISHED[k]]) for k in singles

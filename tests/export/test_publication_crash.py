@@ -42,10 +42,10 @@ from chalicelib.write.store import Store
 # detectors are edge-triggered: the second collect's findings were raised by the first), always
 # the delivery status.
 REBUILT = ("chains", "scans", "features", fmt.DELIVERY_KIND)
-# One export with every per-ticker document changed (a new session): its chain and history
-# documents, an archive per rebuilt kind, their latest documents, the manifest's archive and the
-# manifest.
-WRITES = 2 * len(SMALL_WATCHLIST) + 2 * len(REBUILT) + 2
+# One export with every per-ticker document changed (a new session): its chain, history and
+# features documents, an archive per rebuilt kind, their latest documents, the manifest's
+# archive and the manifest.
+WRITES = 3 * len(SMALL_WATCHLIST) + 2 * len(REBUILT) + 2
 
 
 @pytest.fixture
@@ -100,16 +100,17 @@ def test_a_crash_at_every_write_leaves_the_previous_generation_whole(
         # The previous generation is still the published one, and every byte of it readable.
         assert storage.get(fmt.MANIFEST_KEY).data == base_manifest
         assert assert_recoverable(storage, base) == base_docs
-        for key in [*base.chains.values(), *base.histories.values()]:
+        for key in [*base.chains.values(), *base.histories.values(), *base.feature_sets.values()]:
             assert storage.get(key).data == base_docs[key]
 
     # Every write of the export was a crash point once, in publication-protocol order (the
     # per-ticker documents in any order when they are written on threads).
     labels = [_label(key) for key in crashed_at]
-    n = 2 * len(SMALL_WATCHLIST)
+    n = 3 * len(SMALL_WATCHLIST)
     per_ticker = [
         *(f"chain:{ticker}" for ticker in sorted(SMALL_WATCHLIST)),
         *(f"history:{ticker}" for ticker in sorted(SMALL_WATCHLIST)),
+        *(f"features:{ticker}" for ticker in sorted(SMALL_WATCHLIST)),
     ]
     if writers > 1:  # the k-th write is whichever thread got there first: any of them
         assert set(labels[:n]) <= set(per_ticker)
@@ -130,11 +131,13 @@ def test_a_crash_at_every_write_leaves_the_previous_generation_whole(
     assert set(published.chains) == set(SMALL_WATCHLIST)
     assert not set(published.chains.values()) & set(base.chains.values())
     assert not set(published.histories.values()) & set(base.histories.values())
+    assert not set(published.feature_sets.values()) & set(base.feature_sets.values())
     if not after:  # a normal export followed the crashes: it rewrote everything, then cleaned
         assert published.storage_writes == WRITES
         assert_complete(storage, published)
         kept = list(fmt.archived_manifests(storage, 3))
-        for prefix, named in ((fmt.CHAINS_PREFIX, "chains"), (fmt.HISTORY_PREFIX, "histories")):
+        for prefix, named in ((fmt.CHAINS_PREFIX, "chains"), (fmt.HISTORY_PREFIX, "histories"),
+                              (fmt.FEATURE_SET_PREFIX, "feature_sets")):  # fmt: skip
             referenced = {k for m in kept for k in getattr(m, named).values()}
             assert set(getattr(base, named).values()) <= referenced
             assert keys(storage, prefix) == referenced
@@ -155,6 +158,8 @@ def _label(key: str) -> str:
         return "chain:" + key.split("/")[1]
     if key.startswith(fmt.HISTORY_PREFIX):
         return "history:" + key.split("/")[1]
+    if key.startswith(fmt.FEATURE_SET_PREFIX):
+        return "features:" + key.split("/")[1]
     return key
 
 
@@ -202,6 +207,7 @@ def test_a_failing_write_at_any_point_never_publishes_a_broken_generation(
         if kind == "chains":
             assert published.chains == base.chains
             assert published.histories == base.histories
+            assert published.feature_sets == base.feature_sets
         for other in set(REBUILT) - {kind}:
             assert published.documents[PUBLISHED[other]].generation == published.generation
     else:
@@ -250,9 +256,9 @@ def test_per_ticker_documents_are_synced_before_the_manifest_names_them(
     ``sync_deferred`` makes them durable, and it comes before the manifest is written."""
     spy = WrappedStorage(storage)
     JSONExporter(small_store, spy, small_settings, clock=clock, writers=writers).export_all()
-    per_ticker = [i for i, key in enumerate(spy.puts) if key.startswith(("chains/", "daily/"))]
+    per_ticker = [i for i, key in enumerate(spy.puts) if key.startswith(fmt.TICKER_PREFIXES)]
     manifest_at = spy.puts.index(fmt.MANIFEST_KEY)
-    assert len(per_ticker) == 2 * len(SMALL_WATCHLIST)
+    assert len(per_ticker) == 3 * len(SMALL_WATCHLIST)
     assert spy.syncs, "the deferred writes were never synced"
     synced_through = max(n for n in spy.syncs if n <= manifest_at)
     assert max(per_ticker) < synced_through <= manifest_at

@@ -111,7 +111,7 @@ def test_non_finite_values_are_exported_as_null(
         (c["bid"], c["delta"], c["gamma"]) == (None, None, None) for c in poisoned
     )
     assert all(c["bid"] is not None for c in contracts if c not in poisoned)
-    features = spy["features"]["features"]
+    features = check_document(documents[manifest.feature_sets["SPY"]], "feature_set")["features"]
     assert (features["atm_iv"], features["skew"]) == (None, None)
     assert features["note"] == "NaN, Infinity and 1e999 in text"
     assert features["n"] == [1, None, None, 2.5]

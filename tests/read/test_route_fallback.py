@@ -102,8 +102,20 @@ def test_chain_damaged_everywhere_is_an_empty_200(fresh: Site, client: Client) -
     snapshot = served_from(get(client, "/options/SPY/snapshot"), "none", None)
     assert (snapshot["calls"], snapshot["puts"], snapshot["expiration"]) == ([], [], None)
     assert served_from(get(client, "/options/SPY/history"), "none", None)["history"] == []
-    assert served_from(get(client, "/features/SPY/latest"), "none", None)["features"] is None
+    # the features have their own document, which is intact
+    features = served_from(get(client, "/features/SPY/latest"), "latest", fresh.generations[1])
+    assert features["features"]
     assert get(client, "/options/SPY/snapshot?expiration=2026-12-18").status_code == 404
+
+
+def test_features_damaged_everywhere_are_null_not_an_error(fresh: Site, client: Client) -> None:
+    named = {fresh.manifest().feature_sets["SPY"],
+             fresh.archived_manifest(fresh.generations[0]).feature_sets["SPY"]}  # fmt: skip
+    for key in named:
+        damage(fresh, key, "random")
+    data = served_from(get(client, "/features/SPY/latest"), "none", None)
+    assert (data["ticker"], data["features"], data["missing"]) == ("SPY", None, {})
+    assert served_from(get(client, "/options/SPY/snapshot"), "latest", fresh.generations[1])
 
 
 def test_ticker_alerts_do_not_read_chain_documents(fresh: Site, client: Client) -> None:
