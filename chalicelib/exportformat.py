@@ -56,8 +56,9 @@ ARCHIVE_PREFIX = "archive/"
 CHAINS_PREFIX = "chains/"
 HISTORY_PREFIX = "daily/"
 FEATURE_SET_PREFIX = "features/"
-# per-ticker, content-addressed documents
+# per-ticker, content-addressed documents, and the manifest's maps of them (ticker -> key)
 TICKER_PREFIXES = (CHAINS_PREFIX, HISTORY_PREFIX, FEATURE_SET_PREFIX)
+PER_TICKER_MAPS = ("chains", "histories", "feature_sets")
 # Of every document and of the manifest. 1 was row-per-contract JSON; 2 carried the features
 # inside the chain document; 3 gives them their own document (``feature_set``).
 SCHEMA_VERSION = 3
@@ -573,6 +574,22 @@ def archived_manifests(storage: Storage, limit: int | None = None) -> Iterator[M
             yield Manifest.model_validate_json(gzip.decompress(storage.get(key).data))
         except (ObjectNotFound, ValueError, OSError, EOFError):
             continue
+
+
+def archived_ticker_keys(storage: Storage, limit: int) -> set[str]:
+    """Every per-ticker document key the newest ``limit`` archived manifests name (damaged
+    ones skipped), read without building the manifests: retention needs only these maps."""
+    named: set[str] = set()
+    for key in archives_newest_first(storage, "manifest")[:limit]:
+        try:
+            doc = orjson.loads(gzip.decompress(storage.get(key).data))
+        except (ObjectNotFound, ValueError, OSError, EOFError):
+            continue
+        maps = [doc.get(name) for name in PER_TICKER_MAPS] if isinstance(doc, dict) else []
+        for keys in maps:
+            if isinstance(keys, dict):
+                named.update(k for k in keys.values() if isinstance(k, str))
+    return named
 
 
 def load_manifest(storage: Storage) -> Manifest | None:

@@ -92,7 +92,9 @@ _HISTORY_SOURCES = {
 
 def _history_field(field: catalogue.ContractField, as_of_null_at_close: bool) -> str:
     source = _HISTORY_SOURCES[field.name]
-    if field.kind == "timestamp":
+    if field.name == "close_at" and as_of_null_at_close:
+        value = source  # a TIMESTAMP: the exporter's serializer writes it as ISO 8601 with Z
+    elif field.kind == "timestamp":
         value = _iso(source)
         if field.name == "as_of" and as_of_null_at_close:  # the contract's null: at the close
             value = f"CASE WHEN {source} = h.close_at THEN NULL ELSE {value} END"
@@ -103,12 +105,14 @@ def _history_field(field: catalogue.ContractField, as_of_null_at_close: bool) ->
     return f"{value} AS {field.name}"
 
 
-# The sessions a ticker's history document holds: its window before the chain's session.
+# The sessions a ticker's history document holds: its window before the chain's session, by
+# ticker (its ``rank`` in ``wanted``: a number, cheaper to fetch than the name), then day.
+# ``close_at`` leaves as a TIMESTAMP (formatting 1M of them is the query's largest cost).
 HISTORY_ROWS = f"""
-    SELECT h.ticker, {", ".join(_history_field(f, True) for f in catalogue.HISTORY_FIELDS)}
+    SELECT w.rank, {", ".join(_history_field(f, True) for f in catalogue.HISTORY_FIELDS)}
     FROM daily_history h JOIN wanted w ON h.ticker = w.ticker
     WHERE h.day >= w.since AND h.day < w.session
-    ORDER BY h.ticker, h.day
+    ORDER BY w.rank, h.day
 """
 # What a history document is built from: it is rebuilt when any of it changes (a re-backfill
 # replaces rows, a session ends) or its window moves. Row hashes are summed, not xor-ed:
@@ -129,11 +133,22 @@ SESSION_ROWS = f"""
     FROM daily_history h JOIN wanted w ON h.ticker = w.ticker AND h.day = w.session
 """
 
-# Each wanted ticker's latest features (``wanted.features_as_of_ts``), its JSON as stored.
+# Each wanted ticker's latest features (``wanted.features_as_of_ts``), its JSON as stored, and
+# whether it may hold a token strict JSON refuses (JSON columns keep NaN, infinities and numbers
+# that overflow a double; the type makes it valid JSON otherwise), found on DuckDB's threads.
+# The lower bound on as_of (the oldest wanted) lets DuckDB skip older row groups by their zone
+# maps: the table holds every computation's features, newest last.
+_LENIENT = r"NaN|nan|nf|NF|[eE]\+?[0-9]{3}"
 TICKER_FEATURES = f"""
-    SELECT f.ticker, {_iso("f.as_of")} AS as_of, f.features::VARCHAR AS features,
-           coalesce(f.missing, '{{}}'::JSON)::VARCHAR AS missing
-    FROM features f JOIN wanted w ON f.ticker = w.ticker AND f.as_of = w.features_as_of_ts
+    SELECT ticker, as_of, encode(features) AS features, encode(missing) AS missing,
+           coalesce(regexp_matches(features, '{_LENIENT}'), false)
+               OR regexp_matches(missing, '{_LENIENT}') AS lenient
+    FROM (
+        SELECT f.ticker, {_iso("f.as_of")} AS as_of, f.features::VARCHAR AS features,
+               coalesce(f.missing, '{{}}'::JSON)::VARCHAR AS missing
+        FROM features f JOIN wanted w ON f.ticker = w.ticker AND f.as_of = w.features_as_of_ts
+        WHERE f.as_of >= ?
+    )
 """
 
 SCALAR_FEATURES: tuple[str, ...] = tuple(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import errno
 import gzip
-import itertools
 import re
 import threading
 import time
@@ -58,15 +57,17 @@ KEEP_GENERATIONS = 3  # per-ticker documents stay while one of this many manifes
 KEEP_ARCHIVES = 3  # archives kept per kind regardless of age
 # Contracts (or history rows) serialised per query: bounds the writer's memory.
 CHAIN_BATCH_ROWS = 250_000
-FEATURE_BATCH = 500  # tickers whose features documents are read per query (~20 KB each)
-PER_TICKER = ("chains", "histories", "feature_sets")  # the manifest's per-ticker maps
+# Tickers whose features documents are read per query (~20 KB each): each query decompresses
+# the features of every row group it cannot skip, so fewer, larger queries.
+FEATURE_BATCH = 2500
+PER_TICKER = fmt.PER_TICKER_MAPS
 # Per-ticker documents are written on this many threads, so the storage's latency (an S3 PUT,
 # an fsync) overlaps the building of the next documents instead of adding to it.
 CHAIN_WRITERS = 8
 VERIFY_EVERY = timedelta(hours=1)  # how often every unchanged document's bytes are re-read
 _TICKER = re.compile(TICKER_PATTERN)
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
-_MAYBE_NONFINITE = re.compile(rb"(?i)nan|inf")  # where fmt.strict_json may have work to do
+_NUMPY_UTC = _NUMPY | orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z  # datetime64[s]: ...T21:00:00Z
 CONTENT_TYPES = {"json": "application/json", "atom": "application/atom+xml"}
 
 # The kinds of a generation: name -> (builder method, the parameters ``export_all`` passes).
@@ -599,11 +600,19 @@ class JSONExporter:
         second connection, while the previous batch is serialized and written)."""
         with reader.registered("wanted", plan.table(batch)):
             if what == "history":
-                return {"history": _filled(reader.columns(q.HISTORY_ROWS))}
-            if what == "features":
+                columns = reader.columns(q.HISTORY_ROWS)
+                rank = np.ma.getdata(columns.pop("rank"))
+                filled = _filled(columns)
+                if filled["close_at"].dtype.kind == "M":  # no NULL: whole seconds, as ISO 8601
+                    filled["close_at"] = filled["close_at"].astype("datetime64[s]")
                 return {
-                    "features": {str(row[0]): row[1:] for row in reader.rows(q.TICKER_FEATURES)}
+                    "cuts": np.searchsorted(rank, np.arange(len(batch) + 1)).tolist(),
+                    "history": filled,
                 }
+            if what == "features":
+                oldest = np.min(plan.features_as_of_ts[batch]).item()
+                rows = reader.rows(q.TICKER_FEATURES, [oldest])
+                return {"features": {str(row[0]): row[1:] for row in rows}}
             oldest = min(plan.as_of_ts[i] for i in batch)
             columns = reader.columns(q.CHAIN_COLUMNS, [oldest])
             rank = np.ma.getdata(columns.pop("rank"))
@@ -654,28 +663,27 @@ class JSONExporter:
             row = rows.get(plan.tickers[i])
             if row is None:  # removed since the plan was made: the next export drops it
                 continue
-            as_of, features, missing = row
+            as_of, features, missing, lenient = row
             doc = {
                 **header,
                 "ticker": plan.tickers[i],
                 "as_of": as_of,
-                "features": _fragment(features),
-                "missing": _fragment(missing),
+                "features": _fragment(features, lenient),
+                "missing": _fragment(missing, lenient),
             }
             yield i, orjson.dumps(doc), 1
 
     def _history_documents(
         self, pub: Publication, plan: _Plan, batch: list[int], data: dict[str, Any]
     ) -> Iterator[tuple[int, bytes, int]]:
-        cols = dict(data["history"])
-        bounds = _bounds(np.asarray(cols.pop("ticker"), dtype=object))
+        cols, cuts = data["history"], data["cuts"]
         header = self._header(pub, "history", 0)
-        for i in batch:
-            a, b = bounds.get(plan.tickers[i], (0, 0))
+        for k, i in enumerate(batch):
+            a, b = cuts[k], cuts[k + 1]
             header["count"] = b - a
             columns = {name: _column(cols[name][a:b]) for name in fmt.HISTORY_COLUMNS}
             doc = {**header, "ticker": plan.tickers[i], "since": plan.since[i], "columns": columns}
-            yield i, orjson.dumps(doc, option=_NUMPY), b - a
+            yield i, orjson.dumps(doc, option=_NUMPY_UTC), b - a
 
     # ---- retention ------------------------------------------------------------------
     def _retain(self, manifest: Manifest, pub: Publication) -> int:
@@ -710,9 +718,8 @@ class JSONExporter:
             entries.sort(key=lambda e: e[0].order, reverse=True)
             keep.update(key for _, key in entries[:KEEP_ARCHIVES])
             doomed += [key for a, key in entries if a.when < cutoff and key not in keep]
-        referenced: set[str] = set()
-        for m in (manifest, *fmt.archived_manifests(self.storage, KEEP_GENERATIONS)):
-            referenced.update(*(getattr(m, name).values() for name in PER_TICKER))
+        referenced = fmt.archived_ticker_keys(self.storage, KEEP_GENERATIONS)
+        referenced.update(*(getattr(manifest, name).values() for name in PER_TICKER))
         doomed += sorted(key for key in docs if key not in referenced)
         deleted = self.storage.delete_many(doomed) if doomed else 0
         if deleted:
@@ -926,14 +933,6 @@ def _batches(indices: list[int], sizes: list[int], limit: int) -> Iterator[list[
         yield batch
 
 
-def _bounds(sorted_keys: NDArray) -> dict[str, tuple[int, int]]:
-    """Start and stop of each key's run in a sorted column."""
-    if len(sorted_keys) == 0:
-        return {}
-    cuts = np.r_[0, np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1, len(sorted_keys)]
-    return {str(sorted_keys[a]): (int(a), int(b)) for a, b in itertools.pairwise(cuts.tolist())}
-
-
 def _filled(cols: dict[str, NDArray]) -> dict[str, NDArray | list[Any]]:
     """Result columns ready for orjson: floats with NaN for NULL (orjson writes null), whole
     numbers as int64, or as lists with None where a value is NULL."""
@@ -951,9 +950,9 @@ def _filled(cols: dict[str, NDArray]) -> dict[str, NDArray | list[Any]]:
 
 
 def _column(values: Any) -> Any:
-    """A slice of a filled column as orjson takes it: numeric arrays as they are, object
-    arrays (strings, values with NULLs) as lists."""
-    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+    """A slice of a filled column as orjson takes it: numeric and datetime64 arrays as they
+    are, object arrays (strings, values with NULLs) as lists."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiubM":
         return values
     return values.tolist() if isinstance(values, np.ndarray) else list(values)
 
@@ -968,14 +967,13 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-def _fragment(raw: str | bytes | None) -> Any:
+def _fragment(raw: bytes | None, lenient: bool = True) -> Any:
     """A value of a JSON column of the store, embedded as it is. The column's type makes it
-    valid JSON, so only a NaN or infinity token (which DuckDB keeps there) needs the strict
-    rewrite, and only text where one could be gets parsed."""
+    valid JSON, so only text that may hold a NaN or infinity token (which DuckDB keeps there)
+    is parsed, and rewritten strict if it does."""
     if raw is None:
         return None
-    data = raw.encode() if isinstance(raw, str) else raw
-    return orjson.Fragment(fmt.strict_json(data) if _MAYBE_NONFINITE.search(data) else data)
+    return orjson.Fragment(fmt.strict_json(raw) if lenient else raw)
 
 
 def _day(value: Any) -> date:

@@ -52,6 +52,11 @@ def _poison(store: Store) -> None:
         FROM features WHERE ticker = 'SPY'
     """)
     store.rows("""
+        INSERT INTO features
+        SELECT 'AAPL', max(as_of) + INTERVAL 1 MINUTE, '{"big": 1E+999, "small": 1e-300}', NULL
+        FROM features WHERE ticker = 'AAPL'
+    """)  # nothing but a number that overflows a double
+    store.rows("""
         INSERT INTO alerts
         SELECT 'nan-alert', scan_id, 'SPY', 'iv_spike', 'nan'::DOUBLE,
                '{"z": NaN, "ratio": -Infinity}', '{"summary": "score is NaN, ratio -Infinity"}',
@@ -116,6 +121,9 @@ def test_non_finite_values_are_exported_as_null(
     assert features["note"] == "NaN, Infinity and 1e999 in text"
     assert features["n"] == [1, None, None, 2.5]
 
+    aapl_features = check_document(documents[manifest.feature_sets["AAPL"]], "feature_set")
+    assert aapl_features["features"] == {"big": None, "small": 1e-300}
+    assert aapl_features["missing"] == {}
     aapl = check_document(documents[manifest.chains["AAPL"]], "chain")
     assert aapl["dividend_yield"] is None
     jpm = check_document(documents[manifest.chains["JPM"]], "chain")
