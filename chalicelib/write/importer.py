@@ -70,6 +70,8 @@ from chalicelib.write.importformats import (
 from chalicelib.write.providers.completion import years_to_expiry
 from chalicelib.write.store import DatabaseError, Store
 
+IMPORTABLE_SCHEMAS = (2, export_format.SCHEMA_VERSION)  # chain documents' schema versions
+
 UNIT_SAMPLE = 4000
 UNIT_MIN_ROWS = 12  # fewer near-the-money rows than this: the format's documented units
 UNIT_TOLERANCE = math.log(1.3)  # a scale is taken when the data's median ratio is this close
@@ -261,13 +263,14 @@ def _inspect_json(path: Path, gz: bool) -> SourceFile:
 
 
 def _document_columns(docs: list[dict[str, Any]]) -> dict[str, NDArray]:
-    """Chain documents (format 2: columnar, ``exportformat.ChainDocument``) as RAW_COLUMNS
-    arrays (None → NaN; stamps naive UTC)."""
+    """Chain documents (columnar, ``exportformat.ChainDocument``) as RAW_COLUMNS arrays
+    (None → NaN; stamps naive UTC). Format 2's carry the same contracts (and the features,
+    which are not imported)."""
     cols: dict[str, list[Any]] = {k: [] for k in RAW_COLUMNS}
     for doc in docs:
-        if doc.get("schema_version") != export_format.SCHEMA_VERSION:
-            raise ValueError(f"schema_version {doc.get('schema_version')!r}, not "
-                             f"{export_format.SCHEMA_VERSION}")  # fmt: skip
+        if doc.get("schema_version") not in IMPORTABLE_SCHEMAS:
+            raise ValueError(f"schema_version {doc.get('schema_version')!r}, not one of "
+                             f"{IMPORTABLE_SCHEMAS}")  # fmt: skip
         columns = doc["columns"]
         n = doc["count"]
         as_of = datetime.fromisoformat(str(doc["as_of"]).replace("Z", "+00:00"))
