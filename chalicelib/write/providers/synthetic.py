@@ -30,6 +30,7 @@ contract), never by the order of calls. Per ticker:
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -79,6 +80,8 @@ _HELD = HOLD ** np.arange(COHORT_DAYS + 1)
 BURST_ODDS = 0.2  # chance that a day brings unusual volume in a few short-dated OTM contracts
 BURST_MEMORY = 10  # trading days a burst's opened positions are remembered in open interest
 WIDE_AT = 40.0  # liquidity at which quotes are as tight as SPY's
+# the history's 30-day smile grid: log-moneyness per unit of 4·vol (times sqrt(30 / 365))
+_SMILE_K = np.linspace(-0.6, 0.4, 161)[None, :] * np.sqrt(30 / 365)
 
 
 def _stable_hash(*parts: object) -> int:
@@ -216,11 +219,15 @@ class SyntheticMarket(MarketDataProvider):
         self.strike_sigmas = strike_sigmas
         self.dailies = dailies
         self._paths: dict[str, DailyPath] = {}
+        self._profiles: dict[str, TickerProfile] = {}
         self._bursts: dict[tuple[str, int], _Bursts | None] = {}
 
     # ---- daily model -------------------------------------------------------------------
     def profile(self, ticker: str) -> TickerProfile:
-        return TickerProfile.for_ticker(ticker, self.seed)
+        cached = self._profiles.get(ticker)
+        if cached is None:
+            cached = self._profiles[ticker] = TickerProfile.for_ticker(ticker, self.seed)
+        return cached
 
     def path(self, ticker: str, through: date) -> DailyPath:
         # a chain on ``through`` needs the earnings dates up to its last listed expiry
@@ -295,15 +302,7 @@ class SyntheticMarket(MarketDataProvider):
     def _earnings(p: TickerProfile, start: date, end: date) -> list[date]:
         if p.earnings_phase is None:
             return []
-        out, day = [], EPOCH + timedelta(days=p.earnings_phase)
-        while day <= end:
-            moved = day
-            while not cal.is_trading_day(moved):
-                moved += timedelta(days=1)
-            if moved >= start:
-                out.append(moved)
-            day += timedelta(days=91)
-        return out
+        return list(_earnings_calendar(p.earnings_phase, start, end))
 
     def earnings_dates(self, ticker: str, start: date, end: date) -> list[date]:
         """Report dates in [start, end]; each report comes after that day's close."""
@@ -331,20 +330,20 @@ class SyntheticMarket(MarketDataProvider):
         start = max(0, stop - days)
         p = self.profile(ticker)
         t30 = 30 / 365
-        window = path.days[start:stop]
-        event = p.event_sd**2 * _earnings_within(window, path.earnings, 30)
+        event = p.event_sd**2 * _earnings_within(path.day64[start:stop], path.earnings, 30)
         vol, rho, close = path.vol[start:stop], path.rho[start:stop], path.close[start:stop]
-        k = np.linspace(-0.6, 0.4, 161)[None, :] * np.sqrt(t30) * vol[:, None] * 4
-        w = self._total_variance(
-            p, vol[:, None], rho[:, None], k, np.full_like(k, t30), event[:, None]
-        )
+        k = _SMILE_K * vol[:, None] * 4
+        # t is the same for every strike of a row: the row's ATM level and SSVI phi are
+        # computed once per day and broadcast over the grid (the same numbers per element)
+        t_rows = np.full((vol.size, 1), t30)
+        w = self._total_variance(p, vol[:, None], rho[:, None], k, t_rows, event[:, None])
         iv = np.sqrt(w / t30)
         atm_iv = np.sqrt(
             self._total_variance(p, vol, rho, np.zeros_like(vol), np.full_like(vol, t30), event)
             / t30
         )
         skew = _risk_reversal_from_grid(k, iv, t30, self.rate, p.div_yield)
-        return DailyHistory(ticker, list(window), close.copy(), atm_iv, skew)
+        return DailyHistory(ticker, path.days[start:stop], close.copy(), atm_iv, skew)
 
     # ---- intraday ----------------------------------------------------------------------
     def _spot_at(
@@ -681,15 +680,16 @@ def _regimes(u: NDArray[np.float64]) -> NDArray[np.int8]:
     its REGIME_STAY (by one, or by two when u[i] is in the upper half of the rest). Sequential,
     but only a few percent of days can move any state: the loop visits just those, and the days
     between keep the state (the same chain as a loop over every day, a fraction of the cost)."""
-    out = np.empty(u.size, dtype=np.int8)
-    state, start = 1, 0
-    for i in np.flatnonzero(u > REGIME_STAY.min()).tolist():
-        if u[i] > REGIME_STAY[state]:
-            out[start:i] = state
-            state = (state + (1 if u[i] > (1 + REGIME_STAY[state]) / 2 else 2)) % 3
-            start = i
-    out[start:] = state
-    return out
+    stay = REGIME_STAY.tolist()
+    candidates = np.flatnonzero(u > REGIME_STAY.min())
+    state, starts, states = 1, [0], [1]
+    for i, draw in zip(candidates.tolist(), u[candidates].tolist(), strict=True):
+        if draw > stay[state]:
+            state = (state + (1 if draw > (1 + stay[state]) / 2 else 2)) % 3
+            starts.append(i)
+            states.append(state)
+    lengths = np.diff(np.append(starts, u.size))
+    return np.repeat(np.array(states, dtype=np.int8), lengths)
 
 
 @lru_cache(maxsize=8)
@@ -730,6 +730,29 @@ def _expiry_info(expiry: date, weeklies: int, horizon_days: int, dailies: int) -
     return 2, expiry - timedelta(days=dailies * 7 // 5)
 
 
+@lru_cache(maxsize=1024)
+def _earnings_calendar(phase: int, start: date, end: date) -> tuple[date, ...]:
+    """Report dates in [start, end] of a name whose first report is ``phase`` days after
+    EPOCH: every 91 days, moved to the next trading day (shared by names of one phase)."""
+    out, day = [], EPOCH + timedelta(days=phase)
+    while day <= end:
+        moved = day
+        while not cal.is_trading_day(moved):
+            moved += timedelta(days=1)
+        if moved >= start:
+            out.append(moved)
+        day += timedelta(days=91)
+    return tuple(out)
+
+
+@lru_cache(maxsize=64)
+def _powers(phi: float, n: int) -> NDArray[np.float64]:
+    """phi ** arange(n), read-only (shared by every series of that length)."""
+    out = phi ** np.arange(n)
+    out.flags.writeable = False
+    return out
+
+
 def _ar1(shocks: NDArray[np.float64], phi: float) -> NDArray[np.float64]:
     """x[i] = phi·x[i-1] + shocks[i], x[-1] = 0, along axis 0, vectorised a block at a time.
 
@@ -742,7 +765,7 @@ def _ar1(shocks: NDArray[np.float64], phi: float) -> NDArray[np.float64]:
     carry: float | NDArray[np.float64] = 0.0
     for start in range(0, shocks.shape[0], block):
         part = shocks[start : start + block]
-        powers = (phi ** np.arange(part.shape[0])).reshape(-1, *[1] * (part.ndim - 1))
+        powers = _powers(phi, part.shape[0]).reshape(-1, *[1] * (part.ndim - 1))
         values = powers * (phi * carry + np.cumsum(part / powers, axis=0))
         out[start : start + part.shape[0]] = values
         carry = values[-1]
@@ -881,34 +904,72 @@ def _risk_reversal_from_grid(
 ) -> NDArray[np.float64]:
     """IV(25Δ call) − IV(25Δ put) per row of a (days × log-moneyness) smile grid."""
     d1 = (-k + 0.5 * iv**2 * t) / (iv * np.sqrt(t))
-    call_delta = np.exp(-q * t) * norm_cdf(d1)
-    put_delta = call_delta - np.exp(-q * t)
-    # both deltas fall as strike rises: interpolate each row where it crosses the target
-    return _interp_falling(call_delta, iv, 0.25) - _interp_falling(put_delta, iv, -0.25)
+    carry = np.exp(-q * t)
+    # call delta = carry·N(d1), put delta = call delta − carry: both fall as strike rises;
+    # interpolate each row where it crosses the target
+    return _cross_falling(d1, iv, carry, None, 0.25) - _cross_falling(d1, iv, carry, carry, -0.25)
 
 
-def _interp_falling(
-    x: NDArray[np.float64], y: NDArray[np.float64], target: float
+def _cross_falling(
+    d1: NDArray[np.float64],
+    y: NDArray[np.float64],
+    carry: float,
+    less: float | None,
+    target: float,
 ) -> NDArray[np.float64]:
-    """Per row, y at the point where the decreasing row of x crosses ``target`` (clamped)."""
-    cols = x.shape[1]
-    right = np.clip((x > target).sum(axis=1), 1, cols - 1)[:, None]  # first index at/below
-    x0, x1 = np.take_along_axis(x, right - 1, 1), np.take_along_axis(x, right, 1)
-    y0, y1 = np.take_along_axis(y, right - 1, 1), np.take_along_axis(y, right, 1)
+    """Per row, y where the decreasing row of x = carry·N(d1) (minus ``less``) crosses
+    ``target`` (clamped to the row's ends).
+
+    The crossing index counts a row's x above the target. x grows with d1, so a d1 clearly
+    either side of the level where x meets the target settles its element without the normal
+    CDF; only the few within a hair of it (a margin far above the CDF's rounding) and the two
+    elements interpolated between are evaluated, with the same arithmetic as the whole grid.
+    """
+    rows, cols = d1.shape
+    level = _normal_quantile((target + (less or 0.0)) / float(carry))
+    margin = 1e-7
+    above = d1 > level + margin
+    unsure = ~(above | (d1 < level - margin))
+
+    def delta(values: NDArray[np.float64]) -> NDArray[np.float64]:
+        x = carry * norm_cdf(values)
+        return x if less is None else x - less
+
+    if unsure.any():
+        above[unsure] = delta(d1[unsure]) > target
+    right = np.clip(above.sum(axis=1), 1, cols - 1)  # first index at/below
+    row = np.arange(rows)
+    x = delta(np.concatenate([d1[row, right - 1], d1[row, right]]))
+    x0, x1 = x[:rows], x[rows:]
+    y0, y1 = y[row, right - 1], y[row, right]
     with np.errstate(invalid="ignore", divide="ignore"):
         w = np.clip(np.where(x0 != x1, (x0 - target) / (x0 - x1), 0.0), 0.0, 1.0)
-    return (y0 + w * (y1 - y0))[:, 0]
+    return y0 + w * (y1 - y0)
 
 
-def _earnings_within(
-    days: list[date], earnings: frozenset[date], horizon: int
-) -> NDArray[np.float64]:
-    """1.0 for each day whose ``horizon``-day expiry spans a report: one dated in
-    [day, day + horizon), reported after that date's close; else 0.0."""
-    if not earnings or not days:
-        return np.zeros(len(days))
+@lru_cache(maxsize=1024)
+def _normal_quantile(p: float) -> float:
+    """d with N(d) = p, by Newton on math.erfc (accurate far beyond what a margin needs);
+    NaN outside (0, 1)."""
+    if not 0.0 < p < 1.0:
+        return math.nan
+    d = 0.0
+    for _ in range(50):
+        step = (0.5 * math.erfc(-d / math.sqrt(2)) - p) / (
+            math.exp(-0.5 * d * d) / math.sqrt(2 * math.pi)
+        )
+        d -= step
+        if abs(step) < 1e-15:
+            break
+    return d
+
+
+def _earnings_within(days: NDArray, earnings: frozenset[date], horizon: int) -> NDArray[np.float64]:
+    """1.0 for each day (datetime64[D]) whose ``horizon``-day expiry spans a report: one dated
+    in [day, day + horizon), reported after that date's close; else 0.0."""
+    if not earnings or not days.size:
+        return np.zeros(days.size)
     marks = np.array(sorted(earnings), dtype="datetime64[D]")
-    start = np.array(days, dtype="datetime64[D]")
-    first = np.searchsorted(marks, start, side="left")
-    last = np.searchsorted(marks, start + np.timedelta64(horizon, "D"), side="left")
+    first = np.searchsorted(marks, days, side="left")
+    last = np.searchsorted(marks, days + np.timedelta64(horizon, "D"), side="left")
     return (last > first).astype(np.float64)
