@@ -89,6 +89,22 @@ def _stable_hash(*parts: object) -> int:
     return int.from_bytes(digest, "little")
 
 
+def _generator(*entropy: int) -> np.random.Generator:
+    """``np.random.default_rng(list(entropy))``, the same stream: the integers are cut into the
+    32-bit words (least significant first) numpy's SeedSequence would make of the list, which
+    spares its per-call list coercion (a dozen generators per ticker)."""
+    words = []
+    for n in entropy:
+        if n < 0:
+            raise ValueError(f"entropy must be non-negative, got {n}")
+        words.append(n & 0xFFFFFFFF)
+        n >>= 32
+        while n:
+            words.append(n & 0xFFFFFFFF)
+            n >>= 32
+    return np.random.default_rng(np.array(words, dtype=np.uint32))
+
+
 @dataclass(frozen=True)
 class TickerProfile:
     ticker: str
@@ -100,7 +116,7 @@ class TickerProfile:
 
     @classmethod
     def for_ticker(cls, ticker: str, seed: int) -> TickerProfile:
-        rng = np.random.default_rng([seed, _stable_hash("profile", ticker)])
+        rng = _generator(seed, _stable_hash("profile", ticker))
         spot0, vol, q, liq = KNOWN.get(ticker) or (
             float(np.exp(rng.uniform(np.log(15), np.log(500)))),
             float(rng.uniform(0.2, 0.65)),
@@ -153,13 +169,16 @@ class DailyPath:
 
 @dataclass(frozen=True)
 class _Contracts:
-    """Contract identities of one chain (or of one day's bursts), one row per contract."""
+    """Contract identities of one chain (or of one day's bursts), one row per contract; what
+    depends on the expiry only is kept once per expiry (``slot`` says whose)."""
 
     expiry: NDArray  # datetime64[D]
     strike: NDArray[np.float64]
     is_call: NDArray[np.bool_]
-    kind: NDArray[np.int8]  # 0 monthly, 1 weekly, 2 daily
-    listed: NDArray  # datetime64[D]: the day the expiry was listed
+    slot: NDArray[np.intp]  # index into the per-expiry arrays below
+    expiries: NDArray  # datetime64[D], each expiry once
+    kinds: NDArray[np.int8]  # per expiry: 0 monthly, 1 weekly, 2 daily
+    listed: NDArray  # per expiry, datetime64[D]: the day the expiry was listed
     ident: NDArray[np.uint64]
     lumpy: NDArray[np.float64]  # the contract's own, lasting share of its neighbours' interest
 
@@ -174,16 +193,19 @@ class _Contracts:
         is_call: NDArray[np.bool_],
     ) -> _Contracts:
         """Contracts on ``expiries[where]``; ``expiries`` holds each expiry once."""
-        weeklies, dailies = market._weeklies(p), market._dailies(p)
-        info = [_expiry_info(d, weeklies, market.horizon_days, dailies) for d in expiries]
-        expiry = np.array(expiries, dtype="datetime64[D]")[where]
+        days, kinds, listed = _expiry_table(
+            tuple(expiries), market._weeklies(p), market.horizon_days, market._dailies(p)
+        )
+        expiry = days[where]
         ident = _contract_ident(expiry, strike, is_call)
         return cls(
             expiry=expiry,
             strike=strike,
             is_call=is_call,
-            kind=np.array([k for k, _ in info], dtype=np.int8)[where],
-            listed=np.array([d for _, d in info], dtype="datetime64[D]")[where],
+            slot=where,
+            expiries=days,
+            kinds=kinds,
+            listed=listed,
             ident=ident,
             lumpy=np.exp(0.35 * _normal(market._key(p, None, "oi"), ident)),
         )
@@ -248,7 +270,7 @@ class SyntheticMarket(MarketDataProvider):
         def stream(name: str) -> np.random.Generator:
             # one generator per series: the first n draws do not depend on how long the path
             # is, so a day's numbers do not depend on which date was asked for first
-            return np.random.default_rng([self.seed, _stable_hash("path", ticker, name)])
+            return _generator(self.seed, _stable_hash("path", ticker, name))
 
         u_regime, z_vol, z_ret, u_spike, z_rho, z_gap = (
             stream("regime").random(n),
@@ -305,8 +327,12 @@ class SyntheticMarket(MarketDataProvider):
         return list(_earnings_calendar(p.earnings_phase, start, end))
 
     def earnings_dates(self, ticker: str, start: date, end: date) -> list[date]:
-        """Report dates in [start, end]; each report comes after that day's close."""
-        return sorted(d for d in self.path(ticker, end).earnings if start <= d <= end)
+        """Report dates in [start, end]; each report comes after that day's close.
+
+        The calendar alone (no price path): the same dates as ``path(ticker, end).earnings``.
+        """
+        p = self.profile(ticker)
+        return [d for d in self._earnings(p, EPOCH, end) if start <= d <= end]
 
     # ---- surfaces ----------------------------------------------------------------------
     def _total_variance(
@@ -392,11 +418,7 @@ class SyntheticMarket(MarketDataProvider):
         return _listed(day, self._weeklies(p), self.horizon_days, self._dailies(p))
 
     def _raw_chain(self, ticker: str, now: datetime) -> _RawChain:
-        day, _, quote_time = cal.market_clock(now)
-        open_, close_ = cal.session_bounds(day)
-        minutes = round((close_ - open_).total_seconds() / 60)
-        # everything below depends on the quote's minute only, so re-collecting is idempotent
-        minute = min(max(round((quote_time - open_).total_seconds() / 60), 0), minutes)
+        day, quote_time, minute, minutes = _session_minute(now)
         fraction = minute / minutes
         path = self.path(ticker, day)
         i = path.at(day)
@@ -404,7 +426,7 @@ class SyntheticMarket(MarketDataProvider):
         spot = self._spot_at(p, path, i, minute, minutes)
         prev = max(i - 1, 0)
         vol_now = float(path.vol[prev] + fraction * (path.vol[i] - path.vol[prev]))
-        expirations = [e for e in self._expirations(p, day) if cal.expiry_close(e) > quote_time]
+        expirations = [e for e in self._expirations(p, day) if _close_time(e) > quote_time]
         columns = self._chain(p, path, i, quote_time, spot, vol_now, minute, fraction, expirations)
         width = _underlying_width(spot, p.liquidity)
         underlying = UnderlyingQuote(
@@ -413,7 +435,7 @@ class SyntheticMarket(MarketDataProvider):
             price=round(spot, 4),
             bid=float(np.floor((spot - width / 2) * 100) / 100),
             ask=float(np.ceil((spot + width / 2) * 100) / 100),
-            volume=int(p.liquidity * 2e6 * _accrual(np.array([fraction]))[0]),
+            volume=int(p.liquidity * 2e6 * _accrued(fraction)),
             dividend_yield=p.div_yield,
         )
         return _RawChain(underlying, columns, spot, self.rate, p.div_yield)
@@ -432,29 +454,20 @@ class SyntheticMarket(MarketDataProvider):
     ) -> dict[str, NDArray]:
         """Every column but implied vol and greeks (solved later, many chains at once)."""
         r, q, day = self.rate, p.div_yield, path.days[i]
-        strike_list = []
-        for expiry in expirations:
-            t = (cal.expiry_close(expiry) - quote_time).total_seconds() / cal.SECONDS_PER_YEAR
-            width = max(0.12, self.strike_sigmas * vol_now * np.sqrt(t))
-            strikes = strike_grid(spot * np.exp(-width), spot * np.exp(width))
-            if p.liquid:
-                near = fine_strikes(spot, min(width, 0.08))
-                strikes = np.union1d(strikes, near)
-            strike_list.append(strikes)
-        if not strike_list:
+        if not expirations:
             empty = ChainBatch.empty().columns
             return {"t": np.empty(0), **{k: v for k, v in empty.items() if k not in SOLVED}}
-        sizes = [s.size for s in strike_list]
-        exp_index = np.tile(np.repeat(np.arange(len(sizes)), sizes), 2)
-        strike = np.tile(np.concatenate(strike_list), 2)
-        is_call = np.repeat([True, False], sum(sizes))
+        close_ts = np.array([_close_seconds(e) for e in expirations])
+        quote_s = np.datetime64(quote_time.replace(tzinfo=None), "s")
+        t_expiry = (close_ts - quote_s).astype("int64") / cal.SECONDS_PER_YEAR
+        width = np.maximum(0.12, self.strike_sigmas * vol_now * np.sqrt(t_expiry))
+        owner, strikes = chain_strikes(spot, width, p.liquid)
+        exp_index = np.tile(owner, 2)
+        strike = np.tile(strikes, 2)
+        is_call = np.repeat([True, False], strikes.size)
         contracts = _Contracts.build(self, p, expirations, exp_index, strike, is_call)
         expiry_day = contracts.expiry
-        close_ts = np.array(
-            [np.datetime64(cal.expiry_close(e).replace(tzinfo=None), "s") for e in expirations]
-        )
-        quote_s = np.datetime64(quote_time.replace(tzinfo=None), "s")
-        t = (close_ts[exp_index] - quote_s).astype("int64") / cal.SECONDS_PER_YEAR
+        t = t_expiry[exp_index]
         event = np.zeros_like(t)
         for e in path.earnings:  # until the report (after e's close), expiries after e price it
             if day <= e:
@@ -502,7 +515,7 @@ class SyntheticMarket(MarketDataProvider):
         return _stable_hash(self.seed, p.ticker, *parts, day.toordinal() if day else "")
 
     def _rng(self, p: TickerProfile, day: date, *parts: object) -> np.random.Generator:
-        return np.random.default_rng([self.seed, _stable_hash(p.ticker, *parts), day.toordinal()])
+        return _generator(self.seed, _stable_hash(p.ticker, *parts), day.toordinal())
 
     # ---- positioning -------------------------------------------------------------------
     def _positions(
@@ -522,10 +535,14 @@ class SyntheticMarket(MarketDataProvider):
         oldest = max(0, (min(days) - 1) // COHORT_DAYS - COHORTS)
         first = np.arange(oldest, (max(days) - 1) // COHORT_DAYS + 1) * COHORT_DAYS
         anchor = np.maximum(first - 1, 0)
-        col = (slice(None), None)  # per cohort, broadcast over contracts
-        expiry = c.expiry.astype(np.int64)
-        t = (np.maximum(expiry - path.day64[first].astype(np.int64)[col], 0) + 1) / 365.0
-        width = 0.6 * p.base_vol * np.sqrt(t) + 0.04
+        col = (slice(None), None)  # per cohort, broadcast over contracts (or expiries)
+        slot = c.slot
+        # (cohort × expiry) first, then read per contract: the time left, widths and decay
+        # depend on the expiry only
+        days_left = c.expiries.astype(np.int64) - path.day64[first].astype(np.int64)[col]
+        t = (np.maximum(days_left, 0) + 1) / 365.0
+        width = (0.6 * p.base_vol * np.sqrt(t) + 0.04)[:, slot]
+        term = (np.array([1.0, 0.5, 0.4])[c.kinds] * (0.6 + 0.4 * np.exp(-t / 0.25)))[:, slot]
         x = (np.log(c.strike) - np.log(path.close[anchor])[col]) / width
         shift = np.where(c.is_call, path.call_shift[anchor][col], -path.put_shift[anchor][col])
         strike = c.strike
@@ -537,18 +554,19 @@ class SyntheticMarket(MarketDataProvider):
         protection = p.put_appetite * np.exp(path.put_tilt[anchor])
         protection *= np.sqrt(path.vol[anchor] / p.base_vol)
         side = np.where(c.is_call, np.exp(path.call_tilt[anchor])[col], protection[col])
-        kind = np.array([1.0, 0.5, 0.4])[c.kind]
         flow = np.exp(-0.5 * (x - shift) ** 2) * (1 + otm * round_strike) * side
-        flow *= kind * (0.6 + 0.4 * np.exp(-t / 0.25))
+        flow *= term
         opened_from = np.maximum(first[col], np.searchsorted(path.day64, c.listed))
         scale = 400 * p.liquidity * c.lumpy
+        expiry = c.expiry.astype(np.int64)
         out = []
         for i in days:
             end = np.minimum(first + COHORT_DAYS, i)  # each cohort's opening days end here
             fade = np.clip((COHORTS + 1) * COHORT_DAYS - (i - first), 0, COHORT_DAYS)
             weight = np.where(end > first, HOLD ** (i - end) * fade / COHORT_DAYS, 0.0)
             count = np.clip(end[col] - opened_from, 0, COHORT_DAYS)
-            held = (flow * (weight[col] * (1 - _HELD[count]))).sum(axis=0)
+            kept = (weight[col] * (1 - _HELD[count]))[:, slot]
+            held = (flow * kept).sum(axis=0)
             out.append(np.where(expiry >= path.day64[i].astype(np.int64), held * scale, 0.0))
         return out
 
@@ -605,7 +623,7 @@ class SyntheticMarket(MarketDataProvider):
         turnover = np.floor(oi * rate)
         total = np.maximum(change, spike) + turnover
         pace = np.exp(0.3 * (2 * _uniform(self._key(p, day, "pace"), c.ident) - 1))
-        steady = _accrual(np.array([fraction]))[0] ** pace
+        steady = _accrued(fraction) ** pace
         bursting = np.clip((fraction - start) / 0.08, 0.0, 1.0)
         accrued = spike * bursting + (total - spike) * steady
         return np.floor(accrued + 1e-9).astype(np.int64)
@@ -717,6 +735,20 @@ def _listed(day: date, weeklies: int, horizon_days: int, dailies: int) -> tuple[
 
 
 @lru_cache(maxsize=4096)
+def _expiry_table(
+    expiries: tuple[date, ...], weeklies: int, horizon_days: int, dailies: int
+) -> tuple[NDArray, NDArray[np.int8], NDArray]:
+    """(days, kinds, listing days) of a list of expiries, shared by every chain listing them."""
+    info = [_expiry_info(d, weeklies, horizon_days, dailies) for d in expiries]
+    days = np.array(expiries, dtype="datetime64[D]")
+    kinds = np.array([k for k, _ in info], dtype=np.int8)
+    listed = np.array([d for _, d in info], dtype="datetime64[D]")
+    for array in (days, kinds, listed):
+        array.flags.writeable = False
+    return days, kinds, listed
+
+
+@lru_cache(maxsize=4096)
 def _expiry_info(expiry: date, weeklies: int, horizon_days: int, dailies: int) -> tuple[int, date]:
     """(kind, listing day) of an expiry: 0 monthly, 1 weekly, 2 daily; listed when it first
     falls inside the listing window of its kind (approximately, in calendar days)."""
@@ -751,6 +783,35 @@ def _powers(phi: float, n: int) -> NDArray[np.float64]:
     out = phi ** np.arange(n)
     out.flags.writeable = False
     return out
+
+
+@lru_cache(maxsize=4096)
+def _close_time(expiry: date) -> datetime:
+    """When options on ``expiry`` stop trading (UTC), shared by every ticker."""
+    return cal.expiry_close(expiry)
+
+
+@lru_cache(maxsize=4096)
+def _close_seconds(expiry: date) -> np.datetime64:
+    return np.datetime64(_close_time(expiry).replace(tzinfo=None), "s")
+
+
+@lru_cache(maxsize=64)
+def _session_minute(now: datetime) -> tuple[date, datetime, int, int]:
+    """(session day, quote time, minute of the session, minutes in it) for a clock reading;
+    everything a chain shows depends on the quote's minute only, so re-collecting is
+    idempotent (shared by every ticker of a collect)."""
+    day, _, quote_time = cal.market_clock(now)
+    open_, close_ = cal.session_bounds(day)
+    minutes = round((close_ - open_).total_seconds() / 60)
+    minute = min(max(round((quote_time - open_).total_seconds() / 60), 0), minutes)
+    return day, quote_time, minute, minutes
+
+
+@lru_cache(maxsize=1024)
+def _accrued(fraction: float) -> np.float64:
+    """``_accrual`` at one fraction of the session."""
+    return _accrual(np.array([fraction]))[0]
 
 
 def _ar1(shocks: NDArray[np.float64], phi: float) -> NDArray[np.float64]:
@@ -830,24 +891,49 @@ def _lookup(
     return np.where(unique[pos] == wanted, totals[pos], missing)
 
 
-def strike_grid(low: float, high: float) -> NDArray[np.float64]:
-    """OCC-style strikes in [low, high]: $2.50 below $25, $5 up to $200, $10 above."""
-    bands = ((0.0, 25.0, 2.5), (25.0, 200.0, 5.0), (200.0, np.inf, 10.0))
-    parts = []
-    for lo, hi, step in bands:
-        a, b = max(low, lo), min(high, hi)
-        if a <= b:
-            first = np.ceil(a / step) * step
-            parts.append(np.arange(first, b + 1e-9, step))
-    grid = np.unique(np.round(np.concatenate(parts), 2)) if parts else np.empty(0)
-    return grid[grid > 0]
+def chain_strikes(
+    spot: float, width: NDArray[np.float64], liquid: bool
+) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """The strikes of every expiry at once, as (expiry index, strike), by expiry then strike.
 
-
-def fine_strikes(spot: float, width: float) -> NDArray[np.float64]:
-    """$1 strikes ($0.50 under $25) within ``width`` log-moneyness, as liquid names list."""
-    step = 0.5 if spot < 25 else 1.0
+    Expiry j lists OCC-style strikes in spot·exp(±width[j]): $2.50 below $25, $5 up to $200,
+    $10 above; liquid names add $1 strikes ($0.50 under $25) within min(width[j], 0.08)
+    log-moneyness. Every strike is a whole number of half dollars, so each is kept as an
+    integer key (expiry, strike in half dollars) and one sort-unique does every expiry's union.
+    """
+    owner = np.arange(width.size)
     low, high = spot * np.exp(-width), spot * np.exp(width)
-    return np.round(np.arange(np.ceil(low / step) * step, high + 1e-9, step), 2)
+    parts = [
+        _steps(np.maximum(low, lo), np.minimum(high, hi), step, owner) for lo, hi, step in _BANDS
+    ]
+    if liquid:
+        step = 0.5 if spot < 25 else 1.0
+        near = np.minimum(width, 0.08)
+        parts.append(_steps(spot * np.exp(-near), spot * np.exp(near), step, owner))
+    keys = np.unique(np.concatenate(parts))
+    halves = keys & (_KEY_SPAN - 1)
+    keep = halves > 0
+    return (keys[keep] >> _KEY_BITS).astype(np.intp), halves[keep] / 2.0
+
+
+_BANDS = ((0.0, 25.0, 2.5), (25.0, 200.0, 5.0), (200.0, np.inf, 10.0))
+_KEY_BITS = 32
+_KEY_SPAN = 1 << _KEY_BITS
+
+
+def _steps(
+    low: NDArray[np.float64], high: NDArray[np.float64], step: float, owner: NDArray[np.intp]
+) -> NDArray[np.int64]:
+    """For each j with low[j] <= high[j], ``np.arange(ceil(low[j] / step)·step, high[j] + 1e-9,
+    step)`` (the same count, the same exact multiples of ``step``), as keys (owner[j], value
+    in half dollars)."""
+    first = np.ceil(low / step) * step
+    count = np.where(low <= high, np.maximum(np.ceil((high + 1e-9 - first) / step), 0), 0)
+    count = count.astype(np.int64)
+    at = np.repeat(np.arange(count.size), count)
+    offset = np.arange(at.size) - np.repeat(np.cumsum(count) - count, count)
+    values = first[at] + offset * step
+    return (owner[at].astype(np.int64) << _KEY_BITS) + np.rint(values * 2).astype(np.int64)
 
 
 def _listed_strike(price: float, liquid: bool) -> float:
