@@ -348,7 +348,17 @@ class SyntheticMarket(MarketDataProvider):
         atm = v_inf + (vol_now - v_inf) * np.exp(-t / TERM_TAU)
         theta = atm**2 * t + event_var
         phi = SSVI_ETA / (theta**SSVI_GAMMA * (1 + theta) ** (1 - SSVI_GAMMA))
-        return 0.5 * theta * (1 + rho * phi * k + np.sqrt((phi * k + rho) ** 2 + 1 - rho**2))
+        # 0.5·theta·(1 + rho·phi·k + sqrt((phi·k + rho)² + 1 − rho²)), in place over the grid
+        smile = np.multiply(rho * phi, k)
+        smile += 1
+        root = np.multiply(phi, k)
+        root += rho
+        root **= 2
+        root += 1
+        root -= rho**2
+        smile += np.sqrt(root, out=root)
+        smile *= 0.5 * theta
+        return smile
 
     def fetch_history(self, ticker: str, end: date, days: int) -> DailyHistory:
         path = self.path(ticker, end)
@@ -358,12 +368,14 @@ class SyntheticMarket(MarketDataProvider):
         t30 = 30 / 365
         event = p.event_sd**2 * _earnings_within(path.day64[start:stop], path.earnings, 30)
         vol, rho, close = path.vol[start:stop], path.rho[start:stop], path.close[start:stop]
-        k = _SMILE_K * vol[:, None] * 4
+        k = _SMILE_K * vol[:, None]
+        k *= 4
         # t is the same for every strike of a row: the row's ATM level and SSVI phi are
         # computed once per day and broadcast over the grid (the same numbers per element)
         t_rows = np.full((vol.size, 1), t30)
-        w = self._total_variance(p, vol[:, None], rho[:, None], k, t_rows, event[:, None])
-        iv = np.sqrt(w / t30)
+        iv = self._total_variance(p, vol[:, None], rho[:, None], k, t_rows, event[:, None])
+        iv /= t30
+        np.sqrt(iv, out=iv)
         atm_iv = np.sqrt(
             self._total_variance(p, vol, rho, np.zeros_like(vol), np.full_like(vol, t30), event)
             / t30
@@ -392,13 +404,16 @@ class SyntheticMarket(MarketDataProvider):
         return cal.market_clock(now)[2]
 
     def fetch_chain(self, ticker: str, now: datetime) -> ChainResult:
-        return _finish([self._raw_chain(ticker, now)])[0]
+        raws = [self._raw_chain(ticker, now)]
+        self._price(raws)
+        return _finish(raws)[0]
 
     def fetch_chains(
         self, tickers: Sequence[str], now: datetime
     ) -> Iterator[tuple[str, ChainResult | Exception]]:
-        """Chains for many tickers; implied vols and greeks are solved in one vectorised pass
-        per block of tickers (per-call overhead, not arithmetic, dominates small chains)."""
+        """Chains for many tickers; model mids, then implied vols and greeks, are solved in one
+        vectorised pass per block of tickers (per-call overhead, not arithmetic, dominates
+        small chains)."""
         for start in range(0, len(tickers), BATCH_TICKERS):
             raws: list[_RawChain] = []
             for ticker in tickers[start : start + BATCH_TICKERS]:
@@ -406,6 +421,7 @@ class SyntheticMarket(MarketDataProvider):
                     raws.append(self._raw_chain(ticker, now))
                 except Exception as exc:  # one ticker's failure is reported, not raised
                     yield ticker, exc
+            self._price(raws)
             yield from zip([r.underlying.ticker for r in raws], _finish(raws), strict=True)
 
     def _weeklies(self, p: TickerProfile) -> int:
@@ -427,7 +443,9 @@ class SyntheticMarket(MarketDataProvider):
         prev = max(i - 1, 0)
         vol_now = float(path.vol[prev] + fraction * (path.vol[i] - path.vol[prev]))
         expirations = [e for e in self._expirations(p, day) if _close_time(e) > quote_time]
-        columns = self._chain(p, path, i, quote_time, spot, vol_now, minute, fraction, expirations)
+        columns, unquoted = self._chain(
+            p, path, i, quote_time, spot, vol_now, minute, fraction, expirations
+        )
         width = _underlying_width(spot, p.liquidity)
         underlying = UnderlyingQuote(
             ticker=ticker,
@@ -438,7 +456,7 @@ class SyntheticMarket(MarketDataProvider):
             volume=int(p.liquidity * 2e6 * _accrued(fraction)),
             dividend_yield=p.div_yield,
         )
-        return _RawChain(underlying, columns, spot, self.rate, p.div_yield)
+        return _RawChain(underlying, columns, spot, self.rate, p.div_yield, unquoted)
 
     def _chain(
         self,
@@ -451,12 +469,13 @@ class SyntheticMarket(MarketDataProvider):
         minute: int,
         fraction: float,
         expirations: list[date],
-    ) -> dict[str, NDArray]:
-        """Every column but implied vol and greeks (solved later, many chains at once)."""
+    ) -> tuple[dict[str, NDArray], _Unquoted | None]:
+        """Every column but the quotes (priced later, many chains at once: ``_price``) and
+        implied vol and greeks (solved after them: ``_finish``)."""
         r, q, day = self.rate, p.div_yield, path.days[i]
         if not expirations:
             empty = ChainBatch.empty().columns
-            return {"t": np.empty(0), **{k: v for k, v in empty.items() if k not in SOLVED}}
+            return {"t": np.empty(0), **{k: v for k, v in empty.items() if k not in SOLVED}}, None
         close_ts = np.array([_close_seconds(e) for e in expirations])
         quote_s = np.datetime64(quote_time.replace(tzinfo=None), "s")
         t_expiry = (close_ts - quote_s).astype("int64") / cal.SECONDS_PER_YEAR
@@ -475,12 +494,52 @@ class SyntheticMarket(MarketDataProvider):
         forward = spot * np.exp((r - q) * t)
         k = np.log(strike / forward)
         sigma = np.sqrt(self._total_variance(p, vol_now, float(path.rho[i]), k, t, event) / t)
-        mid = bs_price(spot, strike, t, r, sigma, is_call, q)
-        total_vol = sigma * np.sqrt(t)
+        oi, oi_next = self._open_interest(p, path, (i, i + 1), contracts)
+        volume = self._volume(p, path, i, contracts, oi, oi_next, fraction)
+        size = strike.size
+        columns = {
+            "t": t,
+            "ticker": np.full(size, p.ticker, dtype=object),
+            "as_of": np.full(size, np.datetime64(quote_time.replace(tzinfo=None), "us")),
+            "expiration": expiry_day.astype("datetime64[s]"),
+            "strike": strike,
+            "right": np.where(is_call, "C", "P").astype(object),
+            "volume": volume,
+            "open_interest": oi.astype(CHAIN_COLUMNS["open_interest"]),
+        }
+        return columns, _Unquoted(
+            p, day, minute, spot, strike, t, sigma, k, is_call, contracts.ident
+        )
+
+    def _price(self, raws: list[_RawChain]) -> None:
+        """Model mids of every chain in one vectorised pass, then each chain's bid, ask and
+        last around them (per-call overhead, not arithmetic, dominates small chains)."""
+        todo = [r for r in raws if r.unquoted is not None]
+        parts = [u for u in (r.unquoted for r in raws) if u is not None]
+        if not parts:
+            return
+        sizes = [u.strike.size for u in parts]
+
+        def cat(name: str) -> NDArray:
+            return np.concatenate([getattr(u, name) for u in parts])
+
+        spot = np.repeat([u.spot for u in parts], sizes).astype(np.float64)
+        q = np.repeat([u.p.div_yield for u in parts], sizes).astype(np.float64)
+        mid = bs_price(spot, cat("strike"), cat("t"), self.rate, cat("sigma"), cat("is_call"), q)
+        bounds = np.cumsum([0, *sizes])
+        for n, raw in enumerate(todo):
+            raw.columns.update(self._quotes(parts[n], mid[bounds[n] : bounds[n + 1]], raw))
+
+    def _quotes(
+        self, u: _Unquoted, mid: NDArray[np.float64], raw: _RawChain
+    ) -> dict[str, NDArray[np.float64]]:
+        """Bid, ask and last of one chain around its model mids."""
+        p, q, t, k, spot = u.p, u.p.div_yield, u.t, u.k, u.spot
+        total_vol = u.sigma * np.sqrt(t)
         d1 = -k / total_vol + 0.5 * total_vol
         vega_points = spot * np.exp(-q * t - 0.5 * d1**2) / np.sqrt(2 * np.pi) * np.sqrt(t) / 100
         call_delta = np.exp(-q * t) / (1 + np.exp(-1.702 * d1))  # logistic: close enough here
-        delta = np.where(is_call, call_delta, call_delta - np.exp(-q * t))
+        delta = np.where(u.is_call, call_delta, call_delta - np.exp(-q * t))
         bid, ask = _quote(
             mid,
             vega_points,
@@ -488,28 +547,15 @@ class SyntheticMarket(MarketDataProvider):
             np.abs(k) / total_vol,
             p,
             _underlying_width(spot, p.liquidity),
-            _uniform(self._key(p, day, "spread"), contracts.ident),
+            _uniform(self._key(p, u.day, "spread"), u.ident),
         )
-        oi, oi_next = self._open_interest(p, path, (i, i + 1), contracts)
-        volume = self._volume(p, path, i, contracts, oi, oi_next, fraction)
-        noise = self._rng(p, day, "last", minute).uniform(-0.4, 0.4, oi.size)
+        noise = self._rng(p, u.day, "last", u.minute).uniform(-0.4, 0.4, mid.size)
         last = np.where(
-            volume > 0, np.round(np.clip(mid + noise * (ask - bid), bid, ask), 2), np.nan
+            raw.columns["volume"] > 0,
+            np.round(np.clip(mid + noise * (ask - bid), bid, ask), 2),
+            np.nan,
         )
-        size = strike.size
-        return {
-            "t": t,
-            "ticker": np.full(size, p.ticker, dtype=object),
-            "as_of": np.full(size, np.datetime64(quote_time.replace(tzinfo=None), "us")),
-            "expiration": expiry_day.astype("datetime64[s]"),
-            "strike": strike,
-            "right": np.where(is_call, "C", "P").astype(object),
-            "bid": bid,
-            "ask": ask,
-            "last": last,
-            "volume": volume,
-            "open_interest": oi.astype(CHAIN_COLUMNS["open_interest"]),
-        }
+        return {"bid": bid, "ask": ask, "last": last}
 
     def _key(self, p: TickerProfile, day: date | None, *parts: object) -> int:
         return _stable_hash(self.seed, p.ticker, *parts, day.toordinal() if day else "")
@@ -663,6 +709,23 @@ class _RawChain:
     spot: float
     rate: float
     div_yield: float
+    unquoted: _Unquoted | None  # until ``_price`` adds bid, ask and last to the columns
+
+
+@dataclass(frozen=True)
+class _Unquoted:
+    """What a chain's quotes need once its model mids are priced."""
+
+    p: TickerProfile
+    day: date
+    minute: int
+    spot: float
+    strike: NDArray[np.float64]
+    t: NDArray[np.float64]
+    sigma: NDArray[np.float64]
+    k: NDArray[np.float64]  # log-moneyness against the forward
+    is_call: NDArray[np.bool_]
+    ident: NDArray[np.uint64]
 
 
 def _finish(raws: list[_RawChain]) -> list[ChainResult]:
@@ -687,8 +750,7 @@ def _finish(raws: list[_RawChain]) -> list[ChainResult]:
     out = []
     for n, raw in enumerate(raws):
         part = slice(bounds[n], bounds[n + 1])
-        columns = {k: v for k, v in raw.columns.items() if k != "t"}
-        columns.update({k: v[part] for k, v in solved.items()})
+        columns = {k: solved[k][part] if k in solved else raw.columns[k] for k in CHAIN_COLUMNS}
         out.append(ChainResult(raw.underlying, ChainBatch(columns)))
     return out
 
@@ -989,7 +1051,12 @@ def _risk_reversal_from_grid(
     k: NDArray[np.float64], iv: NDArray[np.float64], t: float, r: float, q: float
 ) -> NDArray[np.float64]:
     """IV(25Δ call) − IV(25Δ put) per row of a (days × log-moneyness) smile grid."""
-    d1 = (-k + 0.5 * iv**2 * t) / (iv * np.sqrt(t))
+    # d1 = (-k + 0.5·iv²·t) / (iv·sqrt(t)), in place over the grid
+    d1 = iv**2
+    d1 *= 0.5
+    d1 *= t
+    d1 -= k
+    d1 /= iv * np.sqrt(t)
     carry = np.exp(-q * t)
     # call delta = carry·N(d1), put delta = call delta − carry: both fall as strike rises;
     # interpolate each row where it crosses the target
@@ -1015,15 +1082,16 @@ def _cross_falling(
     level = _normal_quantile((target + (less or 0.0)) / float(carry))
     margin = 1e-7
     above = d1 > level + margin
-    unsure = ~(above | (d1 < level - margin))
+    maybe = d1 >= level - margin  # above, or too close to tell (NaN is neither: x is NaN)
 
     def delta(values: NDArray[np.float64]) -> NDArray[np.float64]:
         x = carry * norm_cdf(values)
         return x if less is None else x - less
 
-    if unsure.any():
+    if np.count_nonzero(maybe) != np.count_nonzero(above) or math.isnan(level):
+        unsure = maybe & ~above if not math.isnan(level) else np.ones_like(above)
         above[unsure] = delta(d1[unsure]) > target
-    right = np.clip(above.sum(axis=1), 1, cols - 1)  # first index at/below
+    right = np.clip(np.count_nonzero(above, axis=1), 1, cols - 1)  # first index at/below
     row = np.arange(rows)
     x = delta(np.concatenate([d1[row, right - 1], d1[row, right]]))
     x0, x1 = x[:rows], x[rows:]
