@@ -30,6 +30,7 @@ contract), never by the order of calls. Per ticker:
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -79,11 +80,29 @@ _HELD = HOLD ** np.arange(COHORT_DAYS + 1)
 BURST_ODDS = 0.2  # chance that a day brings unusual volume in a few short-dated OTM contracts
 BURST_MEMORY = 10  # trading days a burst's opened positions are remembered in open interest
 WIDE_AT = 40.0  # liquidity at which quotes are as tight as SPY's
+# the history's 30-day smile grid: log-moneyness per unit of 4·vol (times sqrt(30 / 365))
+_SMILE_K = np.linspace(-0.6, 0.4, 161)[None, :] * np.sqrt(30 / 365)
 
 
 def _stable_hash(*parts: object) -> int:
     digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
+
+
+def _generator(*entropy: int) -> np.random.Generator:
+    """``np.random.default_rng(list(entropy))``, the same stream: the integers are cut into the
+    32-bit words (least significant first) numpy's SeedSequence would make of the list, which
+    spares its per-call list coercion (a dozen generators per ticker)."""
+    words = []
+    for n in entropy:
+        if n < 0:
+            raise ValueError(f"entropy must be non-negative, got {n}")
+        words.append(n & 0xFFFFFFFF)
+        n >>= 32
+        while n:
+            words.append(n & 0xFFFFFFFF)
+            n >>= 32
+    return np.random.default_rng(np.array(words, dtype=np.uint32))
 
 
 @dataclass(frozen=True)
@@ -97,7 +116,7 @@ class TickerProfile:
 
     @classmethod
     def for_ticker(cls, ticker: str, seed: int) -> TickerProfile:
-        rng = np.random.default_rng([seed, _stable_hash("profile", ticker)])
+        rng = _generator(seed, _stable_hash("profile", ticker))
         spot0, vol, q, liq = KNOWN.get(ticker) or (
             float(np.exp(rng.uniform(np.log(15), np.log(500)))),
             float(rng.uniform(0.2, 0.65)),
@@ -150,13 +169,16 @@ class DailyPath:
 
 @dataclass(frozen=True)
 class _Contracts:
-    """Contract identities of one chain (or of one day's bursts), one row per contract."""
+    """Contract identities of one chain (or of one day's bursts), one row per contract; what
+    depends on the expiry only is kept once per expiry (``slot`` says whose)."""
 
     expiry: NDArray  # datetime64[D]
     strike: NDArray[np.float64]
     is_call: NDArray[np.bool_]
-    kind: NDArray[np.int8]  # 0 monthly, 1 weekly, 2 daily
-    listed: NDArray  # datetime64[D]: the day the expiry was listed
+    slot: NDArray[np.intp]  # index into the per-expiry arrays below
+    expiries: NDArray  # datetime64[D], each expiry once
+    kinds: NDArray[np.int8]  # per expiry: 0 monthly, 1 weekly, 2 daily
+    listed: NDArray  # per expiry, datetime64[D]: the day the expiry was listed
     ident: NDArray[np.uint64]
     lumpy: NDArray[np.float64]  # the contract's own, lasting share of its neighbours' interest
 
@@ -171,16 +193,19 @@ class _Contracts:
         is_call: NDArray[np.bool_],
     ) -> _Contracts:
         """Contracts on ``expiries[where]``; ``expiries`` holds each expiry once."""
-        weeklies, dailies = market._weeklies(p), market._dailies(p)
-        info = [_expiry_info(d, weeklies, market.horizon_days, dailies) for d in expiries]
-        expiry = np.array(expiries, dtype="datetime64[D]")[where]
+        days, kinds, listed = _expiry_table(
+            tuple(expiries), market._weeklies(p), market.horizon_days, market._dailies(p)
+        )
+        expiry = days[where]
         ident = _contract_ident(expiry, strike, is_call)
         return cls(
             expiry=expiry,
             strike=strike,
             is_call=is_call,
-            kind=np.array([k for k, _ in info], dtype=np.int8)[where],
-            listed=np.array([d for _, d in info], dtype="datetime64[D]")[where],
+            slot=where,
+            expiries=days,
+            kinds=kinds,
+            listed=listed,
             ident=ident,
             lumpy=np.exp(0.35 * _normal(market._key(p, None, "oi"), ident)),
         )
@@ -216,11 +241,15 @@ class SyntheticMarket(MarketDataProvider):
         self.strike_sigmas = strike_sigmas
         self.dailies = dailies
         self._paths: dict[str, DailyPath] = {}
+        self._profiles: dict[str, TickerProfile] = {}
         self._bursts: dict[tuple[str, int], _Bursts | None] = {}
 
     # ---- daily model -------------------------------------------------------------------
     def profile(self, ticker: str) -> TickerProfile:
-        return TickerProfile.for_ticker(ticker, self.seed)
+        cached = self._profiles.get(ticker)
+        if cached is None:
+            cached = self._profiles[ticker] = TickerProfile.for_ticker(ticker, self.seed)
+        return cached
 
     def path(self, ticker: str, through: date) -> DailyPath:
         # a chain on ``through`` needs the earnings dates up to its last listed expiry
@@ -241,7 +270,7 @@ class SyntheticMarket(MarketDataProvider):
         def stream(name: str) -> np.random.Generator:
             # one generator per series: the first n draws do not depend on how long the path
             # is, so a day's numbers do not depend on which date was asked for first
-            return np.random.default_rng([self.seed, _stable_hash("path", ticker, name)])
+            return _generator(self.seed, _stable_hash("path", ticker, name))
 
         u_regime, z_vol, z_ret, u_spike, z_rho, z_gap = (
             stream("regime").random(n),
@@ -295,19 +324,15 @@ class SyntheticMarket(MarketDataProvider):
     def _earnings(p: TickerProfile, start: date, end: date) -> list[date]:
         if p.earnings_phase is None:
             return []
-        out, day = [], EPOCH + timedelta(days=p.earnings_phase)
-        while day <= end:
-            moved = day
-            while not cal.is_trading_day(moved):
-                moved += timedelta(days=1)
-            if moved >= start:
-                out.append(moved)
-            day += timedelta(days=91)
-        return out
+        return list(_earnings_calendar(p.earnings_phase, start, end))
 
     def earnings_dates(self, ticker: str, start: date, end: date) -> list[date]:
-        """Report dates in [start, end]; each report comes after that day's close."""
-        return sorted(d for d in self.path(ticker, end).earnings if start <= d <= end)
+        """Report dates in [start, end]; each report comes after that day's close.
+
+        The calendar alone (no price path): the same dates as ``path(ticker, end).earnings``.
+        """
+        p = self.profile(ticker)
+        return [d for d in self._earnings(p, EPOCH, end) if start <= d <= end]
 
     # ---- surfaces ----------------------------------------------------------------------
     def _total_variance(
@@ -323,7 +348,17 @@ class SyntheticMarket(MarketDataProvider):
         atm = v_inf + (vol_now - v_inf) * np.exp(-t / TERM_TAU)
         theta = atm**2 * t + event_var
         phi = SSVI_ETA / (theta**SSVI_GAMMA * (1 + theta) ** (1 - SSVI_GAMMA))
-        return 0.5 * theta * (1 + rho * phi * k + np.sqrt((phi * k + rho) ** 2 + 1 - rho**2))
+        # 0.5·theta·(1 + rho·phi·k + sqrt((phi·k + rho)² + 1 − rho²)), in place over the grid
+        smile = np.multiply(rho * phi, k)
+        smile += 1
+        root = np.multiply(phi, k)
+        root += rho
+        root **= 2
+        root += 1
+        root -= rho**2
+        smile += np.sqrt(root, out=root)
+        smile *= 0.5 * theta
+        return smile
 
     def fetch_history(self, ticker: str, end: date, days: int) -> DailyHistory:
         path = self.path(ticker, end)
@@ -331,20 +366,22 @@ class SyntheticMarket(MarketDataProvider):
         start = max(0, stop - days)
         p = self.profile(ticker)
         t30 = 30 / 365
-        window = path.days[start:stop]
-        event = p.event_sd**2 * _earnings_within(window, path.earnings, 30)
+        event = p.event_sd**2 * _earnings_within(path.day64[start:stop], path.earnings, 30)
         vol, rho, close = path.vol[start:stop], path.rho[start:stop], path.close[start:stop]
-        k = np.linspace(-0.6, 0.4, 161)[None, :] * np.sqrt(t30) * vol[:, None] * 4
-        w = self._total_variance(
-            p, vol[:, None], rho[:, None], k, np.full_like(k, t30), event[:, None]
-        )
-        iv = np.sqrt(w / t30)
+        k = _SMILE_K * vol[:, None]
+        k *= 4
+        # t is the same for every strike of a row: the row's ATM level and SSVI phi are
+        # computed once per day and broadcast over the grid (the same numbers per element)
+        t_rows = np.full((vol.size, 1), t30)
+        iv = self._total_variance(p, vol[:, None], rho[:, None], k, t_rows, event[:, None])
+        iv /= t30
+        np.sqrt(iv, out=iv)
         atm_iv = np.sqrt(
             self._total_variance(p, vol, rho, np.zeros_like(vol), np.full_like(vol, t30), event)
             / t30
         )
         skew = _risk_reversal_from_grid(k, iv, t30, self.rate, p.div_yield)
-        return DailyHistory(ticker, list(window), close.copy(), atm_iv, skew)
+        return DailyHistory(ticker, path.days[start:stop], close.copy(), atm_iv, skew)
 
     # ---- intraday ----------------------------------------------------------------------
     def _spot_at(
@@ -367,13 +404,16 @@ class SyntheticMarket(MarketDataProvider):
         return cal.market_clock(now)[2]
 
     def fetch_chain(self, ticker: str, now: datetime) -> ChainResult:
-        return _finish([self._raw_chain(ticker, now)])[0]
+        raws = [self._raw_chain(ticker, now)]
+        self._price(raws)
+        return _finish(raws)[0]
 
     def fetch_chains(
         self, tickers: Sequence[str], now: datetime
     ) -> Iterator[tuple[str, ChainResult | Exception]]:
-        """Chains for many tickers; implied vols and greeks are solved in one vectorised pass
-        per block of tickers (per-call overhead, not arithmetic, dominates small chains)."""
+        """Chains for many tickers; model mids, then implied vols and greeks, are solved in one
+        vectorised pass per block of tickers (per-call overhead, not arithmetic, dominates
+        small chains)."""
         for start in range(0, len(tickers), BATCH_TICKERS):
             raws: list[_RawChain] = []
             for ticker in tickers[start : start + BATCH_TICKERS]:
@@ -381,6 +421,7 @@ class SyntheticMarket(MarketDataProvider):
                     raws.append(self._raw_chain(ticker, now))
                 except Exception as exc:  # one ticker's failure is reported, not raised
                     yield ticker, exc
+            self._price(raws)
             yield from zip([r.underlying.ticker for r in raws], _finish(raws), strict=True)
 
     def _weeklies(self, p: TickerProfile) -> int:
@@ -393,11 +434,7 @@ class SyntheticMarket(MarketDataProvider):
         return _listed(day, self._weeklies(p), self.horizon_days, self._dailies(p))
 
     def _raw_chain(self, ticker: str, now: datetime) -> _RawChain:
-        day, _, quote_time = cal.market_clock(now)
-        open_, close_ = cal.session_bounds(day)
-        minutes = round((close_ - open_).total_seconds() / 60)
-        # everything below depends on the quote's minute only, so re-collecting is idempotent
-        minute = min(max(round((quote_time - open_).total_seconds() / 60), 0), minutes)
+        day, quote_time, minute, minutes = _session_minute(now)
         fraction = minute / minutes
         path = self.path(ticker, day)
         i = path.at(day)
@@ -405,8 +442,10 @@ class SyntheticMarket(MarketDataProvider):
         spot = self._spot_at(p, path, i, minute, minutes)
         prev = max(i - 1, 0)
         vol_now = float(path.vol[prev] + fraction * (path.vol[i] - path.vol[prev]))
-        expirations = [e for e in self._expirations(p, day) if cal.expiry_close(e) > quote_time]
-        columns = self._chain(p, path, i, quote_time, spot, vol_now, minute, fraction, expirations)
+        expirations = [e for e in self._expirations(p, day) if _close_time(e) > quote_time]
+        columns, unquoted = self._chain(
+            p, path, i, quote_time, spot, vol_now, minute, fraction, expirations
+        )
         width = _underlying_width(spot, p.liquidity)
         underlying = UnderlyingQuote(
             ticker=ticker,
@@ -414,10 +453,10 @@ class SyntheticMarket(MarketDataProvider):
             price=round(spot, 4),
             bid=float(np.floor((spot - width / 2) * 100) / 100),
             ask=float(np.ceil((spot + width / 2) * 100) / 100),
-            volume=int(p.liquidity * 2e6 * _accrual(np.array([fraction]))[0]),
+            volume=int(p.liquidity * 2e6 * _accrued(fraction)),
             dividend_yield=p.div_yield,
         )
-        return _RawChain(underlying, columns, spot, self.rate, p.div_yield)
+        return _RawChain(underlying, columns, spot, self.rate, p.div_yield, unquoted)
 
     def _chain(
         self,
@@ -430,32 +469,24 @@ class SyntheticMarket(MarketDataProvider):
         minute: int,
         fraction: float,
         expirations: list[date],
-    ) -> dict[str, NDArray]:
-        """Every column but implied vol and greeks (solved later, many chains at once)."""
+    ) -> tuple[dict[str, NDArray], _Unquoted | None]:
+        """Every column but the quotes (priced later, many chains at once: ``_price``) and
+        implied vol and greeks (solved after them: ``_finish``)."""
         r, q, day = self.rate, p.div_yield, path.days[i]
-        strike_list = []
-        for expiry in expirations:
-            t = (cal.expiry_close(expiry) - quote_time).total_seconds() / cal.SECONDS_PER_YEAR
-            width = max(0.12, self.strike_sigmas * vol_now * np.sqrt(t))
-            strikes = strike_grid(spot * np.exp(-width), spot * np.exp(width))
-            if p.liquid:
-                near = fine_strikes(spot, min(width, 0.08))
-                strikes = np.union1d(strikes, near)
-            strike_list.append(strikes)
-        if not strike_list:
+        if not expirations:
             empty = ChainBatch.empty().columns
-            return {"t": np.empty(0), **{k: v for k, v in empty.items() if k not in SOLVED}}
-        sizes = [s.size for s in strike_list]
-        exp_index = np.tile(np.repeat(np.arange(len(sizes)), sizes), 2)
-        strike = np.tile(np.concatenate(strike_list), 2)
-        is_call = np.repeat([True, False], sum(sizes))
+            return {"t": np.empty(0), **{k: v for k, v in empty.items() if k not in SOLVED}}, None
+        close_ts = np.array([_close_seconds(e) for e in expirations])
+        quote_s = np.datetime64(quote_time.replace(tzinfo=None), "s")
+        t_expiry = (close_ts - quote_s).astype("int64") / cal.SECONDS_PER_YEAR
+        width = np.maximum(0.12, self.strike_sigmas * vol_now * np.sqrt(t_expiry))
+        owner, strikes = chain_strikes(spot, width, p.liquid)
+        exp_index = np.tile(owner, 2)
+        strike = np.tile(strikes, 2)
+        is_call = np.repeat([True, False], strikes.size)
         contracts = _Contracts.build(self, p, expirations, exp_index, strike, is_call)
         expiry_day = contracts.expiry
-        close_ts = np.array(
-            [np.datetime64(cal.expiry_close(e).replace(tzinfo=None), "s") for e in expirations]
-        )
-        quote_s = np.datetime64(quote_time.replace(tzinfo=None), "s")
-        t = (close_ts[exp_index] - quote_s).astype("int64") / cal.SECONDS_PER_YEAR
+        t = t_expiry[exp_index]
         event = np.zeros_like(t)
         for e in path.earnings:  # until the report (after e's close), expiries after e price it
             if day <= e:
@@ -463,12 +494,52 @@ class SyntheticMarket(MarketDataProvider):
         forward = spot * np.exp((r - q) * t)
         k = np.log(strike / forward)
         sigma = np.sqrt(self._total_variance(p, vol_now, float(path.rho[i]), k, t, event) / t)
-        mid = bs_price(spot, strike, t, r, sigma, is_call, q)
-        total_vol = sigma * np.sqrt(t)
+        oi, oi_next = self._open_interest(p, path, (i, i + 1), contracts)
+        volume = self._volume(p, path, i, contracts, oi, oi_next, fraction)
+        size = strike.size
+        columns = {
+            "t": t,
+            "ticker": np.full(size, p.ticker, dtype=object),
+            "as_of": np.full(size, np.datetime64(quote_time.replace(tzinfo=None), "us")),
+            "expiration": expiry_day.astype("datetime64[s]"),
+            "strike": strike,
+            "right": np.where(is_call, "C", "P").astype(object),
+            "volume": volume,
+            "open_interest": oi.astype(CHAIN_COLUMNS["open_interest"]),
+        }
+        return columns, _Unquoted(
+            p, day, minute, spot, strike, t, sigma, k, is_call, contracts.ident
+        )
+
+    def _price(self, raws: list[_RawChain]) -> None:
+        """Model mids of every chain in one vectorised pass, then each chain's bid, ask and
+        last around them (per-call overhead, not arithmetic, dominates small chains)."""
+        todo = [r for r in raws if r.unquoted is not None]
+        parts = [u for u in (r.unquoted for r in raws) if u is not None]
+        if not parts:
+            return
+        sizes = [u.strike.size for u in parts]
+
+        def cat(name: str) -> NDArray:
+            return np.concatenate([getattr(u, name) for u in parts])
+
+        spot = np.repeat([u.spot for u in parts], sizes).astype(np.float64)
+        q = np.repeat([u.p.div_yield for u in parts], sizes).astype(np.float64)
+        mid = bs_price(spot, cat("strike"), cat("t"), self.rate, cat("sigma"), cat("is_call"), q)
+        bounds = np.cumsum([0, *sizes])
+        for n, raw in enumerate(todo):
+            raw.columns.update(self._quotes(parts[n], mid[bounds[n] : bounds[n + 1]], raw))
+
+    def _quotes(
+        self, u: _Unquoted, mid: NDArray[np.float64], raw: _RawChain
+    ) -> dict[str, NDArray[np.float64]]:
+        """Bid, ask and last of one chain around its model mids."""
+        p, q, t, k, spot = u.p, u.p.div_yield, u.t, u.k, u.spot
+        total_vol = u.sigma * np.sqrt(t)
         d1 = -k / total_vol + 0.5 * total_vol
         vega_points = spot * np.exp(-q * t - 0.5 * d1**2) / np.sqrt(2 * np.pi) * np.sqrt(t) / 100
         call_delta = np.exp(-q * t) / (1 + np.exp(-1.702 * d1))  # logistic: close enough here
-        delta = np.where(is_call, call_delta, call_delta - np.exp(-q * t))
+        delta = np.where(u.is_call, call_delta, call_delta - np.exp(-q * t))
         bid, ask = _quote(
             mid,
             vega_points,
@@ -476,34 +547,21 @@ class SyntheticMarket(MarketDataProvider):
             np.abs(k) / total_vol,
             p,
             _underlying_width(spot, p.liquidity),
-            _uniform(self._key(p, day, "spread"), contracts.ident),
+            _uniform(self._key(p, u.day, "spread"), u.ident),
         )
-        oi, oi_next = self._open_interest(p, path, (i, i + 1), contracts)
-        volume = self._volume(p, path, i, contracts, oi, oi_next, fraction)
-        noise = self._rng(p, day, "last", minute).uniform(-0.4, 0.4, oi.size)
+        noise = self._rng(p, u.day, "last", u.minute).uniform(-0.4, 0.4, mid.size)
         last = np.where(
-            volume > 0, np.round(np.clip(mid + noise * (ask - bid), bid, ask), 2), np.nan
+            raw.columns["volume"] > 0,
+            np.round(np.clip(mid + noise * (ask - bid), bid, ask), 2),
+            np.nan,
         )
-        size = strike.size
-        return {
-            "t": t,
-            "ticker": np.full(size, p.ticker, dtype=object),
-            "as_of": np.full(size, np.datetime64(quote_time.replace(tzinfo=None), "us")),
-            "expiration": expiry_day.astype("datetime64[s]"),
-            "strike": strike,
-            "right": np.where(is_call, "C", "P").astype(object),
-            "bid": bid,
-            "ask": ask,
-            "last": last,
-            "volume": volume,
-            "open_interest": oi.astype(CHAIN_COLUMNS["open_interest"]),
-        }
+        return {"bid": bid, "ask": ask, "last": last}
 
     def _key(self, p: TickerProfile, day: date | None, *parts: object) -> int:
         return _stable_hash(self.seed, p.ticker, *parts, day.toordinal() if day else "")
 
     def _rng(self, p: TickerProfile, day: date, *parts: object) -> np.random.Generator:
-        return np.random.default_rng([self.seed, _stable_hash(p.ticker, *parts), day.toordinal()])
+        return _generator(self.seed, _stable_hash(p.ticker, *parts), day.toordinal())
 
     # ---- positioning -------------------------------------------------------------------
     def _positions(
@@ -523,10 +581,14 @@ class SyntheticMarket(MarketDataProvider):
         oldest = max(0, (min(days) - 1) // COHORT_DAYS - COHORTS)
         first = np.arange(oldest, (max(days) - 1) // COHORT_DAYS + 1) * COHORT_DAYS
         anchor = np.maximum(first - 1, 0)
-        col = (slice(None), None)  # per cohort, broadcast over contracts
-        expiry = c.expiry.astype(np.int64)
-        t = (np.maximum(expiry - path.day64[first].astype(np.int64)[col], 0) + 1) / 365.0
-        width = 0.6 * p.base_vol * np.sqrt(t) + 0.04
+        col = (slice(None), None)  # per cohort, broadcast over contracts (or expiries)
+        slot = c.slot
+        # (cohort × expiry) first, then read per contract: the time left, widths and decay
+        # depend on the expiry only
+        days_left = c.expiries.astype(np.int64) - path.day64[first].astype(np.int64)[col]
+        t = (np.maximum(days_left, 0) + 1) / 365.0
+        width = (0.6 * p.base_vol * np.sqrt(t) + 0.04)[:, slot]
+        term = (np.array([1.0, 0.5, 0.4])[c.kinds] * (0.6 + 0.4 * np.exp(-t / 0.25)))[:, slot]
         x = (np.log(c.strike) - np.log(path.close[anchor])[col]) / width
         shift = np.where(c.is_call, path.call_shift[anchor][col], -path.put_shift[anchor][col])
         strike = c.strike
@@ -538,18 +600,19 @@ class SyntheticMarket(MarketDataProvider):
         protection = p.put_appetite * np.exp(path.put_tilt[anchor])
         protection *= np.sqrt(path.vol[anchor] / p.base_vol)
         side = np.where(c.is_call, np.exp(path.call_tilt[anchor])[col], protection[col])
-        kind = np.array([1.0, 0.5, 0.4])[c.kind]
         flow = np.exp(-0.5 * (x - shift) ** 2) * (1 + otm * round_strike) * side
-        flow *= kind * (0.6 + 0.4 * np.exp(-t / 0.25))
+        flow *= term
         opened_from = np.maximum(first[col], np.searchsorted(path.day64, c.listed))
         scale = 400 * p.liquidity * c.lumpy
+        expiry = c.expiry.astype(np.int64)
         out = []
         for i in days:
             end = np.minimum(first + COHORT_DAYS, i)  # each cohort's opening days end here
             fade = np.clip((COHORTS + 1) * COHORT_DAYS - (i - first), 0, COHORT_DAYS)
             weight = np.where(end > first, HOLD ** (i - end) * fade / COHORT_DAYS, 0.0)
             count = np.clip(end[col] - opened_from, 0, COHORT_DAYS)
-            held = (flow * (weight[col] * (1 - _HELD[count]))).sum(axis=0)
+            kept = (weight[col] * (1 - _HELD[count]))[:, slot]
+            held = (flow * kept).sum(axis=0)
             out.append(np.where(expiry >= path.day64[i].astype(np.int64), held * scale, 0.0))
         return out
 
@@ -606,7 +669,7 @@ class SyntheticMarket(MarketDataProvider):
         turnover = np.floor(oi * rate)
         total = np.maximum(change, spike) + turnover
         pace = np.exp(0.3 * (2 * _uniform(self._key(p, day, "pace"), c.ident) - 1))
-        steady = _accrual(np.array([fraction]))[0] ** pace
+        steady = _accrued(fraction) ** pace
         bursting = np.clip((fraction - start) / 0.08, 0.0, 1.0)
         accrued = spike * bursting + (total - spike) * steady
         return np.floor(accrued + 1e-9).astype(np.int64)
@@ -646,6 +709,23 @@ class _RawChain:
     spot: float
     rate: float
     div_yield: float
+    unquoted: _Unquoted | None  # until ``_price`` adds bid, ask and last to the columns
+
+
+@dataclass(frozen=True)
+class _Unquoted:
+    """What a chain's quotes need once its model mids are priced."""
+
+    p: TickerProfile
+    day: date
+    minute: int
+    spot: float
+    strike: NDArray[np.float64]
+    t: NDArray[np.float64]
+    sigma: NDArray[np.float64]
+    k: NDArray[np.float64]  # log-moneyness against the forward
+    is_call: NDArray[np.bool_]
+    ident: NDArray[np.uint64]
 
 
 def _finish(raws: list[_RawChain]) -> list[ChainResult]:
@@ -670,8 +750,7 @@ def _finish(raws: list[_RawChain]) -> list[ChainResult]:
     out = []
     for n, raw in enumerate(raws):
         part = slice(bounds[n], bounds[n + 1])
-        columns = {k: v for k, v in raw.columns.items() if k != "t"}
-        columns.update({k: v[part] for k, v in solved.items()})
+        columns = {k: solved[k][part] if k in solved else raw.columns[k] for k in CHAIN_COLUMNS}
         out.append(ChainResult(raw.underlying, ChainBatch(columns)))
     return out
 
@@ -681,15 +760,16 @@ def _regimes(u: NDArray[np.float64]) -> NDArray[np.int8]:
     its REGIME_STAY (by one, or by two when u[i] is in the upper half of the rest). Sequential,
     but only a few percent of days can move any state: the loop visits just those, and the days
     between keep the state (the same chain as a loop over every day, a fraction of the cost)."""
-    out = np.empty(u.size, dtype=np.int8)
-    state, start = 1, 0
-    for i in np.flatnonzero(u > REGIME_STAY.min()).tolist():
-        if u[i] > REGIME_STAY[state]:
-            out[start:i] = state
-            state = (state + (1 if u[i] > (1 + REGIME_STAY[state]) / 2 else 2)) % 3
-            start = i
-    out[start:] = state
-    return out
+    stay = REGIME_STAY.tolist()
+    candidates = np.flatnonzero(u > REGIME_STAY.min())
+    state, starts, states = 1, [0], [1]
+    for i, draw in zip(candidates.tolist(), u[candidates].tolist(), strict=True):
+        if draw > stay[state]:
+            state = (state + (1 if draw > (1 + stay[state]) / 2 else 2)) % 3
+            starts.append(i)
+            states.append(state)
+    lengths = np.diff(np.append(starts, u.size))
+    return np.repeat(np.array(states, dtype=np.int8), lengths)
 
 
 @lru_cache(maxsize=8)
@@ -717,6 +797,20 @@ def _listed(day: date, weeklies: int, horizon_days: int, dailies: int) -> tuple[
 
 
 @lru_cache(maxsize=4096)
+def _expiry_table(
+    expiries: tuple[date, ...], weeklies: int, horizon_days: int, dailies: int
+) -> tuple[NDArray, NDArray[np.int8], NDArray]:
+    """(days, kinds, listing days) of a list of expiries, shared by every chain listing them."""
+    info = [_expiry_info(d, weeklies, horizon_days, dailies) for d in expiries]
+    days = np.array(expiries, dtype="datetime64[D]")
+    kinds = np.array([k for k, _ in info], dtype=np.int8)
+    listed = np.array([d for _, d in info], dtype="datetime64[D]")
+    for array in (days, kinds, listed):
+        array.flags.writeable = False
+    return days, kinds, listed
+
+
+@lru_cache(maxsize=4096)
 def _expiry_info(expiry: date, weeklies: int, horizon_days: int, dailies: int) -> tuple[int, date]:
     """(kind, listing day) of an expiry: 0 monthly, 1 weekly, 2 daily; listed when it first
     falls inside the listing window of its kind (approximately, in calendar days)."""
@@ -728,6 +822,58 @@ def _expiry_info(expiry: date, weeklies: int, horizon_days: int, dailies: int) -
     if friday:
         return 1, expiry - timedelta(weeks=weeklies)
     return 2, expiry - timedelta(days=dailies * 7 // 5)
+
+
+@lru_cache(maxsize=1024)
+def _earnings_calendar(phase: int, start: date, end: date) -> tuple[date, ...]:
+    """Report dates in [start, end] of a name whose first report is ``phase`` days after
+    EPOCH: every 91 days, moved to the next trading day (shared by names of one phase)."""
+    out, day = [], EPOCH + timedelta(days=phase)
+    while day <= end:
+        moved = day
+        while not cal.is_trading_day(moved):
+            moved += timedelta(days=1)
+        if moved >= start:
+            out.append(moved)
+        day += timedelta(days=91)
+    return tuple(out)
+
+
+@lru_cache(maxsize=64)
+def _powers(phi: float, n: int) -> NDArray[np.float64]:
+    """phi ** arange(n), read-only (shared by every series of that length)."""
+    out = phi ** np.arange(n)
+    out.flags.writeable = False
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _close_time(expiry: date) -> datetime:
+    """When options on ``expiry`` stop trading (UTC), shared by every ticker."""
+    return cal.expiry_close(expiry)
+
+
+@lru_cache(maxsize=4096)
+def _close_seconds(expiry: date) -> np.datetime64:
+    return np.datetime64(_close_time(expiry).replace(tzinfo=None), "s")
+
+
+@lru_cache(maxsize=64)
+def _session_minute(now: datetime) -> tuple[date, datetime, int, int]:
+    """(session day, quote time, minute of the session, minutes in it) for a clock reading;
+    everything a chain shows depends on the quote's minute only, so re-collecting is
+    idempotent (shared by every ticker of a collect)."""
+    day, _, quote_time = cal.market_clock(now)
+    open_, close_ = cal.session_bounds(day)
+    minutes = round((close_ - open_).total_seconds() / 60)
+    minute = min(max(round((quote_time - open_).total_seconds() / 60), 0), minutes)
+    return day, quote_time, minute, minutes
+
+
+@lru_cache(maxsize=1024)
+def _accrued(fraction: float) -> np.float64:
+    """``_accrual`` at one fraction of the session."""
+    return _accrual(np.array([fraction]))[0]
 
 
 def _ar1(shocks: NDArray[np.float64], phi: float) -> NDArray[np.float64]:
@@ -742,7 +888,7 @@ def _ar1(shocks: NDArray[np.float64], phi: float) -> NDArray[np.float64]:
     carry: float | NDArray[np.float64] = 0.0
     for start in range(0, shocks.shape[0], block):
         part = shocks[start : start + block]
-        powers = (phi ** np.arange(part.shape[0])).reshape(-1, *[1] * (part.ndim - 1))
+        powers = _powers(phi, part.shape[0]).reshape(-1, *[1] * (part.ndim - 1))
         values = powers * (phi * carry + np.cumsum(part / powers, axis=0))
         out[start : start + part.shape[0]] = values
         carry = values[-1]
@@ -807,24 +953,49 @@ def _lookup(
     return np.where(unique[pos] == wanted, totals[pos], missing)
 
 
-def strike_grid(low: float, high: float) -> NDArray[np.float64]:
-    """OCC-style strikes in [low, high]: $2.50 below $25, $5 up to $200, $10 above."""
-    bands = ((0.0, 25.0, 2.5), (25.0, 200.0, 5.0), (200.0, np.inf, 10.0))
-    parts = []
-    for lo, hi, step in bands:
-        a, b = max(low, lo), min(high, hi)
-        if a <= b:
-            first = np.ceil(a / step) * step
-            parts.append(np.arange(first, b + 1e-9, step))
-    grid = np.unique(np.round(np.concatenate(parts), 2)) if parts else np.empty(0)
-    return grid[grid > 0]
+def chain_strikes(
+    spot: float, width: NDArray[np.float64], liquid: bool
+) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """The strikes of every expiry at once, as (expiry index, strike), by expiry then strike.
 
-
-def fine_strikes(spot: float, width: float) -> NDArray[np.float64]:
-    """$1 strikes ($0.50 under $25) within ``width`` log-moneyness, as liquid names list."""
-    step = 0.5 if spot < 25 else 1.0
+    Expiry j lists OCC-style strikes in spot·exp(±width[j]): $2.50 below $25, $5 up to $200,
+    $10 above; liquid names add $1 strikes ($0.50 under $25) within min(width[j], 0.08)
+    log-moneyness. Every strike is a whole number of half dollars, so each is kept as an
+    integer key (expiry, strike in half dollars) and one sort-unique does every expiry's union.
+    """
+    owner = np.arange(width.size)
     low, high = spot * np.exp(-width), spot * np.exp(width)
-    return np.round(np.arange(np.ceil(low / step) * step, high + 1e-9, step), 2)
+    parts = [
+        _steps(np.maximum(low, lo), np.minimum(high, hi), step, owner) for lo, hi, step in _BANDS
+    ]
+    if liquid:
+        step = 0.5 if spot < 25 else 1.0
+        near = np.minimum(width, 0.08)
+        parts.append(_steps(spot * np.exp(-near), spot * np.exp(near), step, owner))
+    keys = np.unique(np.concatenate(parts))
+    halves = keys & (_KEY_SPAN - 1)
+    keep = halves > 0
+    return (keys[keep] >> _KEY_BITS).astype(np.intp), halves[keep] / 2.0
+
+
+_BANDS = ((0.0, 25.0, 2.5), (25.0, 200.0, 5.0), (200.0, np.inf, 10.0))
+_KEY_BITS = 32
+_KEY_SPAN = 1 << _KEY_BITS
+
+
+def _steps(
+    low: NDArray[np.float64], high: NDArray[np.float64], step: float, owner: NDArray[np.intp]
+) -> NDArray[np.int64]:
+    """For each j with low[j] <= high[j], ``np.arange(ceil(low[j] / step)·step, high[j] + 1e-9,
+    step)`` (the same count, the same exact multiples of ``step``), as keys (owner[j], value
+    in half dollars)."""
+    first = np.ceil(low / step) * step
+    count = np.where(low <= high, np.maximum(np.ceil((high + 1e-9 - first) / step), 0), 0)
+    count = count.astype(np.int64)
+    at = np.repeat(np.arange(count.size), count)
+    offset = np.arange(at.size) - np.repeat(np.cumsum(count) - count, count)
+    values = first[at] + offset * step
+    return (owner[at].astype(np.int64) << _KEY_BITS) + np.rint(values * 2).astype(np.int64)
 
 
 def _listed_strike(price: float, liquid: bool) -> float:
@@ -880,35 +1051,79 @@ def _risk_reversal_from_grid(
     k: NDArray[np.float64], iv: NDArray[np.float64], t: float, r: float, q: float
 ) -> NDArray[np.float64]:
     """IV(25Δ call) − IV(25Δ put) per row of a (days × log-moneyness) smile grid."""
-    d1 = (-k + 0.5 * iv**2 * t) / (iv * np.sqrt(t))
-    call_delta = np.exp(-q * t) * norm_cdf(d1)
-    put_delta = call_delta - np.exp(-q * t)
-    # both deltas fall as strike rises: interpolate each row where it crosses the target
-    return _interp_falling(call_delta, iv, 0.25) - _interp_falling(put_delta, iv, -0.25)
+    # d1 = (-k + 0.5·iv²·t) / (iv·sqrt(t)), in place over the grid
+    d1 = iv**2
+    d1 *= 0.5
+    d1 *= t
+    d1 -= k
+    d1 /= iv * np.sqrt(t)
+    carry = np.exp(-q * t)
+    # call delta = carry·N(d1), put delta = call delta − carry: both fall as strike rises;
+    # interpolate each row where it crosses the target
+    return _cross_falling(d1, iv, carry, None, 0.25) - _cross_falling(d1, iv, carry, carry, -0.25)
 
 
-def _interp_falling(
-    x: NDArray[np.float64], y: NDArray[np.float64], target: float
+def _cross_falling(
+    d1: NDArray[np.float64],
+    y: NDArray[np.float64],
+    carry: float,
+    less: float | None,
+    target: float,
 ) -> NDArray[np.float64]:
-    """Per row, y at the point where the decreasing row of x crosses ``target`` (clamped)."""
-    cols = x.shape[1]
-    right = np.clip((x > target).sum(axis=1), 1, cols - 1)[:, None]  # first index at/below
-    x0, x1 = np.take_along_axis(x, right - 1, 1), np.take_along_axis(x, right, 1)
-    y0, y1 = np.take_along_axis(y, right - 1, 1), np.take_along_axis(y, right, 1)
+    """Per row, y where the decreasing row of x = carry·N(d1) (minus ``less``) crosses
+    ``target`` (clamped to the row's ends).
+
+    The crossing index counts a row's x above the target. x grows with d1, so a d1 clearly
+    either side of the level where x meets the target settles its element without the normal
+    CDF; only the few within a hair of it (a margin far above the CDF's rounding) and the two
+    elements interpolated between are evaluated, with the same arithmetic as the whole grid.
+    """
+    rows, cols = d1.shape
+    level = _normal_quantile((target + (less or 0.0)) / float(carry))
+    margin = 1e-7
+    above = d1 > level + margin
+    maybe = d1 >= level - margin  # above, or too close to tell (NaN is neither: x is NaN)
+
+    def delta(values: NDArray[np.float64]) -> NDArray[np.float64]:
+        x = carry * norm_cdf(values)
+        return x if less is None else x - less
+
+    if np.count_nonzero(maybe) != np.count_nonzero(above) or math.isnan(level):
+        unsure = maybe & ~above if not math.isnan(level) else np.ones_like(above)
+        above[unsure] = delta(d1[unsure]) > target
+    right = np.clip(np.count_nonzero(above, axis=1), 1, cols - 1)  # first index at/below
+    row = np.arange(rows)
+    x = delta(np.concatenate([d1[row, right - 1], d1[row, right]]))
+    x0, x1 = x[:rows], x[rows:]
+    y0, y1 = y[row, right - 1], y[row, right]
     with np.errstate(invalid="ignore", divide="ignore"):
         w = np.clip(np.where(x0 != x1, (x0 - target) / (x0 - x1), 0.0), 0.0, 1.0)
-    return (y0 + w * (y1 - y0))[:, 0]
+    return y0 + w * (y1 - y0)
 
 
-def _earnings_within(
-    days: list[date], earnings: frozenset[date], horizon: int
-) -> NDArray[np.float64]:
-    """1.0 for each day whose ``horizon``-day expiry spans a report: one dated in
-    [day, day + horizon), reported after that date's close; else 0.0."""
-    if not earnings or not days:
-        return np.zeros(len(days))
+@lru_cache(maxsize=1024)
+def _normal_quantile(p: float) -> float:
+    """d with N(d) = p, by Newton on math.erfc (accurate far beyond what a margin needs);
+    NaN outside (0, 1)."""
+    if not 0.0 < p < 1.0:
+        return math.nan
+    d = 0.0
+    for _ in range(50):
+        step = (0.5 * math.erfc(-d / math.sqrt(2)) - p) / (
+            math.exp(-0.5 * d * d) / math.sqrt(2 * math.pi)
+        )
+        d -= step
+        if abs(step) < 1e-15:
+            break
+    return d
+
+
+def _earnings_within(days: NDArray, earnings: frozenset[date], horizon: int) -> NDArray[np.float64]:
+    """1.0 for each day (datetime64[D]) whose ``horizon``-day expiry spans a report: one dated
+    in [day, day + horizon), reported after that date's close; else 0.0."""
+    if not earnings or not days.size:
+        return np.zeros(days.size)
     marks = np.array(sorted(earnings), dtype="datetime64[D]")
-    start = np.array(days, dtype="datetime64[D]")
-    first = np.searchsorted(marks, start, side="left")
-    last = np.searchsorted(marks, start + np.timedelta64(horizon, "D"), side="left")
+    first = np.searchsorted(marks, days, side="left")
+    last = np.searchsorted(marks, days + np.timedelta64(horizon, "D"), side="left")
     return (last > first).astype(np.float64)
