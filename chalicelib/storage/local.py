@@ -48,6 +48,7 @@ class LocalStorage(Storage):
     """Objects as files under ``root`` (created on first write)."""
 
     backend = "local"
+    head_is_cheap = True
 
     def __init__(self, root: Path) -> None:
         self._root = Path(root).resolve()
