@@ -7,13 +7,14 @@ read per invocation (``chalicelib/config.py`` says why).
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
 from chalice import Chalice, Rate, Response
 from chalice.app import CloudWatchEvent
 
-from chalicelib.read import dashboard, http
+from chalicelib.read import http
 from chalicelib.read.routes import DOCUMENT_ROUTES, ROUTES
 from chalicelib.write import schedules
 
@@ -61,13 +62,18 @@ def catalogue() -> Response:
     return http.catalogue_document(app.current_request)
 
 
+# The dashboard's module is imported by its own routes: no data route needs it.
 @app.route("/", methods=http.METHODS, cors=cors)
 def dashboard_index() -> Response:
+    from chalicelib.read import dashboard
+
     return dashboard.index(app.current_request)
 
 
 @app.route("/static/{name}", methods=http.METHODS, cors=cors)
 def dashboard_static(name: str) -> Response:
+    from chalicelib.read import dashboard
+
     return dashboard.static(app.current_request, name)
 
 
@@ -85,3 +91,8 @@ def collect(event: CloudWatchEvent) -> dict[str, Any]:
 )
 def export(event: CloudWatchEvent) -> dict[str, Any]:
     return schedules.export(event.detail)
+
+
+# Everything imported by now lives as long as the process (modules, route tables, pydantic
+# schemas): frozen, no later collection scans it again.
+gc.freeze()
