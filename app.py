@@ -14,9 +14,9 @@ from typing import Any
 from chalice import Chalice, Rate, Response
 from chalice.app import CloudWatchEvent
 
+from chalicelib.config import rate_minutes
 from chalicelib.read import http
 from chalicelib.read.routes import DOCUMENT_ROUTES, ROUTES
-from chalicelib.write import schedules
 
 app = Chalice(app_name="option-chain-dashboard")
 app.register_middleware(http.uniform_errors, "http")
@@ -77,19 +77,22 @@ def dashboard_static(name: str) -> Response:
     return dashboard.static(app.current_request, name)
 
 
+# The writer's glue is imported by the scheduled functions themselves, not with the API.
 @app.schedule(
-    Rate(schedules.rate_minutes("OCD_COLLECT_INTERVAL_SECONDS", 300), unit=Rate.MINUTES),
-    name="collect",
+    Rate(rate_minutes("OCD_COLLECT_INTERVAL_SECONDS", 300), unit=Rate.MINUTES), name="collect"
 )
 def collect(event: CloudWatchEvent) -> dict[str, Any]:
+    from chalicelib.write import schedules
+
     return schedules.collect(event.detail)
 
 
 @app.schedule(
-    Rate(schedules.rate_minutes("OCD_EXPORT_INTERVAL_SECONDS", 300), unit=Rate.MINUTES),
-    name="export",
+    Rate(rate_minutes("OCD_EXPORT_INTERVAL_SECONDS", 300), unit=Rate.MINUTES), name="export"
 )
 def export(event: CloudWatchEvent) -> dict[str, Any]:
+    from chalicelib.write import schedules
+
     return schedules.export(event.detail)
 
 

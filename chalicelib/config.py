@@ -293,6 +293,16 @@ IMPORT_TIME_VARIABLES = ("OCD_COLLECT_INTERVAL_SECONDS", "OCD_EXPORT_INTERVAL_SE
                          "OCD_CORS_ORIGIN")  # fmt: skip
 
 
+def rate_minutes(env_name: str, default_seconds: int) -> int:
+    """Schedule rates are fixed when Chalice loads the app, so ``app.py`` reads them then: whole
+    minutes, at least one; a value that is not a number of seconds counts as the default."""
+    try:
+        seconds = int(os.environ.get(env_name, default_seconds))
+    except ValueError:
+        seconds = default_seconds
+    return max(1, -(-seconds // 60))
+
+
 def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     """``OCD_*`` variables no setting reads (a misspelt ``OCD_WATCHLST`` is otherwise silently
     ignored), each with the closest known name when there is one."""
