@@ -3,11 +3,20 @@
 Two settings are read here, at import, because Chalice fixes them when it declares routes and
 schedules: the schedule rates and ``OCD_CORS_ORIGIN`` (CORS on every route). Everything else is
 read per invocation (``chalicelib/config.py`` says why).
+
+Everything this import creates (modules, route tables, pydantic schemas) lives as long as the
+process, so the garbage collector is paused while it runs (its passes would find next to
+nothing to free) and what it built is frozen at the end: no later collection scans it again.
 """
 
+# ruff: noqa: E402 - the imports come after the collector is paused
 from __future__ import annotations
 
 import gc
+
+_COLLECTING = gc.isenabled()
+gc.disable()
+
 import os
 from typing import Any
 
@@ -96,6 +105,6 @@ def export(event: CloudWatchEvent) -> dict[str, Any]:
     return schedules.export(event.detail)
 
 
-# Everything imported by now lives as long as the process (modules, route tables, pydantic
-# schemas): frozen, no later collection scans it again.
 gc.freeze()
+if _COLLECTING:
+    gc.enable()

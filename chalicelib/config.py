@@ -262,7 +262,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 @cache
 def _analytics_config() -> type[AnalyticsConfig]:
     """The model of ``Settings.analytics``, imported on the writer's first load and not at
-    import: the API (which never loads ``Settings``) then neither imports nor builds it."""
+    import: the API (which never loads ``Settings``) then neither imports nor builds it.
+    ``load_settings`` completes ``Settings`` with it before building one (nothing else does)."""
     from chalicelib.analytics.config import AnalyticsConfig
 
     Settings.model_rebuild(_types_namespace={"AnalyticsConfig": AnalyticsConfig})
