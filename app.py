@@ -3,9 +3,19 @@
 Two settings are read here, at import, because Chalice fixes them when it declares routes and
 schedules: the schedule rates and ``OCD_CORS_ORIGIN`` (CORS on every route). Everything else is
 read per invocation (``chalicelib/config.py`` says why).
+
+Everything this import creates (modules, route tables, pydantic schemas) lives as long as the
+process, so the garbage collector is paused while it runs (its passes would find next to
+nothing to free) and what it built is frozen at the end: no later collection scans it again.
 """
 
+# ruff: noqa: E402 - the imports come after the collector is paused
 from __future__ import annotations
+
+import gc
+
+_COLLECTING = gc.isenabled()
+gc.disable()
 
 import os
 from typing import Any
@@ -13,9 +23,9 @@ from typing import Any
 from chalice import Chalice, Rate, Response
 from chalice.app import CloudWatchEvent
 
-from chalicelib.read import dashboard, http
+from chalicelib.config import rate_minutes
+from chalicelib.read import http
 from chalicelib.read.routes import DOCUMENT_ROUTES, ROUTES
-from chalicelib.write import schedules
 
 app = Chalice(app_name="option-chain-dashboard")
 app.register_middleware(http.uniform_errors, "http")
@@ -61,27 +71,40 @@ def catalogue() -> Response:
     return http.catalogue_document(app.current_request)
 
 
+# The dashboard's module is imported by its own routes: no data route needs it.
 @app.route("/", methods=http.METHODS, cors=cors)
 def dashboard_index() -> Response:
+    from chalicelib.read import dashboard
+
     return dashboard.index(app.current_request)
 
 
 @app.route("/static/{name}", methods=http.METHODS, cors=cors)
 def dashboard_static(name: str) -> Response:
+    from chalicelib.read import dashboard
+
     return dashboard.static(app.current_request, name)
 
 
+# The writer's glue is imported by the scheduled functions themselves, not with the API.
 @app.schedule(
-    Rate(schedules.rate_minutes("OCD_COLLECT_INTERVAL_SECONDS", 300), unit=Rate.MINUTES),
-    name="collect",
+    Rate(rate_minutes("OCD_COLLECT_INTERVAL_SECONDS", 300), unit=Rate.MINUTES), name="collect"
 )
 def collect(event: CloudWatchEvent) -> dict[str, Any]:
+    from chalicelib.write import schedules
+
     return schedules.collect(event.detail)
 
 
 @app.schedule(
-    Rate(schedules.rate_minutes("OCD_EXPORT_INTERVAL_SECONDS", 300), unit=Rate.MINUTES),
-    name="export",
+    Rate(rate_minutes("OCD_EXPORT_INTERVAL_SECONDS", 300), unit=Rate.MINUTES), name="export"
 )
 def export(event: CloudWatchEvent) -> dict[str, Any]:
+    from chalicelib.write import schedules
+
     return schedules.export(event.detail)
+
+
+gc.freeze()
+if _COLLECTING:
+    gc.enable()

@@ -19,9 +19,9 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -33,8 +33,10 @@ from pydantic import (
     model_validator,
 )
 
-from chalicelib.analytics.config import AnalyticsConfig
 from chalicelib.errors import ConfigError
+
+if TYPE_CHECKING:  # imported when the writer first loads its settings (``_analytics_config``)
+    from chalicelib.analytics.config import AnalyticsConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "OCD_"
@@ -134,7 +136,7 @@ class Settings(ReadSettings):
     min_alert_score: float = Field(default=40.0, ge=0, le=100)
     alert_cooldown_hours: float = Field(default=24.0, ge=0)
     alert_daily_cap: int = Field(default=50, ge=1)
-    analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
+    analytics: AnalyticsConfig = Field(default_factory=lambda: _analytics_config()())
     state_prefix: str = "state/"
     persist_db: bool | None = None
     intraday_retention_days: int = Field(default=2, ge=1, le=3650)
@@ -253,7 +255,19 @@ def _prefix(value: str) -> str:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Every setting, validated, for this environment (the writer's); raises ConfigError
     naming the variable."""
+    _analytics_config()
     return _load(Settings, _items(Settings, environ))
+
+
+@cache
+def _analytics_config() -> type[AnalyticsConfig]:
+    """The model of ``Settings.analytics``, imported on the writer's first load and not at
+    import: the API (which never loads ``Settings``) then neither imports nor builds it.
+    ``load_settings`` completes ``Settings`` with it before building one (nothing else does)."""
+    from chalicelib.analytics.config import AnalyticsConfig
+
+    Settings.model_rebuild(_types_namespace={"AnalyticsConfig": AnalyticsConfig})
+    return AnalyticsConfig
 
 
 def load_read_settings(environ: Mapping[str, str] | None = None) -> ReadSettings:
@@ -278,6 +292,16 @@ def _items(
 # Read where Chalice loads the app (schedule rates, CORS), not through a settings class.
 IMPORT_TIME_VARIABLES = ("OCD_COLLECT_INTERVAL_SECONDS", "OCD_EXPORT_INTERVAL_SECONDS",
                          "OCD_CORS_ORIGIN")  # fmt: skip
+
+
+def rate_minutes(env_name: str, default_seconds: int) -> int:
+    """Schedule rates are fixed when Chalice loads the app, so ``app.py`` reads them then: whole
+    minutes, at least one; a value that is not a number of seconds counts as the default."""
+    try:
+        seconds = int(os.environ.get(env_name, default_seconds))
+    except ValueError:
+        seconds = default_seconds
+    return max(1, -(-seconds // 60))
 
 
 def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:

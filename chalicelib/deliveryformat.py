@@ -26,7 +26,7 @@ SINKS: tuple[SinkName, ...] = ("webhook", "slack", "sns")
 class SinkStatus(BaseModel):
     """One configured sink, as the outbox said when the generation was exported."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use
 
     sink: SinkName
     last_success: datetime | None = None  # writer's clock of the newest acknowledgement
@@ -40,7 +40,7 @@ class SinkStatus(BaseModel):
 class DeliveryDocument(BaseModel):
     """``delivery.json``: the usual document header, the sinks, and the alerts released."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use
 
     schema_version: Literal[3] = 3  # exportformat.SCHEMA_VERSION
     generation: str

@@ -27,7 +27,6 @@ from chalicelib.logs import log_event
 from chalicelib.read import params as p
 from chalicelib.read import service
 from chalicelib.read.compression import Part
-from chalicelib.read.openapi import document_bytes
 from chalicelib.read.responses import JSON, body_response, error
 from chalicelib.read.routes import DOCUMENT_ROUTES, ROUTES
 
@@ -106,7 +105,11 @@ def health(request: Request) -> Response:
 
 
 def openapi(request: Request) -> Response:
+    """The OpenAPI document. Its module (schemas, descriptions, examples) is imported by the
+    first request for it, not with the app: no data route needs it."""
     try:
+        from chalicelib.read.openapi import document_bytes
+
         settings = _settings()
         check_api_key(settings, request.headers)
         _no_query(request)

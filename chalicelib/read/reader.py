@@ -488,4 +488,21 @@ class ExportReader:
             log_event("read_damaged", key=key, reason="schema version",
                       schema_version=doc.get("schema_version"))  # fmt: skip
             return None
-        return doc
+        return _with_tuple_columns(doc)
+
+
+def _with_tuple_columns(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with each array of its columnar table (``columns``) as a tuple.
+
+    A cached document is read by every request and written by none, and its columns hold most
+    of its values. The garbage collector visits every item of a list at each collection that
+    examines it, while a tuple of numbers and strings it stops tracking at its first: so
+    cached chains cost the collector almost nothing, instead of full collections that took tens
+    of milliseconds once a few hundred chains were cached.
+    """
+    columns = doc.get("columns")
+    if isinstance(columns, dict):
+        for name, column in columns.items():
+            if type(column) is list:
+                columns[name] = tuple(column)
+    return doc

@@ -20,7 +20,6 @@ from __future__ import annotations
 import abc
 import builtins
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -130,6 +129,8 @@ class Storage(abc.ABC):
             workers = min(self.write_concurrency, len(batch))
             if workers <= 1:
                 return [self.put(key, data, content_type=content_type) for key, data in batch]
+            from concurrent.futures import ThreadPoolExecutor  # a writer's batch: not at import
+
             with ThreadPoolExecutor(workers, thread_name_prefix="put") as pool:
                 futures = [
                     pool.submit(self.put, key, data, content_type=content_type)

@@ -24,9 +24,7 @@ import builtins
 import contextlib
 import fcntl
 import os
-import shutil
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -165,12 +163,16 @@ class LocalStorage(Storage):
     def _put_file(
         self, key: str, path: Path, *, if_match: str | None, if_none_match: bool
     ) -> ObjectInfo:
+        import shutil  # here and below: the writer's, not imported with the API
+
         target = self._write_path(key)
         with open(path, "rb") as src:
             tmp = self._temp_for(key, target, lambda dst: shutil.copyfileobj(src, dst, _CHUNK))
         return self._publish(key, tmp, target, if_match=if_match, if_none_match=if_none_match)
 
     def _get_file(self, key: str, path: Path) -> ObjectInfo:
+        import shutil
+
         try:
             src = open(self._path(key), "rb")  # noqa: SIM115 - closed by the with below
         except _MISSING:
@@ -282,6 +284,8 @@ def write_file_atomically(path: Path, fill: Callable[[BinaryIO], object]) -> Non
 def _write_temp(directory: Path, fill: Callable[[BinaryIO], object], sync: bool = True) -> Path:
     """A fully written (and, if ``sync``, fsynced) temp file in ``directory`` (same filesystem
     as the target)."""
+    import tempfile
+
     fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
     tmp = Path(name)
     try:

@@ -116,17 +116,6 @@ def _record_collect(settings: Settings, *, ok: bool, error: str | None) -> None:
                   error=error, key=COLLECT_STATUS_KEY)  # fmt: skip
 
 
-def rate_minutes(env_name: str, default_seconds: int) -> int:
-    """Schedule rates are fixed when Chalice loads the app: the one import-time setting."""
-    import os
-
-    try:
-        seconds = int(os.environ.get(env_name, default_seconds))
-    except ValueError:
-        seconds = default_seconds
-    return max(1, -(-seconds // 60))
-
-
 def export(detail: dict[str, Any] | None = None) -> dict[str, Any]:
     """Publish a generation. A failed export raises nothing: the previous generation stays
     served, the failure goes to the log and to ``export_status.json`` (``/health`` shows it)."""
