@@ -11,11 +11,15 @@ land within one kernel clock tick with the same size (this relies on nanosecond 
 ext4, xfs, btrfs, tmpfs and APFS).
 
 ``put_deferred`` is the bulk path for immutable, content-addressed documents: no lock, no fsync
-per file (the directory of each key is resolved and created once per batch), and
-``sync_deferred`` makes the whole batch durable with one ``syncfs(2)`` of the filesystem (or, where
-that call is missing, an fsync per file and directory). A crash before the sync can lose or
-truncate those files, never the manifest that would name them, since it is written afterwards.
-The version rule above does not hold for them: their bytes never change under one key.
+per file (the directory of each key is resolved and created once per batch), a new key written
+in place (``O_EXCL``: one metadata operation, where a temp file and a rename take two; an
+existing key is still replaced through a temp file, so a reader never sees it partial), and
+``sync_deferred`` makes the whole batch durable with one ``syncfs(2)`` of the filesystem (or,
+where that call is missing, an fsync per file and directory). They are written before any
+manifest names them, so a reader never opens one being written; a crash can leave one lost or
+truncated, but never named (the manifest is written after the sync): the next export writing
+the same bytes replaces it, and retention removes what no manifest names. The version rule
+above does not hold for them: their bytes never change under one key.
 """
 
 from __future__ import annotations
@@ -111,14 +115,15 @@ class LocalStorage(Storage):
             with self._deferred_lock:
                 self._deferred_dirs[head] = directory
         target = directory / name
-        tmp = _write_temp(directory, lambda dst: dst.write(data), sync=False)
-        try:
-            os.replace(tmp, target)
-        except BaseException as exc:
-            tmp.unlink(missing_ok=True)
-            if isinstance(exc, IsADirectoryError):
-                raise InvalidKey(f"storage key {key!r} names a directory") from None
-            raise
+        if not _create_with(target, data):  # the key exists: replaced whole, never rewritten
+            tmp = _write_temp(directory, lambda dst: dst.write(data), sync=False)
+            try:
+                os.replace(tmp, target)
+            except BaseException as exc:
+                tmp.unlink(missing_ok=True)
+                if isinstance(exc, IsADirectoryError):
+                    raise InvalidKey(f"storage key {key!r} names a directory") from None
+                raise
         with self._deferred_lock:
             self._deferred_files.append(target)
 
@@ -309,6 +314,22 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _create_with(path: Path, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` (in place: one metadata operation, no temp file and
+    rename); False if it exists. A failed write removes what it created."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
+    except FileExistsError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as dst:
+            dst.write(data)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return True
 
 
 def _syncfs(path: Path) -> bool:
