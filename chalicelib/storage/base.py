@@ -91,6 +91,15 @@ class Storage(abc.ABC):
             if_none_match=if_none_match,
         )
 
+    def sizes(self, keys: Iterable[str]) -> dict[str, int]:
+        """The size of each of ``keys`` that exists (missing ones are left out)."""
+        found = {}
+        for key in keys:
+            info = self.head(key)
+            if info is not None:
+                found[info.key] = info.size
+        return found
+
     def list(self, prefix: str = "") -> builtins.list[ObjectInfo]:
         """Every object whose key starts with ``prefix``, sorted by key."""
         return sorted(self._list(validate_prefix(prefix)), key=lambda info: info.key)

@@ -116,21 +116,22 @@ class Built:
 @dataclass
 class Inventory:
     """What the storage held when the export began (one listing per prefix): archive keys,
-    and the per-ticker documents with their sizes (None: not listed, see ``size``). Retention
-    uses it too."""
+    and the per-ticker documents with their sizes: every one (a listing), or only those
+    ``named`` (one stat each, where that is cheaper than listing a directory per ticker).
+    Retention uses it too."""
 
     archives: list[tuple[fmt.ArchiveKey, str]]
-    ticker_docs: dict[str, int] | None
+    ticker_docs: dict[str, int]
 
     @classmethod
-    def of(cls, storage: Storage, ticker_docs: bool = True) -> Inventory:
+    def of(cls, storage: Storage, named: Iterable[str] | None = None) -> Inventory:
         archives = [
             (parsed, info.key)
             for info in storage.list(fmt.ARCHIVE_PREFIX)
             if (parsed := fmt.parse_archive_key(info.key)) is not None
         ]
-        if not ticker_docs:
-            return cls(archives, None)
+        if named is not None:
+            return cls(archives, storage.sizes(named))
         docs: dict[str, int] = {}
         for prefix in fmt.TICKER_PREFIXES:
             try:
@@ -138,14 +139,6 @@ class Inventory:
             except InvalidKey as exc:  # e.g. a directory symlinked out of the root: not ours
                 log_event("export_unlisted", prefix=prefix, error=str(exc))
         return cls(archives, docs)
-
-    def size(self, storage: Storage, key: str) -> int | None:
-        """The stored size of a per-ticker document (None: not there): from the listing, or
-        one ``head`` where the storage was not listed."""
-        if self.ticker_docs is not None:
-            return self.ticker_docs.get(key)
-        info = storage.head(key)
-        return None if info is None else info.size
 
     def newest_generation(self) -> str | None:
         """The newest generation id any archive carries (a crashed export's too)."""
@@ -221,8 +214,9 @@ class JSONExporter:
         # Where a head is a stat, not a request, the per-ticker documents (a directory each) are
         # listed only with the hourly verification: their sizes come from one stat each, and
         # orphans (a crashed export's) wait for that listing to be removed.
-        listed = verify or not self.storage.head_is_cheap
-        inventory = Inventory.of(self.storage, ticker_docs=listed)
+        listed = verify or not self.storage.head_is_cheap or previous is None
+        named = None if listed or previous is None else _ticker_keys(previous)
+        inventory = Inventory.of(self.storage, named)
         newest = max(
             [previous.generation if previous else None, inventory.newest_generation()],
             key=fmt.generation_order,
@@ -708,12 +702,7 @@ class JSONExporter:
         per-ticker documents, from what the export began with plus what it wrote."""
         written = [(fmt.parse_archive_key(k), k) for k in pub.written]
         archives = pub.inventory.archives + [(a, k) for a, k in written if a is not None]
-        if pub.inventory.ticker_docs is not None:
-            docs = set(pub.inventory.ticker_docs)
-        else:  # not listed: what the previous generation named may have been dropped
-            named = [getattr(pub.previous, name) for name in PER_TICKER] if pub.previous else []
-            docs = {key for keys in named for key in keys.values()}
-        docs |= {k for k in pub.written if _is_ticker_key(k)}
+        docs = set(pub.inventory.ticker_docs) | {k for k in pub.written if _is_ticker_key(k)}
         return self._delete_unretained(manifest, archives, docs)
 
     def _retain_now(self) -> int:
@@ -722,8 +711,7 @@ class JSONExporter:
         if manifest is None:
             return 0
         inventory = Inventory.of(self.storage)
-        docs = set(inventory.ticker_docs or ())
-        return self._delete_unretained(manifest, inventory.archives, docs)
+        return self._delete_unretained(manifest, inventory.archives, set(inventory.ticker_docs))
 
     def _delete_unretained(
         self,
@@ -821,7 +809,7 @@ class _Kept:
         entry = previous.documents.get(key) if previous and key else None
         if key is None or entry is None or fingerprint is None or entry.fingerprint != fingerprint:
             return
-        if self.pub.inventory.size(self.storage, key) != entry.bytes:
+        if self.pub.inventory.ticker_docs.get(key) != entry.bytes:
             self.damaged.append(key)  # deleted, truncated or grown since it was written
         elif self._pool is not None:
             self._checks.append((key, entry, self._pool.submit(self._intact, key, entry)))
@@ -1026,6 +1014,10 @@ def _digest(*parts: bytes) -> str:
 
 def _content_type(key: str) -> str:
     return CONTENT_TYPES.get(key.rpartition(".")[2], "application/json")
+
+
+def _ticker_keys(manifest: Manifest) -> list[str]:
+    return [key for name in PER_TICKER for key in getattr(manifest, name).values()]
 
 
 def _is_ticker_key(key: str) -> bool:

@@ -582,3 +582,27 @@ def test_sync_deferred_without_syncfs_fsyncs_every_file_and_directory(
     assert sorted(synced) == sorted(
         [str(root / k) for k in keys] + [str(root / "d/A"), str(root / "d/B")]
     )
+
+
+def test_sizes_of_named_keys(storage: Storage) -> None:
+    storage.put("chains/A/1.json", b"12345")
+    storage.put("chains/B/2.json", b"")
+    storage.put("top.json", b"xy")
+    asked = ["chains/A/1.json", "chains/B/2.json", "chains/B/missing.json", "nodir/x.json",
+             "top.json"]  # fmt: skip
+    assert storage.sizes(asked) == {"chains/A/1.json": 5, "chains/B/2.json": 0, "top.json": 2}
+    with pytest.raises(InvalidKey):
+        storage.sizes(["../escape.json"])
+
+
+def test_sizes_leave_out_symlinks_and_directories(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.json").write_bytes(b"{}")
+    root = tmp_path / "exports"
+    (root / "d").mkdir(parents=True)
+    (root / "link").symlink_to(outside)
+    (root / "d" / "file.json").symlink_to(outside / "x.json")
+    (root / "d" / "sub").mkdir()
+    storage = LocalStorage(root)
+    assert storage.sizes(["link/x.json", "d/file.json", "d/sub"]) == {}
