@@ -104,23 +104,28 @@ class LocalStorage(Storage):
         return self._publish(key, tmp, path, if_match=if_match, if_none_match=if_none_match)
 
     def sizes(self, keys: Iterable[str]) -> dict[str, int]:
-        # One resolve per directory, then an lstat per key (a symlinked file is not a regular
-        # file: left out, as head leaves it): pathlib's resolve per key costs ten times more.
+        # An lstat per directory (cached) and per key, on plain strings: pathlib's resolve per
+        # key costs ten times more. A symlink, to a file or on the way, is left out (as head
+        # leaves a key that resolves outside the root).
         found: dict[str, int] = {}
-        directories: dict[str, str | None] = {}
-        for key in keys:
-            head, _, name = validate_key(key).rpartition("/")
-            if head not in directories:
+        plain_dirs: dict[str, bool] = {"": True}  # relative directory: a real one, no link
+
+        def plain(directory: str) -> bool:
+            if directory not in plain_dirs:
+                parent = directory.rpartition("/")[0]
                 try:
-                    directories[head] = str(self._path(head)) if head else str(self._root)
-                except InvalidKey:
-                    directories[head] = None
-            directory = directories[head]
-            if directory is None:
+                    st = os.lstat(f"{self._root}/{directory}")
+                    plain_dirs[directory] = plain(parent) and stat.S_ISDIR(st.st_mode)
+                except OSError:
+                    plain_dirs[directory] = False
+            return plain_dirs[directory]
+
+        for key in keys:
+            if not plain(validate_key(key).rpartition("/")[0]):
                 continue
             try:
-                st = os.lstat(f"{directory}/{name}")
-            except (*_MISSING, OSError):
+                st = os.lstat(f"{self._root}/{key}")
+            except OSError:
                 continue
             if stat.S_ISREG(st.st_mode):
                 found[key] = st.st_size
