@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -33,7 +34,7 @@ from numpy.typing import NDArray
 
 from chalicelib.analytics.config import DEFAULT_CONFIG, AnalyticsConfig
 from chalicelib.analytics.detectors import DETECTORS, Detector, DetectorContext, run_detectors
-from chalicelib.analytics.detectors.edges import ArmState, Step, explain, step
+from chalicelib.analytics.detectors.edges import ArmState, Change, Step, explain, step
 from chalicelib.analytics.features import (
     ContractHistory,
     DailyInputs,
@@ -128,7 +129,7 @@ WRITE_FEATURES = """
 """
 WRITE_ATM_IV = """
     UPDATE chain_snapshots SET atm_iv = nullif_nan(f.atm_iv)
-    FROM analysis_features f
+    FROM analysis_sessions f
     WHERE chain_snapshots.ticker = f.ticker AND chain_snapshots.as_of = f.as_of
 """
 # The session's row from its latest analysed snapshot: provisional until that snapshot is the
@@ -139,7 +140,7 @@ WRITE_HISTORY = """
     SELECT f.ticker, f.day::DATE, nullif_nan(f.close), nullif_nan(f.atm_iv),
            nullif_nan(f.skew_25d), 'snapshot', f.close_at, f.as_of, f.as_of < f.close_at,
            c.call_volume, c.put_volume, c.call_open_interest, c.put_open_interest
-    FROM analysis_features f
+    FROM analysis_sessions f
     JOIN chain_snapshots c ON c.ticker = f.ticker AND c.as_of = f.as_of
 """
 WRITE_ALERTS = """
@@ -230,72 +231,85 @@ def analyse(
     }
     first_as_of = min(_naive(s.as_of) for s in snaps)
     first_day = min(s.day for s in snaps)
-    with store.registered("analysis_snaps", snap_cols):
-        mark = time.perf_counter()
-        chains = _split(chain_columns_from_masked(store.columns(LATEST_CHAINS, [first_as_of])))
-        history = _split(
-            store.columns(DAILY_HISTORY, [first_day - timedelta(days=_HISTORY_CALENDAR_DAYS)])
-        )
-        contract_history = _split(_contract_history(store, chains, config, first_day))
-        previous_oi = _split(_previous_oi(store, first_day))
+    # the provider's calendar (its own I/O) runs on a thread while DuckDB reads, which releases
+    # the GIL; only this thread calls the provider, only the main one the store
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="earnings") as calendar:
+        upcoming = calendar.submit(_earnings_calendar, provider, snaps)
+        with store.registered("analysis_snaps", snap_cols):
+            mark = time.perf_counter()
+            chains = _split(chain_columns_from_masked(store.columns(LATEST_CHAINS, [first_as_of])))
+            history = _split(
+                store.columns(DAILY_HISTORY, [first_day - timedelta(days=_HISTORY_CALENDAR_DAYS)])
+            )
+            contract_history = _split(_contract_history(store, chains, config, first_day))
+            previous_oi = _split(_previous_oi(store, first_day))
+        states = _read_states(store, [s.ticker for s in snaps])
         timings["load_ms"] = _ms(mark)
+        earnings, calendar_ms = upcoming.result()
+    errors.extend(e for e in earnings.values() if isinstance(e, str))
+    timings["calendar_ms"] = calendar_ms
 
-        mark = time.perf_counter()
-        features: list[FeatureSet] = []
-        earnings = {s.ticker: _next_earnings(provider, s, errors) for s in snaps}
-        for snap in snaps:
-            try:
-                features.append(
-                    _features_for(
-                        snap, chains, history, contract_history, previous_oi, settings, config,
-                        earnings[snap.ticker],
-                    )
-                )  # fmt: skip
-            except Exception as exc:  # one bad ticker must not stop the rest
-                errors.append(f"{snap.ticker}: features: {type(exc).__name__}: {exc}")
-        timings["features_ms"] = _ms(mark)
-
+    # each ticker's features go to the detectors and out as JSON at once: no FeatureSet of
+    # thousands of tickers is held at the same time
     mark = time.perf_counter()
-    by_ticker = {s.ticker: s for s in snaps}
-    states = _read_states(store, [fs.ticker for fs in features])
+    detect_s = 0.0
+    rows: list[_FeatureRow] = []
+    detector_errors: list[str] = []
     steps: dict[tuple[str, str], Step] = {}
     candidates: list[Candidate] = []
+    changes: dict[int, Change] = {}  # id(candidate) → what its edge changed
     active = 0
-    for fs in features:
-        snap = by_ticker[fs.ticker]
+    for snap in snaps:
+        next_earnings = earnings[snap.ticker]
+        next_earnings = next_earnings if isinstance(next_earnings, date) else None
+        try:
+            fs = _features_for(
+                snap, chains, history, contract_history, previous_oi, settings, config,
+                next_earnings,
+            )  # fmt: skip
+        except Exception as exc:  # one bad ticker must not stop the rest
+            errors.append(f"{snap.ticker}: features: {type(exc).__name__}: {exc}")
+            continue
+        detect_start = time.perf_counter()
         context = DetectorContext(
-            ticker=snap.ticker,
-            as_of=snap.as_of,
-            next_earnings=earnings[snap.ticker],
-            config=config,
+            ticker=snap.ticker, as_of=snap.as_of, next_earnings=next_earnings, config=config
         )
         readings, failed = run_detectors(fs, context, detectors)
-        errors.extend(failed)
+        detector_errors.extend(failed)
         for detector, reading in readings:
             key = (snap.ticker, detector.name)
             steps[key] = edge = step(states.get(key), reading, snap.as_of, detector.rule(config))
             active += reading.active
             if edge.change is not None and reading.finding is not None:
-                finding = explain(reading.finding, edge.change)
-                candidates.append(Candidate(snap.ticker, snap.as_of, finding))
-    timings["detect_ms"] = _ms(mark)
+                candidate = Candidate(snap.ticker, snap.as_of, reading.finding)
+                candidates.append(candidate)
+                changes[id(candidate)] = edge.change
+        detect_s += time.perf_counter() - detect_start
+        rows.append(_FeatureRow.of(fs, snap))
+    errors.extend(detector_errors)
+    timings["features_ms"] = round(_ms(mark) - detect_s * 1000, 3)
+    timings["detect_ms"] = round(detect_s * 1000, 3)
 
     mark = time.perf_counter()
-    _write_features(store, features, by_ticker, errors)
+    _write_features(store, rows, errors)
     policy = ThrottlePolicy(
         min_score=settings.min_alert_score,
         cooldown=timedelta(hours=settings.alert_cooldown_hours),
         daily_cap=settings.alert_daily_cap,
     )
     selection = select_alerts(candidates, _throttle_state(store, candidates, policy), policy)
-    alerts = _alerts(selection.accepted, scan_id, errors)
+    # the score, ids and throttle do not depend on the explanation: only accepted edges get one
+    accepted = [
+        Candidate(c.ticker, c.as_of, explain(c.finding, changes[id(c)])) for c in selection.accepted
+    ]
+    alerts = _alerts(accepted, scan_id, errors)
     sent = {(a.ticker, a.detector_name) for a in alerts}  # an alert that failed stays armed
     next_states = {key: s.next_state(key in sent) for key, s in steps.items()}
     written = _write_alerts(store, alerts, next_states, errors, settings)
     timings["write_ms"] = _ms(mark)
 
     result = AnalysisResult(
-        features_computed=len(features),
+        features_computed=len(rows),
         alerts_generated=written,
         errors=errors,
         duration_ms=_ms(started),
@@ -429,14 +443,22 @@ def _previous_oi_inputs(cols: dict[str, NDArray] | None) -> PreviousOpenInterest
     )
 
 
-def _next_earnings(provider: MarketDataProvider, snap: _Snapshot, errors: list[str]) -> date | None:
-    try:
-        dates = provider.earnings_dates(snap.ticker, snap.day, snap.day + _EARNINGS_LOOKAHEAD)
-    except Exception as exc:  # the detectors then run without an earnings date
-        errors.append(f"{snap.ticker}: earnings calendar: {type(exc).__name__}: {exc}")
-        return None
-    upcoming = [d for d in dates if d >= snap.day]
-    return min(upcoming) if upcoming else None
+def _earnings_calendar(
+    provider: MarketDataProvider, snaps: Sequence[_Snapshot]
+) -> tuple[dict[str, date | str | None], float]:
+    """Each ticker's next earnings date (None: none within the look-ahead; a str: the error that
+    ticker's calendar raised), and how long the provider took, in ms."""
+    started = time.perf_counter()
+    out: dict[str, date | str | None] = {}
+    for snap in snaps:
+        try:
+            dates = provider.earnings_dates(snap.ticker, snap.day, snap.day + _EARNINGS_LOOKAHEAD)
+        except Exception as exc:  # the detectors then run without an earnings date
+            out[snap.ticker] = f"{snap.ticker}: earnings calendar: {type(exc).__name__}: {exc}"
+            continue
+        upcoming = [d for d in dates if d >= snap.day]
+        out[snap.ticker] = min(upcoming) if upcoming else None
+    return out, _ms(started)
 
 
 def _read_states(store: Store, tickers: Sequence[str]) -> dict[tuple[str, str], ArmState]:
@@ -494,38 +516,66 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
-def _write_features(
-    store: Store,
-    features: Sequence[FeatureSet],
-    snaps: dict[str, _Snapshot],
-    errors: list[str],
-) -> None:
-    if not features:
+@dataclass(frozen=True)
+class _FeatureRow:
+    """What the writes need of one ticker's features: the JSON and the session's numbers."""
+
+    ticker: str
+    as_of: datetime  # naive UTC
+    day: date
+    close: float
+    features: str
+    missing: str
+    atm_iv: float  # NaN when missing
+    skew_25d: float
+
+    @classmethod
+    def of(cls, fs: FeatureSet, snap: _Snapshot) -> _FeatureRow:
+        def value(name: str) -> float:
+            v = fs.values.get(name)
+            return float(v) if isinstance(v, int | float) else np.nan
+
+        return cls(
+            fs.ticker,
+            _naive(snap.as_of),
+            snap.day,
+            snap.spot,
+            _dumps(fs.values),
+            _dumps(fs.missing),
+            value("atm_iv"),
+            value("skew_25d"),
+        )
+
+
+def _write_features(store: Store, rows: Sequence[_FeatureRow], errors: list[str]) -> None:
+    """``features`` rows, then the snapshots' ATM IV and today's ``daily_history`` rows. The
+    numbers are a view of their own: a query that scans a view scans all its columns, and the
+    JSON is most of the bytes."""
+    if not rows:
         return
-
-    def value(fs: FeatureSet, name: str) -> float:
-        v = fs.values.get(name)
-        return float(v) if isinstance(v, int | float) else np.nan
-
-    cols = {
-        "ticker": np.array([fs.ticker for fs in features], dtype=object),
-        "as_of": np.array([_naive(snaps[fs.ticker].as_of) for fs in features], "datetime64[us]"),
-        "features": np.array([_dumps(fs.values) for fs in features], dtype=object),
-        "missing": np.array([_dumps(fs.missing) for fs in features], dtype=object),
-        "atm_iv": np.array([value(fs, "atm_iv") for fs in features]),
-        "day": np.array([snaps[fs.ticker].day for fs in features], "datetime64[D]").astype(
-            "datetime64[s]"
-        ),
-        "close_at": np.array(
-            [_naive(cal.session_close(snaps[fs.ticker].day)) for fs in features], "datetime64[us]"
-        ),
-        "close": np.array([snaps[fs.ticker].spot for fs in features]),
-        "skew_25d": np.array([value(fs, "skew_25d") for fs in features]),
+    keys = {
+        "ticker": np.array([r.ticker for r in rows], dtype=object),
+        "as_of": np.array([r.as_of for r in rows], "datetime64[us]"),
+    }
+    documents = {
+        **keys,
+        "features": np.array([r.features for r in rows], dtype=object),
+        "missing": np.array([r.missing for r in rows], dtype=object),
+    }
+    sessions = {
+        **keys,
+        "atm_iv": np.array([r.atm_iv for r in rows], dtype=np.float64),
+        "day": np.array([r.day for r in rows], "datetime64[D]").astype("datetime64[s]"),
+        "close_at": np.array([_naive(cal.session_close(r.day)) for r in rows], "datetime64[us]"),
+        "close": np.array([r.close for r in rows], dtype=np.float64),
+        "skew_25d": np.array([r.skew_25d for r in rows], dtype=np.float64),
     }
     try:
-        with store.registered("analysis_features", cols):
-            for sql in (WRITE_FEATURES, WRITE_ATM_IV, WRITE_HISTORY):
-                store.rows(sql)
+        with store.registered("analysis_features", documents):
+            store.rows(WRITE_FEATURES)
+        with store.registered("analysis_sessions", sessions):
+            store.rows(WRITE_ATM_IV)
+            store.rows(WRITE_HISTORY)
     except Exception as exc:
         errors.append(f"write features: {type(exc).__name__}: {exc}")
 

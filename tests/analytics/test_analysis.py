@@ -113,7 +113,8 @@ def test_analyse_writes_features_snapshot_iv_history_and_alerts(tmp_path, market
         result = analyse(store, settings, market, scan_id, now)
         assert result.errors == []
         assert result.features_computed == 3
-        assert set(result.timings_ms) == {"load_ms", "features_ms", "detect_ms", "write_ms"}
+        stages = {"load_ms", "calendar_ms", "features_ms", "detect_ms", "write_ms"}
+        assert set(result.timings_ms) == stages
 
         rows = store.rows("SELECT ticker, as_of, features, missing FROM features ORDER BY ticker")
         assert [r[0] for r in rows] == sorted(TICKERS)
