@@ -792,13 +792,14 @@ def _oi_change_features(
     out.put(
         "oi_change_by_strike",
         [
-            {
-                "strike": float(strikes[i]),
-                "call_change": int(call_change[i]),
-                "put_change": int(put_change[i]),
-                "net_change": int(call_change[i] + put_change[i]),
-            }
-            for i in near
+            {"strike": k, "call_change": int(c), "put_change": int(q), "net_change": int(t)}
+            for k, c, q, t in zip(
+                strikes[near].tolist(),
+                call_change[near].tolist(),
+                put_change[near].tolist(),
+                (call_change[near] + put_change[near]).tolist(),
+                strict=True,
+            )
         ],
     )
     return change
@@ -908,17 +909,18 @@ def _gex_features(
     call_gex = np.bincount(where, weights=np.where(calls, gex[known], 0.0), minlength=len(strikes))
     put_gex = np.bincount(where, weights=np.where(calls, 0.0, gex[known]), minlength=len(strikes))
     out.put("gex_total", float(call_gex.sum() + put_gex.sum()))
-    near = np.flatnonzero(np.abs(strikes / p.spot - 1.0) <= config.gex_strike_window)
+    near = np.abs(strikes / p.spot - 1.0) <= config.gex_strike_window
     out.put(
         "gex_by_strike",
         [
-            {
-                "strike": float(strikes[i]),
-                "call_gex": round(float(call_gex[i]), 2),
-                "put_gex": round(float(put_gex[i]), 2),
-                "net_gex": round(float(call_gex[i] + put_gex[i]), 2),
-            }
-            for i in near
+            {"strike": k, "call_gex": round(c, 2), "put_gex": round(q, 2), "net_gex": round(t, 2)}
+            for k, c, q, t in zip(
+                strikes[near].tolist(),
+                call_gex[near].tolist(),
+                put_gex[near].tolist(),
+                (call_gex[near] + put_gex[near]).tolist(),
+                strict=True,
+            )
         ],
     )
     out.put(
@@ -1306,10 +1308,10 @@ def _iv_hv_history(
     out.put(
         "iv_hv_spread_history",
         {
-            "day": [str(d) for d in days],
-            "atm_iv": [_num(v) for v in iv],
-            "hv_20": [_num(v) for v in hv],
-            "iv_hv_spread": [_num(v) for v in spread],
+            "day": np.datetime_as_string(days).tolist(),
+            "atm_iv": _nums(iv),
+            "hv_20": _nums(hv),
+            "iv_hv_spread": _nums(spread),
         },
     )
 

@@ -70,21 +70,23 @@ LATEST_SNAPSHOTS = """
 """
 
 # The as_of lower bound lets DuckDB skip row groups of older snapshots (zone maps).
+# The two big reads return the snapshot's index ``s.i`` instead of the ticker, and the right as a
+# boolean: a VARCHAR column comes back as one new Python string per row (see ``_named``).
 LATEST_CHAINS = """
-    SELECT q.ticker, q.as_of, q.expiration, q.strike, q."right", q.bid, q.ask, q.last,
-           q.volume, q.open_interest::DOUBLE AS open_interest, q.implied_volatility, q.delta,
-           q.gamma, q.theta, q.vega, q.rho
+    SELECT s.i, q.as_of, q.expiration, q.strike, q."right" = 'C' AS is_call, q.bid, q.ask,
+           q.last, q.volume, q.open_interest::DOUBLE AS open_interest, q.implied_volatility,
+           q.delta, q.gamma, q.theta, q.vega, q.rho
     FROM option_quotes q
-    SEMI JOIN analysis_snaps s ON q.ticker = s.ticker AND q.as_of = s.as_of
+    JOIN analysis_snaps s ON q.ticker = s.ticker AND q.as_of = s.as_of
     WHERE q.as_of >= ?
-    ORDER BY q.ticker
+    ORDER BY s.i
 """
 
 DAILY_HISTORY = """
-    SELECT h.ticker, h.day, h.close, h.atm_iv, h.skew_25d
+    SELECT s.i, h.day, h.close, h.atm_iv, h.skew_25d
     FROM daily_history h JOIN analysis_snaps s ON h.ticker = s.ticker
     WHERE h.day < s.day::DATE AND h.day >= ?::DATE
-    ORDER BY h.ticker, h.day
+    ORDER BY s.i, h.day
 """
 
 # Volumes of today's unusual contracts at the last snapshot of each of the previous N days
@@ -224,8 +226,10 @@ def analyse(
     if not snaps:
         return AnalysisResult(0, 0, [], _ms(started))
 
+    names = np.array([s.ticker for s in snaps], dtype=object)
     snap_cols = {
-        "ticker": np.array([s.ticker for s in snaps], dtype=object),
+        "i": np.arange(len(snaps), dtype=np.int64),
+        "ticker": names,
         "as_of": np.array([_naive(s.as_of) for s in snaps], dtype="datetime64[us]"),
         "day": np.array([s.day for s in snaps], dtype="datetime64[D]").astype("datetime64[us]"),
     }
@@ -237,10 +241,11 @@ def analyse(
         upcoming = calendar.submit(_earnings_calendar, provider, snaps)
         with store.registered("analysis_snaps", snap_cols):
             mark = time.perf_counter()
-            chains = _split(chain_columns_from_masked(store.columns(LATEST_CHAINS, [first_as_of])))
-            history = _split(
-                store.columns(DAILY_HISTORY, [first_day - timedelta(days=_HISTORY_CALENDAR_DAYS)])
-            )
+            raw = _named(store.columns(LATEST_CHAINS, [first_as_of]), names)
+            chains = _split(chain_columns_from_masked(raw))
+            del raw
+            since = first_day - timedelta(days=_HISTORY_CALENDAR_DAYS)
+            history = _split(_named(store.columns(DAILY_HISTORY, [since]), names))
             contract_history = _split(_contract_history(store, chains, config, first_day))
             previous_oi = _split(_previous_oi(store, first_day))
         states = _read_states(store, [s.ticker for s in snaps])
@@ -339,6 +344,20 @@ def _latest_snapshots(store: Store, tickers: Sequence[str], now: datetime) -> li
         _Snapshot(str(t), as_of.replace(tzinfo=UTC), float(price), float(q or 0.0))
         for t, as_of, price, q in rows
     ]
+
+
+_RIGHTS = np.array(["P", "C"], dtype=object)
+
+
+def _named(cols: dict[str, NDArray], names: NDArray) -> dict[str, NDArray]:
+    """Rows keyed by snapshot index ``i`` (and ``is_call``) with ``ticker`` (and ``right``) as
+    the store holds them: object arrays of the few distinct strings, not one string per row.
+    Rights are C or P (the flush rejects others)."""
+    out = {k: v for k, v in cols.items() if k not in ("i", "is_call")}
+    out["ticker"] = names[np.ma.getdata(cols["i"]).astype(np.intp)]
+    if "is_call" in cols:
+        out["right"] = _RIGHTS[np.ma.getdata(cols["is_call"]).astype(np.intp)]
+    return out
 
 
 def _split(cols: dict[str, NDArray]) -> dict[str, dict[str, NDArray]]:
