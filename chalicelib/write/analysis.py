@@ -3,15 +3,19 @@
 ``analyse`` is I/O glue around the pure cores in :mod:`chalicelib.analytics`. It reads in bulk —
 one query for every ticker's latest chain, split by ticker with numpy, one for the daily
 histories, one for the past volumes of today's unusual contracts, one for the open interest at
-the previous session's last snapshot (for the day-over-day OI change) — computes per ticker, then
-writes in bulk: ``features`` rows, ``chain_snapshots.atm_iv``, today's ``daily_history`` row
-(source ``snapshot``), then the accepted ``alerts`` and every (ticker, detector) pair's edge state
-(``detector_state``, read in one query) in one transaction, so a crash never leaves an alert
-without the state that says it was sent. Detectors alert on edges (a condition entered,
-intensified or of a new kind, :mod:`chalicelib.analytics.detectors.edges`); the score floor,
-cooldown and daily cap stay as a backstop. A ticker that fails is recorded in ``errors`` and the
-others carry on. Re-running on the same snapshots rewrites the same rows and adds no alert (the
-state is already disarmed and alert ids are deterministic), so the phase is idempotent.
+the previous session's last snapshot (for the day-over-day OI change), one for every (ticker,
+detector) pair's edge state (``detector_state``) — while a thread asks the provider for each
+ticker's next earnings date. Then, per ticker, it computes the features, runs the detectors on
+them and keeps only the JSON and the edges, so no ticker's ``FeatureSet`` outlives its turn; with
+hundreds of tickers and a second CPU, a forked child computes the later half (the stage is pure:
+see ``_evaluate_shared``). It writes in bulk: ``features`` rows, ``chain_snapshots.atm_iv``,
+today's ``daily_history`` row (source ``snapshot``), then the accepted ``alerts`` and the pairs'
+next edge states in one transaction, so a crash never leaves an alert without the state that says
+it was sent. Detectors alert on edges (a condition entered, intensified or of a new kind,
+:mod:`chalicelib.analytics.detectors.edges`); the score floor, cooldown and daily cap stay as a
+backstop. A ticker that fails is recorded in ``errors`` and the others carry on. Re-running on
+the same snapshots rewrites the same rows and adds no alert (the state is already disarmed and
+alert ids are deterministic), so the phase is idempotent.
 
 The scheduler calls it after the flush, in one line::
 
@@ -21,11 +25,14 @@ The scheduler calls it after the flush, in one line::
 from __future__ import annotations
 
 import itertools
+import multiprocessing
+import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
@@ -187,6 +194,11 @@ WRITE_STATES = """
 
 @dataclass(frozen=True)
 class AnalysisResult:
+    """What one analysis did. ``timings_ms``: ``load_ms`` the reads, ``calendar_ms`` the
+    provider's earnings calendar (on its thread, during the reads), ``features_ms`` the
+    per-ticker stage (features, detectors and JSON, in every process), ``detect_ms`` the
+    detectors' and edge steps' share of it summed over the processes, ``write_ms`` the writes."""
+
     features_computed: int
     alerts_generated: int
     errors: list[str]
@@ -217,8 +229,13 @@ def analyse(
     *,
     config: AnalyticsConfig = DEFAULT_CONFIG,
     detectors: Sequence[Detector] = DETECTORS,
+    workers: int | None = None,
 ) -> AnalysisResult:
-    """Features and alerts for each watchlist ticker's latest snapshot at or before ``now``."""
+    """Features and alerts for each watchlist ticker's latest snapshot at or before ``now``.
+
+    ``workers`` bounds the processes that compute features (None: the usable CPUs, at most
+    two); with fewer than ``PARALLEL_MIN_TICKERS`` tickers everything runs in this process.
+    """
     started = time.perf_counter()
     timings: dict[str, float] = {}
     errors: list[str] = []
@@ -254,46 +271,19 @@ def analyse(
     errors.extend(e for e in earnings.values() if isinstance(e, str))
     timings["calendar_ms"] = calendar_ms
 
-    # each ticker's features go to the detectors and out as JSON at once: no FeatureSet of
-    # thousands of tickers is held at the same time
+    inputs = _Inputs(
+        chains, history, contract_history, previous_oi, earnings, states, settings, config,
+        tuple(detectors),
+    )  # fmt: skip
     mark = time.perf_counter()
-    detect_s = 0.0
-    rows: list[_FeatureRow] = []
-    detector_errors: list[str] = []
-    steps: dict[tuple[str, str], Step] = {}
-    candidates: list[Candidate] = []
-    changes: dict[int, Change] = {}  # id(candidate) → what its edge changed
-    active = 0
-    for snap in snaps:
-        next_earnings = earnings[snap.ticker]
-        next_earnings = next_earnings if isinstance(next_earnings, date) else None
-        try:
-            fs = _features_for(
-                snap, chains, history, contract_history, previous_oi, settings, config,
-                next_earnings,
-            )  # fmt: skip
-        except Exception as exc:  # one bad ticker must not stop the rest
-            errors.append(f"{snap.ticker}: features: {type(exc).__name__}: {exc}")
-            continue
-        detect_start = time.perf_counter()
-        context = DetectorContext(
-            ticker=snap.ticker, as_of=snap.as_of, next_earnings=next_earnings, config=config
-        )
-        readings, failed = run_detectors(fs, context, detectors)
-        detector_errors.extend(failed)
-        for detector, reading in readings:
-            key = (snap.ticker, detector.name)
-            steps[key] = edge = step(states.get(key), reading, snap.as_of, detector.rule(config))
-            active += reading.active
-            if edge.change is not None and reading.finding is not None:
-                candidate = Candidate(snap.ticker, snap.as_of, reading.finding)
-                candidates.append(candidate)
-                changes[id(candidate)] = edge.change
-        detect_s += time.perf_counter() - detect_start
-        rows.append(_FeatureRow.of(fs, snap))
-    errors.extend(detector_errors)
-    timings["features_ms"] = round(_ms(mark) - detect_s * 1000, 3)
-    timings["detect_ms"] = round(detect_s * 1000, 3)
+    done = _evaluate_shared(snaps, inputs, _usable_cpus() if workers is None else workers)
+    errors.extend(done.errors)
+    errors.extend(done.detector_errors)
+    timings["features_ms"] = _ms(mark)
+    timings["detect_ms"] = round(done.detect_s * 1000, 3)
+    rows, candidates, active = done.rows, [c for c, _ in done.edges], done.active
+    steps = dict(done.steps)
+    changes = {id(c): change for c, change in done.edges}  # id(candidate) → what its edge changed
 
     mark = time.perf_counter()
     _write_features(store, rows, errors)
@@ -398,6 +388,129 @@ def _previous_oi(store: Store, first_day: date) -> dict[str, NDArray]:
     """Every ticker's OI at its last snapshot of the previous trading day (one query)."""
     since = datetime.combine(cal.previous_trading_day(first_day), datetime.min.time())
     return store.columns(PREVIOUS_OI, [since, since])
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """Everything the per-ticker stage reads: loaded before it, never written during it."""
+
+    chains: dict[str, dict[str, NDArray]]
+    history: dict[str, dict[str, NDArray]]
+    contract_history: dict[str, dict[str, NDArray]]
+    previous_oi: dict[str, dict[str, NDArray]]
+    earnings: dict[str, date | str | None]
+    states: dict[tuple[str, str], ArmState]
+    settings: Settings
+    config: AnalyticsConfig
+    detectors: tuple[Detector, ...]
+
+
+@dataclass
+class _Evaluated:
+    """The per-ticker stage's output for some tickers, in their order."""
+
+    rows: list[_FeatureRow] = field(default_factory=list)
+    steps: list[tuple[tuple[str, str], Step]] = field(default_factory=list)
+    edges: list[tuple[Candidate, Change]] = field(default_factory=list)  # not yet explained
+    active: int = 0
+    errors: list[str] = field(default_factory=list)
+    detector_errors: list[str] = field(default_factory=list)
+    detect_s: float = 0.0
+
+    def extend(self, other: _Evaluated) -> _Evaluated:
+        self.rows += other.rows
+        self.steps += other.steps
+        self.edges += other.edges
+        self.active += other.active
+        self.errors += other.errors
+        self.detector_errors += other.detector_errors
+        self.detect_s += other.detect_s
+        return self
+
+
+def _evaluate(snaps: Sequence[_Snapshot], inputs: _Inputs) -> _Evaluated:
+    """Each ticker's features go to the detectors and out as JSON at once: no FeatureSet of
+    thousands of tickers is held at the same time."""
+    out = _Evaluated()
+    config = inputs.config
+    for snap in snaps:
+        next_earnings = inputs.earnings.get(snap.ticker)
+        next_earnings = next_earnings if isinstance(next_earnings, date) else None
+        try:
+            fs = _features_for(
+                snap, inputs.chains, inputs.history, inputs.contract_history, inputs.previous_oi,
+                inputs.settings, config, next_earnings,
+            )  # fmt: skip
+        except Exception as exc:  # one bad ticker must not stop the rest
+            out.errors.append(f"{snap.ticker}: features: {type(exc).__name__}: {exc}")
+            continue
+        detect_start = time.perf_counter()
+        context = DetectorContext(
+            ticker=snap.ticker, as_of=snap.as_of, next_earnings=next_earnings, config=config
+        )
+        readings, failed = run_detectors(fs, context, inputs.detectors)
+        out.detector_errors.extend(failed)
+        for detector, reading in readings:
+            key = (snap.ticker, detector.name)
+            edge = step(inputs.states.get(key), reading, snap.as_of, detector.rule(config))
+            out.steps.append((key, edge))
+            out.active += reading.active
+            if edge.change is not None and reading.finding is not None:
+                out.edges.append((Candidate(snap.ticker, snap.as_of, reading.finding), edge.change))
+        out.detect_s += time.perf_counter() - detect_start
+        out.rows.append(_FeatureRow.of(fs, snap))
+    return out
+
+
+PARALLEL_MIN_TICKERS = 200  # below this a second process costs more than it saves
+
+
+def _usable_cpus() -> int:
+    return min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+def _evaluate_shared(snaps: Sequence[_Snapshot], inputs: _Inputs, workers: int) -> _Evaluated:
+    """``_evaluate`` over all tickers, the later ones (half the contracts) in a forked child.
+
+    The stage is pure (no store, no provider, no clock), so a fork shares the loaded inputs
+    without copying them, and the child sends back only rows of JSON and the detectors' edges.
+    The child touches neither the DuckDB connection nor the provider and ends with ``os._exit``
+    (multiprocessing's fork start does), so nothing of the parent's is closed or flushed twice.
+    If it cannot start or dies, this process computes its tickers too: same results, slower.
+    """
+    if workers < 2 or len(snaps) < PARALLEL_MIN_TICKERS or "fork" not in _START_METHODS:
+        return _evaluate(snaps, inputs)
+    sizes = np.array([len(inputs.chains.get(s.ticker, {}).get("strike", ())) + 1 for s in snaps])
+    mid = int(np.searchsorted(np.cumsum(sizes), sizes.sum() / 2)) + 1
+    mid = min(max(mid, 1), len(snaps) - 1)
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_evaluate_child, args=(sender, snaps[mid:], inputs))
+    try:
+        child.start()
+    except OSError:
+        receiver.close()
+        sender.close()
+        return _evaluate(snaps, inputs)
+    sender.close()
+    try:
+        mine = _evaluate(snaps[:mid], inputs)
+        try:
+            theirs: _Evaluated = receiver.recv()
+        except EOFError:  # the child died: its tickers are computed here
+            theirs = _evaluate(snaps[mid:], inputs)
+    finally:
+        receiver.close()
+        child.join()
+    return mine.extend(theirs)
+
+
+def _evaluate_child(sender: Connection, snaps: Sequence[_Snapshot], inputs: _Inputs) -> None:
+    sender.send(_evaluate(snaps, inputs))
+    sender.close()
+
+
+_START_METHODS = multiprocessing.get_all_start_methods()
 
 
 def _features_for(
