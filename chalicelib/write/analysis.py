@@ -262,7 +262,7 @@ def analyse(
             chains = _split(chain_columns_from_masked(raw))
             del raw
             since = first_day - timedelta(days=_HISTORY_CALENDAR_DAYS)
-            history = _split(_named(store.columns(DAILY_HISTORY, [since]), names))
+            history = _split(_history_columns(_named(store.columns(DAILY_HISTORY, [since]), names)))
             contract_history = _split(_contract_history(store, chains, config, first_day))
             previous_oi = _split(_previous_oi(store, first_day))
         states = _read_states(store, [s.ticker for s in snaps])
@@ -540,15 +540,25 @@ def _features_for(
     )
 
 
-def _daily_inputs(cols: dict[str, NDArray] | None) -> DailyInputs:
-    if cols is None:
-        return DailyInputs.empty()
+def _history_columns(raw: dict[str, NDArray]) -> dict[str, NDArray]:
+    """The daily histories of every ticker as ``DailyInputs`` columns (days, NaN for NULL), in
+    one pass over the whole read rather than one per ticker."""
 
     def floats(name: str) -> NDArray[np.float64]:
-        return np.ma.filled(np.ma.asarray(cols[name], dtype=np.float64), np.nan)
+        return np.ma.filled(np.ma.asarray(raw[name], dtype=np.float64), np.nan)
 
-    days = np.ma.getdata(cols["day"]).astype("datetime64[D]")
-    return DailyInputs(days, floats("close"), floats("atm_iv"), floats("skew_25d"))
+    return {
+        "ticker": raw["ticker"],
+        "day": np.ma.getdata(raw["day"]).astype("datetime64[D]"),
+        **{name: floats(name) for name in ("close", "atm_iv", "skew_25d")},
+    }
+
+
+def _daily_inputs(cols: dict[str, NDArray] | None) -> DailyInputs:
+    """One ticker's share of ``_history_columns``."""
+    if cols is None:
+        return DailyInputs.empty()
+    return DailyInputs(cols["day"], cols["close"], cols["atm_iv"], cols["skew_25d"])
 
 
 def _contract_inputs(cols: dict[str, NDArray] | None) -> ContractHistory | None:
