@@ -24,6 +24,7 @@ The scheduler calls it after the flush, in one line::
 
 from __future__ import annotations
 
+import gc
 import itertools
 import multiprocessing
 import os
@@ -486,22 +487,28 @@ def _evaluate_shared(snaps: Sequence[_Snapshot], inputs: _Inputs, workers: int) 
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_evaluate_child, args=(sender, snaps[mid:], inputs))
+    # what exists now is shared with the child: frozen, no collection in either process walks
+    # it (a walk writes every object's header, and each write copies a page)
+    gc.freeze()
     try:
-        child.start()
-    except OSError:
-        receiver.close()
-        sender.close()
-        return _evaluate(snaps, inputs)
-    sender.close()
-    try:
-        mine = _evaluate(snaps[:mid], inputs)
         try:
-            theirs: _Evaluated = receiver.recv()
-        except EOFError:  # the child died: its tickers are computed here
-            theirs = _evaluate(snaps[mid:], inputs)
+            child.start()
+        except OSError:
+            receiver.close()
+            sender.close()
+            return _evaluate(snaps, inputs)
+        sender.close()
+        try:
+            mine = _evaluate(snaps[:mid], inputs)
+            try:
+                theirs: _Evaluated = receiver.recv()
+            except EOFError:  # the child died: its tickers are computed here
+                theirs = _evaluate(snaps[mid:], inputs)
+        finally:
+            receiver.close()
+            child.join()
     finally:
-        receiver.close()
-        child.join()
+        gc.unfreeze()
     return mine.extend(theirs)
 
 
