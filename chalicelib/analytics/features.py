@@ -222,11 +222,12 @@ def max_pain_by_expiry(
     e, k = exp_idx[order], strike[order]
     call_oi = np.where(is_call[order], oi[order], 0.0)
     put_oi = oi[order] - call_oi
-    row_start = np.flatnonzero(np.r_[True, (e[1:] != e[:-1]) | (k[1:] != k[:-1])])
+    row_start = np.flatnonzero(_starts((e[1:] != e[:-1]) | (k[1:] != k[:-1])))
     e, k = e[row_start], k[row_start]  # one row per (expiry, strike)
     c, p = np.add.reduceat(call_oi, row_start), np.add.reduceat(put_oi, row_start)
-    first = np.flatnonzero(np.r_[True, e[1:] != e[:-1]])
-    group = np.cumsum(np.r_[True, e[1:] != e[:-1]]) - 1
+    starts = _starts(e[1:] != e[:-1])
+    first = np.flatnonzero(starts)
+    group = np.cumsum(starts) - 1
 
     def below(values: FloatArray) -> FloatArray:  # Σ over strikes strictly below, per expiry
         exclusive = np.cumsum(values) - values
@@ -241,7 +242,7 @@ def max_pain_by_expiry(
     pain = (k * c_below - ck_below + pk_above - k * p_above) * CONTRACT_MULTIPLIER
     lowest = np.minimum.reduceat(pain, first)[group]
     at_min = np.flatnonzero(pain <= lowest + 1e-9 * np.maximum(np.abs(lowest), 1.0))
-    winners = at_min[np.r_[True, group[at_min][1:] != group[at_min][:-1]]]  # lowest strike
+    winners = at_min[_starts(group[at_min][1:] != group[at_min][:-1])]  # lowest strike
     has_oi = np.bincount(exp_idx, weights=positive.astype(float), minlength=n_expiries) > 0
     chosen = np.full(n_expiries, np.nan)
     chosen[e[winners]] = k[winners]
@@ -615,9 +616,13 @@ def _atm_by_expiry(p: _Prepared, config: AnalyticsConfig) -> FloatArray:
     n = p.expiries.size
     x = np.where(_atm_band(p, config), p.log_moneyness, np.nan)
     otm = np.where(p.is_call, p.log_moneyness >= 0, p.log_moneyness <= 0)
-    group = np.r_[p.exp_idx * 2 + (~p.is_call), 2 * n + p.exp_idx[otm]]
+    group = np.concatenate((p.exp_idx * 2 + (~p.is_call), 2 * n + p.exp_idx[otm]))
     values = _interp_by_group(
-        group, np.r_[x, x[otm]], np.r_[p.iv, p.iv[otm]], np.zeros(3 * n), 3 * n
+        group,
+        np.concatenate((x, x[otm])),
+        np.concatenate((p.iv, p.iv[otm])),
+        np.zeros(3 * n),
+        3 * n,
     )
     sides = values[: 2 * n].reshape(n, 2)
     count = np.isfinite(sides).sum(axis=1)
@@ -787,13 +792,14 @@ def _oi_change_features(
     out.put(
         "oi_change_by_strike",
         [
-            {
-                "strike": float(strikes[i]),
-                "call_change": int(call_change[i]),
-                "put_change": int(put_change[i]),
-                "net_change": int(call_change[i] + put_change[i]),
-            }
-            for i in near
+            {"strike": k, "call_change": int(c), "put_change": int(q), "net_change": int(t)}
+            for k, c, q, t in zip(
+                strikes[near].tolist(),
+                call_change[near].tolist(),
+                put_change[near].tolist(),
+                (call_change[near] + put_change[near]).tolist(),
+                strict=True,
+            )
         ],
     )
     return change
@@ -818,7 +824,7 @@ def _straddles(p: _Prepared, config: AnalyticsConfig) -> _Straddles:
     rows = np.flatnonzero(ok)
     order = rows[np.lexsort((p.is_call[rows], p.strike[rows], p.exp_idx[rows]))]
     e, k = p.exp_idx[order], p.strike[order]
-    new = np.r_[True, (e[1:] != e[:-1]) | (k[1:] != k[:-1])]
+    new = _starts((e[1:] != e[:-1]) | (k[1:] != k[:-1]))
     pair = np.cumsum(new) - 1
     call_row = np.full(pair[-1] + 1, -1)
     put_row = np.full(pair[-1] + 1, -1)
@@ -835,7 +841,7 @@ def _straddles(p: _Prepared, config: AnalyticsConfig) -> _Straddles:
     if both.size == 0:
         return _Straddles(strike, mid)
     best = np.lexsort((pk, np.abs(pk - p.spot), pe))  # nearest spot first, then lowest strike
-    first = best[np.r_[True, pe[best][1:] != pe[best][:-1]]]
+    first = best[_starts(pe[best][1:] != pe[best][:-1])]
     strike[pe[first]] = pk[first]
     mid[pe[first]] = p.mid[call_row[both][first]] + p.mid[put_row[both][first]]
     return _Straddles(strike, mid)
@@ -903,17 +909,18 @@ def _gex_features(
     call_gex = np.bincount(where, weights=np.where(calls, gex[known], 0.0), minlength=len(strikes))
     put_gex = np.bincount(where, weights=np.where(calls, 0.0, gex[known]), minlength=len(strikes))
     out.put("gex_total", float(call_gex.sum() + put_gex.sum()))
-    near = np.flatnonzero(np.abs(strikes / p.spot - 1.0) <= config.gex_strike_window)
+    near = np.abs(strikes / p.spot - 1.0) <= config.gex_strike_window
     out.put(
         "gex_by_strike",
         [
-            {
-                "strike": float(strikes[i]),
-                "call_gex": round(float(call_gex[i]), 2),
-                "put_gex": round(float(put_gex[i]), 2),
-                "net_gex": round(float(call_gex[i] + put_gex[i]), 2),
-            }
-            for i in near
+            {"strike": k, "call_gex": round(c, 2), "put_gex": round(q, 2), "net_gex": round(t, 2)}
+            for k, c, q, t in zip(
+                strikes[near].tolist(),
+                call_gex[near].tolist(),
+                put_gex[near].tolist(),
+                (call_gex[near] + put_gex[near]).tolist(),
+                strict=True,
+            )
         ],
     )
     out.put(
@@ -970,78 +977,114 @@ def _expiry_records(
         weights = values if mask is None else np.where(mask, values, 0.0)
         return np.bincount(p.exp_idx, weights=weights, minlength=n)
 
-    def count(mask: NDArray[np.bool_]) -> NDArray[np.int64]:
-        return np.bincount(p.exp_idx, weights=mask.astype(float), minlength=n).astype(np.int64)
+    def count(mask: NDArray[np.bool_]) -> list[int]:
+        return np.bincount(p.exp_idx[mask], minlength=n).tolist()
 
     oi_known = np.isfinite(p.oi)
     oi = np.where(oi_known, p.oi, 0.0)
-    has_oi, has_positive_oi = count(oi_known) > 0, count(oi_known & (oi > 0)) > 0
-    call_vol, put_vol = per_expiry(p.volume, p.is_call), per_expiry(p.volume, ~p.is_call)
-    call_oi, put_oi = per_expiry(oi, p.is_call), per_expiry(oi, ~p.is_call)
+    has_oi, has_positive_oi = count(oi_known), count(oi_known & (oi > 0))
+    call_vol = per_expiry(p.volume, p.is_call).tolist()
+    put_vol = per_expiry(p.volume, ~p.is_call).tolist()
+    call_oi, put_oi = per_expiry(oi, p.is_call).tolist(), per_expiry(oi, ~p.is_call).tolist()
     call_gex = per_expiry(np.where(gex_known, gex, 0.0), p.is_call)
     put_gex = per_expiry(np.where(gex_known, gex, 0.0), ~p.is_call)
-    has_gex = count(gex_known) > 0
+    net_gex = (call_gex + put_gex).tolist()
+    call_gex, put_gex = call_gex.tolist(), put_gex.tolist()
+    has_gex = count(gex_known)
     change_known = np.isfinite(oi_change)
-    change = per_expiry(np.where(change_known, oi_change, 0.0))
-    has_change = count(change_known) > 0
-    contracts = count(np.ones(p.strike.size, dtype=bool))
+    change = per_expiry(np.where(change_known, oi_change, 0.0)).tolist()
+    has_change = count(change_known)
+    contracts = np.bincount(p.exp_idx, minlength=n).tolist()
     strike_gex = _gex_by_strike_per_expiry(p, gex, gex_known, config)
     sigma_move = p.spot * atm * np.sqrt(p.t_exp)
+    columns = zip(
+        np.datetime_as_string(p.expiries).tolist(),
+        p.dte.tolist(),
+        p.t_exp.tolist(),
+        p.usable.tolist(),
+        _nums(atm),
+        _nums(straddles.strike),
+        _nums(straddles.mid),
+        _nums(100.0 * straddles.mid / p.spot),
+        _nums(sigma_move),
+        _nums(100.0 * sigma_move / p.spot),
+        _nums(pain),
+        strict=True,
+    )
     no_straddle = "no strikes on both sides of the forward, within the ATM band, with two-sided "
     no_straddle += "call and put quotes"
     too_close = f"closer than {config.min_dte_days:g} days: left out of volatility features"
+    gex_reason = "no contract with both gamma and open interest > 0"
     records = []
-    for i in range(n):
+    for i, (expiry, dte, years, usable, *values) in enumerate(columns):
         record: dict[str, Any] = {
-            "expiration": str(p.expiries[i]),
-            "dte": int(p.dte[i]),
-            "years": float(p.t_exp[i]),
-            "contracts": int(contracts[i]),
+            "expiration": expiry,
+            "dte": dte,
+            "years": years,
+            "contracts": contracts[i],
         }
-
-        def put(name: str, value: Any, reason: str, record: dict[str, Any] = record) -> None:
-            _set_field(record, name, value, reason)
-
+        missing: dict[str, str] = {}
         no_oi = "open interest missing" if not has_oi[i] else "no open interest > 0"
-        iv_reason = too_close if not p.usable[i] else _atm_reason(config)
-        put("atm_iv", atm[i], iv_reason)
-        put("atm_strike", straddles.strike[i], no_straddle)
-        put("straddle", straddles.mid[i], no_straddle)
-        put("straddle_pct", 100.0 * straddles.mid[i] / p.spot, no_straddle)
-        put("sigma_move", sigma_move[i], f"atm_iv missing: {iv_reason}")
-        put("sigma_move_pct", 100.0 * sigma_move[i] / p.spot, f"atm_iv missing: {iv_reason}")
-        put("max_pain", pain[i], no_oi)
+        iv_reason = too_close if not usable else _atm_reason(config)
+        reasons = (iv_reason, no_straddle, no_straddle, no_straddle, f"atm_iv missing: {iv_reason}",
+                   f"atm_iv missing: {iv_reason}", no_oi)  # fmt: skip
+        for name, value, reason in zip(_RECORD_FIELDS, values, reasons, strict=True):
+            record[name] = value
+            if value is None:
+                missing[name] = reason
         record["call_volume"] = int(call_vol[i])
         record["put_volume"] = int(put_vol[i])
-        put(
-            "put_call_volume_ratio",
-            put_call_ratio(float(put_vol[i]), float(call_vol[i])),
-            "no call volume",
+        fields: tuple[tuple[str, Any, str], ...] = (
+            ("put_call_volume_ratio", put_call_ratio(put_vol[i], call_vol[i]), "no call volume"),
+            ("call_open_interest", int(call_oi[i]) if has_oi[i] else None, no_oi),
+            ("put_open_interest", int(put_oi[i]) if has_oi[i] else None, no_oi),
+            (
+                "put_call_oi_ratio",
+                put_call_ratio(put_oi[i], call_oi[i]) if has_positive_oi[i] else None,
+                "no call open interest" if has_positive_oi[i] else no_oi,
+            ),
+            ("call_gex", round(call_gex[i], 2) if has_gex[i] else None, gex_reason),
+            ("put_gex", round(put_gex[i], 2) if has_gex[i] else None, gex_reason),
+            ("net_gex", round(net_gex[i], 2) if has_gex[i] else None, gex_reason),
+            ("oi_change", int(change[i]) if has_change[i] else None, change_reason),
         )
-        put("call_open_interest", int(call_oi[i]) if has_oi[i] else None, no_oi)
-        put("put_open_interest", int(put_oi[i]) if has_oi[i] else None, no_oi)
-        put(
-            "put_call_oi_ratio",
-            put_call_ratio(float(put_oi[i]), float(call_oi[i])) if has_positive_oi[i] else None,
-            "no call open interest" if has_positive_oi[i] else no_oi,
-        )
-        gex_reason = "no contract with both gamma and open interest > 0"
-        put("call_gex", round(float(call_gex[i]), 2) if has_gex[i] else None, gex_reason)
-        put("put_gex", round(float(put_gex[i]), 2) if has_gex[i] else None, gex_reason)
-        put(
-            "net_gex",
-            round(float(call_gex[i] + put_gex[i]), 2) if has_gex[i] else None,
-            gex_reason,
-        )
-        put("oi_change", int(change[i]) if has_change[i] else None, change_reason)
+        for name, value, reason in fields:
+            number = value if isinstance(value, int) else _num(value)
+            record[name] = number
+            if number is None:
+                missing[name] = reason
         if strike_gex[i]:
             record["gex_by_strike"] = strike_gex[i]
         else:
-            _set_field(record, "gex_by_strike", None, gex_reason)
-        if "missing" in record:
-            record["missing"] = record.pop("missing")  # last, after the fields it explains
+            record["gex_by_strike"] = None
+            missing["gex_by_strike"] = gex_reason
+        if missing:
+            record["missing"] = missing  # last, after the fields it explains
         records.append(record)
     return records
+
+
+# the fields of a ``by_expiry`` record that come straight from per-expiry arrays, in order
+_RECORD_FIELDS = (
+    "atm_iv",
+    "atm_strike",
+    "straddle",
+    "straddle_pct",
+    "sigma_move",
+    "sigma_move_pct",
+    "max_pain",
+)
+
+
+def _starts(changed: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Where a run starts, from "differs from the previous row" (the first row always does);
+    what ``np.r_[True, changed]`` gives, without its per-call parsing."""
+    return np.concatenate((np.ones(1, dtype=bool), changed))
+
+
+def _nums(values: FloatArray) -> list[float | None]:
+    """``_num`` of each value: finite floats, None for NaN and inf."""
+    return [v if math.isfinite(v) else None for v in np.asarray(values, dtype=np.float64).tolist()]
 
 
 def _gex_by_strike_per_expiry(
@@ -1050,22 +1093,24 @@ def _gex_by_strike_per_expiry(
     """Each expiry's call, put and net GEX per strike within the GEX strike window (the chart
     of a selected expiry; ``gex_by_strike`` is the whole chain's)."""
     with np.errstate(invalid="ignore"):
-        near = known & (np.abs(p.strike / p.spot - 1.0) <= config.gex_strike_window)
-    out: list[list[dict[str, float]]] = []
-    for i in range(p.expiries.size):
-        mask = near & (p.exp_idx == i)
-        if not mask.any():
-            out.append([])
-            continue
-        strikes, where = np.unique(p.strike[mask], return_inverse=True)
-        calls = p.is_call[mask]
-        call = np.bincount(where, weights=np.where(calls, gex[mask], 0.0), minlength=strikes.size)
-        put = np.bincount(where, weights=np.where(calls, 0.0, gex[mask]), minlength=strikes.size)
-        out.append([
-            {"strike": float(k), "call_gex": round(float(c), 2), "put_gex": round(float(q), 2),
-             "net_gex": round(float(c + q), 2)}
-            for k, c, q in zip(strikes, call, put, strict=True)
-        ])  # fmt: skip
+        near = np.flatnonzero(known & (np.abs(p.strike / p.spot - 1.0) <= config.gex_strike_window))
+    out: list[list[dict[str, float]]] = [[] for _ in range(p.expiries.size)]
+    if near.size == 0:
+        return out
+    # one (expiry, strike) group per row, summed in chain order as a per-expiry pass would
+    e, k = p.exp_idx[near], p.strike[near]
+    order = np.lexsort((k, e))
+    first = _starts((e[order][1:] != e[order][:-1]) | (k[order][1:] != k[order][:-1]))
+    group = np.empty(near.size, dtype=np.intp)
+    group[order] = np.cumsum(first) - 1
+    calls = p.is_call[near]
+    call = np.bincount(group, weights=np.where(calls, gex[near], 0.0)).tolist()
+    put = np.bincount(group, weights=np.where(calls, 0.0, gex[near])).tolist()
+    net = (np.asarray(call) + np.asarray(put)).tolist()
+    heads = order[first]
+    for g, (i, strike) in enumerate(zip(e[heads].tolist(), k[heads].tolist(), strict=True)):
+        out[i].append({"strike": strike, "call_gex": round(call[g], 2),
+                       "put_gex": round(put[g], 2), "net_gex": round(net[g], 2)})  # fmt: skip
     return out
 
 
@@ -1247,10 +1292,12 @@ def _iv_hv_history(
 
     HV20 of a day is ``hv_20`` as it was that day: the 20 returns of closes up to it.
     """
-    days = np.r_[np.asarray(history.days).astype("datetime64[D]"), np.datetime64(as_of.date())]
-    iv = np.r_[np.asarray(history.atm_iv, dtype=np.float64), np.nan if atm_iv is None else atm_iv]
+    today = np.array([as_of.date()], dtype="datetime64[D]")
+    days = np.concatenate((np.asarray(history.days).astype("datetime64[D]"), today))
+    today_iv = np.nan if atm_iv is None else atm_iv
+    iv = np.append(np.asarray(history.atm_iv, dtype=np.float64), today_iv)
     hv = np.full(days.size, np.nan)
-    rows_with_close = np.flatnonzero(np.r_[kept, today_ok])
+    rows_with_close = np.flatnonzero(np.append(kept, today_ok))
     hv[rows_with_close] = historical_volatility_series(closes, 20)
     tail = slice(-config.iv_hv_history_days, None)
     days, iv, hv = days[tail], iv[tail], hv[tail]
@@ -1261,10 +1308,10 @@ def _iv_hv_history(
     out.put(
         "iv_hv_spread_history",
         {
-            "day": [str(d) for d in days],
-            "atm_iv": [_num(v) for v in iv],
-            "hv_20": [_num(v) for v in hv],
-            "iv_hv_spread": [_num(v) for v in spread],
+            "day": np.datetime_as_string(days).tolist(),
+            "atm_iv": _nums(iv),
+            "hv_20": _nums(hv),
+            "iv_hv_spread": _nums(spread),
         },
     )
 
@@ -1280,7 +1327,7 @@ def _moving_averages(closes: FloatArray, out: _Out) -> None:
     if closes.size < 200 + days - 1:
         out.miss("sma_recent", f"{closes.size} closes, need {200 + days - 1}")
         return
-    cumulative = np.r_[0.0, np.cumsum(closes)]
+    cumulative = np.concatenate(([0.0], np.cumsum(closes)))
     end = np.arange(closes.size - days + 1, closes.size + 1)  # exclusive ends of the last days
     out.put(
         "sma_recent",

@@ -3,15 +3,19 @@
 ``analyse`` is I/O glue around the pure cores in :mod:`chalicelib.analytics`. It reads in bulk —
 one query for every ticker's latest chain, split by ticker with numpy, one for the daily
 histories, one for the past volumes of today's unusual contracts, one for the open interest at
-the previous session's last snapshot (for the day-over-day OI change) — computes per ticker, then
-writes in bulk: ``features`` rows, ``chain_snapshots.atm_iv``, today's ``daily_history`` row
-(source ``snapshot``), then the accepted ``alerts`` and every (ticker, detector) pair's edge state
-(``detector_state``, read in one query) in one transaction, so a crash never leaves an alert
-without the state that says it was sent. Detectors alert on edges (a condition entered,
-intensified or of a new kind, :mod:`chalicelib.analytics.detectors.edges`); the score floor,
-cooldown and daily cap stay as a backstop. A ticker that fails is recorded in ``errors`` and the
-others carry on. Re-running on the same snapshots rewrites the same rows and adds no alert (the
-state is already disarmed and alert ids are deterministic), so the phase is idempotent.
+the previous session's last snapshot (for the day-over-day OI change), one for every (ticker,
+detector) pair's edge state (``detector_state``) — while a thread asks the provider for each
+ticker's next earnings date. Then, per ticker, it computes the features, runs the detectors on
+them and keeps only the JSON and the edges, so no ticker's ``FeatureSet`` outlives its turn; with
+hundreds of tickers and a second CPU, a forked child computes the later half (the stage is pure:
+see ``_evaluate_shared``). It writes in bulk: ``features`` rows, ``chain_snapshots.atm_iv``,
+today's ``daily_history`` row (source ``snapshot``), then the accepted ``alerts`` and the pairs'
+next edge states in one transaction, so a crash never leaves an alert without the state that says
+it was sent. Detectors alert on edges (a condition entered, intensified or of a new kind,
+:mod:`chalicelib.analytics.detectors.edges`); the score floor, cooldown and daily cap stay as a
+backstop. A ticker that fails is recorded in ``errors`` and the others carry on. Re-running on
+the same snapshots rewrites the same rows and adds no alert (the state is already disarmed and
+alert ids are deterministic), so the phase is idempotent.
 
 The scheduler calls it after the flush, in one line::
 
@@ -20,11 +24,16 @@ The scheduler calls it after the flush, in one line::
 
 from __future__ import annotations
 
+import gc
 import itertools
+import multiprocessing
+import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
@@ -33,7 +42,7 @@ from numpy.typing import NDArray
 
 from chalicelib.analytics.config import DEFAULT_CONFIG, AnalyticsConfig
 from chalicelib.analytics.detectors import DETECTORS, Detector, DetectorContext, run_detectors
-from chalicelib.analytics.detectors.edges import ArmState, Step, explain, step
+from chalicelib.analytics.detectors.edges import ArmState, Change, Step, explain, step
 from chalicelib.analytics.features import (
     ContractHistory,
     DailyInputs,
@@ -69,21 +78,23 @@ LATEST_SNAPSHOTS = """
 """
 
 # The as_of lower bound lets DuckDB skip row groups of older snapshots (zone maps).
+# The two big reads return the snapshot's index ``s.i`` instead of the ticker, and the right as a
+# boolean: a VARCHAR column comes back as one new Python string per row (see ``_named``).
 LATEST_CHAINS = """
-    SELECT q.ticker, q.as_of, q.expiration, q.strike, q."right", q.bid, q.ask, q.last,
-           q.volume, q.open_interest::DOUBLE AS open_interest, q.implied_volatility, q.delta,
-           q.gamma, q.theta, q.vega, q.rho
+    SELECT s.i, q.as_of, q.expiration, q.strike, q."right" = 'C' AS is_call, q.bid, q.ask,
+           q.last, q.volume, q.open_interest::DOUBLE AS open_interest, q.implied_volatility,
+           q.delta, q.gamma, q.theta, q.vega, q.rho
     FROM option_quotes q
-    SEMI JOIN analysis_snaps s ON q.ticker = s.ticker AND q.as_of = s.as_of
+    JOIN analysis_snaps s ON q.ticker = s.ticker AND q.as_of = s.as_of
     WHERE q.as_of >= ?
-    ORDER BY q.ticker
+    ORDER BY s.i
 """
 
 DAILY_HISTORY = """
-    SELECT h.ticker, h.day, h.close, h.atm_iv, h.skew_25d
+    SELECT s.i, h.day, h.close, h.atm_iv, h.skew_25d
     FROM daily_history h JOIN analysis_snaps s ON h.ticker = s.ticker
     WHERE h.day < s.day::DATE AND h.day >= ?::DATE
-    ORDER BY h.ticker, h.day
+    ORDER BY s.i, h.day
 """
 
 # Volumes of today's unusual contracts at the last snapshot of each of the previous N days
@@ -128,7 +139,7 @@ WRITE_FEATURES = """
 """
 WRITE_ATM_IV = """
     UPDATE chain_snapshots SET atm_iv = nullif_nan(f.atm_iv)
-    FROM analysis_features f
+    FROM analysis_sessions f
     WHERE chain_snapshots.ticker = f.ticker AND chain_snapshots.as_of = f.as_of
 """
 # The session's row from its latest analysed snapshot: provisional until that snapshot is the
@@ -139,7 +150,7 @@ WRITE_HISTORY = """
     SELECT f.ticker, f.day::DATE, nullif_nan(f.close), nullif_nan(f.atm_iv),
            nullif_nan(f.skew_25d), 'snapshot', f.close_at, f.as_of, f.as_of < f.close_at,
            c.call_volume, c.put_volume, c.call_open_interest, c.put_open_interest
-    FROM analysis_features f
+    FROM analysis_sessions f
     JOIN chain_snapshots c ON c.ticker = f.ticker AND c.as_of = f.as_of
 """
 WRITE_ALERTS = """
@@ -184,6 +195,11 @@ WRITE_STATES = """
 
 @dataclass(frozen=True)
 class AnalysisResult:
+    """What one analysis did. ``timings_ms``: ``load_ms`` the reads, ``calendar_ms`` the
+    provider's earnings calendar (on its thread, during the reads), ``features_ms`` the
+    per-ticker stage (features, detectors and JSON, in every process), ``detect_ms`` the
+    detectors' and edge steps' share of it summed over the processes, ``write_ms`` the writes."""
+
     features_computed: int
     alerts_generated: int
     errors: list[str]
@@ -214,8 +230,13 @@ def analyse(
     *,
     config: AnalyticsConfig = DEFAULT_CONFIG,
     detectors: Sequence[Detector] = DETECTORS,
+    workers: int | None = None,
 ) -> AnalysisResult:
-    """Features and alerts for each watchlist ticker's latest snapshot at or before ``now``."""
+    """Features and alerts for each watchlist ticker's latest snapshot at or before ``now``.
+
+    ``workers`` bounds the processes that compute features (None: the usable CPUs, at most
+    two); with fewer than ``PARALLEL_MIN_TICKERS`` tickers everything runs in this process.
+    """
     started = time.perf_counter()
     timings: dict[str, float] = {}
     errors: list[str] = []
@@ -223,79 +244,68 @@ def analyse(
     if not snaps:
         return AnalysisResult(0, 0, [], _ms(started))
 
+    names = np.array([s.ticker for s in snaps], dtype=object)
     snap_cols = {
-        "ticker": np.array([s.ticker for s in snaps], dtype=object),
+        "i": np.arange(len(snaps), dtype=np.int64),
+        "ticker": names,
         "as_of": np.array([_naive(s.as_of) for s in snaps], dtype="datetime64[us]"),
         "day": np.array([s.day for s in snaps], dtype="datetime64[D]").astype("datetime64[us]"),
     }
     first_as_of = min(_naive(s.as_of) for s in snaps)
     first_day = min(s.day for s in snaps)
-    with store.registered("analysis_snaps", snap_cols):
-        mark = time.perf_counter()
-        chains = _split(chain_columns_from_masked(store.columns(LATEST_CHAINS, [first_as_of])))
-        history = _split(
-            store.columns(DAILY_HISTORY, [first_day - timedelta(days=_HISTORY_CALENDAR_DAYS)])
-        )
-        contract_history = _split(_contract_history(store, chains, config, first_day))
-        previous_oi = _split(_previous_oi(store, first_day))
+    # the provider's calendar (its own I/O) runs on a thread while DuckDB reads, which releases
+    # the GIL; only this thread calls the provider, only the main one the store
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="earnings") as calendar:
+        upcoming = calendar.submit(_earnings_calendar, provider, snaps)
+        with store.registered("analysis_snaps", snap_cols):
+            mark = time.perf_counter()
+            raw = _named(store.columns(LATEST_CHAINS, [first_as_of]), names)
+            chains = _split(chain_columns_from_masked(raw))
+            del raw
+            since = first_day - timedelta(days=_HISTORY_CALENDAR_DAYS)
+            history = _split(_history_columns(_named(store.columns(DAILY_HISTORY, [since]), names)))
+            contract_history = _split(_contract_history(store, chains, config, first_day))
+            previous_oi = _split(_previous_oi(store, first_day))
+        states = _read_states(store, [s.ticker for s in snaps])
         timings["load_ms"] = _ms(mark)
+        earnings, calendar_ms = upcoming.result()
+    errors.extend(e for e in earnings.values() if isinstance(e, str))
+    timings["calendar_ms"] = calendar_ms
 
-        mark = time.perf_counter()
-        features: list[FeatureSet] = []
-        earnings = {s.ticker: _next_earnings(provider, s, errors) for s in snaps}
-        for snap in snaps:
-            try:
-                features.append(
-                    _features_for(
-                        snap, chains, history, contract_history, previous_oi, settings, config,
-                        earnings[snap.ticker],
-                    )
-                )  # fmt: skip
-            except Exception as exc:  # one bad ticker must not stop the rest
-                errors.append(f"{snap.ticker}: features: {type(exc).__name__}: {exc}")
-        timings["features_ms"] = _ms(mark)
+    inputs = _Inputs(
+        chains, history, contract_history, previous_oi, earnings, states, settings, config,
+        tuple(detectors),
+    )  # fmt: skip
+    mark = time.perf_counter()
+    done = _evaluate_shared(snaps, inputs, _usable_cpus() if workers is None else workers)
+    errors.extend(done.errors)
+    errors.extend(done.detector_errors)
+    timings["features_ms"] = _ms(mark)
+    timings["detect_ms"] = round(done.detect_s * 1000, 3)
+    rows, candidates, active = done.rows, [c for c, _ in done.edges], done.active
+    steps = dict(done.steps)
+    changes = {id(c): change for c, change in done.edges}  # id(candidate) → what its edge changed
 
     mark = time.perf_counter()
-    by_ticker = {s.ticker: s for s in snaps}
-    states = _read_states(store, [fs.ticker for fs in features])
-    steps: dict[tuple[str, str], Step] = {}
-    candidates: list[Candidate] = []
-    active = 0
-    for fs in features:
-        snap = by_ticker[fs.ticker]
-        context = DetectorContext(
-            ticker=snap.ticker,
-            as_of=snap.as_of,
-            next_earnings=earnings[snap.ticker],
-            config=config,
-        )
-        readings, failed = run_detectors(fs, context, detectors)
-        errors.extend(failed)
-        for detector, reading in readings:
-            key = (snap.ticker, detector.name)
-            steps[key] = edge = step(states.get(key), reading, snap.as_of, detector.rule(config))
-            active += reading.active
-            if edge.change is not None and reading.finding is not None:
-                finding = explain(reading.finding, edge.change)
-                candidates.append(Candidate(snap.ticker, snap.as_of, finding))
-    timings["detect_ms"] = _ms(mark)
-
-    mark = time.perf_counter()
-    _write_features(store, features, by_ticker, errors)
+    _write_features(store, rows, errors)
     policy = ThrottlePolicy(
         min_score=settings.min_alert_score,
         cooldown=timedelta(hours=settings.alert_cooldown_hours),
         daily_cap=settings.alert_daily_cap,
     )
     selection = select_alerts(candidates, _throttle_state(store, candidates, policy), policy)
-    alerts = _alerts(selection.accepted, scan_id, errors)
+    # the score, ids and throttle do not depend on the explanation: only accepted edges get one
+    accepted = [
+        Candidate(c.ticker, c.as_of, explain(c.finding, changes[id(c)])) for c in selection.accepted
+    ]
+    alerts = _alerts(accepted, scan_id, errors)
     sent = {(a.ticker, a.detector_name) for a in alerts}  # an alert that failed stays armed
     next_states = {key: s.next_state(key in sent) for key, s in steps.items()}
     written = _write_alerts(store, alerts, next_states, errors, settings)
     timings["write_ms"] = _ms(mark)
 
     result = AnalysisResult(
-        features_computed=len(features),
+        features_computed=len(rows),
         alerts_generated=written,
         errors=errors,
         duration_ms=_ms(started),
@@ -325,6 +335,20 @@ def _latest_snapshots(store: Store, tickers: Sequence[str], now: datetime) -> li
         _Snapshot(str(t), as_of.replace(tzinfo=UTC), float(price), float(q or 0.0))
         for t, as_of, price, q in rows
     ]
+
+
+_RIGHTS = np.array(["P", "C"], dtype=object)
+
+
+def _named(cols: dict[str, NDArray], names: NDArray) -> dict[str, NDArray]:
+    """Rows keyed by snapshot index ``i`` (and ``is_call``) with ``ticker`` (and ``right``) as
+    the store holds them: object arrays of the few distinct strings, not one string per row.
+    Rights are C or P (the flush rejects others)."""
+    out = {k: v for k, v in cols.items() if k not in ("i", "is_call")}
+    out["ticker"] = names[np.ma.getdata(cols["i"]).astype(np.intp)]
+    if "is_call" in cols:
+        out["right"] = _RIGHTS[np.ma.getdata(cols["is_call"]).astype(np.intp)]
+    return out
 
 
 def _split(cols: dict[str, NDArray]) -> dict[str, dict[str, NDArray]]:
@@ -367,6 +391,135 @@ def _previous_oi(store: Store, first_day: date) -> dict[str, NDArray]:
     return store.columns(PREVIOUS_OI, [since, since])
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """Everything the per-ticker stage reads: loaded before it, never written during it."""
+
+    chains: dict[str, dict[str, NDArray]]
+    history: dict[str, dict[str, NDArray]]
+    contract_history: dict[str, dict[str, NDArray]]
+    previous_oi: dict[str, dict[str, NDArray]]
+    earnings: dict[str, date | str | None]
+    states: dict[tuple[str, str], ArmState]
+    settings: Settings
+    config: AnalyticsConfig
+    detectors: tuple[Detector, ...]
+
+
+@dataclass
+class _Evaluated:
+    """The per-ticker stage's output for some tickers, in their order."""
+
+    rows: list[_FeatureRow] = field(default_factory=list)
+    steps: list[tuple[tuple[str, str], Step]] = field(default_factory=list)
+    edges: list[tuple[Candidate, Change]] = field(default_factory=list)  # not yet explained
+    active: int = 0
+    errors: list[str] = field(default_factory=list)
+    detector_errors: list[str] = field(default_factory=list)
+    detect_s: float = 0.0
+
+    def extend(self, other: _Evaluated) -> _Evaluated:
+        self.rows += other.rows
+        self.steps += other.steps
+        self.edges += other.edges
+        self.active += other.active
+        self.errors += other.errors
+        self.detector_errors += other.detector_errors
+        self.detect_s += other.detect_s
+        return self
+
+
+def _evaluate(snaps: Sequence[_Snapshot], inputs: _Inputs) -> _Evaluated:
+    """Each ticker's features go to the detectors and out as JSON at once: no FeatureSet of
+    thousands of tickers is held at the same time."""
+    out = _Evaluated()
+    config = inputs.config
+    for snap in snaps:
+        next_earnings = inputs.earnings.get(snap.ticker)
+        next_earnings = next_earnings if isinstance(next_earnings, date) else None
+        try:
+            fs = _features_for(
+                snap, inputs.chains, inputs.history, inputs.contract_history, inputs.previous_oi,
+                inputs.settings, config, next_earnings,
+            )  # fmt: skip
+        except Exception as exc:  # one bad ticker must not stop the rest
+            out.errors.append(f"{snap.ticker}: features: {type(exc).__name__}: {exc}")
+            continue
+        detect_start = time.perf_counter()
+        context = DetectorContext(
+            ticker=snap.ticker, as_of=snap.as_of, next_earnings=next_earnings, config=config
+        )
+        readings, failed = run_detectors(fs, context, inputs.detectors)
+        out.detector_errors.extend(failed)
+        for detector, reading in readings:
+            key = (snap.ticker, detector.name)
+            edge = step(inputs.states.get(key), reading, snap.as_of, detector.rule(config))
+            out.steps.append((key, edge))
+            out.active += reading.active
+            if edge.change is not None and reading.finding is not None:
+                out.edges.append((Candidate(snap.ticker, snap.as_of, reading.finding), edge.change))
+        out.detect_s += time.perf_counter() - detect_start
+        out.rows.append(_FeatureRow.of(fs, snap))
+    return out
+
+
+PARALLEL_MIN_TICKERS = 200  # below this a second process costs more than it saves
+
+
+def _usable_cpus() -> int:
+    return min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+def _evaluate_shared(snaps: Sequence[_Snapshot], inputs: _Inputs, workers: int) -> _Evaluated:
+    """``_evaluate`` over all tickers, the later ones (half the contracts) in a forked child.
+
+    The stage is pure (no store, no provider, no clock), so a fork shares the loaded inputs
+    without copying them, and the child sends back only rows of JSON and the detectors' edges.
+    The child touches neither the DuckDB connection nor the provider and ends with ``os._exit``
+    (multiprocessing's fork start does), so nothing of the parent's is closed or flushed twice.
+    If it cannot start or dies, this process computes its tickers too: same results, slower.
+    """
+    if workers < 2 or len(snaps) < PARALLEL_MIN_TICKERS or "fork" not in _START_METHODS:
+        return _evaluate(snaps, inputs)
+    sizes = np.array([len(inputs.chains.get(s.ticker, {}).get("strike", ())) + 1 for s in snaps])
+    mid = int(np.searchsorted(np.cumsum(sizes), sizes.sum() / 2)) + 1
+    mid = min(max(mid, 1), len(snaps) - 1)
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_evaluate_child, args=(sender, snaps[mid:], inputs))
+    # what exists now is shared with the child: frozen, no collection in either process walks
+    # it (a walk writes every object's header, and each write copies a page)
+    gc.freeze()
+    try:
+        try:
+            child.start()
+        except OSError:
+            receiver.close()
+            sender.close()
+            return _evaluate(snaps, inputs)
+        sender.close()
+        try:
+            mine = _evaluate(snaps[:mid], inputs)
+            try:
+                theirs: _Evaluated = receiver.recv()
+            except EOFError:  # the child died: its tickers are computed here
+                theirs = _evaluate(snaps[mid:], inputs)
+        finally:
+            receiver.close()
+            child.join()
+    finally:
+        gc.unfreeze()
+    return mine.extend(theirs)
+
+
+def _evaluate_child(sender: Connection, snaps: Sequence[_Snapshot], inputs: _Inputs) -> None:
+    sender.send(_evaluate(snaps, inputs))
+    sender.close()
+
+
+_START_METHODS = multiprocessing.get_all_start_methods()
+
+
 def _features_for(
     snap: _Snapshot,
     chains: dict[str, dict[str, NDArray]],
@@ -394,15 +547,25 @@ def _features_for(
     )
 
 
-def _daily_inputs(cols: dict[str, NDArray] | None) -> DailyInputs:
-    if cols is None:
-        return DailyInputs.empty()
+def _history_columns(raw: dict[str, NDArray]) -> dict[str, NDArray]:
+    """The daily histories of every ticker as ``DailyInputs`` columns (days, NaN for NULL), in
+    one pass over the whole read rather than one per ticker."""
 
     def floats(name: str) -> NDArray[np.float64]:
-        return np.ma.filled(np.ma.asarray(cols[name], dtype=np.float64), np.nan)
+        return np.ma.filled(np.ma.asarray(raw[name], dtype=np.float64), np.nan)
 
-    days = np.ma.getdata(cols["day"]).astype("datetime64[D]")
-    return DailyInputs(days, floats("close"), floats("atm_iv"), floats("skew_25d"))
+    return {
+        "ticker": raw["ticker"],
+        "day": np.ma.getdata(raw["day"]).astype("datetime64[D]"),
+        **{name: floats(name) for name in ("close", "atm_iv", "skew_25d")},
+    }
+
+
+def _daily_inputs(cols: dict[str, NDArray] | None) -> DailyInputs:
+    """One ticker's share of ``_history_columns``."""
+    if cols is None:
+        return DailyInputs.empty()
+    return DailyInputs(cols["day"], cols["close"], cols["atm_iv"], cols["skew_25d"])
 
 
 def _contract_inputs(cols: dict[str, NDArray] | None) -> ContractHistory | None:
@@ -429,14 +592,22 @@ def _previous_oi_inputs(cols: dict[str, NDArray] | None) -> PreviousOpenInterest
     )
 
 
-def _next_earnings(provider: MarketDataProvider, snap: _Snapshot, errors: list[str]) -> date | None:
-    try:
-        dates = provider.earnings_dates(snap.ticker, snap.day, snap.day + _EARNINGS_LOOKAHEAD)
-    except Exception as exc:  # the detectors then run without an earnings date
-        errors.append(f"{snap.ticker}: earnings calendar: {type(exc).__name__}: {exc}")
-        return None
-    upcoming = [d for d in dates if d >= snap.day]
-    return min(upcoming) if upcoming else None
+def _earnings_calendar(
+    provider: MarketDataProvider, snaps: Sequence[_Snapshot]
+) -> tuple[dict[str, date | str | None], float]:
+    """Each ticker's next earnings date (None: none within the look-ahead; a str: the error that
+    ticker's calendar raised), and how long the provider took, in ms."""
+    started = time.perf_counter()
+    out: dict[str, date | str | None] = {}
+    for snap in snaps:
+        try:
+            dates = provider.earnings_dates(snap.ticker, snap.day, snap.day + _EARNINGS_LOOKAHEAD)
+        except Exception as exc:  # the detectors then run without an earnings date
+            out[snap.ticker] = f"{snap.ticker}: earnings calendar: {type(exc).__name__}: {exc}"
+            continue
+        upcoming = [d for d in dates if d >= snap.day]
+        out[snap.ticker] = min(upcoming) if upcoming else None
+    return out, _ms(started)
 
 
 def _read_states(store: Store, tickers: Sequence[str]) -> dict[tuple[str, str], ArmState]:
@@ -494,38 +665,66 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
-def _write_features(
-    store: Store,
-    features: Sequence[FeatureSet],
-    snaps: dict[str, _Snapshot],
-    errors: list[str],
-) -> None:
-    if not features:
+@dataclass(frozen=True)
+class _FeatureRow:
+    """What the writes need of one ticker's features: the JSON and the session's numbers."""
+
+    ticker: str
+    as_of: datetime  # naive UTC
+    day: date
+    close: float
+    features: str
+    missing: str
+    atm_iv: float  # NaN when missing
+    skew_25d: float
+
+    @classmethod
+    def of(cls, fs: FeatureSet, snap: _Snapshot) -> _FeatureRow:
+        def value(name: str) -> float:
+            v = fs.values.get(name)
+            return float(v) if isinstance(v, int | float) else np.nan
+
+        return cls(
+            fs.ticker,
+            _naive(snap.as_of),
+            snap.day,
+            snap.spot,
+            _dumps(fs.values),
+            _dumps(fs.missing),
+            value("atm_iv"),
+            value("skew_25d"),
+        )
+
+
+def _write_features(store: Store, rows: Sequence[_FeatureRow], errors: list[str]) -> None:
+    """``features`` rows, then the snapshots' ATM IV and today's ``daily_history`` rows. The
+    numbers are a view of their own: a query that scans a view scans all its columns, and the
+    JSON is most of the bytes."""
+    if not rows:
         return
-
-    def value(fs: FeatureSet, name: str) -> float:
-        v = fs.values.get(name)
-        return float(v) if isinstance(v, int | float) else np.nan
-
-    cols = {
-        "ticker": np.array([fs.ticker for fs in features], dtype=object),
-        "as_of": np.array([_naive(snaps[fs.ticker].as_of) for fs in features], "datetime64[us]"),
-        "features": np.array([_dumps(fs.values) for fs in features], dtype=object),
-        "missing": np.array([_dumps(fs.missing) for fs in features], dtype=object),
-        "atm_iv": np.array([value(fs, "atm_iv") for fs in features]),
-        "day": np.array([snaps[fs.ticker].day for fs in features], "datetime64[D]").astype(
-            "datetime64[s]"
-        ),
-        "close_at": np.array(
-            [_naive(cal.session_close(snaps[fs.ticker].day)) for fs in features], "datetime64[us]"
-        ),
-        "close": np.array([snaps[fs.ticker].spot for fs in features]),
-        "skew_25d": np.array([value(fs, "skew_25d") for fs in features]),
+    keys = {
+        "ticker": np.array([r.ticker for r in rows], dtype=object),
+        "as_of": np.array([r.as_of for r in rows], "datetime64[us]"),
+    }
+    documents = {
+        **keys,
+        "features": np.array([r.features for r in rows], dtype=object),
+        "missing": np.array([r.missing for r in rows], dtype=object),
+    }
+    sessions = {
+        **keys,
+        "atm_iv": np.array([r.atm_iv for r in rows], dtype=np.float64),
+        "day": np.array([r.day for r in rows], "datetime64[D]").astype("datetime64[s]"),
+        "close_at": np.array([_naive(cal.session_close(r.day)) for r in rows], "datetime64[us]"),
+        "close": np.array([r.close for r in rows], dtype=np.float64),
+        "skew_25d": np.array([r.skew_25d for r in rows], dtype=np.float64),
     }
     try:
-        with store.registered("analysis_features", cols):
-            for sql in (WRITE_FEATURES, WRITE_ATM_IV, WRITE_HISTORY):
-                store.rows(sql)
+        with store.registered("analysis_features", documents):
+            store.rows(WRITE_FEATURES)
+        with store.registered("analysis_sessions", sessions):
+            store.rows(WRITE_ATM_IV)
+            store.rows(WRITE_HISTORY)
     except Exception as exc:
         errors.append(f"write features: {type(exc).__name__}: {exc}")
 

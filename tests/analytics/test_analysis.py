@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -113,7 +114,8 @@ def test_analyse_writes_features_snapshot_iv_history_and_alerts(tmp_path, market
         result = analyse(store, settings, market, scan_id, now)
         assert result.errors == []
         assert result.features_computed == 3
-        assert set(result.timings_ms) == {"load_ms", "features_ms", "detect_ms", "write_ms"}
+        stages = {"load_ms", "calendar_ms", "features_ms", "detect_ms", "write_ms"}
+        assert set(result.timings_ms) == stages
 
         rows = store.rows("SELECT ticker, as_of, features, missing FROM features ORDER BY ticker")
         assert [r[0] for r in rows] == sorted(TICKERS)
@@ -387,3 +389,85 @@ def test_edge_states_round_trip_through_duckdb(tmp_path) -> None:
         assert analysis._write_alerts(store, [], states, errors, settings) == 0 and errors == []
         assert analysis._read_states(store, ["SPY", "QQQ"]) == states
         assert analysis._read_states(store, ["QQQ"]) == {}
+
+
+TABLES = {
+    "features": "SELECT * FROM features ORDER BY ticker, as_of",
+    "alerts": "SELECT * EXCLUDE (scan_id) FROM alerts ORDER BY id",  # scan ids are random
+    "detector_state": "SELECT * FROM detector_state ORDER BY ticker, detector_name",
+    "daily_history": "SELECT * FROM daily_history ORDER BY ticker, day",
+    "atm_iv": "SELECT ticker, as_of, atm_iv FROM chain_snapshots ORDER BY ticker, as_of",
+}
+
+
+def analysed_tables(tmp_path: Path, market: SyntheticMarket, **kwargs) -> dict[str, list]:
+    """The tables analyse writes, after one collect and one analyse in a fresh data dir."""
+    settings = make_settings(tmp_path)
+    now = at(DAY, 21)
+    with Store(settings.database) as store:
+        scan_id = collect(store, settings, market, now)
+        result = analyse(store, settings, market, scan_id, now, **kwargs)
+        assert result.errors == [] and result.features_computed == len(TICKERS)
+        return {name: store.rows(sql) for name, sql in TABLES.items()}
+
+
+class RecordsProcess:
+    """A stub detector that notes which process read each ticker (in a file: a child's memory
+    is its own) and reads nothing."""
+
+    name = "records_process"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def rule(self, config: AnalyticsConfig) -> EdgeRule:
+        return EdgeRule(None, 1)
+
+    def read(self, features: FeatureSet, context: DetectorContext) -> Reading | None:
+        with self.path.open("a") as out:
+            out.write(f"{context.ticker} {os.getpid()}\n")
+        return None
+
+
+def test_a_forked_share_of_the_tickers_gives_the_same_rows(tmp_path, market, monkeypatch) -> None:
+    """Features of the later tickers computed in a forked child: every table row the same as
+    when this process computes them all (float sums run in the same order either way)."""
+    stub = Always("stub", {"AAPL": 60.0, "JPM": 70.0, "SPY": 80.0})
+    alone = analysed_tables(tmp_path / "one", market, detectors=[*analysis.DETECTORS, stub])
+    monkeypatch.setattr(analysis, "PARALLEL_MIN_TICKERS", 2)
+    log = tmp_path / "processes.txt"
+    detectors = [*analysis.DETECTORS, stub, RecordsProcess(log)]
+    shared = analysed_tables(tmp_path / "two", market, detectors=detectors, workers=2)
+    readers = dict(line.split() for line in log.read_text().splitlines())
+    assert sorted(readers) == sorted(TICKERS)
+    assert readers["AAPL"] == str(os.getpid()) and readers["SPY"] != str(os.getpid())
+    assert len(alone["alerts"]) >= 3 and len(alone["detector_state"]) >= 3
+    assert shared == alone
+
+
+class DiesInChild:
+    """A stub detector that kills the process it runs in unless that is the test's own: the
+    forked child dies mid-stage."""
+
+    name = "dies_in_child"
+
+    def __init__(self) -> None:
+        self.parent = os.getpid()
+
+    def rule(self, config: AnalyticsConfig) -> EdgeRule:
+        return EdgeRule(None, 1)
+
+    def read(self, features: FeatureSet, context: DetectorContext) -> Reading | None:
+        if os.getpid() != self.parent:
+            os._exit(3)
+        return None
+
+
+def test_a_child_that_dies_leaves_its_tickers_to_this_process(
+    tmp_path, market, monkeypatch
+) -> None:
+    alone = analysed_tables(tmp_path / "one", market, workers=1)
+    monkeypatch.setattr(analysis, "PARALLEL_MIN_TICKERS", 2)
+    detectors = [*analysis.DETECTORS, DiesInChild()]
+    rescued = analysed_tables(tmp_path / "two", market, detectors=detectors, workers=2)
+    assert rescued == alone
