@@ -51,6 +51,7 @@ def in_two(
     half = (len(blocks) + 1) // 2
     mine, theirs = blocks[:half], blocks[half:]
     read_fd, write_fd = os.pipe()
+    _widen(write_fd)
     gc.freeze()  # collections in either process must not dirty the pages both share
     try:
         pid = os.fork()
@@ -153,6 +154,18 @@ def _drain(fd: int, inbox: queue.SimpleQueue[bytes | None]) -> None:
         pass
     finally:
         inbox.put(None)
+
+
+def _widen(fd: int) -> None:
+    """Let the pipe hold as much as the system allows (Linux: 1 MiB, not 64 KiB): each read
+    of the parent's drain thread waits for the GIL, so fewer, larger reads keep the child from
+    waiting on a full pipe."""
+    with contextlib.suppress(OSError, ImportError, AttributeError):
+        import fcntl  # POSIX only, like os.fork
+
+        with open("/proc/sys/fs/pipe-max-size") as limit:
+            size = int(limit.read())
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
 
 
 def _kill(pid: int) -> None:
