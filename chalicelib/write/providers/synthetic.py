@@ -25,12 +25,18 @@ contract), never by the order of calls. Per ticker:
   any process computes the same number without replaying history. A day's volume is at least
   the next morning's change in open interest (no position opens or closes without a trade), plus
   turnover, and accrues monotonically through the session along a U-shaped intraday curve.
+
+Chains are computed in blocks of tickers; with enough blocks and a second core, a forked child
+computes the later half of them (``forked.in_two``) and sends back each block's chains with the
+paths it simulated, so the parent's caches end as warm as if it had computed them itself.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import os
+import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -44,7 +50,13 @@ from chalicelib.domain.chain import CHAIN_COLUMNS, ChainBatch
 from chalicelib.domain.models import UnderlyingQuote
 from chalicelib.domain.normal import norm_cdf
 from chalicelib.domain.pricing import bs_greeks, bs_price, implied_volatility
-from chalicelib.write.providers.base import ChainResult, DailyHistory, MarketDataProvider
+from chalicelib.write.providers import forked
+from chalicelib.write.providers.base import (
+    ChainResult,
+    DailyHistory,
+    MarketDataProvider,
+    ProviderError,
+)
 
 EPOCH = date(2018, 1, 2)
 REGIME_VOL = np.array([0.8, 1.0, 1.6])  # calm, normal, stressed multipliers of base vol
@@ -220,8 +232,15 @@ class _Bursts:
     start: NDArray[np.float64]  # fraction of the session at which the burst begins
 
 
+Pairs = list[tuple[str, "ChainResult | Exception"]]
+
+
 class SyntheticMarket(MarketDataProvider):
-    """Deterministic simulated market; ``seed`` and the clock passed in fix every number."""
+    """Deterministic simulated market; ``seed`` and the clock passed in fix every number.
+
+    ``workers``: 1 computes chains in this process; 2 forks a child for half the blocks of
+    ``fetch_chains``; None (the default) is 2 when ``os.fork`` and a second core are there.
+    """
 
     name = "synthetic"
 
@@ -233,13 +252,17 @@ class SyntheticMarket(MarketDataProvider):
         horizon_days: int = 370,
         strike_sigmas: float = 2.8,
         dailies: int = 10,
+        workers: int | None = None,
     ) -> None:
+        if workers not in (None, 1, 2):
+            raise ValueError(f"workers must be None, 1 or 2, got {workers!r}")
         self.seed = seed
         self.rate = rate
         self.weeklies = weeklies
         self.horizon_days = horizon_days
         self.strike_sigmas = strike_sigmas
         self.dailies = dailies
+        self.workers = workers if workers is not None else 2 if forked.can_fork() else 1
         self._paths: dict[str, DailyPath] = {}
         self._profiles: dict[str, TickerProfile] = {}
         self._bursts: dict[tuple[str, int], _Bursts | None] = {}
@@ -414,15 +437,61 @@ class SyntheticMarket(MarketDataProvider):
         """Chains for many tickers; model mids, then implied vols and greeks, are solved in one
         vectorised pass per block of tickers (per-call overhead, not arithmetic, dominates
         small chains)."""
-        for start in range(0, len(tickers), BATCH_TICKERS):
-            raws: list[_RawChain] = []
-            for ticker in tickers[start : start + BATCH_TICKERS]:
-                try:
-                    raws.append(self._raw_chain(ticker, now))
-                except Exception as exc:  # one ticker's failure is reported, not raised
-                    yield ticker, exc
-            self._price(raws)
-            yield from zip([r.underlying.ticker for r in raws], _finish(raws), strict=True)
+        blocks = [tickers[s : s + BATCH_TICKERS] for s in range(0, len(tickers), BATCH_TICKERS)]
+        if self.workers < 2 or len(blocks) < forked.MIN_BLOCKS or not hasattr(os, "fork"):
+            for block in blocks:
+                yield from self._block(block, now)
+            return
+        known = _Known(dict(self._paths), dict(self._profiles), len(self._bursts))
+        for pairs in forked.in_two(
+            blocks,
+            lambda block: self._block(block, now),
+            lambda block, pairs: self._pack(known, block, pairs),
+            self._unpack,
+        ):
+            yield from pairs
+
+    def _block(self, tickers: Sequence[str], now: datetime) -> Pairs:
+        """One block's chains: failures first, in ticker order, then the priced chains."""
+        out: Pairs = []
+        raws: list[_RawChain] = []
+        for ticker in tickers:
+            try:
+                raws.append(self._raw_chain(ticker, now))
+            except Exception as exc:  # one ticker's failure is reported, not raised
+                out.append((ticker, exc))
+        self._price(raws)
+        out.extend(zip([r.underlying.ticker for r in raws], _finish(raws), strict=True))
+        return out
+
+    def _pack(self, known: _Known, tickers: Sequence[str], pairs: Pairs) -> object:
+        """In the child: a block's chains and what it added to the caches since the fork."""
+        paths = {t: self._paths[t] for t in tickers if self._paths.get(t) is not known.paths.get(t)}
+        profiles = {
+            t: self._profiles[t]
+            for t in tickers
+            if self._profiles.get(t) is not known.profiles.get(t)
+        }
+        if len(self._bursts) < known.bursts:  # the cache was cleared: all of it is new
+            known.bursts = 0
+        bursts = dict(list(self._bursts.items())[known.bursts :])
+        known.bursts = len(self._bursts)
+        return [(t, _portable(r)) for t, r in pairs], paths, profiles, bursts
+
+    def _unpack(self, tickers: Sequence[str], payload: object) -> Pairs:
+        """In the parent: the child's block, checked, its cache entries made ours."""
+        pairs, paths, profiles, bursts = payload  # type: ignore[misc]
+        if not (
+            isinstance(pairs, list)
+            and all(isinstance(t, str) and isinstance(r, ChainResult | Exception) for t, r in pairs)
+            and sorted(t for t, _ in pairs) == sorted(tickers)
+            and all(isinstance(c, dict) for c in (paths, profiles, bursts))
+        ):
+            raise ValueError("not the chains of the block's tickers")
+        self._paths.update(paths)
+        self._profiles.update(profiles)
+        self._bursts.update(bursts)
+        return pairs
 
     def _weeklies(self, p: TickerProfile) -> int:
         return self.weeklies + 4 if p.liquid else self.weeklies
@@ -700,6 +769,25 @@ class SyntheticMarket(MarketDataProvider):
         (base,) = self._positions(p, path, (i,), contracts)
         volume = np.floor(base * rng.uniform(3, 12, picks) + 800)
         return _Bursts(contracts, volume, rng.uniform(0.1, 0.85, picks))
+
+
+@dataclass
+class _Known:
+    """The caches as they were at the fork: what the child need not send back."""
+
+    paths: dict[str, DailyPath]
+    profiles: dict[str, TickerProfile]
+    bursts: int  # entries of the bursts cache (new ones are appended)
+
+
+def _portable(result: ChainResult | Exception) -> ChainResult | Exception:
+    """``result`` if it survives a pickle round trip, else a ProviderError with its message."""
+    if isinstance(result, Exception):
+        try:
+            pickle.loads(pickle.dumps(result))
+        except Exception:  # whatever the exception holds, its message travels
+            return ProviderError(f"{type(result).__name__}: {result}")
+    return result
 
 
 @dataclass(frozen=True)
