@@ -366,8 +366,8 @@ class ExportReader:
 
     def _ticker_document(self, name: TickerKind, ticker: str, at: Pinned | None) -> Loaded | None:
         """A per-ticker document the manifest names under ``name`` (``chains``, ``histories``,
-        ``feature_sets``),
-        verified; an older generation's copy when it is damaged; empty when none is left."""
+        ``feature_sets``), verified; an older generation's copy when it is damaged; empty when
+        none is left."""
         version, manifest = at or self._current()
         if manifest is None:
             return None

@@ -53,7 +53,7 @@ class Storage(abc.ABC):
 
     backend: str  # "local" or "s3"
     write_concurrency: int = 8  # parallel writes in put_many
-    head_is_cheap: bool = False  # a local stat, not a request: cheaper than listing for a few
+    head_is_cheap: bool = False  # a stat, not a request: ``sizes`` of known keys beats a listing
 
     @property
     @abc.abstractmethod

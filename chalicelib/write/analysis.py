@@ -24,16 +24,12 @@ The scheduler calls it after the flush, in one line::
 
 from __future__ import annotations
 
-import gc
 import itertools
-import multiprocessing
-import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
@@ -61,6 +57,7 @@ from chalicelib.domain import calendar as cal
 from chalicelib.domain.chain import ChainBatch, chain_columns_from_masked
 from chalicelib.domain.models import Alert, FeatureSet
 from chalicelib.logs import log_event
+from chalicelib.write import forked
 from chalicelib.write.delivery import outbox
 from chalicelib.write.delivery.sinks import sink_names
 from chalicelib.write.providers.base import MarketDataProvider
@@ -277,7 +274,7 @@ def analyse(
         tuple(detectors),
     )  # fmt: skip
     mark = time.perf_counter()
-    done = _evaluate_shared(snaps, inputs, _usable_cpus() if workers is None else workers)
+    done = _evaluate_shared(snaps, inputs, 2 if workers is None else workers)
     errors.extend(done.errors)
     errors.extend(done.detector_errors)
     timings["features_ms"] = _ms(mark)
@@ -466,58 +463,32 @@ def _evaluate(snaps: Sequence[_Snapshot], inputs: _Inputs) -> _Evaluated:
 PARALLEL_MIN_TICKERS = 200  # below this a second process costs more than it saves
 
 
-def _usable_cpus() -> int:
-    return min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-
-
 def _evaluate_shared(snaps: Sequence[_Snapshot], inputs: _Inputs, workers: int) -> _Evaluated:
-    """``_evaluate`` over all tickers, the later ones (half the contracts) in a forked child.
+    """``_evaluate`` over all tickers, the later ones (half the contracts) in a forked child
+    (``forked.in_two``).
 
     The stage is pure (no store, no provider, no clock), so a fork shares the loaded inputs
     without copying them, and the child sends back only rows of JSON and the detectors' edges.
-    The child touches neither the DuckDB connection nor the provider and ends with ``os._exit``
-    (multiprocessing's fork start does), so nothing of the parent's is closed or flushed twice.
     If it cannot start or dies, this process computes its tickers too: same results, slower.
     """
-    if workers < 2 or len(snaps) < PARALLEL_MIN_TICKERS or "fork" not in _START_METHODS:
+    if workers < 2 or len(snaps) < PARALLEL_MIN_TICKERS or not forked.can_fork():
         return _evaluate(snaps, inputs)
     sizes = np.array([len(inputs.chains.get(s.ticker, {}).get("strike", ())) + 1 for s in snaps])
     mid = int(np.searchsorted(np.cumsum(sizes), sizes.sum() / 2)) + 1
     mid = min(max(mid, 1), len(snaps) - 1)
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_evaluate_child, args=(sender, snaps[mid:], inputs))
-    # what exists now is shared with the child: frozen, no collection in either process walks
-    # it (a walk writes every object's header, and each write copies a page)
-    gc.freeze()
-    try:
-        try:
-            child.start()
-        except OSError:
-            receiver.close()
-            sender.close()
-            return _evaluate(snaps, inputs)
-        sender.close()
-        try:
-            mine = _evaluate(snaps[:mid], inputs)
-            try:
-                theirs: _Evaluated = receiver.recv()
-            except EOFError:  # the child died: its tickers are computed here
-                theirs = _evaluate(snaps[mid:], inputs)
-        finally:
-            receiver.close()
-            child.join()
-    finally:
-        gc.unfreeze()
+    mine, theirs = forked.in_two(
+        [snaps[:mid], snaps[mid:]],
+        lambda part: _evaluate(part, inputs),
+        lambda _part, evaluated: evaluated,
+        _evaluated,
+    )
     return mine.extend(theirs)
 
 
-def _evaluate_child(sender: Connection, snaps: Sequence[_Snapshot], inputs: _Inputs) -> None:
-    sender.send(_evaluate(snaps, inputs))
-    sender.close()
-
-
-_START_METHODS = multiprocessing.get_all_start_methods()
+def _evaluated(_part: Sequence[_Snapshot], payload: object) -> _Evaluated:
+    if not isinstance(payload, _Evaluated):
+        raise TypeError(f"not an evaluation: {type(payload).__name__}")
+    return payload
 
 
 def _features_for(

@@ -214,8 +214,9 @@ class JSONExporter:
         # Where a head is a stat, not a request, the per-ticker documents (a directory each) are
         # listed only with the hourly verification: their sizes come from one stat each, and
         # orphans (a crashed export's) wait for that listing to be removed.
-        listed = verify or not self.storage.head_is_cheap or previous is None
-        named = None if listed or previous is None else _ticker_keys(previous)
+        named = None  # None: list them
+        if previous is not None and not verify and self.storage.head_is_cheap:
+            named = _ticker_keys(previous)
         inventory = Inventory.of(self.storage, named)
         newest = max(
             [previous.generation if previous else None, inventory.newest_generation()],
@@ -978,7 +979,7 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-def _fragment(raw: bytes | None, lenient: bool = True) -> Any:
+def _fragment(raw: bytes | None, lenient: bool) -> Any:
     """A value of a JSON column of the store, embedded as it is. The column's type makes it
     valid JSON, so only text that may hold a NaN or infinity token (which DuckDB keeps there)
     is parsed, and rewritten strict if it does."""

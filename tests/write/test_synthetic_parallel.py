@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from chalicelib.domain.chain import CHAIN_COLUMNS
-from chalicelib.write.providers import forked
+from chalicelib.write import forked
 from chalicelib.write.providers.base import ChainResult
 from chalicelib.write.providers.synthetic import BATCH_TICKERS, SyntheticMarket
 

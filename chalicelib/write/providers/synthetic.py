@@ -50,7 +50,7 @@ from chalicelib.domain.chain import CHAIN_COLUMNS, ChainBatch
 from chalicelib.domain.models import UnderlyingQuote
 from chalicelib.domain.normal import norm_cdf
 from chalicelib.domain.pricing import bs_greeks, bs_price, implied_volatility
-from chalicelib.write.providers import forked
+from chalicelib.write import forked
 from chalicelib.write.providers.base import (
     ChainResult,
     DailyHistory,

@@ -33,8 +33,9 @@ _MAX_FRAME = 1 << 32  # bytes; a longer length prefix is garbage, not a block
 
 
 def can_fork() -> bool:
-    """Whether a second core and ``os.fork`` are there to use."""
-    return hasattr(os, "fork") and (os.cpu_count() or 1) >= 2
+    """Whether ``os.fork`` and a second CPU this process may run on are there to use."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return hasattr(os, "fork") and (usable or 1) >= 2
 
 
 def in_two(
