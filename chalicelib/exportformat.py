@@ -5,9 +5,9 @@ Layout under the export root (local directory or S3 prefix):
     manifest.json                        written last; names every document of the generation
     alerts.json scans.json features.json chains.json        latest documents (seed names)
     alerts.atom delivery.json            the alerts' Atom feed, the alert delivery status
-    chains/<TICKER>/<digest>.json        per-ticker chain documents, immutable, content-addressed
-    daily/<TICKER>/<digest>.json         per-ticker daily history documents, the same way
-    features/<TICKER>/<digest>.json      per-ticker latest features documents, the same way
+    chains/<TICKER>_<digest>.json        per-ticker chain documents, immutable, content-addressed
+    daily/<TICKER>_<digest>.json         per-ticker daily history documents, the same way
+    features/<TICKER>_<digest>.json      per-ticker latest features documents, the same way
     archive/<kind>_<generation>.json.gz  immutable gzip copies, one per kind per generation
                                          (``.atom.gz`` for the feed)
 
@@ -82,16 +82,20 @@ def latest_key(kind: str) -> str:
     return LATEST_KEYS.get(kind, f"{kind}.json")
 
 
+# A per-ticker document's key: ``<prefix><ticker>_<digest>.json``, every ticker's in the one
+# directory of its kind (no ticker holds ``_``). Creating a directory per ticker cost as much as
+# writing the document; a store exported before keeps its ``<prefix><ticker>/<digest>.json``
+# keys while their content stands, and retention removes them (and their directories) after.
 def chain_key(ticker: str, digest: str) -> str:
-    return f"{CHAINS_PREFIX}{ticker}/{digest}.json"
+    return f"{CHAINS_PREFIX}{ticker}_{digest}.json"
 
 
 def history_key(ticker: str, digest: str) -> str:
-    return f"{HISTORY_PREFIX}{ticker}/{digest}.json"
+    return f"{HISTORY_PREFIX}{ticker}_{digest}.json"
 
 
 def feature_set_key(ticker: str, digest: str) -> str:
-    return f"{FEATURE_SET_PREFIX}{ticker}/{digest}.json"
+    return f"{FEATURE_SET_PREFIX}{ticker}_{digest}.json"
 
 
 def archive_key(kind: str, generation: str, ext: str = "json") -> str:
@@ -273,7 +277,7 @@ HistoryColumns = with_config(_STRICT)(
 
 @with_config(_STRICT)
 class ChainDocument(Header):
-    """``chains/<TICKER>/<digest>.json``: one ticker's latest snapshot (kind ``chain``)."""
+    """``chains/<TICKER>_<digest>.json``: one ticker's latest snapshot (kind ``chain``)."""
 
     ticker: str
     as_of: Timestamp
@@ -286,7 +290,7 @@ class ChainDocument(Header):
 
 @with_config(_STRICT)
 class FeatureSetDocument(Header):
-    """``features/<TICKER>/<digest>.json``: one ticker's latest features (kind ``feature_set``;
+    """``features/<TICKER>_<digest>.json``: one ticker's latest features (kind ``feature_set``;
     ``compute_features``'s values, units in the catalogue), rewritten when they are computed
     again. Kept apart from the chain document so a snapshot reads only contracts."""
 
@@ -298,7 +302,7 @@ class FeatureSetDocument(Header):
 
 @with_config(_STRICT)
 class HistoryDocument(Header):
-    """``daily/<TICKER>/<digest>.json``: the sessions before the chain's (kind ``history``),
+    """``daily/<TICKER>_<digest>.json``: the sessions before the chain's (kind ``history``),
     rewritten only when a session is over or its rows change."""
 
     ticker: str

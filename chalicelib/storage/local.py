@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from chalicelib.errors import InvalidKey, ObjectNotFound, PreconditionFailed
 from chalicelib.logs import timed
@@ -44,6 +44,7 @@ from chalicelib.storage.keys import LOCK_NAME, TEMP_PREFIX, is_valid_key, valida
 _CHUNK = 1 << 20
 _FILE_MODE = 0o644  # mkstemp creates 0600; published files are meant to be read by others
 _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+_T = TypeVar("_T")
 
 
 class LocalStorage(Storage):
@@ -143,7 +144,11 @@ class LocalStorage(Storage):
             with self._deferred_lock:
                 self._deferred_dirs[head] = directory
         target = directory / name
-        if not _create_with(target, data):  # the key exists: replaced whole, never rewritten
+        try:
+            created = _create_with(target, data)
+        except FileNotFoundError:  # pruned since it was made (a delete emptied it)
+            created = self._in_directory(key, directory, lambda: _create_with(target, data))
+        if not created:  # the key exists: replaced whole, never rewritten
             tmp = _write_temp(directory, lambda dst: dst.write(data), sync=False)
             try:
                 os.replace(tmp, target)
@@ -181,9 +186,7 @@ class LocalStorage(Storage):
         yield from _scan(str(start), "" if rel == "." else f"{rel}/", prefix)
 
     def _delete(self, key: str) -> None:
-        path = self._path(key)
-        with self._locked(), contextlib.suppress(*_MISSING):
-            path.unlink()
+        self._delete_many([key])
 
     def _delete_many(self, keys: builtins.list[str]) -> int:
         paths = [self._path(key) for key in keys]
@@ -191,7 +194,20 @@ class LocalStorage(Storage):
             for path in paths:
                 with contextlib.suppress(*_MISSING):
                     path.unlink()
+            self._prune({path.parent for path in paths})
         return len(paths)
+
+    def _prune(self, directories: Iterable[Path]) -> None:
+        """Remove the directories a delete left empty, and their parents left empty by that
+        (up to the root), as a prefix with no object in it does not exist on S3 either. A
+        write that finds its directory gone this way makes it again (``_in_directory``)."""
+        for directory in sorted(directories, key=lambda d: len(d.parts), reverse=True):
+            while directory != self._root and directory.is_relative_to(self._root):
+                try:
+                    directory.rmdir()
+                except OSError:  # not empty (or already gone, or not ours to remove): stop
+                    break
+                directory = directory.parent
 
     def _put_file(
         self, key: str, path: Path, *, if_match: str | None, if_none_match: bool
@@ -250,8 +266,17 @@ class LocalStorage(Storage):
         return parent / name
 
     def _temp_for(self, key: str, target: Path, fill: Callable[[BinaryIO], object]) -> Path:
-        self._make_dir(key, target.parent)
-        return _write_temp(target.parent, fill)
+        return self._in_directory(key, target.parent, lambda: _write_temp(target.parent, fill))
+
+    def _in_directory(self, key: str, directory: Path, create: Callable[[], _T]) -> _T:
+        """``create()`` a file in ``directory``, made first; once more if a delete pruned the
+        directory between the two (``_prune``: it was empty)."""
+        self._make_dir(key, directory)
+        try:
+            return create()
+        except FileNotFoundError:
+            self._make_dir(key, directory)
+            return create()
 
     def _make_dir(self, key: str, directory: Path) -> None:
         try:

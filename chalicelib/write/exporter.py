@@ -625,7 +625,7 @@ class JSONExporter:
                 oldest = np.min(plan.features_as_of_ts[batch]).item()
                 rows = reader.rows(q.TICKER_FEATURES, [oldest])
                 return {"features": {str(row[0]): row[1:] for row in rows}}
-            oldest = min(plan.as_of_ts[i] for i in batch)
+            oldest = np.min(plan.as_of_ts[batch]).item()
             columns = reader.columns(q.CHAIN_COLUMNS, [oldest])
             rank = np.ma.getdata(columns.pop("rank"))
             cuts = np.searchsorted(rank, np.arange(len(batch) + 1)).tolist()
@@ -730,9 +730,11 @@ class JSONExporter:
             entries.sort(key=lambda e: e[0].order, reverse=True)
             keep.update(key for _, key in entries[:KEEP_ARCHIVES])
             doomed += [key for a, key in entries if a.when < cutoff and key not in keep]
-        referenced = fmt.archived_ticker_keys(self.storage, KEEP_GENERATIONS)
-        referenced.update(*(getattr(manifest, name).values() for name in PER_TICKER))
-        doomed += sorted(key for key in docs if key not in referenced)
+        named = set(_ticker_keys(manifest))
+        unnamed = [key for key in docs if key not in named]
+        if unnamed:  # named by an older generation a reader may still hold, or by none
+            referenced = fmt.archived_ticker_keys(self.storage, KEEP_GENERATIONS)
+            doomed += sorted(key for key in unnamed if key not in referenced)
         deleted = self.storage.delete_many(doomed) if doomed else 0
         if deleted:
             log_event("retention", deleted=deleted, generation=manifest.generation)
@@ -745,7 +747,7 @@ class _Plan:
 
     tickers: list[str]
     as_of: list[str]
-    as_of_ts: list[datetime]
+    as_of_ts: NDArray  # of the snapshot, datetime64[us]
     session: list[date]
     since: list[str]
     price: list[float | None]
@@ -762,7 +764,7 @@ class _Plan:
         return cls(
             tickers=[str(t) for t in snaps["ticker"][:n]],
             as_of=[str(v) for v in snaps["as_of"][:n]],
-            as_of_ts=[v.astype("datetime64[us]").item() for v in snaps["as_of_ts"][:n]],
+            as_of_ts=np.asarray(np.ma.getdata(snaps["as_of_ts"][:n]), dtype="datetime64[us]"),
             session=sessions,
             since=[starts[d] for d in sessions],
             price=_floats(snaps["underlying_price"][:n]),
@@ -782,7 +784,7 @@ class _Plan:
         return {
             "rank": np.arange(len(picked), dtype=np.int64),  # the row's place in ``rows``
             "ticker": np.array([self.tickers[i] for i in picked], dtype=object),
-            "as_of_ts": np.array([self.as_of_ts[i] for i in picked], dtype="datetime64[us]"),
+            "as_of_ts": self.as_of_ts[picked],
             "session": np.array([self.session[i] for i in picked], "datetime64[D]").astype(
                 "datetime64[s]"
             ),
@@ -995,7 +997,9 @@ def _day(value: Any) -> date:
 def _floats(values: NDArray) -> list[float | None]:
     """A numeric column (possibly masked, for NULLs) as floats, with None for NULL and NaN."""
     filled = np.ma.filled(np.ma.asarray(values, dtype=np.float64), np.nan)
-    return [float(v) if np.isfinite(v) else None for v in filled]
+    out = filled.astype(object)
+    out[~np.isfinite(filled)] = None
+    return out.tolist()
 
 
 def _disk_full(exc: BaseException) -> bool:

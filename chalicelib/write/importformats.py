@@ -28,7 +28,7 @@ historicaloptiondata  ``DataDate`` (a date, or a New York time such as ``09/10/2
 OptionsDX             Wide rows melted into a call and a put. No ticker column: ``--ticker`` or
                       the file name's first word. Quote time ``[QUOTE_READTIME]`` (New York),
                       else ``[QUOTE_DATE]``. No open interest (null). Greeks per day/per point.
-ocd chain document    Our own export (``chains/<T>/<digest>.json``): values as published, the
+ocd chain document    Our own export (``chains/<T>_<digest>.json``): values as published, the
                       ``as_of`` in UTC, ``dividend_yield`` kept. A round trip changes nothing.
 ocd sealed history    Our own sealed Parquet partitions (``history/chains`` and
                       ``history/intraday``, ``chalicelib/historyformat.py``): every column as

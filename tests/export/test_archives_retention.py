@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -120,3 +121,46 @@ def test_chain_documents_go_once_the_newest_three_generations_do_not_name_them(
     assert len({key for m in generations[1:] for key in m.histories.values()}) == len(
         SMALL_WATCHLIST
     )
+
+
+def _directory_per_ticker(prefix: str) -> Callable[[str, str], str]:
+    return lambda ticker, digest: f"{prefix}{ticker}/{digest}.json"
+
+
+@pytest.mark.parametrize("storage", ["local"], indirect=True)
+def test_documents_of_the_per_ticker_directory_layout_go_with_their_directories(
+    storage: Storage,
+    small_store,
+    small_settings,
+    make_small_exporter,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A store exported before the flat layout (``chains/<T>/<digest>.json``): its documents
+    are served while they stand, then retention removes them and the directories they leave."""
+    with monkeypatch.context() as patched:
+        for name, prefix in (("chain_key", fmt.CHAINS_PREFIX), ("history_key", fmt.HISTORY_PREFIX),
+                             ("feature_set_key", fmt.FEATURE_SET_PREFIX)):  # fmt: skip
+            patched.setattr(fmt, name, _directory_per_ticker(prefix))
+        make_small_exporter().export_all()
+    old = manifest_of(storage)
+    assert all(key.count("/") == 2 for key in old.chains.values())
+    exporter = make_small_exporter()
+    for hour in range(1, KEEP_GENERATIONS + 2):
+        clock.advance(hours=1)
+        if hour == 1:
+            exporter.export_all()  # nothing new: the old documents stand, under their keys
+            assert manifest_of(storage).chains == old.chains
+            assert_complete(storage, manifest_of(storage))
+            continue
+        # a new session's snapshot: every chain and history document changes
+        Scheduler(small_settings, small_store).collect(T2 - timedelta(hours=5 - hour))
+        exporter.export_all()
+    manifest = manifest_of(storage)
+    assert_complete(storage, manifest)
+    assert not [key for key in manifest.chains.values() if key.count("/") != 1]
+    root = storage.root  # type: ignore[attr-defined]
+    leftovers = [p for prefix in fmt.TICKER_PREFIXES for p in (root / prefix).iterdir()
+                 if p.is_dir()]  # fmt: skip
+    assert leftovers == []
+    assert not set(old.chains.values()) & keys(storage)

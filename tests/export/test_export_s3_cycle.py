@@ -7,6 +7,7 @@ through ``AWS_ENDPOINT_URL_S3``, exactly as a deployment would reach MinIO.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -56,7 +57,7 @@ def check_export(storage: Storage) -> tuple[Manifest, dict[str, bytes]]:
     assert set(LATEST.values()) <= set(documents)
     assert set(manifest.chains) == set(WATCHLIST)
     for ticker, key in manifest.chains.items():
-        assert key.startswith(f"chains/{ticker}/")
+        assert re.fullmatch(rf"chains/{re.escape(ticker)}_[0-9a-f]{{20}}\.json", key)
         chain = check_document(documents[key], "chain", manifest.generation)
         assert chain["count"] > 0
     for kind in fmt.KINDS:

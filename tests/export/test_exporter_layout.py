@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import timedelta
 from xml.etree import ElementTree
 
@@ -42,16 +43,15 @@ def test_export_all_publishes_the_documented_layout(
     manifest = manifest_of(storage)
     stored = keys(storage)
     assert set(PUBLISHED.values()) | {fmt.MANIFEST_KEY} <= stored
-    # One chain, one history and one features document per ticker, under chains/<TICKER>/,
-    # daily/<TICKER>/ and features/<TICKER>/, named by the manifest.
+    # One chain, one history and one features document per ticker, chains/<TICKER>_<digest>.json,
+    # daily/… and features/… (one directory per kind, none per ticker), named by the manifest.
     assert set(manifest.chains) == set(manifest.histories) == set(WATCHLIST)
     assert set(manifest.feature_sets) == set(WATCHLIST)
     named_by = (("chains", manifest.chains), ("daily", manifest.histories),
                 ("features", manifest.feature_sets))  # fmt: skip
     for prefix, named in named_by:
         for ticker, key in named.items():
-            assert key.startswith(f"{prefix}/{ticker}/") and key.endswith(".json")
-            assert key.count("/") == 2
+            assert re.fullmatch(rf"{prefix}/{re.escape(ticker)}_[0-9a-f]{{20}}\.json", key), key
         assert keys(storage, f"{prefix}/") == set(named.values())
     per_ticker = {key for _, named in named_by for key in named.values()}
     # One gzip archive per kind and one of the manifest, named by the generation; nothing else.

@@ -155,11 +155,11 @@ def _label(key: str) -> str:
     if key.startswith(fmt.ARCHIVE_PREFIX):
         return "archive:" + key.removeprefix(fmt.ARCHIVE_PREFIX).split("_")[0]
     if key.startswith(fmt.CHAINS_PREFIX):
-        return "chain:" + key.split("/")[1]
+        return "chain:" + key.split("/")[1].partition("_")[0]  # <TICKER>_<digest>.json
     if key.startswith(fmt.HISTORY_PREFIX):
-        return "history:" + key.split("/")[1]
+        return "history:" + key.split("/")[1].partition("_")[0]  # <TICKER>_<digest>.json
     if key.startswith(fmt.FEATURE_SET_PREFIX):
-        return "features:" + key.split("/")[1]
+        return "features:" + key.split("/")[1].partition("_")[0]  # <TICKER>_<digest>.json
     return key
 
 

@@ -606,3 +606,31 @@ def test_sizes_leave_out_symlinks_and_directories(tmp_path: Path) -> None:
     (root / "d" / "sub").mkdir()
     storage = LocalStorage(root)
     assert storage.sizes(["link/x.json", "d/file.json", "d/sub"]) == {}
+
+
+def test_a_delete_removes_the_directories_it_empties_and_nothing_else(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "exports")
+    for key in ("chains/A/1.json", "chains/A/2.json", "chains/B/x/3.json", "chains/C/4.json"):
+        storage.put(key, b"{}")
+    storage.delete_many(["chains/A/1.json", "chains/B/x/3.json", "chains/gone/5.json"])
+    root = storage.root
+    assert not (root / "chains/B").exists()  # emptied, with its own parent left empty
+    assert (root / "chains/A/2.json").is_file() and (root / "chains/C/4.json").is_file()
+    storage.delete("chains/A/2.json")
+    assert not (root / "chains/A").exists() and (root / "chains").is_dir()
+    storage.delete_many(["chains/C/4.json"])
+    assert not (root / "chains").exists() and root.is_dir()  # the root itself stays
+    assert {info.key for info in storage.list("")} == set()
+
+
+def test_writes_make_again_a_directory_a_delete_pruned(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    storage.put_deferred("d/A/1.json", b"1")  # the directory is made once and remembered
+    storage.delete("d/A/1.json")  # ...then pruned, empty, before the batch is synced
+    storage.put_deferred("d/A/2.json", b"2")
+    storage.sync_deferred()
+    storage.delete("d/A/2.json")
+    storage.put("d/A/3.json", b"3")
+    assert {info.key: storage.get(info.key).data for info in storage.list("d/")} == {
+        "d/A/3.json": b"3"
+    }
