@@ -41,6 +41,7 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
+from chalicelib import catalogue
 from chalicelib import exportformat as fmt
 from chalicelib.config import TICKER_PATTERN, Settings
 from chalicelib.domain import calendar as cal
@@ -70,6 +71,9 @@ _TICKER = re.compile(TICKER_PATTERN)
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 _NUMPY_UTC = _NUMPY | orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z  # datetime64[s]: ...T21:00:00Z
 CONTENT_TYPES = {"json": "application/json", "atom": "application/atom+xml"}
+# The export precision of each numeric contract column (rounded here, not in SQL).
+CONTRACT_PRECISION = {f.name: f.precision for f in catalogue.CONTRACT_FIELDS
+                      if f.kind == "number" and f.name in fmt.CONTRACT_COLUMNS}  # fmt: skip
 
 # The kinds of a generation: name -> (builder method, the parameters ``export_all`` passes).
 KINDS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -625,18 +629,9 @@ class JSONExporter:
                 oldest = np.min(plan.features_as_of_ts[batch]).item()
                 rows = reader.rows(q.TICKER_FEATURES, [oldest])
                 return {"features": {str(row[0]): row[1:] for row in rows}}
-            oldest = np.min(plan.as_of_ts[batch]).item()
-            columns = reader.columns(q.CHAIN_COLUMNS, [oldest])
-            rank = np.ma.getdata(columns.pop("rank"))
-            cuts = np.searchsorted(rank, np.arange(len(batch) + 1)).tolist()
-            expiration = np.ma.getdata(columns.pop("expiration")).astype("datetime64[D]")
-            is_call = np.ma.getdata(columns.pop("is_call")).astype(bool)
-            return {
-                "cuts": cuts,
-                "runs": _runs(cuts, expiration, is_call),
-                "columns": _filled(columns),
-                "sessions": _rows_by_ticker(_filled(reader.columns(q.SESSION_ROWS))),
-            }
+            contracts = contract_columns(reader, np.min(plan.as_of_ts[batch]).item(), len(batch))
+            sessions = _rows_by_ticker(_filled(reader.columns(q.SESSION_ROWS)))
+            return {**contracts, "sessions": sessions}
 
     def _chain_documents(
         self, pub: Publication, plan: _Plan, batch: list[int], data: dict[str, Any]
@@ -947,13 +942,102 @@ def _batches(indices: list[int], sizes: list[int], limit: int) -> Iterator[list[
         yield batch
 
 
-def _filled(cols: dict[str, NDArray]) -> dict[str, NDArray | list[Any]]:
-    """Result columns ready for orjson: floats with NaN for NULL (orjson writes null), whole
-    numbers as int64, or as lists with None where a value is NULL."""
+def contract_columns(reader: Store, oldest: datetime, tickers: int) -> dict[str, Any]:
+    """The contracts of the snapshots registered as ``wanted`` (``tickers`` of them, none
+    older than ``oldest``), in document order and rounded: ``columns`` (filled), ``cuts``
+    (where each ticker's rows start, by ``rank``), and ``runs`` (each ticker's expiration and
+    right columns)."""
+    columns = reader.columns(q.CHAIN_COLUMNS, [oldest])
+    rank = np.ma.getdata(columns.pop("rank"))
+    expiration = np.ma.getdata(columns.pop("expiration")).astype("datetime64[D]")
+    is_call = np.ma.getdata(columns.pop("is_call")).astype(bool)
+    order = _document_order(rank, expiration, is_call, np.ma.getdata(columns["strike"]))
+    rank, expiration, is_call = rank[order], expiration[order], is_call[order]
+    cuts = np.searchsorted(rank, np.arange(tickers + 1)).tolist()
+    filled = _filled(columns, order)
+    for name, precision in CONTRACT_PRECISION.items():
+        filled[name] = _round(np.asarray(filled[name]), precision)
+    return {"cuts": cuts, "runs": _runs(cuts, expiration, is_call), "columns": filled}
+
+
+def _document_order(
+    rank: NDArray, expiration: NDArray, is_call: NDArray, strike: NDArray
+) -> NDArray[np.intp]:
+    """The permutation that puts a batch's contracts in document order: ticker (``rank``),
+    expiration, right (calls first), strike. The store holds a chain mostly by right, then
+    expiration and strike, so a stable sort on the first three keys (one integer) leaves the
+    strikes in order; the rare (ticker, expiration, right) whose strikes it leaves out of order
+    is sorted again by strike."""
+    if not rank.size:
+        return np.arange(0, dtype=np.intp)
+    days = expiration.astype(np.int64)
+    key = ((rank.astype(np.int64) << 20 | (days - days.min())) << 1) | ~is_call
+    order = np.argsort(key, kind="stable")
+    keys, strikes = key[order], strike[order]
+    disordered = np.flatnonzero((keys[1:] == keys[:-1]) & (strikes[1:] < strikes[:-1]))
+    for group in np.unique(keys[disordered]).tolist():
+        a, b = np.searchsorted(keys, group), np.searchsorted(keys, group, side="right")
+        order[a:b] = order[a:b][np.argsort(strikes[a:b], kind="stable")]
+    return order
+
+
+def _round(values: NDArray, precision: catalogue.Precision) -> NDArray:
+    """``values`` rounded exactly as ``Precision.apply`` rounds each (to ``decimals`` places or
+    ``significant`` digits, from the double's exact value, ties to even), a column at a time:
+    scaled by a power of ten, ``rint``, scaled back (the double nearest the rounded decimal).
+    Where the scaling's own rounding could decide (within 1e-6 of a tie, a digit too many or
+    too few, no fraction left) the value is rounded by ``apply``. NaN and infinities stay
+    (orjson writes null)."""
+    if values.dtype.kind != "f":
+        return values
+    if precision.decimals:
+        places: Any = precision.decimals
+    elif precision.significant:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            magnitude = np.floor(np.log10(np.abs(values)))
+        magnitude[~np.isfinite(magnitude)] = precision.significant - 1  # 0, NaN, infinities
+        places = np.clip(precision.significant - 1 - magnitude, -22, 22).astype(np.int64)
+    else:
+        return values
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.min(places) >= 0:  # the usual case: multiply by an exact power of ten
+            scale = _POW10[places]
+            scaled = values * scale
+            out = np.rint(scaled)
+            out /= scale
+        else:
+            scale = _POW10[np.abs(places)]
+            up = places >= 0
+            scaled = np.where(up, values * scale, values / scale)
+            whole = np.rint(scaled)
+            out = np.where(up, whole / scale, whole * scale)
+        magnitude = np.abs(scaled)
+        doubtful = np.abs(magnitude - np.floor(magnitude) - 0.5) < 1e-6
+        doubtful |= ~(magnitude < 2.0**52) & np.isfinite(values)  # no fraction left to round
+        if precision.significant:  # a digit too many or too few: log10 was off by one
+            low, high = 10.0 ** (precision.significant - 1), 10.0**precision.significant
+            doubtful |= ((magnitude < low) & (values != 0)) | (magnitude >= high)
+    for i in np.flatnonzero(doubtful).tolist():
+        exact = precision.apply(float(values[i]))
+        out[i] = np.nan if exact is None else exact
+    return out
+
+
+_POW10 = 10.0 ** np.arange(23)  # exact: every power of ten up to 10 ** 22 is a double
+
+
+def _filled(
+    cols: dict[str, NDArray], order: NDArray[np.intp] | None = None
+) -> dict[str, NDArray | list[Any]]:
+    """Result columns (rows taken in ``order``, if given) ready for orjson: floats with NaN for
+    NULL (orjson writes null), whole numbers as int64, or as lists with None where a value is
+    NULL."""
     out: dict[str, NDArray | list[Any]] = {}
     for name, values in cols.items():
         mask = np.ma.getmaskarray(values) if np.ma.isMaskedArray(values) else None
         data = np.ma.getdata(values)
+        if order is not None:
+            data, mask = data[order], None if mask is None else mask[order]
         if data.dtype.kind == "f":
             out[name] = np.where(mask, np.nan, data) if mask is not None and mask.any() else data
         elif mask is not None and mask.any():
