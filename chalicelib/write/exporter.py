@@ -617,8 +617,12 @@ class JSONExporter:
         with reader.registered("wanted", plan.table(batch)):
             if what == "history":
                 columns = reader.columns(q.HISTORY_ROWS)
-                rank = np.ma.getdata(columns.pop("rank"))
-                filled = _filled(columns)
+                rank = np.ma.getdata(columns.pop("rank")).astype(np.int64)
+                days = np.ma.getdata(columns.pop("day")).astype("datetime64[D]").astype(np.int64)
+                days -= days.min() if days.size else 0
+                order = np.argsort(rank << 32 | days, kind="stable")  # by ticker, then day
+                rank = rank[order]
+                filled = _filled(columns, order)
                 if filled["close_at"].dtype.kind == "M":  # no NULL: whole seconds, as ISO 8601
                     filled["close_at"] = filled["close_at"].astype("datetime64[s]")
                 return {

@@ -1,5 +1,6 @@
-"""Chain documents put the store's contracts in document order and round them as the catalogue
-says, however the store happens to hold them (the exporter sorts and rounds in numpy)."""
+"""Chain and history documents put the store's rows in document order, and chain documents round
+them as the catalogue says, however the store happens to hold them (the exporter sorts and
+rounds in numpy)."""
 
 from __future__ import annotations
 
@@ -100,3 +101,23 @@ def test_a_shuffled_store_exports_its_contracts_in_order_and_rounded(
                 precision = CONTRACT_PRECISION.get(name)
                 expected = precision.apply(value) if precision and value is not None else value
                 assert row[name] == expected, (ticker, name, value)
+
+
+@pytest.mark.parametrize("storage", ["local"], indirect=True)
+def test_a_shuffled_store_exports_each_history_by_day(
+    storage: Storage, small_store: Store, make_small_exporter
+) -> None:
+    small_store.rows("CREATE TABLE shuffled AS SELECT * FROM daily_history ORDER BY random()")
+    small_store.rows("DELETE FROM daily_history")
+    small_store.rows("INSERT INTO daily_history SELECT * FROM shuffled")
+    assert all(result.ok for result in make_small_exporter().export_all().values())
+    manifest = manifest_of(storage)
+    for ticker, key in manifest.histories.items():
+        doc = orjson.loads(storage.get(key).data)
+        stored = small_store.rows(
+            "SELECT strftime(close_at, '%Y-%m-%dT%H:%M:%SZ') FROM daily_history "
+            "WHERE ticker = ? AND day >= ? AND day < (SELECT max(day) FROM daily_history "
+            "WHERE ticker = ?) ORDER BY day",
+            [ticker, doc["since"], ticker],
+        )
+        assert doc["columns"]["close_at"] == [c for (c,) in stored] and doc["count"] > 1, ticker
