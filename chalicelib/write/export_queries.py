@@ -135,11 +135,16 @@ SESSION_ROWS = f"""
 # that overflow a double; the type makes it valid JSON otherwise), found on DuckDB's threads.
 # The lower bound on as_of (the oldest wanted) lets DuckDB skip older row groups by their zone
 # maps: the table holds every computation's features, newest last.
-_LENIENT = r"NaN|nan|nf|NF|[eE]\+?[0-9]{3}"
+# The tokens are found with ``contains`` (a substring search: an alternation of them in one
+# regular expression cost as much as the rest of the query), the exponents by a regex.
+def _lenient(col: str) -> str:
+    tokens = " OR ".join(f"contains({col}, '{token}')" for token in ("NaN", "nan", "nf", "NF"))
+    return f"({tokens} OR regexp_matches({col}, '[eE]\\+?[0-9]{{3}}'))"
+
+
 TICKER_FEATURES = f"""
     SELECT ticker, as_of, encode(features) AS features, encode(missing) AS missing,
-           coalesce(regexp_matches(features, '{_LENIENT}'), false)
-               OR regexp_matches(missing, '{_LENIENT}') AS lenient
+           coalesce({_lenient("features")}, false) OR {_lenient("missing")} AS lenient
     FROM (
         SELECT f.ticker, {_iso("f.as_of")} AS as_of, f.features::VARCHAR AS features,
                coalesce(f.missing, '{{}}'::JSON)::VARCHAR AS missing
