@@ -212,7 +212,7 @@ class JSONExporter:
     def _publish_once(self, kinds: dict[str, dict[str, Any]]) -> dict[str, KindResult]:
         started = time.perf_counter()
         now = self.clock()
-        previous = fmt.load_manifest(self.storage)
+        previous = _published_manifest(self.storage)
         verified = previous.verified_at if previous else None
         verify = verified is None or not timedelta(0) <= now - verified < VERIFY_EVERY
         # Where a head is a stat, not a request, the per-ticker documents (a directory each) are
@@ -327,6 +327,7 @@ class JSONExporter:
         body = fmt.dumps(manifest.model_dump(mode="json"))
         self._put_archive(pub, "manifest", fmt.MANIFEST_KEY, body)
         self._put(pub, fmt.MANIFEST_KEY, body)
+        _PUBLISHED[self.storage.location] = (fmt.sha256(body), manifest)
         for result in results.values():
             if result.ok:
                 log_event("export_kind", generation=pub.generation, **result.model_dump())
@@ -1107,6 +1108,25 @@ def _digest(*parts: bytes) -> str:
 
 def _content_type(key: str) -> str:
     return CONTENT_TYPES.get(key.rpartition(".")[2], "application/json")
+
+
+# The manifest this process published last, per storage location, with its bytes' sha256: the
+# next export in the process (the local runner's, a warm Lambda's) reads the stored bytes and,
+# when they are still these, skips parsing them again (15,000 entries at full size: ~70 ms).
+_PUBLISHED: dict[str, tuple[str, Manifest]] = {}
+
+
+def _published_manifest(storage: Storage) -> Manifest | None:
+    """``fmt.load_manifest(storage)``, without a parse when the stored manifest is the one this
+    process published last there."""
+    known = _PUBLISHED.get(storage.location)
+    if known is not None:
+        try:
+            if fmt.sha256(storage.get(fmt.MANIFEST_KEY).data) == known[0]:
+                return known[1]
+        except (ObjectNotFound, OSError, InvalidKey):
+            pass  # load_manifest says what happened, and falls back
+    return fmt.load_manifest(storage)
 
 
 def _ticker_keys(manifest: Manifest) -> list[str]:

@@ -3,6 +3,7 @@ trusted while they are still in the storage as written (finding 4 of issue 15)."
 
 from __future__ import annotations
 
+import pytest
 from exportkit import (
     LATEST,
     PUBLISHED,
@@ -277,3 +278,33 @@ def test_an_unchanged_latest_document_that_went_missing_is_written_again(
     assert second.documents[LATEST["alerts"]].generation == second.generation
     assert {LATEST["alerts"], second.archives["alerts"]} <= set(counting.puts)
     assert_complete(storage, second)
+
+
+@pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
+def test_the_manifest_this_process_published_is_not_parsed_again_unless_it_changed(
+    storage: Storage, make_small_exporter, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.write import exporter as exporter_module
+
+    parsed: list[bytes] = []
+    real = fmt.Manifest.model_validate_json
+    monkeypatch.setattr(fmt.Manifest, "model_validate_json",
+                        lambda data, **kw: parsed.append(data) or real(data, **kw))  # fmt: skip
+    exporter = make_small_exporter()
+    exporter.export_all()
+    first = manifest_of(storage)  # parses it (once)
+    _, kept = exporter_module._PUBLISHED[storage.location]
+    assert kept == first  # what the process kept is what a reader parses
+    parsed.clear()
+    clock.advance(minutes=5)
+    exporter.export_all()
+    assert parsed == []  # the stored bytes were the ones published: not parsed again
+    second = manifest_of(storage)
+    assert second.previous_generation == first.generation
+    # Another writer's manifest (here: the first one, put back) is read from the storage.
+    storage.put(fmt.MANIFEST_KEY, fmt.dumps(first.model_dump(mode="json")))
+    parsed.clear()
+    clock.advance(minutes=5)
+    exporter.export_all()
+    assert len(parsed) == 1
+    assert manifest_of(storage).previous_generation == first.generation
