@@ -156,21 +156,25 @@ TICKER_FEATURES = f"""
 SCALAR_FEATURES: tuple[str, ...] = tuple(
     f.name for f in catalogue.FEATURES if f.kind not in ("record", "records", "series")
 )
-# What ``features.json`` is built from: the latest features row of each ticker.
+# What ``features.json`` is built from: the latest features row of each ticker, and the oldest
+# of them (which bounds the next query's scan).
 LATEST_FEATURES_DIGEST = """
-    SELECT count(*), coalesce(sum(hash(ticker, as_of)), 0)::VARCHAR FROM (
+    SELECT count(*), coalesce(sum(hash(ticker, as_of)), 0)::VARCHAR, min(as_of) FROM (
         SELECT ticker, as_of FROM features
         QUALIFY row_number() OVER (PARTITION BY ticker ORDER BY as_of DESC) = 1
         ORDER BY ticker LIMIT ?
     )
 """
 # ``features.json``: every ticker's latest scalar features, each ticker's as one JSON array
-# (one parse of its features document; the exporter turns the rows into columns).
+# (one parse of its features document; the exporter turns the rows into columns). The lower
+# bound on as_of (the oldest latest) skips older row groups, as for ``TICKER_FEATURES``: the
+# features column of every row scanned is read, and the table keeps every computation's.
 LATEST_FEATURE_ROWS = f"""
     SELECT ticker, {_iso("as_of")} AS as_of, coalesce(missing, '{{}}'::JSON)::VARCHAR AS missing,
            to_json(json_extract(features, [{", ".join(f"'$.{name}'" for name in SCALAR_FEATURES)}]))
                ::VARCHAR AS scalars
     FROM features
+    WHERE as_of >= ?
     QUALIFY row_number() OVER (PARTITION BY ticker ORDER BY as_of DESC) = 1
     ORDER BY ticker LIMIT ?
 """

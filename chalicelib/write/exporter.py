@@ -472,11 +472,11 @@ class JSONExporter:
     def _features(self, pub: Publication, limit: int | None) -> Built:
         """The scalar features table; when the latest features rows are the ones the published
         document was built from, it is not built at all (parsing them is the cost)."""
-        n, digest = self.store.rows(q.LATEST_FEATURES_DIGEST, [limit])[0]
+        n, digest, oldest = self.store.rows(q.LATEST_FEATURES_DIGEST, [limit])[0]
         fingerprint = f"{limit}|{n}|{digest}|{fmt.SCHEMA_VERSION}"
         if self._unchanged(pub, "features", fingerprint):
             return Built(b"", int(n), fingerprint=fingerprint, kept=True)
-        rows = self.store.rows(q.LATEST_FEATURE_ROWS, [limit])
+        rows = self.store.rows(q.LATEST_FEATURE_ROWS, [oldest, limit]) if n else []
         scalars = [orjson.loads(fmt.strict_json(v.encode())) for *_, v in rows]
         transposed = (
             map(list, zip(*scalars, strict=True)) if scalars else ([] for _ in q.SCALAR_FEATURES)
