@@ -42,7 +42,7 @@ class Part:
     """Bytes that end a body, with their deflate stream made once, when first needed. (A plain
     class: a dataclass would cost several times more to create at the API's cold start.)"""
 
-    __slots__ = ("data", "_deflated")
+    __slots__ = ("_deflated", "data")
 
     def __init__(self, data: bytes) -> None:
         self.data = data
