@@ -12,8 +12,7 @@ Pure Python on purpose: no numpy, no duckdb, so the read side can import it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Kind = Literal[
     "number", "integer", "boolean", "string", "date", "timestamp", "record", "records", "series"
@@ -46,8 +45,9 @@ CONVENTIONS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Field:
+# Entries are NamedTuples, not frozen dataclasses: the API creates these classes at every cold
+# start, where a dataclass costs several times more (it compiles each of its methods).
+class Field(NamedTuple):
     """One field of a structured feature (a record, a list of records or a series of arrays)."""
 
     name: str
@@ -56,8 +56,7 @@ class Field:
     optional: bool = False  # present only in some records (a reason, say)
 
 
-@dataclass(frozen=True)
-class Feature:
+class Feature(NamedTuple):
     """A feature of one ticker's snapshot, as ``compute_features`` emits it under ``values``."""
 
     name: str
@@ -70,8 +69,7 @@ class Feature:
     fields: tuple[Field, ...] = ()
 
 
-@dataclass(frozen=True)
-class Precision:
+class Precision(NamedTuple):
     """How a contract field is rounded for export: to ``decimals`` places or ``significant``
     digits (neither: exported as is)."""
 
@@ -95,8 +93,7 @@ class Precision:
         return "exact"
 
 
-@dataclass(frozen=True)
-class ContractField:
+class ContractField(NamedTuple):
     """A column of one contract in a chain (the store's and the export's contract rows)."""
 
     name: str

@@ -13,9 +13,8 @@ expiration of a large chain costs its own rows only, and only once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib import exportformat as fmt
 from chalicelib.errors import NotFound
@@ -28,11 +27,10 @@ HISTORY_FIELDS = fmt.HISTORY_COLUMNS  # the fields of a history row
 _SOURCE_RANK = {"none": 0, "archive": 1, "latest": 2}
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):  # not a dataclass: see ``reader.Loaded``
     data: dict[str, Any] | Callable[[], dict[str, Any]]
     loaded: Loaded
-    extra_versions: tuple[str, ...] = field(default=())
+    extra_versions: tuple[str, ...] = ()
 
     def build(self) -> dict[str, Any]:
         return self.data() if callable(self.data) else self.data

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import struct
 import zlib
-from dataclasses import dataclass, field
 
 MIN_BYTES = 1024  # smaller bodies are sent as they are: gzip would not pay for itself
 LEVEL = 6
@@ -39,12 +38,15 @@ def accepts_gzip(header: str | None) -> bool:
     return q > 0
 
 
-@dataclass
 class Part:
-    """Bytes that end a body, with their deflate stream made once, when first needed."""
+    """Bytes that end a body, with their deflate stream made once, when first needed. (A plain
+    class: a dataclass would cost several times more to create at the API's cold start.)"""
 
-    data: bytes
-    _deflated: bytes | None = field(default=None, repr=False)
+    __slots__ = ("_deflated", "data")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._deflated: bytes | None = None
 
     def deflated(self) -> bytes:
         if self._deflated is None:  # two threads may both compress once: same result

@@ -28,9 +28,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -58,8 +57,9 @@ def _temporary(exc: BaseException) -> bool:
     return isinstance(exc, StorageUnavailable | OSError) and not isinstance(exc, gzip.BadGzipFile)
 
 
-@dataclass(frozen=True)
-class Loaded:
+# Records are NamedTuples, not frozen dataclasses: the API creates them at every cold start, where
+# a dataclass costs several times more (it compiles each of its methods).
+class Loaded(NamedTuple):
     """A verified document (or none), where it came from, and what identifies its bytes."""
 
     doc: dict[str, Any] | None
@@ -117,20 +117,21 @@ class LruCache:
         return len(self._items)
 
 
-@dataclass(frozen=True)
-class _Doc:
+class _Doc(NamedTuple):
     """A parsed document and where its bytes were first read from."""
 
     doc: dict[str, Any]
     source: Source
 
 
-@dataclass
 class _Lookup:
     """What resolving one document ran into. An answer reached while the storage failed to
     answer is temporary, so it is not cached under the manifest version."""
 
-    unavailable: bool = False
+    __slots__ = ("unavailable",)
+
+    def __init__(self, unavailable: bool = False) -> None:
+        self.unavailable = unavailable
 
 
 class ExportReader:

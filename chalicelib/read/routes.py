@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from chalicelib.read import api, feed
 from chalicelib.read import params as p
 from chalicelib.read.reader import ExportReader, Loaded
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):  # not a dataclass: see ``reader.Loaded``
     name: str
     path: str
     params: type[p.Params]
@@ -56,8 +55,7 @@ ROUTES: dict[str, Route] = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class DocumentRoute:
+class DocumentRoute(NamedTuple):
     """A route answering with one published document's verified bytes, in its media type."""
 
     name: str

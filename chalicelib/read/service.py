@@ -9,9 +9,8 @@ serializes nothing (only ``age_seconds`` is spliced in fresh).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import ValidationError
@@ -37,8 +36,7 @@ _BODIES = LruCache(max_items=512, max_weight=16 << 20)  # serialized bodies, by 
 _LOG_LEVEL: list[str] = []
 
 
-@dataclass(frozen=True)
-class Body:
+class Body(NamedTuple):  # not a dataclass: see ``reader.Loaded``
     """A serialized JSON body (its fresh metadata, then the part cached per version), what
     identifies its content, and where its data came from."""
 

@@ -20,16 +20,17 @@ from __future__ import annotations
 import abc
 import builtins
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from chalicelib.logs import timed
 from chalicelib.storage.keys import validate_key, validate_prefix
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectInfo:
+# Records are NamedTuples, not frozen dataclasses: the API creates them at every cold start, where
+# a dataclass costs several times more (it compiles each of its methods).
+class ObjectInfo(NamedTuple):
     """Metadata of one stored object."""
 
     key: str
@@ -38,8 +39,7 @@ class ObjectInfo:
     last_modified: datetime  # timezone-aware, UTC
 
 
-@dataclass(frozen=True, slots=True)
-class StoredObject:
+class StoredObject(NamedTuple):
     """An object's bytes, read together with the version they belong to."""
 
     key: str
