@@ -266,19 +266,35 @@ def phase_build_methods(env: dict[str, str]) -> dict[str, Any]:
 
 def phase_import_time(runs: int = 7) -> dict[str, Any]:
     """The API handler's cold import (``python -X importtime -c "import app"``, each run a new
-    interpreter), and a new process's first snapshot request after it."""
+    interpreter), with every module's bytecode compiled beforehand (as Python writes it on a
+    first import, and as a package can ship it: the goal's figure), and with none at all (every
+    module compiled in the run: a package without ``.pyc``, as ``package.sh`` builds today).
+    Each figure has its own bytecode directory (``PYTHONPYCACHEPREFIX``), so neither depends on
+    what ``__pycache__`` this checkout holds, nor on ``PYTHONDONTWRITEBYTECODE``."""
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    totals = []
-    for _ in range(runs):
-        err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import app"], cwd=root,
-                             capture_output=True, text=True, check=True).stderr  # fmt: skip
+
+    def once(env: dict[str, str]) -> float:
+        command = [sys.executable, "-X", "importtime", "-c", "import app"]
+        err = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
+                             check=True).stderr  # fmt: skip
         line = [x for x in err.splitlines() if x.rstrip().endswith("| app")][-1]
-        totals.append(int(line.split("|")[1]) / 1000)
-    return {"import_ms": {"min": round(min(totals), 1),
-                          "median": round(statistics.median(totals), 1), "n": runs}}  # fmt: skip
+        return int(line.split("|")[1]) / 1000
+
+    def summary(totals: list[float]) -> dict[str, Any]:
+        return {"min": round(min(totals), 1), "median": round(statistics.median(totals), 1),
+                "n": len(totals)}  # fmt: skip
+
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    with tempfile.TemporaryDirectory() as compiled, tempfile.TemporaryDirectory() as empty:
+        cached = {**base, "PYTHONPYCACHEPREFIX": compiled}
+        once(cached)  # writes every module's bytecode
+        warm = [once(cached) for _ in range(runs)]
+        bare = {**base, "PYTHONPYCACHEPREFIX": empty, "PYTHONDONTWRITEBYTECODE": "1"}
+        cold = [once(bare) for _ in range(runs)]
+    return {"import_ms": summary(warm), "import_uncompiled_ms": summary(cold)}
 
 
 def _first_request(env: dict[str, str], ticker: str) -> dict[str, Any]:
@@ -618,6 +634,8 @@ def table(figures: dict[str, Any]) -> str:
         ("  ratio seed / ours", f"{f['ratios']['export_vs_seed']}×"),
         ("API cold import", f"{f['import_ms']['min']:.0f} ms min, "
                             f"{f['import_ms']['median']:.0f} ms median (n={f['import_ms']['n']})"),
+        ("  with no bytecode at all", f"{f['import_uncompiled_ms']['min']:.0f} ms min, "
+                                      f"{f['import_uncompiled_ms']['median']:.0f} ms median"),
         ("  new process: import, first snapshot", f"{f['cold_start_ms']['import']:.0f} ms, "
                                                   f"{f['cold_start_ms']['first_request']:.0f} ms"),
         ("snapshot cold p50 / p99", _p(f["snapshot_cold"])),
