@@ -13,8 +13,9 @@ from exportkit import contracts_of, manifest_of
 
 from chalicelib import catalogue
 from chalicelib import exportformat as fmt
+from chalicelib.exportformat import Manifest
 from chalicelib.storage.base import Storage
-from chalicelib.write.exporter import CONTRACT_PRECISION, _document_order, _round
+from chalicelib.write.exporter import CONTRACT_PRECISION, JSONExporter, _document_order, _round
 from chalicelib.write.store import Store
 
 PRECISIONS = sorted({f.precision for f in (*catalogue.CONTRACT_FIELDS, *catalogue.HISTORY_FIELDS)
@@ -75,15 +76,23 @@ def test_document_order_is_a_full_sort_whatever_the_input_order() -> None:
     assert _document_order(*(np.array([], dtype=t) for t in ("i8", "M8[D]", "?", "f8"))).size == 0
 
 
+def _exported_shuffled(
+    store: Store, table: str, exporter: JSONExporter, storage: Storage
+) -> Manifest:
+    """Export after rewriting ``table`` in a random order (the order a store happens to hold)."""
+    store.rows(f"CREATE TABLE shuffled AS SELECT * FROM {table} ORDER BY random()")
+    store.rows(f"DELETE FROM {table}")
+    store.rows(f"INSERT INTO {table} SELECT * FROM shuffled")
+    store.rows("DROP TABLE shuffled")
+    assert all(result.ok for result in exporter.export_all().values())
+    return manifest_of(storage)
+
+
 @pytest.mark.parametrize("storage", ["local"], indirect=True)
 def test_a_shuffled_store_exports_its_contracts_in_order_and_rounded(
     storage: Storage, small_store: Store, make_small_exporter
 ) -> None:
-    small_store.rows("CREATE TABLE shuffled AS SELECT * FROM option_quotes ORDER BY random()")
-    small_store.rows("DELETE FROM option_quotes")
-    small_store.rows("INSERT INTO option_quotes SELECT * FROM shuffled")
-    assert all(result.ok for result in make_small_exporter().export_all().values())
-    manifest = manifest_of(storage)
+    manifest = _exported_shuffled(small_store, "option_quotes", make_small_exporter(), storage)
     fields = [*CONTRACT_PRECISION, "volume", "open_interest"]
     for ticker, key in manifest.chains.items():
         doc = orjson.loads(storage.get(key).data)
@@ -107,11 +116,7 @@ def test_a_shuffled_store_exports_its_contracts_in_order_and_rounded(
 def test_a_shuffled_store_exports_each_history_by_day(
     storage: Storage, small_store: Store, make_small_exporter
 ) -> None:
-    small_store.rows("CREATE TABLE shuffled AS SELECT * FROM daily_history ORDER BY random()")
-    small_store.rows("DELETE FROM daily_history")
-    small_store.rows("INSERT INTO daily_history SELECT * FROM shuffled")
-    assert all(result.ok for result in make_small_exporter().export_all().values())
-    manifest = manifest_of(storage)
+    manifest = _exported_shuffled(small_store, "daily_history", make_small_exporter(), storage)
     for ticker, key in manifest.histories.items():
         doc = orjson.loads(storage.get(key).data)
         stored = small_store.rows(
