@@ -32,6 +32,7 @@ What the data must support (sparse and odd chains are common in real imports)
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -374,6 +375,21 @@ def open_interest_change(
 
 
 # ---- the entry point -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class TickerInputs:
+    """One ticker's inputs to ``compute_features`` (see there for what each means)."""
+
+    chain: ChainBatch
+    spot: float
+    as_of: datetime
+    history: DailyInputs
+    contract_history: ContractHistory | None = None
+    previous_oi: PreviousOpenInterest | None = None
+    next_earnings: date | None = None
+    ticker: str | None = None
+    div_yield: float = 0.0
+
+
 def compute_features(
     chain: ChainBatch,
     spot: float,
@@ -396,34 +412,73 @@ def compute_features(
     open interest (for the day-over-day OI change); ``None`` means none is known.
     ``next_earnings`` is the provider calendar's next earnings date, passed through.
     """
-    name = ticker or (str(chain["ticker"][0]) if len(chain) else "")
-    out = _Out()
-    as_of = as_of.astimezone(UTC) if as_of.tzinfo else as_of.replace(tzinfo=UTC)
-    out.put("underlying_price", spot)
-    out.put("contracts", len(chain))
-    out.put(
-        "next_earnings",
-        next_earnings.isoformat() if next_earnings else None,
-        "no upcoming earnings date in the provider's calendar",
-    )
-    spot_ok = math.isfinite(spot) and spot > 0
-    prepared = _prepare(chain, spot, as_of, rate, div_yield, config) if spot_ok else None
-    if not spot_ok:
-        out.miss("underlying_price", "spot price missing or not positive")
-    if prepared is None:
-        reason = "empty chain" if len(chain) == 0 else "no usable contracts or spot"
-        for feature in _CHAIN_FEATURES:
-            out.miss(feature, reason)
-    else:
-        atm = _atm_by_expiry(prepared, config)
-        _volatility_features(prepared, atm, config, out)
-        _flow_features(prepared, out)
-        oi_change = _oi_change_features(prepared, as_of, previous_oi, config, out)
-        _positioning_features(prepared, atm, oi_change, config, out)
-        _unusual_features(prepared, contract_history, config, out)
-    atm_iv, skew = out.values.get("atm_iv"), out.values.get("skew_25d")
-    _history_features(history, spot, as_of, atm_iv, skew, config, out)
-    return FeatureSet(ticker=name, as_of=as_of, values=out.values, missing=out.missing)
+    item = TickerInputs(
+        chain, spot, as_of, history, contract_history, previous_oi, next_earnings, ticker,
+        div_yield,
+    )  # fmt: skip
+    return FeatureBatch([item], rate=rate, config=config).features(0)
+
+
+class FeatureBatch:
+    """``compute_features`` for many tickers: the chains' array passes run once over all of them.
+
+    A watchlist is thousands of small chains, and numpy's per-call cost on a 300-contract chain
+    is most of the work; so the chains are laid end to end, each (ticker, expiry) one group, and
+    everything that is per contract or per group (T, forwards, solved IVs and greeks, ATM IVs,
+    straddles, GEX, the per-expiry sums) is computed in one pass. ``features(j)`` then assembles
+    ticker ``j``'s values from its slices; a ticker whose assembly raises fails alone.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[TickerInputs],
+        *,
+        rate: float = 0.045,
+        config: AnalyticsConfig = DEFAULT_CONFIG,
+    ) -> None:
+        self.items = list(items)
+        self.rate = rate
+        self.config = config
+        self._as_of = [
+            a.astimezone(UTC) if a.tzinfo else a.replace(tzinfo=UTC)
+            for a in (item.as_of for item in self.items)
+        ]
+        self._all = _prepare_many(self.items, self._as_of, rate, config)
+        self._shared = None if self._all.p is None else _Shared.of(self._all.p, config)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def features(self, j: int) -> FeatureSet:
+        """Ticker ``j``'s ``FeatureSet``."""
+        item, as_of, config = self.items[j], self._as_of[j], self.config
+        chain, spot = item.chain, item.spot
+        name = item.ticker or (str(chain["ticker"][0]) if len(chain) else "")
+        out = _Out()
+        out.put("underlying_price", spot)
+        out.put("contracts", len(chain))
+        out.put(
+            "next_earnings",
+            item.next_earnings.isoformat() if item.next_earnings else None,
+            "no upcoming earnings date in the provider's calendar",
+        )
+        if not (math.isfinite(spot) and spot > 0):
+            out.miss("underlying_price", "spot price missing or not positive")
+        prepared = self._all.view(j, spot, item.div_yield)
+        if prepared is None or self._shared is None:
+            reason = "empty chain" if len(chain) == 0 else "no usable contracts or spot"
+            for feature in _CHAIN_FEATURES:
+                out.miss(feature, reason)
+        else:
+            shared = self._shared.view(self._all.contracts(j), self._all.groups(j))
+            _volatility_features(prepared, shared.atm, config, out)
+            _flow_features(prepared, out)
+            oi_change = _oi_change_features(prepared, as_of, item.previous_oi, config, out)
+            _positioning_features(prepared, shared, oi_change, config, out)
+            _unusual_features(prepared, item.contract_history, config, out)
+        atm_iv, skew = out.values.get("atm_iv"), out.values.get("skew_25d")
+        _history_features(item.history, spot, as_of, atm_iv, skew, config, out)
+        return FeatureSet(ticker=name, as_of=as_of, values=out.values, missing=out.missing)
 
 
 # ---- internals -----------------------------------------------------------------------------
@@ -455,7 +510,11 @@ class _Out:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """The chain as arrays, with T, forwards, filled IVs/greeks and usable expiries."""
+    """The chain as arrays, with T, forwards, filled IVs/greeks and usable expiries.
+
+    One ticker's, or a batch's: then an "expiry" is one (ticker, expiry) group, ``group_spot``
+    gives each its ticker's spot, and ``spot`` and ``div_yield`` (one ticker's) are NaN.
+    """
 
     spot: float
     rate: float
@@ -465,6 +524,7 @@ class _Prepared:
     forward: FloatArray  # per expiry
     dte: NDArray[np.int64]
     usable: NDArray[np.bool_]  # per expiry: at least min_dte_days away
+    group_spot: FloatArray  # per expiry: its ticker's spot (a batch holds many tickers)
     exp_idx: NDArray[np.intp]
     strike: FloatArray
     is_call: NDArray[np.bool_]
@@ -490,65 +550,134 @@ def _expiry_close_seconds(day: date) -> int:
     return int(cal.expiry_close(day).timestamp())
 
 
-def _prepare(
-    chain: ChainBatch,
-    spot: float,
-    as_of: datetime,
-    rate: float,
-    div_yield: float,
-    config: AnalyticsConfig,
-) -> _Prepared | None:
-    if len(chain) == 0:
-        return None
-    exp_day = np.asarray(chain["expiration"]).astype("datetime64[D]")
-    expiries, exp_idx = np.unique(exp_day, return_inverse=True)
-    closes = np.array([_expiry_close_seconds(d) for d in expiries.tolist()], dtype=np.float64)
-    t_exp = (closes - as_of.timestamp()) / cal.SECONDS_PER_YEAR
+_CHAIN_INPUTS = ("expiration", "strike", "right", "bid", "ask", "implied_volatility", "delta",
+                 "gamma", "volume", "open_interest")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """The prepared chains of a batch's tickers end to end (``p``; None when none has a usable
+    one), and where each ticker's contracts and groups lie in it."""
+
+    p: _Prepared | None
+    contract_bounds: NDArray[np.intp]  # ticker j's contracts: [bounds[j], bounds[j + 1])
+    group_bounds: NDArray[np.intp]
+
+    def contracts(self, j: int) -> slice:
+        return slice(int(self.contract_bounds[j]), int(self.contract_bounds[j + 1]))
+
+    def groups(self, j: int) -> slice:
+        return slice(int(self.group_bounds[j]), int(self.group_bounds[j + 1]))
+
+    def view(self, j: int, spot: float, div_yield: float) -> _Prepared | None:
+        """Ticker ``j``'s ``_Prepared`` (slices, no copies); None without a usable chain."""
+        p, c, g = self.p, self.contracts(j), self.groups(j)
+        if p is None or c.start == c.stop:
+            return None
+        return _Prepared(
+            spot=spot,
+            rate=p.rate,
+            div_yield=div_yield,
+            expiries=p.expiries[g],
+            t_exp=p.t_exp[g],
+            forward=p.forward[g],
+            dte=p.dte[g],
+            usable=p.usable[g],
+            group_spot=p.group_spot[g],
+            exp_idx=p.exp_idx[c] - g.start,
+            strike=p.strike[c],
+            is_call=p.is_call[c],
+            bid=p.bid[c],
+            ask=p.ask[c],
+            mid=p.mid[c],
+            quoted=p.quoted[c],
+            volume=p.volume[c],
+            oi=p.oi[c],
+            iv=p.iv[c],
+            delta=p.delta[c],
+            gamma=p.gamma[c],
+            log_moneyness=p.log_moneyness[c],
+        )
+
+
+def _prepare_many(
+    items: Sequence[TickerInputs], as_ofs: Sequence[datetime], rate: float, config: AnalyticsConfig
+) -> _Batch:
+    """Every ticker's chain with a positive spot, its expired lines dropped, as one ``_Prepared``
+    whose groups are (ticker, expiry) in ticker order, then expiry order."""
+    n = len(items)
+    spot = np.array([item.spot for item in items], dtype=np.float64)
+    div_yield = np.array([item.div_yield for item in items], dtype=np.float64)
+    lengths = np.array([len(item.chain) for item in items], dtype=np.intp)
+    with np.errstate(invalid="ignore"):
+        take = np.flatnonzero(np.isfinite(spot) & (spot > 0) & (lengths > 0))
+    nothing = _Batch(None, np.zeros(n + 1, dtype=np.intp), np.zeros(n + 1, dtype=np.intp))
+    if take.size == 0:
+        return nothing
+    chains = [items[j].chain for j in take.tolist()]
+    cols = {k: np.concatenate([np.asarray(c[k]) for c in chains]) for k in _CHAIN_INPUTS}
+    owner = np.repeat(take, lengths[take])
+    exp_day = cols["expiration"].astype("datetime64[D]").astype(np.int64)
+    first_day = int(exp_day.min())
+    keys, exp_idx = np.unique((owner.astype(np.int64) << 32) | (exp_day - first_day),
+                              return_inverse=True)  # fmt: skip
+    g_owner = (keys >> 32).astype(np.intp)
+    g_day = keys & 0xFFFFFFFF
+    days, day_idx = np.unique(g_day, return_inverse=True)
+    expiry_days = (days + first_day).astype("datetime64[D]")
+    closes = np.array([_expiry_close_seconds(d) for d in expiry_days.tolist()], dtype=np.float64)
+    as_of_seconds = np.array([a.timestamp() for a in as_ofs], dtype=np.float64)
+    t_exp = (closes[day_idx] - as_of_seconds[g_owner]) / cal.SECONDS_PER_YEAR
     live = t_exp[exp_idx] > 0
     if not live.any():
-        return None
+        return nothing
     if not live.all():  # an expired line (or a bad clock) must not poison the rest
-        chain = chain.filter(live)
-        exp_day = exp_day[live]
-        expiries, exp_idx = np.unique(exp_day, return_inverse=True)
-        keep = np.flatnonzero(t_exp > 0)
-        t_exp = t_exp[keep]
-    as_of_day = np.datetime64(as_of.date(), "D")
-    dte = (expiries - as_of_day).astype(np.int64)
-    strike = np.asarray(chain["strike"], dtype=np.float64)
-    is_call = np.asarray(chain["right"]) == "C"
-    bid = np.asarray(chain["bid"], dtype=np.float64)
-    ask = np.asarray(chain["ask"], dtype=np.float64)
+        cols = {k: v[live] for k, v in cols.items()}
+        owner = owner[live]
+        keep = t_exp > 0
+        exp_idx = (np.cumsum(keep) - 1)[exp_idx[live]]
+        g_owner, g_day, t_exp = g_owner[keep], g_day[keep], t_exp[keep]
+    expiries = (g_day + first_day).astype("datetime64[D]")
+    as_of_day = np.array([a.date() for a in as_ofs], dtype="datetime64[D]")
+    dte = (expiries - as_of_day[g_owner]).astype(np.int64)
+    strike = np.asarray(cols["strike"], dtype=np.float64)
+    is_call = np.asarray(cols["right"]) == "C"
+    bid = np.asarray(cols["bid"], dtype=np.float64)
+    ask = np.asarray(cols["ask"], dtype=np.float64)
     quoted = two_sided(bid, ask)
     with np.errstate(invalid="ignore"):
         mid = np.where((ask > 0) & (bid >= 0) & (ask >= bid), 0.5 * (bid + ask), np.nan)
-        iv = np.array(chain["implied_volatility"], dtype=np.float64)
+        iv = np.array(cols["implied_volatility"], dtype=np.float64)
         iv[~(iv > 0)] = np.nan  # a vendor's 0 means "not computed"
     t = t_exp[exp_idx]
-    forward = spot * np.exp((rate - div_yield) * t_exp)
+    group_spot, group_q = spot[g_owner], div_yield[g_owner]
+    forward = group_spot * np.exp((rate - group_q) * t_exp)
+    s, q = group_spot[exp_idx], group_q[exp_idx]
     solve = ~np.isfinite(iv) & quoted  # a source without (some) IVs: solve two-sided quotes
     if solve.any():
         iv[solve] = implied_volatility(
-            mid[solve], spot, strike[solve], t[solve], rate, is_call[solve], div_yield
+            mid[solve], s[solve], strike[solve], t[solve], rate, is_call[solve], q[solve]
         ).iv
-    delta = np.array(chain["delta"], dtype=np.float64)
-    gamma = np.array(chain["gamma"], dtype=np.float64)
+    delta = np.array(cols["delta"], dtype=np.float64)
+    gamma = np.array(cols["gamma"], dtype=np.float64)
     fill = np.isfinite(iv) & (~np.isfinite(delta) | ~np.isfinite(gamma))
     if fill.any():
-        greeks = bs_greeks(spot, strike[fill], t[fill], rate, iv[fill], is_call[fill], div_yield)
+        greeks = bs_greeks(s[fill], strike[fill], t[fill], rate, iv[fill], is_call[fill], q[fill])
         delta[fill] = np.where(np.isfinite(delta[fill]), delta[fill], greeks.delta)
         gamma[fill] = np.where(np.isfinite(gamma[fill]), gamma[fill], greeks.gamma)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_moneyness = np.log(strike / forward[exp_idx])
-    return _Prepared(
-        spot=spot,
+    tickers = np.arange(n + 1)
+    prepared = _Prepared(
+        spot=np.nan,
         rate=rate,
-        div_yield=div_yield,
+        div_yield=np.nan,
         expiries=expiries,
         t_exp=t_exp,
         forward=forward,
         dte=dte,
         usable=t_exp * 365.0 >= config.min_dte_days,
+        group_spot=group_spot,
         exp_idx=exp_idx,
         strike=strike,
         is_call=is_call,
@@ -556,13 +685,14 @@ def _prepare(
         ask=ask,
         mid=mid,
         quoted=quoted,
-        volume=np.asarray(chain["volume"], dtype=np.float64),
-        oi=np.asarray(chain["open_interest"], dtype=np.float64),
+        volume=np.asarray(cols["volume"], dtype=np.float64),
+        oi=np.asarray(cols["open_interest"], dtype=np.float64),
         iv=iv,
         delta=delta,
         gamma=gamma,
         log_moneyness=log_moneyness,
     )
+    return _Batch(prepared, np.searchsorted(owner, tickers), np.searchsorted(g_owner, tickers))
 
 
 def _interp_by_group(
@@ -840,16 +970,88 @@ def _straddles(p: _Prepared, config: AnalyticsConfig) -> _Straddles:
     both, pe, pk = both[keep], pe[keep], pk[keep]
     if both.size == 0:
         return _Straddles(strike, mid)
-    best = np.lexsort((pk, np.abs(pk - p.spot), pe))  # nearest spot first, then lowest strike
+    best = np.lexsort((pk, np.abs(pk - p.group_spot[pe]), pe))  # nearest spot, lowest strike
     first = best[_starts(pe[best][1:] != pe[best][:-1])]
     strike[pe[first]] = pk[first]
     mid[pe[first]] = p.mid[call_row[both][first]] + p.mid[put_row[both][first]]
     return _Straddles(strike, mid)
 
 
+@dataclass(frozen=True)
+class _Shared:
+    """What ``FeatureBatch`` computes once for all its tickers: per group (ticker, expiry) the
+    ATM IV, the straddle, the per-expiry sums of ``by_expiry`` and the GEX by strike; per
+    contract the GEX and whether it is known."""
+
+    atm: FloatArray
+    straddles: _Straddles
+    gex: FloatArray
+    gex_known: NDArray[np.bool_]
+    strike_gex: list[list[dict[str, float]]]
+    sums: dict[str, list[Any]]  # per group, the ``_expiry_sums``
+
+    @classmethod
+    def of(cls, p: _Prepared, config: AnalyticsConfig) -> _Shared:
+        gex = gamma_exposure(p.gamma, p.oi, p.group_spot[p.exp_idx], p.is_call)
+        with np.errstate(invalid="ignore"):
+            known = np.isfinite(gex) & (p.oi > 0)
+        return cls(
+            atm=_atm_by_expiry(p, config),
+            straddles=_straddles(p, config),
+            gex=gex,
+            gex_known=known,
+            strike_gex=_gex_by_strike_per_expiry(p, gex, known, config),
+            sums=_expiry_sums(p, gex, known),
+        )
+
+    def view(self, contracts: slice, groups: slice) -> _Shared:
+        """One ticker's share."""
+        return _Shared(
+            atm=self.atm[groups],
+            straddles=_Straddles(self.straddles.strike[groups], self.straddles.mid[groups]),
+            gex=self.gex[contracts],
+            gex_known=self.gex_known[contracts],
+            strike_gex=self.strike_gex[groups],
+            sums={k: v[groups] for k, v in self.sums.items()},
+        )
+
+
+def _expiry_sums(
+    p: _Prepared, gex: FloatArray, gex_known: NDArray[np.bool_]
+) -> dict[str, list[Any]]:
+    """Per expiry: contracts, volumes, open interest and GEX by side, and how many contracts
+    know their OI (any, > 0) and their GEX."""
+    n = p.expiries.size
+
+    def per_expiry(values: FloatArray, mask: NDArray[np.bool_] | None = None) -> FloatArray:
+        weights = values if mask is None else np.where(mask, values, 0.0)
+        return np.bincount(p.exp_idx, weights=weights, minlength=n)
+
+    def count(mask: NDArray[np.bool_]) -> list[int]:
+        return np.bincount(p.exp_idx[mask], minlength=n).tolist()
+
+    oi_known = np.isfinite(p.oi)
+    oi = np.where(oi_known, p.oi, 0.0)
+    call_gex = per_expiry(np.where(gex_known, gex, 0.0), p.is_call)
+    put_gex = per_expiry(np.where(gex_known, gex, 0.0), ~p.is_call)
+    return {
+        "contracts": np.bincount(p.exp_idx, minlength=n).tolist(),
+        "has_oi": count(oi_known),
+        "has_positive_oi": count(oi_known & (oi > 0)),
+        "call_vol": per_expiry(p.volume, p.is_call).tolist(),
+        "put_vol": per_expiry(p.volume, ~p.is_call).tolist(),
+        "call_oi": per_expiry(oi, p.is_call).tolist(),
+        "put_oi": per_expiry(oi, ~p.is_call).tolist(),
+        "call_gex": call_gex.tolist(),
+        "put_gex": put_gex.tolist(),
+        "net_gex": (call_gex + put_gex).tolist(),
+        "has_gex": count(gex_known),
+    }
+
+
 def _positioning_features(
     p: _Prepared,
-    atm: FloatArray,
+    shared: _Shared,
     oi_change: FloatArray,
     config: AnalyticsConfig,
     out: _Out,
@@ -872,15 +1074,11 @@ def _positioning_features(
         out.miss("max_pain", reason)
         out.miss("max_pain_expiration", reason)
 
-    gex = gamma_exposure(p.gamma, p.oi, p.spot, p.is_call)
-    with np.errstate(invalid="ignore"):
-        known = np.isfinite(gex) & (p.oi > 0)
-    _gex_features(p, gex, known, config, out)
-    straddles = _straddles(p, config)
+    _gex_features(p, shared.gex, shared.gex_known, config, out)
     change_reason = out.missing.get(
         "oi_change_total", "no contract with open interest known in this and the previous session"
     )
-    records = _expiry_records(p, atm, pain, gex, known, oi_change, change_reason, straddles, config)
+    records = _expiry_records(p, shared, pain, oi_change, change_reason, config)
     out.put("by_expiry", records, "no live expiry")
     _expected_move(p, records, config, out)
 
@@ -961,41 +1159,24 @@ def _gex_features(
 
 def _expiry_records(
     p: _Prepared,
-    atm: FloatArray,
+    shared: _Shared,
     pain: FloatArray,
-    gex: FloatArray,
-    gex_known: NDArray[np.bool_],
     oi_change: FloatArray,
     change_reason: str,
-    straddles: _Straddles,
     config: AnalyticsConfig,
 ) -> list[dict[str, Any]]:
     """One record per live expiry: ATM IV, straddle and 1σ move, max pain, PCRs, GEX, ΔOI."""
     n = p.expiries.size
-
-    def per_expiry(values: FloatArray, mask: NDArray[np.bool_] | None = None) -> FloatArray:
-        weights = values if mask is None else np.where(mask, values, 0.0)
-        return np.bincount(p.exp_idx, weights=weights, minlength=n)
-
-    def count(mask: NDArray[np.bool_]) -> list[int]:
-        return np.bincount(p.exp_idx[mask], minlength=n).tolist()
-
-    oi_known = np.isfinite(p.oi)
-    oi = np.where(oi_known, p.oi, 0.0)
-    has_oi, has_positive_oi = count(oi_known), count(oi_known & (oi > 0))
-    call_vol = per_expiry(p.volume, p.is_call).tolist()
-    put_vol = per_expiry(p.volume, ~p.is_call).tolist()
-    call_oi, put_oi = per_expiry(oi, p.is_call).tolist(), per_expiry(oi, ~p.is_call).tolist()
-    call_gex = per_expiry(np.where(gex_known, gex, 0.0), p.is_call)
-    put_gex = per_expiry(np.where(gex_known, gex, 0.0), ~p.is_call)
-    net_gex = (call_gex + put_gex).tolist()
-    call_gex, put_gex = call_gex.tolist(), put_gex.tolist()
-    has_gex = count(gex_known)
+    atm, straddles, sums = shared.atm, shared.straddles, shared.sums
+    has_oi, has_positive_oi, has_gex = sums["has_oi"], sums["has_positive_oi"], sums["has_gex"]
+    call_vol, put_vol = sums["call_vol"], sums["put_vol"]
+    call_oi, put_oi = sums["call_oi"], sums["put_oi"]
+    call_gex, put_gex, net_gex = sums["call_gex"], sums["put_gex"], sums["net_gex"]
+    contracts, strike_gex = sums["contracts"], shared.strike_gex
     change_known = np.isfinite(oi_change)
-    change = per_expiry(np.where(change_known, oi_change, 0.0)).tolist()
-    has_change = count(change_known)
-    contracts = np.bincount(p.exp_idx, minlength=n).tolist()
-    strike_gex = _gex_by_strike_per_expiry(p, gex, gex_known, config)
+    weights = np.where(change_known, oi_change, 0.0)
+    change = np.bincount(p.exp_idx, weights=weights, minlength=n).tolist()
+    has_change = np.bincount(p.exp_idx[change_known], minlength=n).tolist()
     sigma_move = p.spot * atm * np.sqrt(p.t_exp)
     columns = zip(
         np.datetime_as_string(p.expiries).tolist(),
@@ -1093,7 +1274,8 @@ def _gex_by_strike_per_expiry(
     """Each expiry's call, put and net GEX per strike within the GEX strike window (the chart
     of a selected expiry; ``gex_by_strike`` is the whole chain's)."""
     with np.errstate(invalid="ignore"):
-        near = np.flatnonzero(known & (np.abs(p.strike / p.spot - 1.0) <= config.gex_strike_window))
+        moneyness = np.abs(p.strike / p.group_spot[p.exp_idx] - 1.0)
+        near = np.flatnonzero(known & (moneyness <= config.gex_strike_window))
     out: list[list[dict[str, float]]] = [[] for _ in range(p.expiries.size)]
     if near.size == 0:
         return out

@@ -42,8 +42,9 @@ from chalicelib.analytics.detectors.edges import ArmState, Change, Step, explain
 from chalicelib.analytics.features import (
     ContractHistory,
     DailyInputs,
+    FeatureBatch,
     PreviousOpenInterest,
-    compute_features,
+    TickerInputs,
     unusual_mask,
 )
 from chalicelib.analytics.scoring import (
@@ -426,38 +427,70 @@ class _Evaluated:
         return self
 
 
+BATCH_TICKERS = 250  # tickers whose chains' array passes run together (``FeatureBatch``)
+
+
 def _evaluate(snaps: Sequence[_Snapshot], inputs: _Inputs) -> _Evaluated:
     """Each ticker's features go to the detectors and out as JSON at once: no FeatureSet of
-    thousands of tickers is held at the same time."""
+    thousands of tickers is held at the same time (the array passes run per batch of tickers)."""
     out = _Evaluated()
     config = inputs.config
-    for snap in snaps:
-        next_earnings = inputs.earnings.get(snap.ticker)
-        next_earnings = next_earnings if isinstance(next_earnings, date) else None
-        try:
-            fs = _features_for(
-                snap, inputs.chains, inputs.history, inputs.contract_history, inputs.previous_oi,
-                inputs.settings, config, next_earnings,
-            )  # fmt: skip
-        except Exception as exc:  # one bad ticker must not stop the rest
-            out.errors.append(f"{snap.ticker}: features: {type(exc).__name__}: {exc}")
-            continue
-        detect_start = time.perf_counter()
-        context = DetectorContext(
-            ticker=snap.ticker, as_of=snap.as_of, next_earnings=next_earnings, config=config
-        )
-        readings, failed = run_detectors(fs, context, inputs.detectors)
-        out.detector_errors.extend(failed)
-        for detector, reading in readings:
-            key = (snap.ticker, detector.name)
-            edge = step(inputs.states.get(key), reading, snap.as_of, detector.rule(config))
-            out.steps.append((key, edge))
-            out.active += reading.active
-            if edge.change is not None and reading.finding is not None:
-                out.edges.append((Candidate(snap.ticker, snap.as_of, reading.finding), edge.change))
-        out.detect_s += time.perf_counter() - detect_start
-        out.rows.append(_FeatureRow.of(fs, snap))
+    for first in range(0, len(snaps), BATCH_TICKERS):
+        part = snaps[first : first + BATCH_TICKERS]
+        for snap, fs in zip(part, _batch_features(part, inputs, out.errors), strict=True):
+            if fs is None:
+                continue
+            detect_start = time.perf_counter()
+            next_earnings = inputs.earnings.get(snap.ticker)
+            context = DetectorContext(
+                ticker=snap.ticker,
+                as_of=snap.as_of,
+                next_earnings=next_earnings if isinstance(next_earnings, date) else None,
+                config=config,
+            )
+            readings, failed = run_detectors(fs, context, inputs.detectors)
+            out.detector_errors.extend(failed)
+            for detector, reading in readings:
+                key = (snap.ticker, detector.name)
+                edge = step(inputs.states.get(key), reading, snap.as_of, detector.rule(config))
+                out.steps.append((key, edge))
+                out.active += reading.active
+                if edge.change is not None and reading.finding is not None:
+                    candidate = Candidate(snap.ticker, snap.as_of, reading.finding)
+                    out.edges.append((candidate, edge.change))
+            out.detect_s += time.perf_counter() - detect_start
+            out.rows.append(_FeatureRow.of(fs, snap))
     return out
+
+
+def _batch_features(
+    snaps: Sequence[_Snapshot], inputs: _Inputs, errors: list[str]
+) -> list[FeatureSet | None]:
+    """The tickers' features, computed together; None (and a line in ``errors``) for a ticker
+    that failed. One bad ticker must not stop the rest: if the batch itself cannot be built,
+    each ticker is computed alone."""
+    rate, config = inputs.settings.risk_free_rate, inputs.config
+    items: list[TickerInputs] = []
+    for snap in snaps:
+        try:
+            items.append(_ticker_inputs(snap, inputs))
+        except Exception as exc:
+            errors.append(f"{snap.ticker}: features: {type(exc).__name__}: {exc}")
+    try:
+        batch = FeatureBatch(items, rate=rate, config=config)
+        compute = batch.features
+    except Exception:
+
+        def compute(j: int) -> FeatureSet:
+            return FeatureBatch([items[j]], rate=rate, config=config).features(0)
+
+    done: dict[str, FeatureSet] = {}
+    for j, item in enumerate(items):
+        try:
+            done[str(item.ticker)] = compute(j)
+        except Exception as exc:
+            errors.append(f"{item.ticker}: features: {type(exc).__name__}: {exc}")
+    return [done.get(snap.ticker) for snap in snaps]
 
 
 PARALLEL_MIN_TICKERS = 200  # below this a second process costs more than it saves
@@ -491,30 +524,19 @@ def _evaluated(_part: Sequence[_Snapshot], payload: object) -> _Evaluated:
     return payload
 
 
-def _features_for(
-    snap: _Snapshot,
-    chains: dict[str, dict[str, NDArray]],
-    history: dict[str, dict[str, NDArray]],
-    contract_history: dict[str, dict[str, NDArray]],
-    previous_oi: dict[str, dict[str, NDArray]],
-    settings: Settings,
-    config: AnalyticsConfig,
-    next_earnings: date | None = None,
-) -> FeatureSet:
-    cols = chains.get(snap.ticker)
-    chain = ChainBatch(cols) if cols is not None else ChainBatch.empty()
-    return compute_features(
-        chain,
-        snap.spot,
-        snap.as_of,
-        _daily_inputs(history.get(snap.ticker)),
-        _contract_inputs(contract_history.get(snap.ticker)),
-        previous_oi=_previous_oi_inputs(previous_oi.get(snap.ticker)),
-        next_earnings=next_earnings,
+def _ticker_inputs(snap: _Snapshot, inputs: _Inputs) -> TickerInputs:
+    cols = inputs.chains.get(snap.ticker)
+    next_earnings = inputs.earnings.get(snap.ticker)
+    return TickerInputs(
+        chain=ChainBatch(cols) if cols is not None else ChainBatch.empty(),
+        spot=snap.spot,
+        as_of=snap.as_of,
+        history=_daily_inputs(inputs.history.get(snap.ticker)),
+        contract_history=_contract_inputs(inputs.contract_history.get(snap.ticker)),
+        previous_oi=_previous_oi_inputs(inputs.previous_oi.get(snap.ticker)),
+        next_earnings=next_earnings if isinstance(next_earnings, date) else None,
         ticker=snap.ticker,
-        rate=settings.risk_free_rate,
         div_yield=snap.div_yield,
-        config=config,
     )
 
 
