@@ -444,7 +444,7 @@ class FeatureBatch:
             for a in (item.as_of for item in self.items)
         ]
         self._all = _prepare_many(self.items, self._as_of, rate, config)
-        self._shared = None if self._all.p is None else _Shared.of(self._all.p, config)
+        self._shared = None if self._all.p is None else _Shared.of(self._all, config)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -470,7 +470,7 @@ class FeatureBatch:
             for feature in _CHAIN_FEATURES:
                 out.miss(feature, reason)
         else:
-            shared = self._shared.view(self._all.contracts(j), self._all.groups(j))
+            shared = self._shared.view(j, self._all.contracts(j), self._all.groups(j))
             _volatility_features(prepared, shared.atm, config, out)
             _flow_features(prepared, out)
             oi_change = _oi_change_features(prepared, as_of, item.previous_oi, config, out)
@@ -562,6 +562,8 @@ class _Batch:
     p: _Prepared | None
     contract_bounds: NDArray[np.intp]  # ticker j's contracts: [bounds[j], bounds[j + 1])
     group_bounds: NDArray[np.intp]
+    group_owner: NDArray[np.intp]  # each group's ticker
+    spot: FloatArray  # each ticker's
 
     def contracts(self, j: int) -> slice:
         return slice(int(self.contract_bounds[j]), int(self.contract_bounds[j + 1]))
@@ -611,7 +613,8 @@ def _prepare_many(
     lengths = np.array([len(item.chain) for item in items], dtype=np.intp)
     with np.errstate(invalid="ignore"):
         take = np.flatnonzero(np.isfinite(spot) & (spot > 0) & (lengths > 0))
-    nothing = _Batch(None, np.zeros(n + 1, dtype=np.intp), np.zeros(n + 1, dtype=np.intp))
+    none = np.zeros(n + 1, dtype=np.intp)
+    nothing = _Batch(None, none, none, np.zeros(0, dtype=np.intp), spot)
     if take.size == 0:
         return nothing
     chains = [items[j].chain for j in take.tolist()]
@@ -692,7 +695,8 @@ def _prepare_many(
         gamma=gamma,
         log_moneyness=log_moneyness,
     )
-    return _Batch(prepared, np.searchsorted(owner, tickers), np.searchsorted(g_owner, tickers))
+    bounds = np.searchsorted(owner, tickers), np.searchsorted(g_owner, tickers)
+    return _Batch(prepared, *bounds, g_owner, spot)
 
 
 def _interp_by_group(
@@ -989,9 +993,12 @@ class _Shared:
     gex_known: NDArray[np.bool_]
     strike_gex: list[list[dict[str, float]]]
     sums: dict[str, list[Any]]  # per group, the ``_expiry_sums``
+    by_strike: _ByStrike
 
     @classmethod
-    def of(cls, p: _Prepared, config: AnalyticsConfig) -> _Shared:
+    def of(cls, batch: _Batch, config: AnalyticsConfig) -> _Shared:
+        p = batch.p
+        assert p is not None
         gex = gamma_exposure(p.gamma, p.oi, p.group_spot[p.exp_idx], p.is_call)
         with np.errstate(invalid="ignore"):
             known = np.isfinite(gex) & (p.oi > 0)
@@ -1002,10 +1009,11 @@ class _Shared:
             gex_known=known,
             strike_gex=_gex_by_strike_per_expiry(p, gex, known, config),
             sums=_expiry_sums(p, gex, known),
+            by_strike=_ByStrike.of(batch, gex, known, config),
         )
 
-    def view(self, contracts: slice, groups: slice) -> _Shared:
-        """One ticker's share."""
+    def view(self, j: int, contracts: slice, groups: slice) -> _Shared:
+        """Ticker ``j``'s share."""
         return _Shared(
             atm=self.atm[groups],
             straddles=_Straddles(self.straddles.strike[groups], self.straddles.mid[groups]),
@@ -1013,7 +1021,63 @@ class _Shared:
             gex_known=self.gex_known[contracts],
             strike_gex=self.strike_gex[groups],
             sums={k: v[groups] for k, v in self.sums.items()},
+            by_strike=self.by_strike.view(j),
         )
+
+
+@dataclass(frozen=True)
+class _ByStrike:
+    """Call and put GEX per (ticker, strike) over the contracts whose GEX is known, in ticker
+    then strike order, and the rows of ``gex_by_strike`` (the strikes within the window)."""
+
+    strike: FloatArray
+    call: FloatArray
+    put: FloatArray
+    rows: list[dict[str, float]]
+    bounds: NDArray[np.intp]  # ticker j's strikes: [bounds[j], bounds[j + 1])
+    row_bounds: NDArray[np.intp]
+
+    @classmethod
+    def of(
+        cls, batch: _Batch, gex: FloatArray, known: NDArray[np.bool_], config: AnalyticsConfig
+    ) -> _ByStrike:
+        p = batch.p
+        assert p is not None
+        tickers = np.arange(batch.spot.size + 1)
+        rows = np.flatnonzero(known)
+        owner, k = batch.group_owner[p.exp_idx[rows]], p.strike[rows]
+        order = np.lexsort((k, owner))
+        changed = (owner[order][1:] != owner[order][:-1]) | (k[order][1:] != k[order][:-1])
+        first = _starts(changed)[: rows.size]  # none when no contract has a known GEX
+        group = np.empty(rows.size, dtype=np.intp)
+        group[order] = np.cumsum(first) - 1
+        calls = p.is_call[rows]
+        size = int(first.sum())
+        call = np.bincount(group, weights=np.where(calls, gex[rows], 0.0), minlength=size)
+        put = np.bincount(group, weights=np.where(calls, 0.0, gex[rows]), minlength=size)
+        strike, owner = k[order][first], owner[order][first]
+        near = np.flatnonzero(np.abs(strike / batch.spot[owner] - 1.0) <= config.gex_strike_window)
+        table = zip(
+            strike[near].tolist(),
+            _round2(call[near]),
+            _round2(put[near]),
+            _round2(call[near] + put[near]),
+            strict=True,
+        )
+        return cls(
+            strike=strike,
+            call=call,
+            put=put,
+            rows=[{"strike": s, "call_gex": c, "put_gex": q, "net_gex": t} for s, c, q, t in table],
+            bounds=np.searchsorted(owner, tickers),
+            row_bounds=np.searchsorted(owner[near], tickers),
+        )
+
+    def view(self, j: int) -> _ByStrike:
+        s = slice(int(self.bounds[j]), int(self.bounds[j + 1]))
+        r = slice(int(self.row_bounds[j]), int(self.row_bounds[j + 1]))
+        none = np.zeros(2, dtype=np.intp)
+        return _ByStrike(self.strike[s], self.call[s], self.put[s], self.rows[r], none, none)
 
 
 def _expiry_sums(
@@ -1074,7 +1138,7 @@ def _positioning_features(
         out.miss("max_pain", reason)
         out.miss("max_pain_expiration", reason)
 
-    _gex_features(p, shared.gex, shared.gex_known, config, out)
+    _gex_features(p, shared.gex, shared.gex_known, shared.by_strike, config, out)
     change_reason = out.missing.get(
         "oi_change_total", "no contract with open interest known in this and the previous session"
     )
@@ -1087,11 +1151,12 @@ def _gex_features(
     p: _Prepared,
     gex: FloatArray,
     known: NDArray[np.bool_],
+    by_strike: _ByStrike,
     config: AnalyticsConfig,
     out: _Out,
 ) -> None:
     names = ("gex_total", "gex_by_strike", "call_wall", "put_wall", "zero_gamma", "gex_0dte_share")
-    if not known.any():
+    if by_strike.strike.size == 0:
         with np.errstate(invalid="ignore"):
             has_oi = bool((p.oi > 0).any())
         reason = (
@@ -1102,25 +1167,9 @@ def _gex_features(
         for name in names:
             out.miss(name, reason)
         return
-    strikes, where = np.unique(p.strike[known], return_inverse=True)
-    calls = p.is_call[known]
-    call_gex = np.bincount(where, weights=np.where(calls, gex[known], 0.0), minlength=len(strikes))
-    put_gex = np.bincount(where, weights=np.where(calls, 0.0, gex[known]), minlength=len(strikes))
+    strikes, call_gex, put_gex = by_strike.strike, by_strike.call, by_strike.put
     out.put("gex_total", float(call_gex.sum() + put_gex.sum()))
-    near = np.abs(strikes / p.spot - 1.0) <= config.gex_strike_window
-    out.put(
-        "gex_by_strike",
-        [
-            {"strike": k, "call_gex": round(c, 2), "put_gex": round(q, 2), "net_gex": round(t, 2)}
-            for k, c, q, t in zip(
-                strikes[near].tolist(),
-                call_gex[near].tolist(),
-                put_gex[near].tolist(),
-                (call_gex[near] + put_gex[near]).tolist(),
-                strict=True,
-            )
-        ],
-    )
+    out.put("gex_by_strike", by_strike.rows)
     out.put(
         "call_wall",
         float(strikes[np.argmax(call_gex)]) if call_gex.max() > 0 else None,
@@ -1286,13 +1335,31 @@ def _gex_by_strike_per_expiry(
     group = np.empty(near.size, dtype=np.intp)
     group[order] = np.cumsum(first) - 1
     calls = p.is_call[near]
-    call = np.bincount(group, weights=np.where(calls, gex[near], 0.0)).tolist()
-    put = np.bincount(group, weights=np.where(calls, 0.0, gex[near])).tolist()
-    net = (np.asarray(call) + np.asarray(put)).tolist()
+    call = np.bincount(group, weights=np.where(calls, gex[near], 0.0))
+    put = np.bincount(group, weights=np.where(calls, 0.0, gex[near]))
     heads = order[first]
-    for g, (i, strike) in enumerate(zip(e[heads].tolist(), k[heads].tolist(), strict=True)):
-        out[i].append({"strike": strike, "call_gex": round(call[g], 2),
-                       "put_gex": round(put[g], 2), "net_gex": round(net[g], 2)})  # fmt: skip
+    table = zip(e[heads].tolist(), k[heads].tolist(), _round2(call), _round2(put),
+                _round2(call + put), strict=True)  # fmt: skip
+    for i, strike, c, q, t in table:
+        out[i].append({"strike": strike, "call_gex": c, "put_gex": q, "net_gex": t})
+    return out
+
+
+def _round2(values: FloatArray) -> list[float]:
+    """``round(v, 2)`` of each value, as the builtin gives it, without a Python call per value.
+
+    rint(100·v)/100 is the builtin's result (the double nearest the decimal rounding of v)
+    unless 100·v, itself rounded, lies too near a half to tell the side; those few, and huge
+    or non-finite values, go through the builtin.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    scaled = v * 100.0
+    out = (np.rint(scaled) / 100.0).tolist()
+    with np.errstate(invalid="ignore"):
+        size = np.abs(scaled)
+        doubt = ~(size < 2.0**50) | (np.abs(size - np.floor(size) - 0.5) <= size * 1e-15 + 1e-12)
+    for i in np.flatnonzero(doubt).tolist():
+        out[i] = round(float(v[i]), 2)
     return out
 
 
