@@ -445,6 +445,7 @@ class FeatureBatch:
         ]
         self._all = _prepare_many(self.items, self._as_of, rate, config)
         self._shared = None if self._all.p is None else _Shared.of(self._all, config)
+        self._closes = _Closes.of(self.items)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -477,7 +478,8 @@ class FeatureBatch:
             _positioning_features(prepared, shared, oi_change, config, out)
             _unusual_features(prepared, item.contract_history, config, out)
         atm_iv, skew = out.values.get("atm_iv"), out.values.get("skew_25d")
-        _history_features(item.history, spot, as_of, atm_iv, skew, config, out)
+        closes = self._closes.view(j)
+        _history_features(item.history, closes, as_of, atm_iv, skew, config, out)
         return FeatureSet(ticker=name, as_of=as_of, values=out.values, missing=out.missing)
 
 
@@ -1455,9 +1457,85 @@ def _unusual_features(
     out.put("unusual_contracts", rows)
 
 
+HV_WINDOWS = (10, 20, 60)
+
+
+@dataclass(frozen=True)
+class _Closes:
+    """Daily closes for the history features: the positive finite ones strictly before the
+    snapshot's day, then the spot when it is usable; and the historical volatilities.
+
+    For a batch the tickers' closes lie end to end (``bounds``) and the log returns' standard
+    deviations are taken in one pass: ``hv`` (one per ticker and window, NaN without enough
+    closes) and ``hv20`` (``historical_volatility_series(closes, 20)`` laid end to end).
+    """
+
+    values: FloatArray
+    kept: list[NDArray[np.bool_]]  # per ticker: which of its daily rows have a close
+    today_ok: list[bool]
+    bounds: NDArray[np.intp]
+    hv: dict[int, FloatArray]
+    hv20: FloatArray
+
+    @classmethod
+    def of(cls, items: Sequence[TickerInputs]) -> _Closes:
+        parts, kept, today_ok = [], [], []
+        for item in items:
+            raw = np.asarray(item.history.close, dtype=np.float64)
+            rows = np.isfinite(raw) & (raw > 0)
+            ok = math.isfinite(item.spot) and item.spot > 0
+            parts.append(raw[rows])
+            if ok:
+                parts.append(np.array([item.spot], dtype=np.float64))
+            kept.append(rows)
+            today_ok.append(ok)
+        values = np.concatenate(parts) if parts else np.empty(0)
+        sizes = np.array([k.sum() + t for k, t in zip(kept, today_ok, strict=True)], np.intp)
+        bounds = np.concatenate(([0], np.cumsum(sizes))).astype(np.intp)
+        returns = np.diff(np.log(values)) if values.size else np.empty(0)
+        hv = {}
+        for window in HV_WINDOWS:
+            out = np.full(len(items), np.nan)
+            enough = np.flatnonzero(sizes >= window + 1)
+            if enough.size:
+                start = bounds[enough + 1] - 1 - window  # the ticker's last ``window`` returns
+                tails = returns[start[:, None] + np.arange(window)]
+                out[enough] = np.std(tails, axis=1, ddof=1) * math.sqrt(TRADING_DAYS)
+            hv[window] = out
+        hv20 = np.full(max(values.size - 20, 0), np.nan)
+        if returns.size >= 20:
+            windows = sliding_window_view(returns, 20)
+            hv20 = np.std(windows, axis=1, ddof=1) * math.sqrt(TRADING_DAYS)
+        return cls(values, kept, today_ok, bounds, hv, hv20)
+
+    def view(self, j: int) -> _TickerCloses:
+        start, end = int(self.bounds[j]), int(self.bounds[j + 1])
+        series = np.full(end - start, np.nan)
+        if end - start >= 21:
+            series[20:] = self.hv20[start : end - 20]
+        return _TickerCloses(
+            closes=self.values[start:end],
+            kept=self.kept[j],
+            today_ok=self.today_ok[j],
+            hv={w: _num(v[j]) for w, v in self.hv.items()},
+            hv20_series=series,
+        )
+
+
+@dataclass(frozen=True)
+class _TickerCloses:
+    """One ticker's share of ``_Closes``."""
+
+    closes: FloatArray
+    kept: NDArray[np.bool_]
+    today_ok: bool
+    hv: dict[int, float | None]
+    hv20_series: FloatArray
+
+
 def _history_features(
     history: DailyInputs,
-    spot: float,
+    prepared: _TickerCloses,
     as_of: datetime,
     atm_iv: float | None,
     skew: float | None,
@@ -1480,24 +1558,16 @@ def _history_features(
         out.put("iv_rank", iv_rank(past_iv, atm_iv, config.iv_window_days), "flat IV history")
         out.put("iv_percentile", iv_percentile(past_iv, atm_iv, config.iv_window_days))
 
-    raw_close = np.asarray(history.close, dtype=np.float64)
-    kept = np.isfinite(raw_close) & (raw_close > 0)
-    closes = raw_close[kept]
-    today_ok = math.isfinite(spot) and spot > 0
-    previous = float(closes[-1]) if closes.size else None
+    closes, kept, today_ok = prepared.closes, prepared.kept, prepared.today_ok
+    past = closes.size - today_ok
+    previous = float(closes[past - 1]) if past else None
     out.put("previous_close", previous, "no earlier daily close")
     if previous is None or not today_ok:
         out.miss("change_pct", "spot or the previous close missing")
     else:
-        out.put("change_pct", 100.0 * (spot / previous - 1.0))
-    if today_ok:
-        closes = np.append(closes, spot)
-    for window in (10, 20, 60):
-        out.put(
-            f"hv_{window}",
-            historical_volatility(closes, window),
-            f"{closes.size} closes, need {window + 1}",
-        )
+        out.put("change_pct", 100.0 * (float(closes[-1]) / previous - 1.0))
+    for window in HV_WINDOWS:
+        out.put(f"hv_{window}", prepared.hv[window], f"{closes.size} closes, need {window + 1}")
     hv20 = out.values.get("hv_20")
     if atm_iv is None or not hv20:
         out.miss("iv_hv_ratio", "atm_iv or hv_20 missing")
@@ -1505,7 +1575,7 @@ def _history_features(
     else:
         out.put("iv_hv_ratio", atm_iv / hv20)
         out.put("iv_hv_spread", atm_iv - hv20)
-    _iv_hv_history(history, kept, closes, today_ok, as_of, atm_iv, config, out)
+    _iv_hv_history(history, kept, prepared.hv20_series, today_ok, as_of, atm_iv, config, out)
 
     past_skew = np.asarray(history.skew_25d, dtype=np.float64)[-config.skew_history_days :]
     past_skew = past_skew[np.isfinite(past_skew)]
@@ -1530,7 +1600,7 @@ def _history_features(
 def _iv_hv_history(
     history: DailyInputs,
     kept: NDArray[np.bool_],
-    closes: FloatArray,
+    hv20_series: FloatArray,
     today_ok: bool,
     as_of: datetime,
     atm_iv: float | None,
@@ -1547,7 +1617,7 @@ def _iv_hv_history(
     iv = np.append(np.asarray(history.atm_iv, dtype=np.float64), today_iv)
     hv = np.full(days.size, np.nan)
     rows_with_close = np.flatnonzero(np.append(kept, today_ok))
-    hv[rows_with_close] = historical_volatility_series(closes, 20)
+    hv[rows_with_close] = hv20_series  # ``historical_volatility_series(closes, 20)``
     tail = slice(-config.iv_hv_history_days, None)
     days, iv, hv = days[tail], iv[tail], hv[tail]
     spread = iv - hv
