@@ -205,6 +205,7 @@ def max_pain_by_expiry(
     is_call: NDArray[np.bool_],
     open_interest: FloatArray,
     n_expiries: int,
+    chain_of: NDArray[np.intp] | None = None,
 ) -> FloatArray:
     """Per expiry, argmin over strikes P of Σ_K [OI_c·max(P−K,0) + OI_p·max(K−P,0)]·100.
 
@@ -212,6 +213,9 @@ def max_pain_by_expiry(
     n² pairwise table: below P the call pain is P·ΣOI_c − Σ(OI_c·K), above it the put pain is
     Σ(OI_p·K) − P·ΣOI_p. Missing OI counts as zero; an expiry without any OI > 0 gives NaN
     (with no open interest every strike "minimises" the pain, and the lowest would win).
+
+    ``chain_of`` (each expiry's chain, non-decreasing) lays several chains end to end: the
+    running sums then restart at each chain, so each gets the numbers it would alone.
     """
     out = np.full(n_expiries, np.nan)
     oi_known = np.isfinite(open_interest)
@@ -230,8 +234,10 @@ def max_pain_by_expiry(
     first = np.flatnonzero(starts)
     group = np.cumsum(starts) - 1
 
+    cumsum = np.cumsum if chain_of is None else _running_sums(chain_of[e])
+
     def below(values: FloatArray) -> FloatArray:  # Σ over strikes strictly below, per expiry
-        exclusive = np.cumsum(values) - values
+        exclusive = cumsum(values) - values
         return exclusive - exclusive[first][group]
 
     def total(values: FloatArray) -> FloatArray:
@@ -249,6 +255,22 @@ def max_pain_by_expiry(
     chosen[e[winners]] = k[winners]
     out[has_oi] = chosen[has_oi]
     return out
+
+
+def _running_sums(chain: NDArray[np.intp]) -> Any:
+    """``np.cumsum`` restarting where ``chain`` (sorted) changes: each chain's own running sum,
+    as one row of a zero-padded table each, summed along the rows."""
+    starts = np.flatnonzero(_starts(chain[1:] != chain[:-1]))
+    row = np.cumsum(_starts(chain[1:] != chain[:-1])) - 1
+    column = np.arange(chain.size) - starts[row]
+    shape = (starts.size, int(column.max()) + 1 if chain.size else 0)
+
+    def cumsum(values: FloatArray) -> FloatArray:
+        table = np.zeros(shape)
+        table[row, column] = values
+        return np.cumsum(table, axis=1)[row, column]
+
+    return cumsum
 
 
 def risk_reversal_25d(
@@ -472,7 +494,7 @@ class FeatureBatch:
                 out.miss(feature, reason)
         else:
             shared = self._shared.view(j, self._all.contracts(j), self._all.groups(j))
-            _volatility_features(prepared, shared.atm, config, out)
+            _volatility_features(prepared, shared, config, out)
             _flow_features(prepared, out)
             oi_change = _oi_change_features(prepared, as_of, item.previous_oi, config, out)
             _positioning_features(prepared, shared, oi_change, config, out)
@@ -773,8 +795,9 @@ def _atm_reason(config: AnalyticsConfig) -> str:
     return f"no usable IVs on both sides of the forward within {config.atm_max_distance:.0%} of it"
 
 
-def _volatility_features(p: _Prepared, atm: FloatArray, config: AnalyticsConfig, out: _Out) -> None:
+def _volatility_features(p: _Prepared, shared: _Shared, config: AnalyticsConfig, out: _Out) -> None:
     """atm_iv (30-day CM), fixed tenors, front/back, slope, term structure, 25Δ skew, butterfly."""
+    atm = shared.atm
     good = np.flatnonzero(np.isfinite(atm))
     if good.size == 0:
         reason = (
@@ -830,11 +853,10 @@ def _volatility_features(p: _Prepared, atm: FloatArray, config: AnalyticsConfig,
     else:
         out.put("term_slope", float(atm[back] - atm[front]))
 
-    nearest = int(good[np.argmin(np.abs(p.t_exp[good] * 365.0 - config.target_days))])
+    nearest = int(shared.skew_group[0])  # ``good``'s nearest ``target_days``
     expiry = str(p.expiries[nearest])
     out.put("skew_expiration", expiry)
-    on = p.exp_idx == nearest
-    call25, put25 = risk_reversal_25d(p.delta[on], p.iv[on], p.is_call[on])
+    call25, put25 = _num(shared.wings[0]), _num(shared.wings[1])  # ``risk_reversal_25d``
     out.put("iv_25d_call", call25, f"the call deltas of {expiry} do not bracket 0.25")
     out.put("iv_25d_put", put25, f"the put deltas of {expiry} do not bracket −0.25")
     if call25 is None or put25 is None:
@@ -996,6 +1018,9 @@ class _Shared:
     strike_gex: list[list[dict[str, float]]]
     sums: dict[str, list[Any]]  # per group, the ``_expiry_sums``
     by_strike: _ByStrike
+    pain: FloatArray  # per group
+    skew_group: NDArray[np.intp]  # per ticker: the skew expiry (nearest target_days), or −1
+    wings: FloatArray  # per ticker: IV at the 25Δ call and the −25Δ put of that expiry
 
     @classmethod
     def of(cls, batch: _Batch, config: AnalyticsConfig) -> _Shared:
@@ -1004,14 +1029,20 @@ class _Shared:
         gex = gamma_exposure(p.gamma, p.oi, p.group_spot[p.exp_idx], p.is_call)
         with np.errstate(invalid="ignore"):
             known = np.isfinite(gex) & (p.oi > 0)
+        atm = _atm_by_expiry(p, config)
+        n = p.expiries.size
+        skew_group, wings = _skew_wings(batch, atm, config)
         return cls(
-            atm=_atm_by_expiry(p, config),
+            atm=atm,
             straddles=_straddles(p, config),
             gex=gex,
             gex_known=known,
             strike_gex=_gex_by_strike_per_expiry(p, gex, known, config),
             sums=_expiry_sums(p, gex, known),
             by_strike=_ByStrike.of(batch, gex, known, config),
+            pain=max_pain_by_expiry(p.exp_idx, p.strike, p.is_call, p.oi, n, batch.group_owner),
+            skew_group=skew_group,
+            wings=wings,
         )
 
     def view(self, j: int, contracts: slice, groups: slice) -> _Shared:
@@ -1024,7 +1055,43 @@ class _Shared:
             strike_gex=self.strike_gex[groups],
             sums={k: v[groups] for k, v in self.sums.items()},
             by_strike=self.by_strike.view(j),
+            pain=self.pain[groups],
+            skew_group=self.skew_group[j : j + 1] - groups.start,
+            wings=self.wings[j],
         )
+
+
+def _skew_wings(
+    batch: _Batch, atm: FloatArray, config: AnalyticsConfig
+) -> tuple[NDArray[np.intp], FloatArray]:
+    """Each ticker's skew expiry (the one with ATM IV nearest ``target_days``; the first on a
+    tie) and ``risk_reversal_25d`` on it, for all tickers in one interpolation."""
+    p = batch.p
+    assert p is not None
+    n = batch.spot.size
+    skew_group = np.full(n, -1, dtype=np.intp)
+    wings = np.full((n, 2), np.nan)
+    good = np.flatnonzero(np.isfinite(atm))
+    if good.size == 0:
+        return skew_group, wings
+    distance = np.abs(p.t_exp[good] * 365.0 - config.target_days)
+    owner = batch.group_owner[good]
+    order = np.lexsort((distance, owner))
+    first = order[_starts(owner[order][1:] != owner[order][:-1])]
+    skew_group[owner[first]] = good[first]
+    slot = np.full(p.expiries.size, -1, dtype=np.intp)  # the skew groups, numbered
+    slot[good[first]] = np.arange(first.size)
+    on = np.flatnonzero(slot[p.exp_idx] >= 0)
+    side = (~p.is_call[on]).astype(np.intp)  # 0 call, 1 put
+    values = _interp_by_group(
+        2 * slot[p.exp_idx[on]] + side,
+        p.delta[on],
+        p.iv[on],
+        np.tile([0.25, -0.25], first.size),
+        2 * first.size,
+    )
+    wings[owner[first]] = values.reshape(-1, 2)
+    return skew_group, wings
 
 
 @dataclass(frozen=True)
@@ -1124,8 +1191,7 @@ def _positioning_features(
 ) -> None:
     """Max pain, GEX (by strike, by expiry, walls, zero gamma, 0DTE share), expected move and
     the per-expiry table ``by_expiry``."""
-    n = p.expiries.size
-    pain = max_pain_by_expiry(p.exp_idx, p.strike, p.is_call, p.oi, n)
+    pain = shared.pain
     rows = [
         {"expiration": str(p.expiries[i]), "strike": float(pain[i])}
         for i in np.flatnonzero(np.isfinite(pain))

@@ -16,7 +16,9 @@ from chalicelib.analytics.features import (
     PreviousOpenInterest,
     TickerInputs,
     _round2,
+    _running_sums,
     compute_features,
+    max_pain_by_expiry,
 )
 from chalicelib.domain.chain import ChainBatch
 
@@ -113,3 +115,35 @@ def test_round2_is_the_builtin_round() -> None:
     assert got == want
     assert [math.copysign(1.0, v) for v in got] == [math.copysign(1.0, v) for v in want]
     assert _round2(np.array([math.inf, -math.inf])) == [math.inf, -math.inf]
+
+
+def test_max_pain_of_chains_end_to_end_is_each_chains_own() -> None:
+    rng = np.random.default_rng(5)
+    parts, offset = [], 0
+    for n_exp in (3, 1, 4):
+        strikes = np.round(rng.uniform(20, 400) * np.linspace(0.8, 1.2, 17), 2)
+        exp_idx = np.repeat(np.arange(n_exp), 2 * strikes.size)
+        strike = np.tile(np.r_[strikes, strikes], n_exp)
+        is_call = np.tile(np.repeat([True, False], strikes.size), n_exp)
+        oi = rng.lognormal(6, 2, strike.size)  # not whole numbers: the sums' rounding shows
+        parts.append((exp_idx, strike, is_call, oi, n_exp, offset))
+        offset += n_exp
+    alone = [max_pain_by_expiry(e, k, c, oi, n) for e, k, c, oi, n, _ in parts]
+    together = max_pain_by_expiry(
+        np.concatenate([e + o for e, _, _, _, _, o in parts]),
+        np.concatenate([k for _, k, _, _, _, _ in parts]),
+        np.concatenate([c for _, _, c, _, _, _ in parts]),
+        np.concatenate([oi for _, _, _, oi, _, _ in parts]),
+        offset,
+        np.repeat(np.arange(len(parts)), [n for *_, n, _ in parts]),
+    )
+    assert together.tolist() == np.concatenate(alone).tolist()
+
+
+def test_running_sums_restart_at_each_chain() -> None:
+    """A sum carried over from the chain before would swamp a chain of small numbers."""
+    chain = np.array([0, 0, 0, 1, 1, 1, 1, 2])
+    values = np.array([1e17, 3.0, 5.0, 0.1, 0.2, 0.3, 0.4, 7.0])
+    got = _running_sums(chain)(values)
+    want = np.concatenate([np.cumsum(values[chain == c]) for c in range(3)])
+    assert got.tolist() == want.tolist()
