@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -397,11 +397,20 @@ def open_interest_change(
 
 
 # ---- the entry point -----------------------------------------------------------------------
+class ChainColumns(Protocol):
+    """What the features read of a chain: a ``ChainBatch``, or just the columns they use
+    (``CHAIN_INPUTS``, and ``ticker`` when no ticker is given) with ``len`` the chain's."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, name: str) -> NDArray[Any]: ...
+
+
 @dataclass(frozen=True)
 class TickerInputs:
     """One ticker's inputs to ``compute_features`` (see there for what each means)."""
 
-    chain: ChainBatch
+    chain: ChainColumns
     spot: float
     as_of: datetime
     history: DailyInputs
@@ -574,8 +583,9 @@ def _expiry_close_seconds(day: date) -> int:
     return int(cal.expiry_close(day).timestamp())
 
 
-_CHAIN_INPUTS = ("expiration", "strike", "right", "bid", "ask", "implied_volatility", "delta",
-                 "gamma", "volume", "open_interest")  # fmt: skip
+# the chain columns the features read
+CHAIN_INPUTS = ("expiration", "strike", "right", "bid", "ask", "implied_volatility", "delta",
+                "gamma", "volume", "open_interest")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -642,7 +652,7 @@ def _prepare_many(
     if take.size == 0:
         return nothing
     chains = [items[j].chain for j in take.tolist()]
-    cols = {k: np.concatenate([np.asarray(c[k]) for c in chains]) for k in _CHAIN_INPUTS}
+    cols = {k: np.concatenate([np.asarray(c[k]) for c in chains]) for k in CHAIN_INPUTS}
     owner = np.repeat(take, lengths[take])
     exp_day = cols["expiration"].astype("datetime64[D]").astype(np.int64)
     first_day = int(exp_day.min())

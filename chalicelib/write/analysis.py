@@ -40,6 +40,7 @@ from chalicelib.analytics.config import DEFAULT_CONFIG, AnalyticsConfig
 from chalicelib.analytics.detectors import DETECTORS, Detector, DetectorContext, run_detectors
 from chalicelib.analytics.detectors.edges import ArmState, Change, Step, explain, step
 from chalicelib.analytics.features import (
+    CHAIN_INPUTS,
     ContractHistory,
     DailyInputs,
     FeatureBatch,
@@ -55,7 +56,7 @@ from chalicelib.analytics.scoring import (
 )
 from chalicelib.config import Settings
 from chalicelib.domain import calendar as cal
-from chalicelib.domain.chain import ChainBatch, chain_columns_from_masked
+from chalicelib.domain.chain import CHAIN_COLUMNS, chain_columns_from_masked
 from chalicelib.domain.models import Alert, FeatureSet
 from chalicelib.logs import log_event
 from chalicelib.write import forked
@@ -78,10 +79,10 @@ LATEST_SNAPSHOTS = """
 # The as_of lower bound lets DuckDB skip row groups of older snapshots (zone maps).
 # The two big reads return the snapshot's index ``s.i`` instead of the ticker, and the right as a
 # boolean: a VARCHAR column comes back as one new Python string per row (see ``_named``).
+# Only the columns the features read (``CHAIN_INPUTS``): the others are a third of the bytes.
 LATEST_CHAINS = """
-    SELECT s.i, q.as_of, q.expiration, q.strike, q."right" = 'C' AS is_call, q.bid, q.ask,
-           q.last, q.volume, q.open_interest::DOUBLE AS open_interest, q.implied_volatility,
-           q.delta, q.gamma, q.theta, q.vega, q.rho
+    SELECT s.i, q.expiration, q.strike, q."right" = 'C' AS is_call, q.bid, q.ask, q.volume,
+           q.open_interest::DOUBLE AS open_interest, q.implied_volatility, q.delta, q.gamma
     FROM option_quotes q
     JOIN analysis_snaps s ON q.ticker = s.ticker AND q.as_of = s.as_of
     WHERE q.as_of >= ?
@@ -258,7 +259,7 @@ def analyse(
         with store.registered("analysis_snaps", snap_cols):
             mark = time.perf_counter()
             raw = _named(store.columns(LATEST_CHAINS, [first_as_of]), names)
-            chains = _split(chain_columns_from_masked(raw))
+            chains = _split(chain_columns_from_masked(raw, _CHAIN_READ))
             del raw
             since = first_day - timedelta(days=_HISTORY_CALENDAR_DAYS)
             history = _split(_history_columns(_named(store.columns(DAILY_HISTORY, [since]), names)))
@@ -528,7 +529,7 @@ def _ticker_inputs(snap: _Snapshot, inputs: _Inputs) -> TickerInputs:
     cols = inputs.chains.get(snap.ticker)
     next_earnings = inputs.earnings.get(snap.ticker)
     return TickerInputs(
-        chain=ChainBatch(cols) if cols is not None else ChainBatch.empty(),
+        chain=_Chain(cols if cols is not None else _NO_CHAIN),
         spot=snap.spot,
         as_of=snap.as_of,
         history=_daily_inputs(inputs.history.get(snap.ticker)),
@@ -538,6 +539,23 @@ def _ticker_inputs(snap: _Snapshot, inputs: _Inputs) -> TickerInputs:
         ticker=snap.ticker,
         div_yield=snap.div_yield,
     )
+
+
+_CHAIN_READ = ("ticker", *CHAIN_INPUTS)  # what ``LATEST_CHAINS`` gives (with ``_named``)
+_NO_CHAIN = {name: np.empty(0, dtype=CHAIN_COLUMNS[name]) for name in _CHAIN_READ}
+
+
+@dataclass(frozen=True)
+class _Chain:
+    """One ticker's share of ``_chain_columns``: the columns the features read."""
+
+    columns: dict[str, NDArray]
+
+    def __len__(self) -> int:
+        return len(self.columns["strike"])
+
+    def __getitem__(self, name: str) -> NDArray:
+        return self.columns[name]
 
 
 def _history_columns(raw: dict[str, NDArray]) -> dict[str, NDArray]:
