@@ -1042,15 +1042,17 @@ class _Shared:
         atm = _atm_by_expiry(p, config)
         n = p.expiries.size
         skew_group, wings = _skew_wings(batch, atm, config)
+        straddles = _straddles(p, config)
+        pain = max_pain_by_expiry(p.exp_idx, p.strike, p.is_call, p.oi, n, batch.group_owner)
         return cls(
             atm=atm,
-            straddles=_straddles(p, config),
+            straddles=straddles,
             gex=gex,
             gex_known=known,
             strike_gex=_gex_by_strike_per_expiry(p, gex, known, config),
-            sums=_expiry_sums(p, gex, known),
+            sums=_expiry_sums(p, gex, known) | _expiry_columns(p, atm, straddles, pain),
             by_strike=_ByStrike.of(batch, gex, known, config),
-            pain=max_pain_by_expiry(p.exp_idx, p.strike, p.is_call, p.oi, n, batch.group_owner),
+            pain=pain,
             skew_group=skew_group,
             wings=wings,
         )
@@ -1177,7 +1179,11 @@ def _expiry_sums(
     oi = np.where(oi_known, p.oi, 0.0)
     call_gex = per_expiry(np.where(gex_known, gex, 0.0), p.is_call)
     put_gex = per_expiry(np.where(gex_known, gex, 0.0), ~p.is_call)
+    net_gex = call_gex + put_gex
     return {
+        "call_gex_cents": _round2(call_gex),
+        "put_gex_cents": _round2(put_gex),
+        "net_gex_cents": _round2(net_gex),
         "contracts": np.bincount(p.exp_idx, minlength=n).tolist(),
         "has_oi": count(oi_known),
         "has_positive_oi": count(oi_known & (oi > 0)),
@@ -1185,10 +1191,25 @@ def _expiry_sums(
         "put_vol": per_expiry(p.volume, ~p.is_call).tolist(),
         "call_oi": per_expiry(oi, p.is_call).tolist(),
         "put_oi": per_expiry(oi, ~p.is_call).tolist(),
-        "call_gex": call_gex.tolist(),
-        "put_gex": put_gex.tolist(),
-        "net_gex": (call_gex + put_gex).tolist(),
         "has_gex": count(gex_known),
+    }
+
+
+def _expiry_columns(
+    p: _Prepared, atm: FloatArray, straddles: _Straddles, pain: FloatArray
+) -> dict[str, list[Any]]:
+    """Per expiry, the record fields that come straight from per-expiry arrays (the
+    ``_RECORD_FIELDS``, None where not finite) and the expiry's own: date, DTE, T, usable."""
+    spot = p.group_spot
+    sigma_move = spot * atm * np.sqrt(p.t_exp)
+    values = (atm, straddles.strike, straddles.mid, 100.0 * straddles.mid / spot, sigma_move,
+              100.0 * sigma_move / spot, pain)  # fmt: skip
+    return {
+        "expiration": np.datetime_as_string(p.expiries).tolist(),
+        "dte": p.dte.tolist(),
+        "years": p.t_exp.tolist(),
+        "usable": p.usable.tolist(),
+        **{name: _nums(v) for name, v in zip(_RECORD_FIELDS, values, strict=True)},
     }
 
 
@@ -1294,35 +1315,34 @@ def _expiry_records(
 ) -> list[dict[str, Any]]:
     """One record per live expiry: ATM IV, straddle and 1σ move, max pain, PCRs, GEX, ΔOI."""
     n = p.expiries.size
-    atm, straddles, sums = shared.atm, shared.straddles, shared.sums
+    sums = shared.sums
     has_oi, has_positive_oi, has_gex = sums["has_oi"], sums["has_positive_oi"], sums["has_gex"]
     call_vol, put_vol = sums["call_vol"], sums["put_vol"]
     call_oi, put_oi = sums["call_oi"], sums["put_oi"]
-    call_gex, put_gex, net_gex = sums["call_gex"], sums["put_gex"], sums["net_gex"]
     contracts, strike_gex = sums["contracts"], shared.strike_gex
     change_known = np.isfinite(oi_change)
     weights = np.where(change_known, oi_change, 0.0)
     change = np.bincount(p.exp_idx, weights=weights, minlength=n).tolist()
     has_change = np.bincount(p.exp_idx[change_known], minlength=n).tolist()
-    sigma_move = p.spot * atm * np.sqrt(p.t_exp)
-    columns = zip(
-        np.datetime_as_string(p.expiries).tolist(),
-        p.dte.tolist(),
-        p.t_exp.tolist(),
-        p.usable.tolist(),
-        _nums(atm),
-        _nums(straddles.strike),
-        _nums(straddles.mid),
-        _nums(100.0 * straddles.mid / p.spot),
-        _nums(sigma_move),
-        _nums(100.0 * sigma_move / p.spot),
-        _nums(pain),
-        strict=True,
-    )
+    call_cents, put_cents = sums["call_gex_cents"], sums["put_gex_cents"]
+    net_cents = sums["net_gex_cents"]
+    columns = zip(*(sums[name] for name in ("expiration", "dte", "years", "usable")),
+                  *(sums[name] for name in _RECORD_FIELDS), strict=True)  # fmt: skip
     no_straddle = "no strikes on both sides of the forward, within the ATM band, with two-sided "
     no_straddle += "call and put quotes"
     too_close = f"closer than {config.min_dte_days:g} days: left out of volatility features"
     gex_reason = "no contract with both gamma and open interest > 0"
+    reasons_by_usable = {
+        usable: (
+            iv_reason,
+            no_straddle,
+            no_straddle,
+            no_straddle,
+            f"atm_iv missing: {iv_reason}",
+            f"atm_iv missing: {iv_reason}",
+        )
+        for usable, iv_reason in ((False, too_close), (True, _atm_reason(config)))
+    }
     records = []
     for i, (expiry, dte, years, usable, *values) in enumerate(columns):
         record: dict[str, Any] = {
@@ -1333,9 +1353,7 @@ def _expiry_records(
         }
         missing: dict[str, str] = {}
         no_oi = "open interest missing" if not has_oi[i] else "no open interest > 0"
-        iv_reason = too_close if not usable else _atm_reason(config)
-        reasons = (iv_reason, no_straddle, no_straddle, no_straddle, f"atm_iv missing: {iv_reason}",
-                   f"atm_iv missing: {iv_reason}", no_oi)  # fmt: skip
+        reasons = (*reasons_by_usable[usable], no_oi)
         for name, value, reason in zip(_RECORD_FIELDS, values, reasons, strict=True):
             record[name] = value
             if value is None:
@@ -1343,23 +1361,23 @@ def _expiry_records(
         record["call_volume"] = int(call_vol[i])
         record["put_volume"] = int(put_vol[i])
         fields: tuple[tuple[str, Any, str], ...] = (
-            ("put_call_volume_ratio", put_call_ratio(put_vol[i], call_vol[i]), "no call volume"),
+            ("put_call_volume_ratio", _num(put_call_ratio(put_vol[i], call_vol[i])),
+             "no call volume"),
             ("call_open_interest", int(call_oi[i]) if has_oi[i] else None, no_oi),
             ("put_open_interest", int(put_oi[i]) if has_oi[i] else None, no_oi),
             (
                 "put_call_oi_ratio",
-                put_call_ratio(put_oi[i], call_oi[i]) if has_positive_oi[i] else None,
+                _num(put_call_ratio(put_oi[i], call_oi[i])) if has_positive_oi[i] else None,
                 "no call open interest" if has_positive_oi[i] else no_oi,
             ),
-            ("call_gex", round(call_gex[i], 2) if has_gex[i] else None, gex_reason),
-            ("put_gex", round(put_gex[i], 2) if has_gex[i] else None, gex_reason),
-            ("net_gex", round(net_gex[i], 2) if has_gex[i] else None, gex_reason),
+            ("call_gex", _num(call_cents[i]) if has_gex[i] else None, gex_reason),
+            ("put_gex", _num(put_cents[i]) if has_gex[i] else None, gex_reason),
+            ("net_gex", _num(net_cents[i]) if has_gex[i] else None, gex_reason),
             ("oi_change", int(change[i]) if has_change[i] else None, change_reason),
-        )
+        )  # fmt: skip
         for name, value, reason in fields:
-            number = value if isinstance(value, int) else _num(value)
-            record[name] = number
-            if number is None:
+            record[name] = value
+            if value is None:
                 missing[name] = reason
         if strike_gex[i]:
             record["gex_by_strike"] = strike_gex[i]
