@@ -4,8 +4,10 @@
 into a ``FeatureSet``: JSON-ready numbers (and small lists/dicts of numbers) in ``values``. Every
 feature of :mod:`chalicelib.catalogue` is always present; one that the data cannot support is
 ``None`` there and ``missing`` says why; bad or missing market data never raise. Every array pass
-covers the whole chain at once: the only Python loops are over a handful of expiries (their
-closing times and per-expiry records) or over the few contracts reported as unusual.
+covers the whole chain at once, and ``FeatureBatch`` runs the per-contract and per-expiry passes
+over many tickers' chains laid end to end (a watchlist is thousands of small chains, where
+numpy's cost per call would dominate); the Python loops left are per ticker over a handful of
+expiries (their records) or over the few contracts reported as unusual.
 
 Conventions (the catalogue states each feature's unit)
 - IVs, HVs, skew, butterfly and slopes are annualised fractions (0.25 = 25 %); ratios are plain
@@ -520,6 +522,9 @@ _CHAIN_FEATURES = tuple(
 )
 
 
+_FLOATS = (float, np.floating)
+
+
 class _Out:
     """Collects values and reasons: a ``None`` value always comes with its reason."""
 
@@ -528,7 +533,7 @@ class _Out:
         self.missing: dict[str, str] = {}
 
     def put(self, name: str, value: Any, reason: str = "") -> None:
-        if isinstance(value, float | np.floating) and not math.isfinite(value):
+        if isinstance(value, _FLOATS) and not math.isfinite(value):
             value = None
         if value is None:
             self.miss(name, reason or "not computable")

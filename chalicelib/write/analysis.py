@@ -5,8 +5,9 @@ one query for every ticker's latest chain, split by ticker with numpy, one for t
 histories, one for the past volumes of today's unusual contracts, one for the open interest at
 the previous session's last snapshot (for the day-over-day OI change), one for every (ticker,
 detector) pair's edge state (``detector_state``) — while a thread asks the provider for each
-ticker's next earnings date. Then, per ticker, it computes the features, runs the detectors on
-them and keeps only the JSON and the edges, so no ticker's ``FeatureSet`` outlives its turn; with
+ticker's next earnings date. Then, per batch of tickers (``FeatureBatch``: the chains' array
+passes run once for the batch), it computes each ticker's features, runs the detectors on them
+and keeps only the JSON and the edges, so no ticker's ``FeatureSet`` outlives its turn; with
 hundreds of tickers and a second CPU, a forked child computes the later half (the stage is pure:
 see ``_evaluate_shared``). It writes in bulk: ``features`` rows, ``chain_snapshots.atm_iv``,
 today's ``daily_history`` row (source ``snapshot``), then the accepted ``alerts`` and the pairs'
