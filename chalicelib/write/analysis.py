@@ -260,11 +260,12 @@ def analyse(
         with store.registered("analysis_snaps", snap_cols):
             mark = time.perf_counter()
             raw = _named(store.columns(LATEST_CHAINS, [first_as_of]), names)
-            chains = _split(chain_columns_from_masked(raw, _CHAIN_READ))
+            columns = chain_columns_from_masked(raw, _CHAIN_READ)
+            chains = _split(columns)
             del raw
             since = first_day - timedelta(days=_HISTORY_CALENDAR_DAYS)
             history = _split(_history_columns(_named(store.columns(DAILY_HISTORY, [since]), names)))
-            contract_history = _split(_contract_history(store, chains, config, first_day))
+            contract_history = _split(_contract_history(store, columns, config, first_day))
             previous_oi = _split(_previous_oi(store, first_day))
         states = _read_states(store, [s.ticker for s in snaps])
         timings["load_ms"] = _ms(mark)
@@ -366,19 +367,16 @@ def _split(cols: dict[str, NDArray]) -> dict[str, dict[str, NDArray]]:
 
 def _contract_history(
     store: Store,
-    chains: dict[str, dict[str, NDArray]],
+    chains: dict[str, NDArray],
     config: AnalyticsConfig,
     first_day: date,
 ) -> dict[str, NDArray]:
-    """Past daily volumes of just the contracts that are unusual today (one query, all tickers)."""
-    parts = []
-    for cols in chains.values():
-        hit = unusual_mask(cols["volume"], cols["open_interest"], config)
-        if hit.any():
-            parts.append({k: cols[k][hit] for k in ("ticker", "expiration", "strike", "right")})
-    if not parts:
+    """Past daily volumes of just the contracts that are unusual today (one query, all tickers;
+    ``chains`` is every ticker's chain, sorted by ticker)."""
+    hit = unusual_mask(chains["volume"], chains["open_interest"], config)
+    if not hit.any():
         return {}
-    unusual = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    unusual = {k: chains[k][hit] for k in ("ticker", "expiration", "strike", "right")}
     unusual["expiration"] = unusual["expiration"].astype("datetime64[s]")
     since = first_day - timedelta(days=2 * config.unusual_history_days + 10)
     with store.registered("analysis_unusual", unusual):
