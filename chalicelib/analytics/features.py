@@ -506,7 +506,7 @@ class FeatureBatch:
         else:
             shared = self._shared.view(j, self._all.contracts(j), self._all.groups(j))
             _volatility_features(prepared, shared, config, out)
-            _flow_features(prepared, out)
+            _flow_features(prepared, shared.flow, out)
             oi_change = _oi_change_features(prepared, as_of, item.previous_oi, config, out)
             _positioning_features(prepared, shared, oi_change, config, out)
             _unusual_features(prepared, item.contract_history, config, out)
@@ -884,10 +884,44 @@ def _volatility_features(p: _Prepared, shared: _Shared, config: AnalyticsConfig,
     out.put("butterfly_25d", 0.5 * (call25 + put25) - float(atm[nearest]))
 
 
-def _flow_features(p: _Prepared, out: _Out) -> None:
-    """Put/call ratios (volume, OI) and the median quoted spread."""
-    call_volume = float(p.volume[p.is_call].sum())
-    put_volume = float(p.volume[~p.is_call].sum())
+def _flow_sums(batch: _Batch) -> FloatArray:
+    """Per ticker: call and put volume, call and put OI (where known), the number of contracts
+    with a known OI, and the median quoted spread as a fraction of the mid (NaN: no two-sided
+    quote); one row per ticker, all tickers in a few passes."""
+    p = batch.p
+    assert p is not None
+    n = batch.spot.size
+    owner = batch.group_owner[p.exp_idx]
+    known = np.isfinite(p.oi)
+    oi = np.where(known, p.oi, 0.0)
+
+    def per_ticker(values: FloatArray, mask: NDArray[np.bool_]) -> FloatArray:
+        return np.bincount(owner, weights=np.where(mask, values, 0.0), minlength=n)
+
+    out = np.full((n, 6), np.nan)
+    out[:, 0] = per_ticker(p.volume, p.is_call)
+    out[:, 1] = per_ticker(p.volume, ~p.is_call)
+    out[:, 2] = per_ticker(oi, p.is_call)
+    out[:, 3] = per_ticker(oi, ~p.is_call)
+    out[:, 4] = np.bincount(owner[known], minlength=n)
+    quoted = np.flatnonzero(p.quoted)
+    spread = (p.ask[quoted] - p.bid[quoted]) / p.mid[quoted]
+    who = owner[quoted]
+    order = np.lexsort((spread, who))
+    spread, who = spread[order], who[order]
+    start, end = np.searchsorted(who, np.arange(n)), np.searchsorted(who, np.arange(n), "right")
+    some = np.flatnonzero(end > start)
+    size = end[some] - start[some]
+    high = start[some] + size // 2
+    low = np.where(size % 2 == 1, high, high - 1)  # np.median: the mean of the middle two
+    out[some, 5] = np.where(low == high, spread[high], (spread[low] + spread[high]) / 2.0)
+    return out
+
+
+def _flow_features(p: _Prepared, flow: FloatArray, out: _Out) -> None:
+    """Put/call ratios (volume, OI) and the median quoted spread (``flow``: ``_flow_sums``'s
+    row for this ticker)."""
+    call_volume, put_volume = float(flow[0]), float(flow[1])
     out.put("call_volume", int(call_volume))
     out.put("put_volume", int(put_volume))
     out.put(
@@ -895,22 +929,19 @@ def _flow_features(p: _Prepared, out: _Out) -> None:
         put_call_ratio(put_volume, call_volume),
         "no call volume",
     )
-    known = np.isfinite(p.oi)
-    if not known.any():
+    if flow[4] == 0:
         for name in ("call_open_interest", "put_open_interest", "put_call_oi_ratio"):
             out.miss(name, "open interest missing for every contract")
     else:
-        call_oi = float(p.oi[known & p.is_call].sum())
-        put_oi = float(p.oi[known & ~p.is_call].sum())
+        call_oi, put_oi = float(flow[2]), float(flow[3])
         out.put("call_open_interest", int(call_oi))
         out.put("put_open_interest", int(put_oi))
         if call_oi + put_oi <= 0:
             out.miss("put_call_oi_ratio", "no open interest: zero for every contract")
         else:
             out.put("put_call_oi_ratio", put_call_ratio(put_oi, call_oi), "no call open interest")
-    if p.quoted.any():
-        spread = (p.ask[p.quoted] - p.bid[p.quoted]) / p.mid[p.quoted]
-        out.put("spread_pct", 100.0 * float(np.median(spread)))
+    if math.isfinite(flow[5]):
+        out.put("spread_pct", 100.0 * float(flow[5]))
     else:
         out.miss("spread_pct", "no two-sided quotes")
 
@@ -1036,6 +1067,7 @@ class _Shared:
     pain: FloatArray  # per group
     skew_group: NDArray[np.intp]  # per ticker: the skew expiry (nearest target_days), or −1
     wings: FloatArray  # per ticker: IV at the 25Δ call and the −25Δ put of that expiry
+    flow: FloatArray  # per ticker: ``_flow_sums``
 
     @classmethod
     def of(cls, batch: _Batch, config: AnalyticsConfig) -> _Shared:
@@ -1060,6 +1092,7 @@ class _Shared:
             pain=pain,
             skew_group=skew_group,
             wings=wings,
+            flow=_flow_sums(batch),
         )
 
     def view(self, j: int, contracts: slice, groups: slice) -> _Shared:
@@ -1075,6 +1108,7 @@ class _Shared:
             pain=self.pain[groups],
             skew_group=self.skew_group[j : j + 1] - groups.start,
             wings=self.wings[j],
+            flow=self.flow[j],
         )
 
 
