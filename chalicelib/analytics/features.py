@@ -4,8 +4,10 @@
 into a ``FeatureSet``: JSON-ready numbers (and small lists/dicts of numbers) in ``values``. Every
 feature of :mod:`chalicelib.catalogue` is always present; one that the data cannot support is
 ``None`` there and ``missing`` says why; bad or missing market data never raise. Every array pass
-covers the whole chain at once: the only Python loops are over a handful of expiries (their
-closing times and per-expiry records) or over the few contracts reported as unusual.
+covers the whole chain at once, and ``FeatureBatch`` runs the per-contract and per-expiry passes
+over many tickers' chains laid end to end (a watchlist is thousands of small chains, where
+numpy's cost per call would dominate); the Python loops left are per ticker over a handful of
+expiries (their records) or over the few contracts reported as unusual.
 
 Conventions (the catalogue states each feature's unit)
 - IVs, HVs, skew, butterfly and slopes are annualised fractions (0.25 = 25 %); ratios are plain
@@ -32,10 +34,11 @@ What the data must support (sparse and odd chains are common in real imports)
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -204,6 +207,7 @@ def max_pain_by_expiry(
     is_call: NDArray[np.bool_],
     open_interest: FloatArray,
     n_expiries: int,
+    chain_of: NDArray[np.intp] | None = None,
 ) -> FloatArray:
     """Per expiry, argmin over strikes P of Σ_K [OI_c·max(P−K,0) + OI_p·max(K−P,0)]·100.
 
@@ -211,6 +215,9 @@ def max_pain_by_expiry(
     n² pairwise table: below P the call pain is P·ΣOI_c − Σ(OI_c·K), above it the put pain is
     Σ(OI_p·K) − P·ΣOI_p. Missing OI counts as zero; an expiry without any OI > 0 gives NaN
     (with no open interest every strike "minimises" the pain, and the lowest would win).
+
+    ``chain_of`` (each expiry's chain, non-decreasing) lays several chains end to end: the
+    running sums then restart at each chain, so each gets the numbers it would alone.
     """
     out = np.full(n_expiries, np.nan)
     oi_known = np.isfinite(open_interest)
@@ -229,8 +236,10 @@ def max_pain_by_expiry(
     first = np.flatnonzero(starts)
     group = np.cumsum(starts) - 1
 
+    cumsum = np.cumsum if chain_of is None else _running_sums(chain_of[e])
+
     def below(values: FloatArray) -> FloatArray:  # Σ over strikes strictly below, per expiry
-        exclusive = np.cumsum(values) - values
+        exclusive = cumsum(values) - values
         return exclusive - exclusive[first][group]
 
     def total(values: FloatArray) -> FloatArray:
@@ -248,6 +257,22 @@ def max_pain_by_expiry(
     chosen[e[winners]] = k[winners]
     out[has_oi] = chosen[has_oi]
     return out
+
+
+def _running_sums(chain: NDArray[np.intp]) -> Any:
+    """``np.cumsum`` restarting where ``chain`` (sorted) changes: each chain's own running sum,
+    as one row of a zero-padded table each, summed along the rows."""
+    starts = np.flatnonzero(_starts(chain[1:] != chain[:-1]))
+    row = np.cumsum(_starts(chain[1:] != chain[:-1])) - 1
+    column = np.arange(chain.size) - starts[row]
+    shape = (starts.size, int(column.max()) + 1 if chain.size else 0)
+
+    def cumsum(values: FloatArray) -> FloatArray:
+        table = np.zeros(shape)
+        table[row, column] = values
+        return np.cumsum(table, axis=1)[row, column]
+
+    return cumsum
 
 
 def risk_reversal_25d(
@@ -374,6 +399,30 @@ def open_interest_change(
 
 
 # ---- the entry point -----------------------------------------------------------------------
+class ChainColumns(Protocol):
+    """What the features read of a chain: a ``ChainBatch``, or just the columns they use
+    (``CHAIN_INPUTS``, and ``ticker`` when no ticker is given) with ``len`` the chain's."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, name: str) -> NDArray[Any]: ...
+
+
+@dataclass(frozen=True)
+class TickerInputs:
+    """One ticker's inputs to ``compute_features`` (see there for what each means)."""
+
+    chain: ChainColumns
+    spot: float
+    as_of: datetime
+    history: DailyInputs
+    contract_history: ContractHistory | None = None
+    previous_oi: PreviousOpenInterest | None = None
+    next_earnings: date | None = None
+    ticker: str | None = None
+    div_yield: float = 0.0
+
+
 def compute_features(
     chain: ChainBatch,
     spot: float,
@@ -396,40 +445,84 @@ def compute_features(
     open interest (for the day-over-day OI change); ``None`` means none is known.
     ``next_earnings`` is the provider calendar's next earnings date, passed through.
     """
-    name = ticker or (str(chain["ticker"][0]) if len(chain) else "")
-    out = _Out()
-    as_of = as_of.astimezone(UTC) if as_of.tzinfo else as_of.replace(tzinfo=UTC)
-    out.put("underlying_price", spot)
-    out.put("contracts", len(chain))
-    out.put(
-        "next_earnings",
-        next_earnings.isoformat() if next_earnings else None,
-        "no upcoming earnings date in the provider's calendar",
-    )
-    spot_ok = math.isfinite(spot) and spot > 0
-    prepared = _prepare(chain, spot, as_of, rate, div_yield, config) if spot_ok else None
-    if not spot_ok:
-        out.miss("underlying_price", "spot price missing or not positive")
-    if prepared is None:
-        reason = "empty chain" if len(chain) == 0 else "no usable contracts or spot"
-        for feature in _CHAIN_FEATURES:
-            out.miss(feature, reason)
-    else:
-        atm = _atm_by_expiry(prepared, config)
-        _volatility_features(prepared, atm, config, out)
-        _flow_features(prepared, out)
-        oi_change = _oi_change_features(prepared, as_of, previous_oi, config, out)
-        _positioning_features(prepared, atm, oi_change, config, out)
-        _unusual_features(prepared, contract_history, config, out)
-    atm_iv, skew = out.values.get("atm_iv"), out.values.get("skew_25d")
-    _history_features(history, spot, as_of, atm_iv, skew, config, out)
-    return FeatureSet(ticker=name, as_of=as_of, values=out.values, missing=out.missing)
+    item = TickerInputs(
+        chain, spot, as_of, history, contract_history, previous_oi, next_earnings, ticker,
+        div_yield,
+    )  # fmt: skip
+    return FeatureBatch([item], rate=rate, config=config).features(0)
+
+
+class FeatureBatch:
+    """``compute_features`` for many tickers: the chains' array passes run once over all of them.
+
+    A watchlist is thousands of small chains, and numpy's per-call cost on a 300-contract chain
+    is most of the work; so the chains are laid end to end, each (ticker, expiry) one group, and
+    everything that is per contract or per group (T, forwards, solved IVs and greeks, ATM IVs,
+    straddles, GEX, the per-expiry sums) is computed in one pass. ``features(j)`` then assembles
+    ticker ``j``'s values from its slices; a ticker whose assembly raises fails alone.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[TickerInputs],
+        *,
+        rate: float = 0.045,
+        config: AnalyticsConfig = DEFAULT_CONFIG,
+    ) -> None:
+        self.items = list(items)
+        self.rate = rate
+        self.config = config
+        self._as_of = [
+            a.astimezone(UTC) if a.tzinfo else a.replace(tzinfo=UTC)
+            for a in (item.as_of for item in self.items)
+        ]
+        self._all = _prepare_many(self.items, self._as_of, rate, config)
+        self._shared = None if self._all.p is None else _Shared.of(self._all, config)
+        self._closes = _Closes.of(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def features(self, j: int) -> FeatureSet:
+        """Ticker ``j``'s ``FeatureSet``."""
+        item, as_of, config = self.items[j], self._as_of[j], self.config
+        chain, spot = item.chain, item.spot
+        name = item.ticker or (str(chain["ticker"][0]) if len(chain) else "")
+        out = _Out()
+        out.put("underlying_price", spot)
+        out.put("contracts", len(chain))
+        out.put(
+            "next_earnings",
+            item.next_earnings.isoformat() if item.next_earnings else None,
+            "no upcoming earnings date in the provider's calendar",
+        )
+        if not (math.isfinite(spot) and spot > 0):
+            out.miss("underlying_price", "spot price missing or not positive")
+        prepared = self._all.view(j, spot, item.div_yield)
+        if prepared is None or self._shared is None:
+            reason = "empty chain" if len(chain) == 0 else "no usable contracts or spot"
+            for feature in _CHAIN_FEATURES:
+                out.miss(feature, reason)
+        else:
+            shared = self._shared.view(j, self._all.contracts(j), self._all.groups(j))
+            _volatility_features(prepared, shared, config, out)
+            _flow_features(prepared, shared.flow, out)
+            oi_change = _oi_change_features(prepared, as_of, item.previous_oi, config, out)
+            _positioning_features(prepared, shared, oi_change, config, out)
+            _unusual_features(prepared, item.contract_history, config, out)
+        atm_iv, skew = out.values.get("atm_iv"), out.values.get("skew_25d")
+        closes = self._closes.view(j)
+        _history_features(item.history, closes, as_of, atm_iv, skew, config, out)
+        return FeatureSet(ticker=name, as_of=as_of, values=out.values, missing=out.missing)
 
 
 # ---- internals -----------------------------------------------------------------------------
 _CHAIN_FEATURES = tuple(
     f.name for f in catalogue.FEATURES if f.group not in ("snapshot", "history")
 )
+
+
+_FLOATS = (float, np.floating)
 
 
 class _Out:
@@ -440,7 +533,7 @@ class _Out:
         self.missing: dict[str, str] = {}
 
     def put(self, name: str, value: Any, reason: str = "") -> None:
-        if isinstance(value, float | np.floating) and not math.isfinite(value):
+        if isinstance(value, _FLOATS) and not math.isfinite(value):
             value = None
         if value is None:
             self.miss(name, reason or "not computable")
@@ -455,7 +548,11 @@ class _Out:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """The chain as arrays, with T, forwards, filled IVs/greeks and usable expiries."""
+    """The chain as arrays, with T, forwards, filled IVs/greeks and usable expiries.
+
+    One ticker's, or a batch's: then an "expiry" is one (ticker, expiry) group, ``group_spot``
+    gives each its ticker's spot, and ``spot`` and ``div_yield`` (one ticker's) are NaN.
+    """
 
     spot: float
     rate: float
@@ -465,6 +562,7 @@ class _Prepared:
     forward: FloatArray  # per expiry
     dte: NDArray[np.int64]
     usable: NDArray[np.bool_]  # per expiry: at least min_dte_days away
+    group_spot: FloatArray  # per expiry: its ticker's spot (a batch holds many tickers)
     exp_idx: NDArray[np.intp]
     strike: FloatArray
     is_call: NDArray[np.bool_]
@@ -490,65 +588,138 @@ def _expiry_close_seconds(day: date) -> int:
     return int(cal.expiry_close(day).timestamp())
 
 
-def _prepare(
-    chain: ChainBatch,
-    spot: float,
-    as_of: datetime,
-    rate: float,
-    div_yield: float,
-    config: AnalyticsConfig,
-) -> _Prepared | None:
-    if len(chain) == 0:
-        return None
-    exp_day = np.asarray(chain["expiration"]).astype("datetime64[D]")
-    expiries, exp_idx = np.unique(exp_day, return_inverse=True)
-    closes = np.array([_expiry_close_seconds(d) for d in expiries.tolist()], dtype=np.float64)
-    t_exp = (closes - as_of.timestamp()) / cal.SECONDS_PER_YEAR
+# the chain columns the features read
+CHAIN_INPUTS = ("expiration", "strike", "right", "bid", "ask", "implied_volatility", "delta",
+                "gamma", "volume", "open_interest")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """The prepared chains of a batch's tickers end to end (``p``; None when none has a usable
+    one), and where each ticker's contracts and groups lie in it."""
+
+    p: _Prepared | None
+    contract_bounds: NDArray[np.intp]  # ticker j's contracts: [bounds[j], bounds[j + 1])
+    group_bounds: NDArray[np.intp]
+    group_owner: NDArray[np.intp]  # each group's ticker
+    spot: FloatArray  # each ticker's
+
+    def contracts(self, j: int) -> slice:
+        return slice(int(self.contract_bounds[j]), int(self.contract_bounds[j + 1]))
+
+    def groups(self, j: int) -> slice:
+        return slice(int(self.group_bounds[j]), int(self.group_bounds[j + 1]))
+
+    def view(self, j: int, spot: float, div_yield: float) -> _Prepared | None:
+        """Ticker ``j``'s ``_Prepared`` (slices, no copies); None without a usable chain."""
+        p, c, g = self.p, self.contracts(j), self.groups(j)
+        if p is None or c.start == c.stop:
+            return None
+        return _Prepared(
+            spot=spot,
+            rate=p.rate,
+            div_yield=div_yield,
+            expiries=p.expiries[g],
+            t_exp=p.t_exp[g],
+            forward=p.forward[g],
+            dte=p.dte[g],
+            usable=p.usable[g],
+            group_spot=p.group_spot[g],
+            exp_idx=p.exp_idx[c] - g.start,
+            strike=p.strike[c],
+            is_call=p.is_call[c],
+            bid=p.bid[c],
+            ask=p.ask[c],
+            mid=p.mid[c],
+            quoted=p.quoted[c],
+            volume=p.volume[c],
+            oi=p.oi[c],
+            iv=p.iv[c],
+            delta=p.delta[c],
+            gamma=p.gamma[c],
+            log_moneyness=p.log_moneyness[c],
+        )
+
+
+def _prepare_many(
+    items: Sequence[TickerInputs], as_ofs: Sequence[datetime], rate: float, config: AnalyticsConfig
+) -> _Batch:
+    """Every ticker's chain with a positive spot, its expired lines dropped, as one ``_Prepared``
+    whose groups are (ticker, expiry) in ticker order, then expiry order."""
+    n = len(items)
+    spot = np.array([item.spot for item in items], dtype=np.float64)
+    div_yield = np.array([item.div_yield for item in items], dtype=np.float64)
+    lengths = np.array([len(item.chain) for item in items], dtype=np.intp)
+    with np.errstate(invalid="ignore"):
+        take = np.flatnonzero(np.isfinite(spot) & (spot > 0) & (lengths > 0))
+    none = np.zeros(n + 1, dtype=np.intp)
+    nothing = _Batch(None, none, none, np.zeros(0, dtype=np.intp), spot)
+    if take.size == 0:
+        return nothing
+    chains = [items[j].chain for j in take.tolist()]
+    cols = {k: np.concatenate([np.asarray(c[k]) for c in chains]) for k in CHAIN_INPUTS}
+    owner = np.repeat(take, lengths[take])
+    exp_day = cols["expiration"].astype("datetime64[D]").astype(np.int64)
+    first_day = int(exp_day.min())
+    keys, exp_idx = np.unique((owner.astype(np.int64) << 32) | (exp_day - first_day),
+                              return_inverse=True)  # fmt: skip
+    g_owner = (keys >> 32).astype(np.intp)
+    g_day = keys & 0xFFFFFFFF
+    days, day_idx = np.unique(g_day, return_inverse=True)
+    expiry_days = (days + first_day).astype("datetime64[D]")
+    closes = np.array([_expiry_close_seconds(d) for d in expiry_days.tolist()], dtype=np.float64)
+    as_of_seconds = np.array([a.timestamp() for a in as_ofs], dtype=np.float64)
+    t_exp = (closes[day_idx] - as_of_seconds[g_owner]) / cal.SECONDS_PER_YEAR
     live = t_exp[exp_idx] > 0
     if not live.any():
-        return None
+        return nothing
     if not live.all():  # an expired line (or a bad clock) must not poison the rest
-        chain = chain.filter(live)
-        exp_day = exp_day[live]
-        expiries, exp_idx = np.unique(exp_day, return_inverse=True)
-        keep = np.flatnonzero(t_exp > 0)
-        t_exp = t_exp[keep]
-    as_of_day = np.datetime64(as_of.date(), "D")
-    dte = (expiries - as_of_day).astype(np.int64)
-    strike = np.asarray(chain["strike"], dtype=np.float64)
-    is_call = np.asarray(chain["right"]) == "C"
-    bid = np.asarray(chain["bid"], dtype=np.float64)
-    ask = np.asarray(chain["ask"], dtype=np.float64)
+        cols = {k: v[live] for k, v in cols.items()}
+        owner = owner[live]
+        keep = t_exp > 0
+        exp_idx = (np.cumsum(keep) - 1)[exp_idx[live]]
+        g_owner, g_day, t_exp = g_owner[keep], g_day[keep], t_exp[keep]
+    expiries = (g_day + first_day).astype("datetime64[D]")
+    as_of_day = np.array([a.date() for a in as_ofs], dtype="datetime64[D]")
+    dte = (expiries - as_of_day[g_owner]).astype(np.int64)
+    strike = np.asarray(cols["strike"], dtype=np.float64)
+    is_call = np.asarray(cols["right"]) == "C"
+    bid = np.asarray(cols["bid"], dtype=np.float64)
+    ask = np.asarray(cols["ask"], dtype=np.float64)
     quoted = two_sided(bid, ask)
     with np.errstate(invalid="ignore"):
         mid = np.where((ask > 0) & (bid >= 0) & (ask >= bid), 0.5 * (bid + ask), np.nan)
-        iv = np.array(chain["implied_volatility"], dtype=np.float64)
+        iv = np.array(cols["implied_volatility"], dtype=np.float64)
         iv[~(iv > 0)] = np.nan  # a vendor's 0 means "not computed"
     t = t_exp[exp_idx]
-    forward = spot * np.exp((rate - div_yield) * t_exp)
+    group_spot, group_q = spot[g_owner], div_yield[g_owner]
+    forward = group_spot * np.exp((rate - group_q) * t_exp)
+    s, q = group_spot[exp_idx], group_q[exp_idx]
     solve = ~np.isfinite(iv) & quoted  # a source without (some) IVs: solve two-sided quotes
     if solve.any():
         iv[solve] = implied_volatility(
-            mid[solve], spot, strike[solve], t[solve], rate, is_call[solve], div_yield
+            mid[solve], s[solve], strike[solve], t[solve], rate, is_call[solve], q[solve]
         ).iv
-    delta = np.array(chain["delta"], dtype=np.float64)
-    gamma = np.array(chain["gamma"], dtype=np.float64)
+    delta = np.array(cols["delta"], dtype=np.float64)
+    gamma = np.array(cols["gamma"], dtype=np.float64)
     fill = np.isfinite(iv) & (~np.isfinite(delta) | ~np.isfinite(gamma))
     if fill.any():
-        greeks = bs_greeks(spot, strike[fill], t[fill], rate, iv[fill], is_call[fill], div_yield)
+        greeks = bs_greeks(s[fill], strike[fill], t[fill], rate, iv[fill], is_call[fill], q[fill])
         delta[fill] = np.where(np.isfinite(delta[fill]), delta[fill], greeks.delta)
         gamma[fill] = np.where(np.isfinite(gamma[fill]), gamma[fill], greeks.gamma)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_moneyness = np.log(strike / forward[exp_idx])
-    return _Prepared(
-        spot=spot,
+    tickers = np.arange(n + 1)
+    prepared = _Prepared(
+        spot=np.nan,
         rate=rate,
-        div_yield=div_yield,
+        div_yield=np.nan,
         expiries=expiries,
         t_exp=t_exp,
         forward=forward,
         dte=dte,
         usable=t_exp * 365.0 >= config.min_dte_days,
+        group_spot=group_spot,
         exp_idx=exp_idx,
         strike=strike,
         is_call=is_call,
@@ -556,13 +727,15 @@ def _prepare(
         ask=ask,
         mid=mid,
         quoted=quoted,
-        volume=np.asarray(chain["volume"], dtype=np.float64),
-        oi=np.asarray(chain["open_interest"], dtype=np.float64),
+        volume=np.asarray(cols["volume"], dtype=np.float64),
+        oi=np.asarray(cols["open_interest"], dtype=np.float64),
         iv=iv,
         delta=delta,
         gamma=gamma,
         log_moneyness=log_moneyness,
     )
+    bounds = np.searchsorted(owner, tickers), np.searchsorted(g_owner, tickers)
+    return _Batch(prepared, *bounds, g_owner, spot)
 
 
 def _interp_by_group(
@@ -637,8 +810,9 @@ def _atm_reason(config: AnalyticsConfig) -> str:
     return f"no usable IVs on both sides of the forward within {config.atm_max_distance:.0%} of it"
 
 
-def _volatility_features(p: _Prepared, atm: FloatArray, config: AnalyticsConfig, out: _Out) -> None:
+def _volatility_features(p: _Prepared, shared: _Shared, config: AnalyticsConfig, out: _Out) -> None:
     """atm_iv (30-day CM), fixed tenors, front/back, slope, term structure, 25Δ skew, butterfly."""
+    atm = shared.atm
     good = np.flatnonzero(np.isfinite(atm))
     if good.size == 0:
         reason = (
@@ -694,11 +868,10 @@ def _volatility_features(p: _Prepared, atm: FloatArray, config: AnalyticsConfig,
     else:
         out.put("term_slope", float(atm[back] - atm[front]))
 
-    nearest = int(good[np.argmin(np.abs(p.t_exp[good] * 365.0 - config.target_days))])
+    nearest = int(shared.skew_group[0])  # ``good``'s nearest ``target_days``
     expiry = str(p.expiries[nearest])
     out.put("skew_expiration", expiry)
-    on = p.exp_idx == nearest
-    call25, put25 = risk_reversal_25d(p.delta[on], p.iv[on], p.is_call[on])
+    call25, put25 = _num(shared.wings[0]), _num(shared.wings[1])  # ``risk_reversal_25d``
     out.put("iv_25d_call", call25, f"the call deltas of {expiry} do not bracket 0.25")
     out.put("iv_25d_put", put25, f"the put deltas of {expiry} do not bracket −0.25")
     if call25 is None or put25 is None:
@@ -711,10 +884,44 @@ def _volatility_features(p: _Prepared, atm: FloatArray, config: AnalyticsConfig,
     out.put("butterfly_25d", 0.5 * (call25 + put25) - float(atm[nearest]))
 
 
-def _flow_features(p: _Prepared, out: _Out) -> None:
-    """Put/call ratios (volume, OI) and the median quoted spread."""
-    call_volume = float(p.volume[p.is_call].sum())
-    put_volume = float(p.volume[~p.is_call].sum())
+def _flow_sums(batch: _Batch) -> FloatArray:
+    """Per ticker: call and put volume, call and put OI (where known), the number of contracts
+    with a known OI, and the median quoted spread as a fraction of the mid (NaN: no two-sided
+    quote); one row per ticker, all tickers in a few passes."""
+    p = batch.p
+    assert p is not None
+    n = batch.spot.size
+    owner = batch.group_owner[p.exp_idx]
+    known = np.isfinite(p.oi)
+    oi = np.where(known, p.oi, 0.0)
+
+    def per_ticker(values: FloatArray, mask: NDArray[np.bool_]) -> FloatArray:
+        return np.bincount(owner, weights=np.where(mask, values, 0.0), minlength=n)
+
+    out = np.full((n, 6), np.nan)
+    out[:, 0] = per_ticker(p.volume, p.is_call)
+    out[:, 1] = per_ticker(p.volume, ~p.is_call)
+    out[:, 2] = per_ticker(oi, p.is_call)
+    out[:, 3] = per_ticker(oi, ~p.is_call)
+    out[:, 4] = np.bincount(owner[known], minlength=n)
+    quoted = np.flatnonzero(p.quoted)
+    spread = (p.ask[quoted] - p.bid[quoted]) / p.mid[quoted]
+    who = owner[quoted]
+    order = np.lexsort((spread, who))
+    spread, who = spread[order], who[order]
+    start, end = np.searchsorted(who, np.arange(n)), np.searchsorted(who, np.arange(n), "right")
+    some = np.flatnonzero(end > start)
+    size = end[some] - start[some]
+    high = start[some] + size // 2
+    low = np.where(size % 2 == 1, high, high - 1)  # np.median: the mean of the middle two
+    out[some, 5] = np.where(low == high, spread[high], (spread[low] + spread[high]) / 2.0)
+    return out
+
+
+def _flow_features(p: _Prepared, flow: FloatArray, out: _Out) -> None:
+    """Put/call ratios (volume, OI) and the median quoted spread (``flow``: ``_flow_sums``'s
+    row for this ticker)."""
+    call_volume, put_volume = float(flow[0]), float(flow[1])
     out.put("call_volume", int(call_volume))
     out.put("put_volume", int(put_volume))
     out.put(
@@ -722,22 +929,19 @@ def _flow_features(p: _Prepared, out: _Out) -> None:
         put_call_ratio(put_volume, call_volume),
         "no call volume",
     )
-    known = np.isfinite(p.oi)
-    if not known.any():
+    if flow[4] == 0:
         for name in ("call_open_interest", "put_open_interest", "put_call_oi_ratio"):
             out.miss(name, "open interest missing for every contract")
     else:
-        call_oi = float(p.oi[known & p.is_call].sum())
-        put_oi = float(p.oi[known & ~p.is_call].sum())
+        call_oi, put_oi = float(flow[2]), float(flow[3])
         out.put("call_open_interest", int(call_oi))
         out.put("put_open_interest", int(put_oi))
         if call_oi + put_oi <= 0:
             out.miss("put_call_oi_ratio", "no open interest: zero for every contract")
         else:
             out.put("put_call_oi_ratio", put_call_ratio(put_oi, call_oi), "no call open interest")
-    if p.quoted.any():
-        spread = (p.ask[p.quoted] - p.bid[p.quoted]) / p.mid[p.quoted]
-        out.put("spread_pct", 100.0 * float(np.median(spread)))
+    if math.isfinite(flow[5]):
+        out.put("spread_pct", 100.0 * float(flow[5]))
     else:
         out.miss("spread_pct", "no two-sided quotes")
 
@@ -840,24 +1044,224 @@ def _straddles(p: _Prepared, config: AnalyticsConfig) -> _Straddles:
     both, pe, pk = both[keep], pe[keep], pk[keep]
     if both.size == 0:
         return _Straddles(strike, mid)
-    best = np.lexsort((pk, np.abs(pk - p.spot), pe))  # nearest spot first, then lowest strike
+    best = np.lexsort((pk, np.abs(pk - p.group_spot[pe]), pe))  # nearest spot, lowest strike
     first = best[_starts(pe[best][1:] != pe[best][:-1])]
     strike[pe[first]] = pk[first]
     mid[pe[first]] = p.mid[call_row[both][first]] + p.mid[put_row[both][first]]
     return _Straddles(strike, mid)
 
 
+@dataclass(frozen=True)
+class _Shared:
+    """What ``FeatureBatch`` computes once for all its tickers: per group (ticker, expiry) the
+    ATM IV, the straddle, the per-expiry sums of ``by_expiry`` and the GEX by strike; per
+    contract the GEX and whether it is known."""
+
+    atm: FloatArray
+    straddles: _Straddles
+    gex: FloatArray
+    gex_known: NDArray[np.bool_]
+    strike_gex: list[list[dict[str, float]]]
+    sums: dict[str, list[Any]]  # per group, the ``_expiry_sums``
+    by_strike: _ByStrike
+    pain: FloatArray  # per group
+    skew_group: NDArray[np.intp]  # per ticker: the skew expiry (nearest target_days), or −1
+    wings: FloatArray  # per ticker: IV at the 25Δ call and the −25Δ put of that expiry
+    flow: FloatArray  # per ticker: ``_flow_sums``
+
+    @classmethod
+    def of(cls, batch: _Batch, config: AnalyticsConfig) -> _Shared:
+        p = batch.p
+        assert p is not None
+        gex = gamma_exposure(p.gamma, p.oi, p.group_spot[p.exp_idx], p.is_call)
+        with np.errstate(invalid="ignore"):
+            known = np.isfinite(gex) & (p.oi > 0)
+        atm = _atm_by_expiry(p, config)
+        n = p.expiries.size
+        skew_group, wings = _skew_wings(batch, atm, config)
+        straddles = _straddles(p, config)
+        pain = max_pain_by_expiry(p.exp_idx, p.strike, p.is_call, p.oi, n, batch.group_owner)
+        return cls(
+            atm=atm,
+            straddles=straddles,
+            gex=gex,
+            gex_known=known,
+            strike_gex=_gex_by_strike_per_expiry(p, gex, known, config),
+            sums=_expiry_sums(p, gex, known) | _expiry_columns(p, atm, straddles, pain),
+            by_strike=_ByStrike.of(batch, gex, known, config),
+            pain=pain,
+            skew_group=skew_group,
+            wings=wings,
+            flow=_flow_sums(batch),
+        )
+
+    def view(self, j: int, contracts: slice, groups: slice) -> _Shared:
+        """Ticker ``j``'s share."""
+        return _Shared(
+            atm=self.atm[groups],
+            straddles=_Straddles(self.straddles.strike[groups], self.straddles.mid[groups]),
+            gex=self.gex[contracts],
+            gex_known=self.gex_known[contracts],
+            strike_gex=self.strike_gex[groups],
+            sums={k: v[groups] for k, v in self.sums.items()},
+            by_strike=self.by_strike.view(j),
+            pain=self.pain[groups],
+            skew_group=self.skew_group[j : j + 1] - groups.start,
+            wings=self.wings[j],
+            flow=self.flow[j],
+        )
+
+
+def _skew_wings(
+    batch: _Batch, atm: FloatArray, config: AnalyticsConfig
+) -> tuple[NDArray[np.intp], FloatArray]:
+    """Each ticker's skew expiry (the one with ATM IV nearest ``target_days``; the first on a
+    tie) and ``risk_reversal_25d`` on it, for all tickers in one interpolation."""
+    p = batch.p
+    assert p is not None
+    n = batch.spot.size
+    skew_group = np.full(n, -1, dtype=np.intp)
+    wings = np.full((n, 2), np.nan)
+    good = np.flatnonzero(np.isfinite(atm))
+    if good.size == 0:
+        return skew_group, wings
+    distance = np.abs(p.t_exp[good] * 365.0 - config.target_days)
+    owner = batch.group_owner[good]
+    order = np.lexsort((distance, owner))
+    first = order[_starts(owner[order][1:] != owner[order][:-1])]
+    skew_group[owner[first]] = good[first]
+    slot = np.full(p.expiries.size, -1, dtype=np.intp)  # the skew groups, numbered
+    slot[good[first]] = np.arange(first.size)
+    on = np.flatnonzero(slot[p.exp_idx] >= 0)
+    side = (~p.is_call[on]).astype(np.intp)  # 0 call, 1 put
+    values = _interp_by_group(
+        2 * slot[p.exp_idx[on]] + side,
+        p.delta[on],
+        p.iv[on],
+        np.tile([0.25, -0.25], first.size),
+        2 * first.size,
+    )
+    wings[owner[first]] = values.reshape(-1, 2)
+    return skew_group, wings
+
+
+@dataclass(frozen=True)
+class _ByStrike:
+    """Call and put GEX per (ticker, strike) over the contracts whose GEX is known, in ticker
+    then strike order, and the rows of ``gex_by_strike`` (the strikes within the window)."""
+
+    strike: FloatArray
+    call: FloatArray
+    put: FloatArray
+    rows: list[dict[str, float]]
+    bounds: NDArray[np.intp]  # ticker j's strikes: [bounds[j], bounds[j + 1])
+    row_bounds: NDArray[np.intp]
+
+    @classmethod
+    def of(
+        cls, batch: _Batch, gex: FloatArray, known: NDArray[np.bool_], config: AnalyticsConfig
+    ) -> _ByStrike:
+        p = batch.p
+        assert p is not None
+        tickers = np.arange(batch.spot.size + 1)
+        rows = np.flatnonzero(known)
+        owner, k = batch.group_owner[p.exp_idx[rows]], p.strike[rows]
+        order = np.lexsort((k, owner))
+        changed = (owner[order][1:] != owner[order][:-1]) | (k[order][1:] != k[order][:-1])
+        first = _starts(changed)[: rows.size]  # none when no contract has a known GEX
+        group = np.empty(rows.size, dtype=np.intp)
+        group[order] = np.cumsum(first) - 1
+        calls = p.is_call[rows]
+        size = int(first.sum())
+        call = np.bincount(group, weights=np.where(calls, gex[rows], 0.0), minlength=size)
+        put = np.bincount(group, weights=np.where(calls, 0.0, gex[rows]), minlength=size)
+        strike, owner = k[order][first], owner[order][first]
+        near = np.flatnonzero(np.abs(strike / batch.spot[owner] - 1.0) <= config.gex_strike_window)
+        table = zip(
+            strike[near].tolist(),
+            _round2(call[near]),
+            _round2(put[near]),
+            _round2(call[near] + put[near]),
+            strict=True,
+        )
+        return cls(
+            strike=strike,
+            call=call,
+            put=put,
+            rows=[{"strike": s, "call_gex": c, "put_gex": q, "net_gex": t} for s, c, q, t in table],
+            bounds=np.searchsorted(owner, tickers),
+            row_bounds=np.searchsorted(owner[near], tickers),
+        )
+
+    def view(self, j: int) -> _ByStrike:
+        s = slice(int(self.bounds[j]), int(self.bounds[j + 1]))
+        r = slice(int(self.row_bounds[j]), int(self.row_bounds[j + 1]))
+        none = np.zeros(2, dtype=np.intp)
+        return _ByStrike(self.strike[s], self.call[s], self.put[s], self.rows[r], none, none)
+
+
+def _expiry_sums(
+    p: _Prepared, gex: FloatArray, gex_known: NDArray[np.bool_]
+) -> dict[str, list[Any]]:
+    """Per expiry: contracts, volumes, open interest and GEX by side, and how many contracts
+    know their OI (any, > 0) and their GEX."""
+    n = p.expiries.size
+
+    def per_expiry(values: FloatArray, mask: NDArray[np.bool_] | None = None) -> FloatArray:
+        weights = values if mask is None else np.where(mask, values, 0.0)
+        return np.bincount(p.exp_idx, weights=weights, minlength=n)
+
+    def count(mask: NDArray[np.bool_]) -> list[int]:
+        return np.bincount(p.exp_idx[mask], minlength=n).tolist()
+
+    oi_known = np.isfinite(p.oi)
+    oi = np.where(oi_known, p.oi, 0.0)
+    call_gex = per_expiry(np.where(gex_known, gex, 0.0), p.is_call)
+    put_gex = per_expiry(np.where(gex_known, gex, 0.0), ~p.is_call)
+    net_gex = call_gex + put_gex
+    return {
+        "call_gex_cents": _round2(call_gex),
+        "put_gex_cents": _round2(put_gex),
+        "net_gex_cents": _round2(net_gex),
+        "contracts": np.bincount(p.exp_idx, minlength=n).tolist(),
+        "has_oi": count(oi_known),
+        "has_positive_oi": count(oi_known & (oi > 0)),
+        "call_vol": per_expiry(p.volume, p.is_call).tolist(),
+        "put_vol": per_expiry(p.volume, ~p.is_call).tolist(),
+        "call_oi": per_expiry(oi, p.is_call).tolist(),
+        "put_oi": per_expiry(oi, ~p.is_call).tolist(),
+        "has_gex": count(gex_known),
+    }
+
+
+def _expiry_columns(
+    p: _Prepared, atm: FloatArray, straddles: _Straddles, pain: FloatArray
+) -> dict[str, list[Any]]:
+    """Per expiry, the record fields that come straight from per-expiry arrays (the
+    ``_RECORD_FIELDS``, None where not finite) and the expiry's own: date, DTE, T, usable."""
+    spot = p.group_spot
+    sigma_move = spot * atm * np.sqrt(p.t_exp)
+    values = (atm, straddles.strike, straddles.mid, 100.0 * straddles.mid / spot, sigma_move,
+              100.0 * sigma_move / spot, pain)  # fmt: skip
+    return {
+        "expiration": np.datetime_as_string(p.expiries).tolist(),
+        "dte": p.dte.tolist(),
+        "years": p.t_exp.tolist(),
+        "usable": p.usable.tolist(),
+        **{name: _nums(v) for name, v in zip(_RECORD_FIELDS, values, strict=True)},
+    }
+
+
 def _positioning_features(
     p: _Prepared,
-    atm: FloatArray,
+    shared: _Shared,
     oi_change: FloatArray,
     config: AnalyticsConfig,
     out: _Out,
 ) -> None:
     """Max pain, GEX (by strike, by expiry, walls, zero gamma, 0DTE share), expected move and
     the per-expiry table ``by_expiry``."""
-    n = p.expiries.size
-    pain = max_pain_by_expiry(p.exp_idx, p.strike, p.is_call, p.oi, n)
+    pain = shared.pain
     rows = [
         {"expiration": str(p.expiries[i]), "strike": float(pain[i])}
         for i in np.flatnonzero(np.isfinite(pain))
@@ -872,15 +1276,11 @@ def _positioning_features(
         out.miss("max_pain", reason)
         out.miss("max_pain_expiration", reason)
 
-    gex = gamma_exposure(p.gamma, p.oi, p.spot, p.is_call)
-    with np.errstate(invalid="ignore"):
-        known = np.isfinite(gex) & (p.oi > 0)
-    _gex_features(p, gex, known, config, out)
-    straddles = _straddles(p, config)
+    _gex_features(p, shared.gex, shared.gex_known, shared.by_strike, config, out)
     change_reason = out.missing.get(
         "oi_change_total", "no contract with open interest known in this and the previous session"
     )
-    records = _expiry_records(p, atm, pain, gex, known, oi_change, change_reason, straddles, config)
+    records = _expiry_records(p, shared, pain, oi_change, change_reason, config)
     out.put("by_expiry", records, "no live expiry")
     _expected_move(p, records, config, out)
 
@@ -889,11 +1289,12 @@ def _gex_features(
     p: _Prepared,
     gex: FloatArray,
     known: NDArray[np.bool_],
+    by_strike: _ByStrike,
     config: AnalyticsConfig,
     out: _Out,
 ) -> None:
     names = ("gex_total", "gex_by_strike", "call_wall", "put_wall", "zero_gamma", "gex_0dte_share")
-    if not known.any():
+    if by_strike.strike.size == 0:
         with np.errstate(invalid="ignore"):
             has_oi = bool((p.oi > 0).any())
         reason = (
@@ -904,25 +1305,9 @@ def _gex_features(
         for name in names:
             out.miss(name, reason)
         return
-    strikes, where = np.unique(p.strike[known], return_inverse=True)
-    calls = p.is_call[known]
-    call_gex = np.bincount(where, weights=np.where(calls, gex[known], 0.0), minlength=len(strikes))
-    put_gex = np.bincount(where, weights=np.where(calls, 0.0, gex[known]), minlength=len(strikes))
+    strikes, call_gex, put_gex = by_strike.strike, by_strike.call, by_strike.put
     out.put("gex_total", float(call_gex.sum() + put_gex.sum()))
-    near = np.abs(strikes / p.spot - 1.0) <= config.gex_strike_window
-    out.put(
-        "gex_by_strike",
-        [
-            {"strike": k, "call_gex": round(c, 2), "put_gex": round(q, 2), "net_gex": round(t, 2)}
-            for k, c, q, t in zip(
-                strikes[near].tolist(),
-                call_gex[near].tolist(),
-                put_gex[near].tolist(),
-                (call_gex[near] + put_gex[near]).tolist(),
-                strict=True,
-            )
-        ],
-    )
+    out.put("gex_by_strike", by_strike.rows)
     out.put(
         "call_wall",
         float(strikes[np.argmax(call_gex)]) if call_gex.max() > 0 else None,
@@ -961,60 +1346,42 @@ def _gex_features(
 
 def _expiry_records(
     p: _Prepared,
-    atm: FloatArray,
+    shared: _Shared,
     pain: FloatArray,
-    gex: FloatArray,
-    gex_known: NDArray[np.bool_],
     oi_change: FloatArray,
     change_reason: str,
-    straddles: _Straddles,
     config: AnalyticsConfig,
 ) -> list[dict[str, Any]]:
     """One record per live expiry: ATM IV, straddle and 1σ move, max pain, PCRs, GEX, ΔOI."""
     n = p.expiries.size
-
-    def per_expiry(values: FloatArray, mask: NDArray[np.bool_] | None = None) -> FloatArray:
-        weights = values if mask is None else np.where(mask, values, 0.0)
-        return np.bincount(p.exp_idx, weights=weights, minlength=n)
-
-    def count(mask: NDArray[np.bool_]) -> list[int]:
-        return np.bincount(p.exp_idx[mask], minlength=n).tolist()
-
-    oi_known = np.isfinite(p.oi)
-    oi = np.where(oi_known, p.oi, 0.0)
-    has_oi, has_positive_oi = count(oi_known), count(oi_known & (oi > 0))
-    call_vol = per_expiry(p.volume, p.is_call).tolist()
-    put_vol = per_expiry(p.volume, ~p.is_call).tolist()
-    call_oi, put_oi = per_expiry(oi, p.is_call).tolist(), per_expiry(oi, ~p.is_call).tolist()
-    call_gex = per_expiry(np.where(gex_known, gex, 0.0), p.is_call)
-    put_gex = per_expiry(np.where(gex_known, gex, 0.0), ~p.is_call)
-    net_gex = (call_gex + put_gex).tolist()
-    call_gex, put_gex = call_gex.tolist(), put_gex.tolist()
-    has_gex = count(gex_known)
+    sums = shared.sums
+    has_oi, has_positive_oi, has_gex = sums["has_oi"], sums["has_positive_oi"], sums["has_gex"]
+    call_vol, put_vol = sums["call_vol"], sums["put_vol"]
+    call_oi, put_oi = sums["call_oi"], sums["put_oi"]
+    contracts, strike_gex = sums["contracts"], shared.strike_gex
     change_known = np.isfinite(oi_change)
-    change = per_expiry(np.where(change_known, oi_change, 0.0)).tolist()
-    has_change = count(change_known)
-    contracts = np.bincount(p.exp_idx, minlength=n).tolist()
-    strike_gex = _gex_by_strike_per_expiry(p, gex, gex_known, config)
-    sigma_move = p.spot * atm * np.sqrt(p.t_exp)
-    columns = zip(
-        np.datetime_as_string(p.expiries).tolist(),
-        p.dte.tolist(),
-        p.t_exp.tolist(),
-        p.usable.tolist(),
-        _nums(atm),
-        _nums(straddles.strike),
-        _nums(straddles.mid),
-        _nums(100.0 * straddles.mid / p.spot),
-        _nums(sigma_move),
-        _nums(100.0 * sigma_move / p.spot),
-        _nums(pain),
-        strict=True,
-    )
+    weights = np.where(change_known, oi_change, 0.0)
+    change = np.bincount(p.exp_idx, weights=weights, minlength=n).tolist()
+    has_change = np.bincount(p.exp_idx[change_known], minlength=n).tolist()
+    call_cents, put_cents = sums["call_gex_cents"], sums["put_gex_cents"]
+    net_cents = sums["net_gex_cents"]
+    columns = zip(*(sums[name] for name in ("expiration", "dte", "years", "usable")),
+                  *(sums[name] for name in _RECORD_FIELDS), strict=True)  # fmt: skip
     no_straddle = "no strikes on both sides of the forward, within the ATM band, with two-sided "
     no_straddle += "call and put quotes"
     too_close = f"closer than {config.min_dte_days:g} days: left out of volatility features"
     gex_reason = "no contract with both gamma and open interest > 0"
+    reasons_by_usable = {
+        usable: (
+            iv_reason,
+            no_straddle,
+            no_straddle,
+            no_straddle,
+            f"atm_iv missing: {iv_reason}",
+            f"atm_iv missing: {iv_reason}",
+        )
+        for usable, iv_reason in ((False, too_close), (True, _atm_reason(config)))
+    }
     records = []
     for i, (expiry, dte, years, usable, *values) in enumerate(columns):
         record: dict[str, Any] = {
@@ -1025,9 +1392,7 @@ def _expiry_records(
         }
         missing: dict[str, str] = {}
         no_oi = "open interest missing" if not has_oi[i] else "no open interest > 0"
-        iv_reason = too_close if not usable else _atm_reason(config)
-        reasons = (iv_reason, no_straddle, no_straddle, no_straddle, f"atm_iv missing: {iv_reason}",
-                   f"atm_iv missing: {iv_reason}", no_oi)  # fmt: skip
+        reasons = (*reasons_by_usable[usable], no_oi)
         for name, value, reason in zip(_RECORD_FIELDS, values, reasons, strict=True):
             record[name] = value
             if value is None:
@@ -1035,23 +1400,23 @@ def _expiry_records(
         record["call_volume"] = int(call_vol[i])
         record["put_volume"] = int(put_vol[i])
         fields: tuple[tuple[str, Any, str], ...] = (
-            ("put_call_volume_ratio", put_call_ratio(put_vol[i], call_vol[i]), "no call volume"),
+            ("put_call_volume_ratio", _num(put_call_ratio(put_vol[i], call_vol[i])),
+             "no call volume"),
             ("call_open_interest", int(call_oi[i]) if has_oi[i] else None, no_oi),
             ("put_open_interest", int(put_oi[i]) if has_oi[i] else None, no_oi),
             (
                 "put_call_oi_ratio",
-                put_call_ratio(put_oi[i], call_oi[i]) if has_positive_oi[i] else None,
+                _num(put_call_ratio(put_oi[i], call_oi[i])) if has_positive_oi[i] else None,
                 "no call open interest" if has_positive_oi[i] else no_oi,
             ),
-            ("call_gex", round(call_gex[i], 2) if has_gex[i] else None, gex_reason),
-            ("put_gex", round(put_gex[i], 2) if has_gex[i] else None, gex_reason),
-            ("net_gex", round(net_gex[i], 2) if has_gex[i] else None, gex_reason),
+            ("call_gex", _num(call_cents[i]) if has_gex[i] else None, gex_reason),
+            ("put_gex", _num(put_cents[i]) if has_gex[i] else None, gex_reason),
+            ("net_gex", _num(net_cents[i]) if has_gex[i] else None, gex_reason),
             ("oi_change", int(change[i]) if has_change[i] else None, change_reason),
-        )
+        )  # fmt: skip
         for name, value, reason in fields:
-            number = value if isinstance(value, int) else _num(value)
-            record[name] = number
-            if number is None:
+            record[name] = value
+            if value is None:
                 missing[name] = reason
         if strike_gex[i]:
             record["gex_by_strike"] = strike_gex[i]
@@ -1093,7 +1458,8 @@ def _gex_by_strike_per_expiry(
     """Each expiry's call, put and net GEX per strike within the GEX strike window (the chart
     of a selected expiry; ``gex_by_strike`` is the whole chain's)."""
     with np.errstate(invalid="ignore"):
-        near = np.flatnonzero(known & (np.abs(p.strike / p.spot - 1.0) <= config.gex_strike_window))
+        moneyness = np.abs(p.strike / p.group_spot[p.exp_idx] - 1.0)
+        near = np.flatnonzero(known & (moneyness <= config.gex_strike_window))
     out: list[list[dict[str, float]]] = [[] for _ in range(p.expiries.size)]
     if near.size == 0:
         return out
@@ -1104,13 +1470,31 @@ def _gex_by_strike_per_expiry(
     group = np.empty(near.size, dtype=np.intp)
     group[order] = np.cumsum(first) - 1
     calls = p.is_call[near]
-    call = np.bincount(group, weights=np.where(calls, gex[near], 0.0)).tolist()
-    put = np.bincount(group, weights=np.where(calls, 0.0, gex[near])).tolist()
-    net = (np.asarray(call) + np.asarray(put)).tolist()
+    call = np.bincount(group, weights=np.where(calls, gex[near], 0.0))
+    put = np.bincount(group, weights=np.where(calls, 0.0, gex[near]))
     heads = order[first]
-    for g, (i, strike) in enumerate(zip(e[heads].tolist(), k[heads].tolist(), strict=True)):
-        out[i].append({"strike": strike, "call_gex": round(call[g], 2),
-                       "put_gex": round(put[g], 2), "net_gex": round(net[g], 2)})  # fmt: skip
+    table = zip(e[heads].tolist(), k[heads].tolist(), _round2(call), _round2(put),
+                _round2(call + put), strict=True)  # fmt: skip
+    for i, strike, c, q, t in table:
+        out[i].append({"strike": strike, "call_gex": c, "put_gex": q, "net_gex": t})
+    return out
+
+
+def _round2(values: FloatArray) -> list[float]:
+    """``round(v, 2)`` of each value, as the builtin gives it, without a Python call per value.
+
+    rint(100·v)/100 is the builtin's result (the double nearest the decimal rounding of v)
+    unless 100·v, itself rounded, lies too near a half to tell the side; those few, and huge
+    or non-finite values, go through the builtin.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    scaled = v * 100.0
+    out = (np.rint(scaled) / 100.0).tolist()
+    with np.errstate(invalid="ignore"):
+        size = np.abs(scaled)
+        doubt = ~(size < 2.0**50) | (np.abs(size - np.floor(size) - 0.5) <= size * 1e-15 + 1e-12)
+    for i in np.flatnonzero(doubt).tolist():
+        out[i] = round(float(v[i]), 2)
     return out
 
 
@@ -1206,9 +1590,85 @@ def _unusual_features(
     out.put("unusual_contracts", rows)
 
 
+HV_WINDOWS = (10, 20, 60)
+
+
+@dataclass(frozen=True)
+class _Closes:
+    """Daily closes for the history features: the positive finite ones strictly before the
+    snapshot's day, then the spot when it is usable; and the historical volatilities.
+
+    For a batch the tickers' closes lie end to end (``bounds``) and the log returns' standard
+    deviations are taken in one pass: ``hv`` (one per ticker and window, NaN without enough
+    closes) and ``hv20`` (``historical_volatility_series(closes, 20)`` laid end to end).
+    """
+
+    values: FloatArray
+    kept: list[NDArray[np.bool_]]  # per ticker: which of its daily rows have a close
+    today_ok: list[bool]
+    bounds: NDArray[np.intp]
+    hv: dict[int, FloatArray]
+    hv20: FloatArray
+
+    @classmethod
+    def of(cls, items: Sequence[TickerInputs]) -> _Closes:
+        parts, kept, today_ok = [], [], []
+        for item in items:
+            raw = np.asarray(item.history.close, dtype=np.float64)
+            rows = np.isfinite(raw) & (raw > 0)
+            ok = math.isfinite(item.spot) and item.spot > 0
+            parts.append(raw[rows])
+            if ok:
+                parts.append(np.array([item.spot], dtype=np.float64))
+            kept.append(rows)
+            today_ok.append(ok)
+        values = np.concatenate(parts) if parts else np.empty(0)
+        sizes = np.array([k.sum() + t for k, t in zip(kept, today_ok, strict=True)], np.intp)
+        bounds = np.concatenate(([0], np.cumsum(sizes))).astype(np.intp)
+        returns = np.diff(np.log(values)) if values.size else np.empty(0)
+        hv = {}
+        for window in HV_WINDOWS:
+            out = np.full(len(items), np.nan)
+            enough = np.flatnonzero(sizes >= window + 1)
+            if enough.size:
+                start = bounds[enough + 1] - 1 - window  # the ticker's last ``window`` returns
+                tails = returns[start[:, None] + np.arange(window)]
+                out[enough] = np.std(tails, axis=1, ddof=1) * math.sqrt(TRADING_DAYS)
+            hv[window] = out
+        hv20 = np.full(max(values.size - 20, 0), np.nan)
+        if returns.size >= 20:
+            windows = sliding_window_view(returns, 20)
+            hv20 = np.std(windows, axis=1, ddof=1) * math.sqrt(TRADING_DAYS)
+        return cls(values, kept, today_ok, bounds, hv, hv20)
+
+    def view(self, j: int) -> _TickerCloses:
+        start, end = int(self.bounds[j]), int(self.bounds[j + 1])
+        series = np.full(end - start, np.nan)
+        if end - start >= 21:
+            series[20:] = self.hv20[start : end - 20]
+        return _TickerCloses(
+            closes=self.values[start:end],
+            kept=self.kept[j],
+            today_ok=self.today_ok[j],
+            hv={w: _num(v[j]) for w, v in self.hv.items()},
+            hv20_series=series,
+        )
+
+
+@dataclass(frozen=True)
+class _TickerCloses:
+    """One ticker's share of ``_Closes``."""
+
+    closes: FloatArray
+    kept: NDArray[np.bool_]
+    today_ok: bool
+    hv: dict[int, float | None]
+    hv20_series: FloatArray
+
+
 def _history_features(
     history: DailyInputs,
-    spot: float,
+    prepared: _TickerCloses,
     as_of: datetime,
     atm_iv: float | None,
     skew: float | None,
@@ -1231,24 +1691,16 @@ def _history_features(
         out.put("iv_rank", iv_rank(past_iv, atm_iv, config.iv_window_days), "flat IV history")
         out.put("iv_percentile", iv_percentile(past_iv, atm_iv, config.iv_window_days))
 
-    raw_close = np.asarray(history.close, dtype=np.float64)
-    kept = np.isfinite(raw_close) & (raw_close > 0)
-    closes = raw_close[kept]
-    today_ok = math.isfinite(spot) and spot > 0
-    previous = float(closes[-1]) if closes.size else None
+    closes, kept, today_ok = prepared.closes, prepared.kept, prepared.today_ok
+    past = closes.size - today_ok
+    previous = float(closes[past - 1]) if past else None
     out.put("previous_close", previous, "no earlier daily close")
     if previous is None or not today_ok:
         out.miss("change_pct", "spot or the previous close missing")
     else:
-        out.put("change_pct", 100.0 * (spot / previous - 1.0))
-    if today_ok:
-        closes = np.append(closes, spot)
-    for window in (10, 20, 60):
-        out.put(
-            f"hv_{window}",
-            historical_volatility(closes, window),
-            f"{closes.size} closes, need {window + 1}",
-        )
+        out.put("change_pct", 100.0 * (float(closes[-1]) / previous - 1.0))
+    for window in HV_WINDOWS:
+        out.put(f"hv_{window}", prepared.hv[window], f"{closes.size} closes, need {window + 1}")
     hv20 = out.values.get("hv_20")
     if atm_iv is None or not hv20:
         out.miss("iv_hv_ratio", "atm_iv or hv_20 missing")
@@ -1256,7 +1708,7 @@ def _history_features(
     else:
         out.put("iv_hv_ratio", atm_iv / hv20)
         out.put("iv_hv_spread", atm_iv - hv20)
-    _iv_hv_history(history, kept, closes, today_ok, as_of, atm_iv, config, out)
+    _iv_hv_history(history, kept, prepared.hv20_series, today_ok, as_of, atm_iv, config, out)
 
     past_skew = np.asarray(history.skew_25d, dtype=np.float64)[-config.skew_history_days :]
     past_skew = past_skew[np.isfinite(past_skew)]
@@ -1281,7 +1733,7 @@ def _history_features(
 def _iv_hv_history(
     history: DailyInputs,
     kept: NDArray[np.bool_],
-    closes: FloatArray,
+    hv20_series: FloatArray,
     today_ok: bool,
     as_of: datetime,
     atm_iv: float | None,
@@ -1298,7 +1750,7 @@ def _iv_hv_history(
     iv = np.append(np.asarray(history.atm_iv, dtype=np.float64), today_iv)
     hv = np.full(days.size, np.nan)
     rows_with_close = np.flatnonzero(np.append(kept, today_ok))
-    hv[rows_with_close] = historical_volatility_series(closes, 20)
+    hv[rows_with_close] = hv20_series  # ``historical_volatility_series(closes, 20)``
     tail = slice(-config.iv_hv_history_days, None)
     days, iv, hv = days[tail], iv[tail], hv[tail]
     spread = iv - hv

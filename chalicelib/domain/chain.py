@@ -154,12 +154,14 @@ def two_sided(bid: NDArray, ask: NDArray) -> NDArray[np.bool_]:
         return (bid > 0) & (ask > bid) & np.isfinite(ask)
 
 
-def chain_columns_from_masked(raw: Mapping[str, NDArray]) -> dict[str, NDArray]:
-    """Query output with NULLs masked (DuckDB's fetchnumpy) as ChainBatch columns: NaN for a
-    missing float, 0 for a missing count."""
+def chain_columns_from_masked(
+    raw: Mapping[str, NDArray], names: Iterable[str] = CHAIN_COLUMNS
+) -> dict[str, NDArray]:
+    """Query output with NULLs masked (DuckDB's fetchnumpy) as ChainBatch columns (or just
+    ``names`` of them): NaN for a missing float, 0 for a missing count."""
     out: dict[str, NDArray] = {}
-    for name, dtype in CHAIN_COLUMNS.items():
-        col = raw[name]
+    for name in names:
+        dtype, col = CHAIN_COLUMNS[name], raw[name]
         if dtype == "float64":
             out[name] = np.ma.filled(np.ma.asarray(col, dtype=np.float64), np.nan)
         elif dtype == "int64":

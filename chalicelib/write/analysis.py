@@ -5,8 +5,9 @@ one query for every ticker's latest chain, split by ticker with numpy, one for t
 histories, one for the past volumes of today's unusual contracts, one for the open interest at
 the previous session's last snapshot (for the day-over-day OI change), one for every (ticker,
 detector) pair's edge state (``detector_state``) — while a thread asks the provider for each
-ticker's next earnings date. Then, per ticker, it computes the features, runs the detectors on
-them and keeps only the JSON and the edges, so no ticker's ``FeatureSet`` outlives its turn; with
+ticker's next earnings date. Then, per batch of tickers (``FeatureBatch``: the chains' array
+passes run once for the batch), it computes each ticker's features, runs the detectors on them
+and keeps only the JSON and the edges, so no ticker's ``FeatureSet`` outlives its turn; with
 hundreds of tickers and a second CPU, a forked child computes the later half (the stage is pure:
 see ``_evaluate_shared``). It writes in bulk: ``features`` rows, ``chain_snapshots.atm_iv``,
 today's ``daily_history`` row (source ``snapshot``), then the accepted ``alerts`` and the pairs'
@@ -40,10 +41,12 @@ from chalicelib.analytics.config import DEFAULT_CONFIG, AnalyticsConfig
 from chalicelib.analytics.detectors import DETECTORS, Detector, DetectorContext, run_detectors
 from chalicelib.analytics.detectors.edges import ArmState, Change, Step, explain, step
 from chalicelib.analytics.features import (
+    CHAIN_INPUTS,
     ContractHistory,
     DailyInputs,
+    FeatureBatch,
     PreviousOpenInterest,
-    compute_features,
+    TickerInputs,
     unusual_mask,
 )
 from chalicelib.analytics.scoring import (
@@ -54,7 +57,7 @@ from chalicelib.analytics.scoring import (
 )
 from chalicelib.config import Settings
 from chalicelib.domain import calendar as cal
-from chalicelib.domain.chain import ChainBatch, chain_columns_from_masked
+from chalicelib.domain.chain import CHAIN_COLUMNS, chain_columns_from_masked
 from chalicelib.domain.models import Alert, FeatureSet
 from chalicelib.logs import log_event
 from chalicelib.write import forked
@@ -77,10 +80,10 @@ LATEST_SNAPSHOTS = """
 # The as_of lower bound lets DuckDB skip row groups of older snapshots (zone maps).
 # The two big reads return the snapshot's index ``s.i`` instead of the ticker, and the right as a
 # boolean: a VARCHAR column comes back as one new Python string per row (see ``_named``).
+# Only the columns the features read (``CHAIN_INPUTS``): the others are a third of the bytes.
 LATEST_CHAINS = """
-    SELECT s.i, q.as_of, q.expiration, q.strike, q."right" = 'C' AS is_call, q.bid, q.ask,
-           q.last, q.volume, q.open_interest::DOUBLE AS open_interest, q.implied_volatility,
-           q.delta, q.gamma, q.theta, q.vega, q.rho
+    SELECT s.i, q.expiration, q.strike, q."right" = 'C' AS is_call, q.bid, q.ask, q.volume,
+           q.open_interest::DOUBLE AS open_interest, q.implied_volatility, q.delta, q.gamma
     FROM option_quotes q
     JOIN analysis_snaps s ON q.ticker = s.ticker AND q.as_of = s.as_of
     WHERE q.as_of >= ?
@@ -257,11 +260,12 @@ def analyse(
         with store.registered("analysis_snaps", snap_cols):
             mark = time.perf_counter()
             raw = _named(store.columns(LATEST_CHAINS, [first_as_of]), names)
-            chains = _split(chain_columns_from_masked(raw))
+            columns = chain_columns_from_masked(raw, _CHAIN_READ)
+            chains = _split(columns)
             del raw
             since = first_day - timedelta(days=_HISTORY_CALENDAR_DAYS)
             history = _split(_history_columns(_named(store.columns(DAILY_HISTORY, [since]), names)))
-            contract_history = _split(_contract_history(store, chains, config, first_day))
+            contract_history = _split(_contract_history(store, columns, config, first_day))
             previous_oi = _split(_previous_oi(store, first_day))
         states = _read_states(store, [s.ticker for s in snaps])
         timings["load_ms"] = _ms(mark)
@@ -363,19 +367,16 @@ def _split(cols: dict[str, NDArray]) -> dict[str, dict[str, NDArray]]:
 
 def _contract_history(
     store: Store,
-    chains: dict[str, dict[str, NDArray]],
+    chains: dict[str, NDArray],
     config: AnalyticsConfig,
     first_day: date,
 ) -> dict[str, NDArray]:
-    """Past daily volumes of just the contracts that are unusual today (one query, all tickers)."""
-    parts = []
-    for cols in chains.values():
-        hit = unusual_mask(cols["volume"], cols["open_interest"], config)
-        if hit.any():
-            parts.append({k: cols[k][hit] for k in ("ticker", "expiration", "strike", "right")})
-    if not parts:
+    """Past daily volumes of just the contracts that are unusual today (one query, all tickers;
+    ``chains`` is every ticker's chain, sorted by ticker)."""
+    hit = unusual_mask(chains["volume"], chains["open_interest"], config)
+    if not hit.any():
         return {}
-    unusual = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    unusual = {k: chains[k][hit] for k in ("ticker", "expiration", "strike", "right")}
     unusual["expiration"] = unusual["expiration"].astype("datetime64[s]")
     since = first_day - timedelta(days=2 * config.unusual_history_days + 10)
     with store.registered("analysis_unusual", unusual):
@@ -426,38 +427,70 @@ class _Evaluated:
         return self
 
 
+BATCH_TICKERS = 250  # tickers whose chains' array passes run together (``FeatureBatch``)
+
+
 def _evaluate(snaps: Sequence[_Snapshot], inputs: _Inputs) -> _Evaluated:
     """Each ticker's features go to the detectors and out as JSON at once: no FeatureSet of
-    thousands of tickers is held at the same time."""
+    thousands of tickers is held at the same time (the array passes run per batch of tickers)."""
     out = _Evaluated()
     config = inputs.config
-    for snap in snaps:
-        next_earnings = inputs.earnings.get(snap.ticker)
-        next_earnings = next_earnings if isinstance(next_earnings, date) else None
-        try:
-            fs = _features_for(
-                snap, inputs.chains, inputs.history, inputs.contract_history, inputs.previous_oi,
-                inputs.settings, config, next_earnings,
-            )  # fmt: skip
-        except Exception as exc:  # one bad ticker must not stop the rest
-            out.errors.append(f"{snap.ticker}: features: {type(exc).__name__}: {exc}")
-            continue
-        detect_start = time.perf_counter()
-        context = DetectorContext(
-            ticker=snap.ticker, as_of=snap.as_of, next_earnings=next_earnings, config=config
-        )
-        readings, failed = run_detectors(fs, context, inputs.detectors)
-        out.detector_errors.extend(failed)
-        for detector, reading in readings:
-            key = (snap.ticker, detector.name)
-            edge = step(inputs.states.get(key), reading, snap.as_of, detector.rule(config))
-            out.steps.append((key, edge))
-            out.active += reading.active
-            if edge.change is not None and reading.finding is not None:
-                out.edges.append((Candidate(snap.ticker, snap.as_of, reading.finding), edge.change))
-        out.detect_s += time.perf_counter() - detect_start
-        out.rows.append(_FeatureRow.of(fs, snap))
+    for first in range(0, len(snaps), BATCH_TICKERS):
+        part = snaps[first : first + BATCH_TICKERS]
+        for snap, fs in zip(part, _batch_features(part, inputs, out.errors), strict=True):
+            if fs is None:
+                continue
+            detect_start = time.perf_counter()
+            next_earnings = inputs.earnings.get(snap.ticker)
+            context = DetectorContext(
+                ticker=snap.ticker,
+                as_of=snap.as_of,
+                next_earnings=next_earnings if isinstance(next_earnings, date) else None,
+                config=config,
+            )
+            readings, failed = run_detectors(fs, context, inputs.detectors)
+            out.detector_errors.extend(failed)
+            for detector, reading in readings:
+                key = (snap.ticker, detector.name)
+                edge = step(inputs.states.get(key), reading, snap.as_of, detector.rule(config))
+                out.steps.append((key, edge))
+                out.active += reading.active
+                if edge.change is not None and reading.finding is not None:
+                    candidate = Candidate(snap.ticker, snap.as_of, reading.finding)
+                    out.edges.append((candidate, edge.change))
+            out.detect_s += time.perf_counter() - detect_start
+            out.rows.append(_FeatureRow.of(fs, snap))
     return out
+
+
+def _batch_features(
+    snaps: Sequence[_Snapshot], inputs: _Inputs, errors: list[str]
+) -> list[FeatureSet | None]:
+    """The tickers' features, computed together; None (and a line in ``errors``) for a ticker
+    that failed. One bad ticker must not stop the rest: if the batch itself cannot be built,
+    each ticker is computed alone."""
+    rate, config = inputs.settings.risk_free_rate, inputs.config
+    items: list[TickerInputs] = []
+    for snap in snaps:
+        try:
+            items.append(_ticker_inputs(snap, inputs))
+        except Exception as exc:
+            errors.append(f"{snap.ticker}: features: {type(exc).__name__}: {exc}")
+    try:
+        batch = FeatureBatch(items, rate=rate, config=config)
+        compute = batch.features
+    except Exception:
+
+        def compute(j: int) -> FeatureSet:
+            return FeatureBatch([items[j]], rate=rate, config=config).features(0)
+
+    done: dict[str, FeatureSet] = {}
+    for j, item in enumerate(items):
+        try:
+            done[str(item.ticker)] = compute(j)
+        except Exception as exc:
+            errors.append(f"{item.ticker}: features: {type(exc).__name__}: {exc}")
+    return [done.get(snap.ticker) for snap in snaps]
 
 
 PARALLEL_MIN_TICKERS = 200  # below this a second process costs more than it saves
@@ -491,31 +524,37 @@ def _evaluated(_part: Sequence[_Snapshot], payload: object) -> _Evaluated:
     return payload
 
 
-def _features_for(
-    snap: _Snapshot,
-    chains: dict[str, dict[str, NDArray]],
-    history: dict[str, dict[str, NDArray]],
-    contract_history: dict[str, dict[str, NDArray]],
-    previous_oi: dict[str, dict[str, NDArray]],
-    settings: Settings,
-    config: AnalyticsConfig,
-    next_earnings: date | None = None,
-) -> FeatureSet:
-    cols = chains.get(snap.ticker)
-    chain = ChainBatch(cols) if cols is not None else ChainBatch.empty()
-    return compute_features(
-        chain,
-        snap.spot,
-        snap.as_of,
-        _daily_inputs(history.get(snap.ticker)),
-        _contract_inputs(contract_history.get(snap.ticker)),
-        previous_oi=_previous_oi_inputs(previous_oi.get(snap.ticker)),
-        next_earnings=next_earnings,
+def _ticker_inputs(snap: _Snapshot, inputs: _Inputs) -> TickerInputs:
+    cols = inputs.chains.get(snap.ticker)
+    next_earnings = inputs.earnings.get(snap.ticker)
+    return TickerInputs(
+        chain=_Chain(cols if cols is not None else _NO_CHAIN),
+        spot=snap.spot,
+        as_of=snap.as_of,
+        history=_daily_inputs(inputs.history.get(snap.ticker)),
+        contract_history=_contract_inputs(inputs.contract_history.get(snap.ticker)),
+        previous_oi=_previous_oi_inputs(inputs.previous_oi.get(snap.ticker)),
+        next_earnings=next_earnings if isinstance(next_earnings, date) else None,
         ticker=snap.ticker,
-        rate=settings.risk_free_rate,
         div_yield=snap.div_yield,
-        config=config,
     )
+
+
+_CHAIN_READ = ("ticker", *CHAIN_INPUTS)  # what ``LATEST_CHAINS`` gives (with ``_named``)
+_NO_CHAIN = {name: np.empty(0, dtype=CHAIN_COLUMNS[name]) for name in _CHAIN_READ}
+
+
+@dataclass(frozen=True)
+class _Chain:
+    """One ticker's share of ``_chain_columns``: the columns the features read."""
+
+    columns: dict[str, NDArray]
+
+    def __len__(self) -> int:
+        return len(self.columns["strike"])
+
+    def __getitem__(self, name: str) -> NDArray:
+        return self.columns[name]
 
 
 def _history_columns(raw: dict[str, NDArray]) -> dict[str, NDArray]:

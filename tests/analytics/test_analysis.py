@@ -283,18 +283,18 @@ def test_minimum_score_from_settings(tmp_path, market) -> None:
 
 def test_a_failing_ticker_does_not_stop_the_others(tmp_path, market, monkeypatch) -> None:
     settings = make_settings(tmp_path)
-    real = analysis.compute_features
+    real = analysis.FeatureBatch.features
 
-    def flaky(chain, spot, as_of, history, contract_history=None, **kw):
-        if kw.get("ticker") == "AAPL":
+    def flaky(self, j):
+        if self.items[j].ticker == "AAPL":
             raise ValueError("corrupt chain")
-        return real(chain, spot, as_of, history, contract_history, **kw)
+        return real(self, j)
 
     class NoCalendar(SyntheticMarket):
         def earnings_dates(self, ticker, start, end):
             raise ConnectionError("calendar down")
 
-    monkeypatch.setattr(analysis, "compute_features", flaky)
+    monkeypatch.setattr(analysis.FeatureBatch, "features", flaky)
     broken = NoCalendar(seed=7, weeklies=4, horizon_days=200)
     with Store(settings.database) as store:
         scan = collect(store, settings, broken, at(DAY, 21))
@@ -303,6 +303,32 @@ def test_a_failing_ticker_does_not_stop_the_others(tmp_path, market, monkeypatch
     assert "AAPL: features: ValueError: corrupt chain" in result.errors
     assert sum("earnings calendar" in e for e in result.errors) == 3  # read before features
     assert result.alerts_generated == 2
+
+
+def test_a_ticker_that_breaks_its_batch_is_computed_alone(tmp_path, market, monkeypatch) -> None:
+    """When the batch's shared array passes fail, every ticker is computed alone: only the
+    ticker that broke it is missing, and the others' features are as a batch gives them."""
+    settings = make_settings(tmp_path)
+    real = analysis.FeatureBatch.__init__
+
+    def fragile(self, items, **kw):
+        if any(item.ticker == "AAPL" for item in items):
+            raise ValueError("corrupt chain")
+        real(self, items, **kw)
+
+    with Store(settings.database) as store:
+        scan = collect(store, settings, market, at(DAY, 21))
+        analyse(store, settings, market, scan, at(DAY, 21), detectors=[])
+        together = dict(store.rows("SELECT ticker, features::VARCHAR FROM features"))
+        monkeypatch.setattr(analysis.FeatureBatch, "__init__", fragile)
+        result = analyse(store, settings, market, scan, at(DAY, 21), detectors=[])
+        alone = dict(store.rows("SELECT ticker, features::VARCHAR FROM features"))
+    assert result.features_computed == 2
+    assert result.errors == ["AAPL: features: ValueError: corrupt chain"]
+    assert len(together) == 3
+    assert {t: alone[t] for t in together if t != "AAPL"} == {
+        t: v for t, v in together.items() if t != "AAPL"
+    }
 
 
 def test_no_snapshots_is_a_quiet_no_op(tmp_path, market) -> None:
