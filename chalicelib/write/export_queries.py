@@ -130,11 +130,7 @@ SESSION_ROWS = f"""
     FROM daily_history h JOIN wanted w ON h.ticker = w.ticker AND h.day = w.session
 """
 
-# Each wanted ticker's latest features (``wanted.features_as_of_ts``), its JSON as stored, and
-# whether it may hold a token strict JSON refuses (JSON columns keep NaN, infinities and numbers
-# that overflow a double; the type makes it valid JSON otherwise), found on DuckDB's threads.
-# The lower bound on as_of (the oldest wanted) lets DuckDB skip older row groups by their zone
-# maps: the table holds every computation's features, newest last.
+
 # The tokens are found with ``contains`` (a substring search: an alternation of them in one
 # regular expression cost as much as the rest of the query), the exponents by a regex.
 def _lenient(col: str) -> str:
@@ -142,6 +138,11 @@ def _lenient(col: str) -> str:
     return f"({tokens} OR regexp_matches({col}, '[eE]\\+?[0-9]{{3}}'))"
 
 
+# Each wanted ticker's latest features (``wanted.features_as_of_ts``), its JSON as stored, and
+# whether it may hold a token strict JSON refuses (JSON columns keep NaN, infinities and numbers
+# that overflow a double; the type makes it valid JSON otherwise), found on DuckDB's threads.
+# The lower bound on as_of (the oldest wanted) lets DuckDB skip older row groups by their zone
+# maps: the table holds every computation's features, newest last.
 TICKER_FEATURES = f"""
     SELECT ticker, as_of, encode(features) AS features, encode(missing) AS missing,
            coalesce({_lenient("features")}, false) OR {_lenient("missing")} AS lenient
