@@ -26,8 +26,8 @@ contract), never by the order of calls. Per ticker:
   the next morning's change in open interest (no position opens or closes without a trade), plus
   turnover, and accrues monotonically through the session along a U-shaped intraday curve.
 
-Chains are computed in blocks of tickers; with enough blocks and a second core, a forked child
-computes the later half of them (``forked.in_two``) and sends back each block's chains with the
+Chains and histories are computed in blocks of tickers; with enough blocks and a second core, a
+forked child computes the later half of them (``forked.in_two``) and sends back each block with the
 paths it simulated, so the parent's caches end as warm as if it had computed them itself.
 """
 
@@ -37,7 +37,7 @@ import hashlib
 import math
 import os
 import pickle
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -232,7 +232,8 @@ class _Bursts:
     start: NDArray[np.float64]  # fraction of the session at which the burst begins
 
 
-Pairs = list[tuple[str, "ChainResult | Exception"]]
+Result = ChainResult | DailyHistory | Exception  # what one ticker's computation ends in
+Pairs = list[tuple[str, Result]]
 
 
 class SyntheticMarket(MarketDataProvider):
@@ -437,19 +438,39 @@ class SyntheticMarket(MarketDataProvider):
         """Chains for many tickers; model mids, then implied vols and greeks, are solved in one
         vectorised pass per block of tickers (per-call overhead, not arithmetic, dominates
         small chains)."""
+        yield from self._in_blocks(tickers, lambda block: self._block(block, now))
+
+    def fetch_histories(
+        self, tickers: Sequence[str], end: date, days: int
+    ) -> Iterator[tuple[str, DailyHistory | Exception]]:
+        """Histories for many tickers, in blocks like ``fetch_chains`` (a child computes the
+        later half, and its paths warm this process's cache for the chains that follow)."""
+        yield from self._in_blocks(tickers, lambda block: self._history_block(block, end, days))
+
+    def _in_blocks(
+        self, tickers: Sequence[str], compute: Callable[[Sequence[str]], Pairs]
+    ) -> Iterator[tuple[str, Result]]:
+        """``compute`` over blocks of BATCH_TICKERS tickers, the later half in a forked child
+        when there are enough blocks and a second worker."""
         blocks = [tickers[s : s + BATCH_TICKERS] for s in range(0, len(tickers), BATCH_TICKERS)]
         if self.workers < 2 or len(blocks) < forked.MIN_BLOCKS or not hasattr(os, "fork"):
             for block in blocks:
-                yield from self._block(block, now)
+                yield from compute(block)
             return
         known = _Known(dict(self._paths), dict(self._profiles), len(self._bursts))
         for pairs in forked.in_two(
-            blocks,
-            lambda block: self._block(block, now),
-            lambda block, pairs: self._pack(known, block, pairs),
-            self._unpack,
+            blocks, compute, lambda block, pairs: self._pack(known, block, pairs), self._unpack
         ):
             yield from pairs
+
+    def _history_block(self, tickers: Sequence[str], end: date, days: int) -> Pairs:
+        out: Pairs = []
+        for ticker in tickers:
+            try:
+                out.append((ticker, self.fetch_history(ticker, end, days)))
+            except Exception as exc:  # one ticker's failure is reported, not raised
+                out.append((ticker, exc))
+        return out
 
     def _block(self, tickers: Sequence[str], now: datetime) -> Pairs:
         """One block's chains: failures first, in ticker order, then the priced chains."""
@@ -465,7 +486,7 @@ class SyntheticMarket(MarketDataProvider):
         return out
 
     def _pack(self, known: _Known, tickers: Sequence[str], pairs: Pairs) -> object:
-        """In the child: a block's chains and what it added to the caches since the fork."""
+        """In the child: a block's results and what it added to the caches since the fork."""
         paths = {t: self._paths[t] for t in tickers if self._paths.get(t) is not known.paths.get(t)}
         profiles = {
             t: self._profiles[t]
@@ -483,11 +504,11 @@ class SyntheticMarket(MarketDataProvider):
         pairs, paths, profiles, bursts = payload  # type: ignore[misc]
         if not (
             isinstance(pairs, list)
-            and all(isinstance(t, str) and isinstance(r, ChainResult | Exception) for t, r in pairs)
+            and all(isinstance(t, str) and isinstance(r, Result) for t, r in pairs)
             and sorted(t for t, _ in pairs) == sorted(tickers)
             and all(isinstance(c, dict) for c in (paths, profiles, bursts))
         ):
-            raise ValueError("not the chains of the block's tickers")
+            raise ValueError("not the results of the block's tickers")
         self._paths.update(paths)
         self._profiles.update(profiles)
         self._bursts.update(bursts)
@@ -780,7 +801,7 @@ class _Known:
     bursts: int  # entries of the bursts cache (new ones are appended)
 
 
-def _portable(result: ChainResult | Exception) -> ChainResult | Exception:
+def _portable(result: Result) -> Result:
     """``result`` if it survives a pickle round trip, else a ProviderError with its message."""
     if isinstance(result, Exception):
         try:
