@@ -33,6 +33,7 @@ paths it simulated, so the parent's caches end as warm as if it had computed the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -59,6 +60,7 @@ from chalicelib.write.providers.base import (
 )
 
 EPOCH = date(2018, 1, 2)
+YEAR = timedelta(days=366)  # how far past what is asked a path is simulated
 REGIME_VOL = np.array([0.8, 1.0, 1.6])  # calm, normal, stressed multipliers of base vol
 REGIME_STAY = np.array([0.985, 0.985, 0.95])
 SOLVED = ("implied_volatility", "delta", "gamma", "theta", "vega", "rho")
@@ -282,67 +284,105 @@ class SyntheticMarket(MarketDataProvider):
         if cached is None or cached.days[-1] < need:
             # simulate a year further so consecutive cycles reuse one path; always past ANCHOR
             # so every path is scaled through the same day
-            end = max(need, ANCHOR) + timedelta(days=366)
-            cached = self._simulate(ticker, *_trading_days(end))
+            cached = self._simulate(ticker, *_trading_days(max(need, ANCHOR) + YEAR))
             self._paths[ticker] = cached
         return cached
 
     def _simulate(self, ticker: str, days: list[date], day64: NDArray) -> DailyPath:
-        p = self.profile(ticker)
+        return self._simulate_many([ticker], days, day64)[0]
+
+    def _simulate_paths(self, tickers: Sequence[str], through: date) -> None:
+        """The paths ``path`` would simulate for ``tickers``, simulated together (numpy calls
+        per block of tickers, not per ticker); a ticker that cannot be is left to ``path``."""
+        need = through + timedelta(days=self.horizon_days)
+        todo = [t for t in tickers if (c := self._paths.get(t)) is None or c.days[-1] < need]
+        if len(todo) < 2:
+            return
+        with contextlib.suppress(Exception):  # ``path`` raises it for the ticker at fault
+            paths = self._simulate_many(todo, *_trading_days(max(need, ANCHOR) + YEAR))
+            self._paths.update(zip(todo, paths, strict=True))
+
+    def _simulate_many(
+        self, tickers: Sequence[str], days: list[date], day64: NDArray
+    ) -> list[DailyPath]:
+        """Each ticker's path, a row per ticker: every draw comes from the ticker's own
+        streams and every row gets the arithmetic of a lone ticker's, element for element."""
+        ps = [self.profile(t) for t in tickers]
         n = len(days)
 
-        def stream(name: str) -> np.random.Generator:
+        def draws(
+            name: str, draw: Callable[[np.random.Generator, TickerProfile], NDArray]
+        ) -> NDArray[np.float64]:
             # one generator per series: the first n draws do not depend on how long the path
             # is, so a day's numbers do not depend on which date was asked for first
-            return _generator(self.seed, _stable_hash("path", ticker, name))
+            out = np.empty((len(ps), n))
+            for row, (ticker, p) in enumerate(zip(tickers, ps, strict=True)):
+                out[row] = draw(_generator(self.seed, _stable_hash("path", ticker, name)), p)
+            return out
 
-        u_regime, z_vol, z_ret, u_spike, z_rho, z_gap = (
-            stream("regime").random(n),
-            stream("vol").standard_normal(n),
-            stream("ret").standard_normal(n),
-            stream("spike").random(n),
-            stream("rho").standard_normal(n),
-            stream("gap").standard_normal(n),
-        )
-        regime = _regimes(u_regime)
-        shocks = 0.06 * z_vol + np.where(
-            u_spike > 0.992, stream("spike_size").uniform(0.25, 0.7, n), 0.0
-        )
-        log_dev = _ar1(shocks, 0.96)
-        vol = p.base_vol * REGIME_VOL[regime] * np.exp(log_dev - 0.5 * 0.06**2 / (1 - 0.96**2))
-        rho = np.clip(-0.65 + 0.12 * _ar1(0.25 * z_rho, 0.97), -0.95, -0.15)
-        earnings = self._earnings(p, days[0], days[-1])
+        def per_ticker(attr: str) -> NDArray[np.float64]:
+            return np.array([getattr(p, attr) for p in ps], dtype=np.float64)[:, None]
+
+        def along_days(x: NDArray[np.float64], phi: float) -> NDArray[np.float64]:
+            return _ar1(x.T, phi).T
+
+        def random(g: np.random.Generator, p: TickerProfile) -> NDArray[np.float64]:
+            return g.random(n)
+
+        def normal(g: np.random.Generator, p: TickerProfile) -> NDArray[np.float64]:
+            return g.standard_normal(n)
+
+        u_regime, z_vol, z_ret = draws("regime", random), draws("vol", normal), draws("ret", normal)
+        u_spike, z_rho, z_gap = draws("spike", random), draws("rho", normal), draws("gap", normal)
+        regime = np.stack([_regimes(row) for row in u_regime])
+        spike_size = draws("spike_size", lambda g, p: g.uniform(0.25, 0.7, n))
+        shocks = 0.06 * z_vol + np.where(u_spike > 0.992, spike_size, 0.0)
+        log_dev = along_days(shocks, 0.96)
+        vol = per_ticker("base_vol") * REGIME_VOL[regime]
+        vol *= np.exp(log_dev - 0.5 * 0.06**2 / (1 - 0.96**2))
+        rho = np.clip(-0.65 + 0.12 * along_days(0.25 * z_rho, 0.97), -0.95, -0.15)
+        earnings = [self._earnings(p, days[0], days[-1]) for p in ps]
         realised = VRP * vol / np.sqrt(252)
         # reported after the close: the jump is in the next session's opening gap
-        after_report = np.zeros(n, dtype=bool)
-        reported = np.searchsorted(day64, np.array(earnings, dtype="datetime64[D]")) + 1
-        after_report[reported[reported < n]] = True
-        jump = after_report * stream("jump").normal(0, p.event_sd, n)
+        after_report = np.zeros((len(ps), n), dtype=bool)
+        for row, dates in enumerate(earnings):
+            reported = np.searchsorted(day64, np.array(dates, dtype="datetime64[D]")) + 1
+            after_report[row, reported[reported < n]] = True
+        jump = after_report * draws("jump", lambda g, p: g.normal(0, p.event_sd, n))
         diffusive = 0.07 / 252 - 0.5 * realised**2 + realised * z_ret
         # the overnight share of the diffusive move, drawn given the day's total
         gap = jump + OVERNIGHT * diffusive + np.sqrt(OVERNIGHT * (1 - OVERNIGHT)) * realised * z_gap
         log_ret = diffusive + jump
-        log_ret[0] = gap[0] = 0.0
-        level = np.cumsum(log_ret)
+        log_ret[:, 0] = gap[:, 0] = 0.0
+        level = np.cumsum(log_ret, axis=1)
         anchor = min(int(np.searchsorted(day64, np.datetime64(ANCHOR))), n - 1)
-        close = p.spot0 * np.exp(level - level[anchor])
+        close = per_ticker("spot0") * np.exp(level - level[:, anchor : anchor + 1])
+        open_ = close * np.exp(gap - log_ret)
         # appetites wander (AR(1), sd ~0.2); each cohort of opening flow takes them as it starts
-        names = ("call_tilt", "put_tilt", "call_shift", "put_shift")
-        drift = _ar1(0.04 * np.column_stack([stream(k).standard_normal(n) for k in names]), 0.97)
-        return DailyPath(
-            days=days,
-            day64=day64,
-            open=close * np.exp(gap - log_ret),
-            close=close,
-            vol=vol,
-            rho=rho,
-            earnings=frozenset(earnings),
-            call_tilt=drift[:, 0],
-            put_tilt=drift[:, 1],
-            call_shift=0.5 + drift[:, 2],
-            put_shift=0.8 + drift[:, 3],
-            burst_draw=stream("burst").random(n),
+        call_tilt, put_tilt, call_shift, put_shift = (
+            along_days(0.04 * draws(k, normal), 0.97)
+            for k in ("call_tilt", "put_tilt", "call_shift", "put_shift")
         )
+        call_shift += 0.5
+        put_shift += 0.8
+        burst_draw = draws("burst", random)
+        return [
+            DailyPath(
+                days=days,  # one list for the block's paths (no one changes it)
+                day64=day64,
+                open=open_[row],
+                close=close[row],
+                vol=vol[row],
+                rho=rho[row],
+                earnings=frozenset(earnings[row]),
+                call_tilt=call_tilt[row],
+                put_tilt=put_tilt[row],
+                call_shift=call_shift[row],
+                put_shift=put_shift[row],
+                burst_draw=burst_draw[row],
+            )
+            for row in range(len(ps))
+        ]
 
     @staticmethod
     def _earnings(p: TickerProfile, start: date, end: date) -> list[date]:
@@ -464,6 +504,7 @@ class SyntheticMarket(MarketDataProvider):
             yield from pairs
 
     def _history_block(self, tickers: Sequence[str], end: date, days: int) -> Pairs:
+        self._simulate_paths(tickers, end)
         out: Pairs = []
         for ticker in tickers:
             try:
@@ -474,6 +515,7 @@ class SyntheticMarket(MarketDataProvider):
 
     def _block(self, tickers: Sequence[str], now: datetime) -> Pairs:
         """One block's chains: failures first, in ticker order, then the priced chains."""
+        self._simulate_paths(tickers, _session_minute(now)[0])
         out: Pairs = []
         raws: list[_RawChain] = []
         for ticker in tickers:
