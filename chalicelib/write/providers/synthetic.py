@@ -38,7 +38,7 @@ import hashlib
 import math
 import os
 import pickle
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -222,6 +222,26 @@ class _Contracts:
             listed=listed,
             ident=ident,
             lumpy=np.exp(0.35 * _normal(market._key(p, None, "oi"), ident)),
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[_Contracts]) -> _Contracts:
+        """The contracts of ``parts`` as one set, each part's expiries its own slots."""
+        offsets = np.cumsum([0, *(c.expiries.size for c in parts[:-1])])
+
+        def cat(name: str) -> NDArray:
+            return np.concatenate([getattr(c, name) for c in parts])
+
+        return cls(
+            expiry=cat("expiry"),
+            strike=cat("strike"),
+            is_call=cat("is_call"),
+            slot=np.concatenate([c.slot + o for c, o in zip(parts, offsets, strict=True)]),
+            expiries=cat("expiries"),
+            kinds=cat("kinds"),
+            listed=cat("listed"),
+            ident=cat("ident"),
+            lumpy=cat("lumpy"),
         )
 
 
@@ -626,6 +646,7 @@ class SyntheticMarket(MarketDataProvider):
         forward = spot * np.exp((r - q) * t)
         k = np.log(strike / forward)
         sigma = np.sqrt(self._total_variance(p, vol_now, float(path.rho[i]), k, t, event) / t)
+        self._draw_bursts(p, path, range(max(i - BURST_MEMORY, 1), i + 1))  # all it reads
         oi, oi_next = self._open_interest(p, path, (i, i + 1), contracts)
         volume = self._volume(p, path, i, contracts, oi, oi_next, fraction)
         size = strike.size
@@ -697,9 +718,15 @@ class SyntheticMarket(MarketDataProvider):
 
     # ---- positioning -------------------------------------------------------------------
     def _positions(
-        self, p: TickerProfile, path: DailyPath, days: Sequence[int], c: _Contracts
+        self,
+        p: TickerProfile,
+        path: DailyPath,
+        days: Sequence[int | NDArray[np.intp]],
+        c: _Contracts,
     ) -> list[NDArray[np.float64]]:
-        """Open interest before the open of each day index in ``days``, bursts aside.
+        """Open interest before the open of each day index in ``days``, bursts aside; a day
+        may also be an array of day indices, one per expiry of ``c`` (contracts of several days
+        at once, each at its own: a cohort outside a day's range weighs an exact zero there).
 
         Positions are opened day by day, in cohorts of COHORT_DAYS trading days that share the
         price before the cohort began (calls opened above it, puts below, in widths that grow
@@ -710,8 +737,9 @@ class SyntheticMarket(MarketDataProvider):
         change is one day's opening and closing, not a whole profile moving with the price.
         Computed as a (cohort × contract) array: about a dozen cohorts, no Python loop.
         """
-        oldest = max(0, (min(days) - 1) // COHORT_DAYS - COHORTS)
-        first = np.arange(oldest, (max(days) - 1) // COHORT_DAYS + 1) * COHORT_DAYS
+        low, high = min(int(np.min(i)) for i in days), max(int(np.max(i)) for i in days)
+        oldest = max(0, (low - 1) // COHORT_DAYS - COHORTS)
+        first = np.arange(oldest, (high - 1) // COHORT_DAYS + 1) * COHORT_DAYS
         anchor = np.maximum(first - 1, 0)
         col = (slice(None), None)  # per cohort, broadcast over contracts (or expiries)
         slot = c.slot
@@ -739,13 +767,22 @@ class SyntheticMarket(MarketDataProvider):
         expiry = c.expiry.astype(np.int64)
         out = []
         for i in days:
-            end = np.minimum(first + COHORT_DAYS, i)  # each cohort's opening days end here
-            fade = np.clip((COHORTS + 1) * COHORT_DAYS - (i - first), 0, COHORT_DAYS)
-            weight = np.where(end > first, HOLD ** (i - end) * fade / COHORT_DAYS, 0.0)
-            count = np.clip(end[col] - opened_from, 0, COHORT_DAYS)
-            kept = (weight[col] * (1 - _HELD[count]))[:, slot]
-            held = (flow * kept).sum(axis=0)
-            out.append(np.where(expiry >= path.day64[i].astype(np.int64), held * scale, 0.0))
+            if isinstance(i, np.ndarray):  # (cohort × expiry), each expiry at its own day
+                at, starts = i[None, :], first[col]
+                today = path.day64[i].astype(np.int64)[slot]
+            else:
+                at, starts, today = i, first, path.day64[i].astype(np.int64)
+            end = np.minimum(starts + COHORT_DAYS, at)  # each cohort's opening days end here
+            fade = np.clip((COHORTS + 1) * COHORT_DAYS - (at - starts), 0, COHORT_DAYS)
+            weight = np.where(end > starts, HOLD ** (at - end) * fade / COHORT_DAYS, 0.0)
+            if isinstance(i, np.ndarray):
+                count = np.clip(end - opened_from, 0, COHORT_DAYS)
+                kept = (weight * (1 - _HELD[count]))[:, slot]
+            else:
+                count = np.clip(end[col] - opened_from, 0, COHORT_DAYS)
+                kept = (weight[col] * (1 - _HELD[count]))[:, slot]
+            held = (flow * kept).sum(axis=0)  # row after row (two contracts or more)
+            out.append(np.where(expiry >= today, held * scale, 0.0))
         return out
 
     def _open_interest(
@@ -811,27 +848,39 @@ class SyntheticMarket(MarketDataProvider):
         their open interest, starting at a random time of the session (cached per day)."""
         key = (p.ticker, i)
         if key not in self._bursts:
-            if len(self._bursts) > 100_000:  # a pure cache: a writer running for months
-                self._bursts.clear()
-            self._bursts[key] = self._draw_burst(p, path, i)
+            self._draw_bursts(p, path, (i,))
         return self._bursts[key]
 
-    def _draw_burst(self, p: TickerProfile, path: DailyPath, i: int) -> _Bursts | None:
-        if i == 0 or path.burst_draw[i] >= BURST_ODDS:
-            return None
-        day, spot = path.days[i], float(path.close[i - 1])
-        expiries = [e for e in self._expirations(p, day) if 0 < (e - day).days <= 55]
-        if not expiries:
-            return None
-        rng = self._rng(p, day, "burst")
+    def _draw_bursts(self, p: TickerProfile, path: DailyPath, days: Iterable[int]) -> None:
+        """Cache the bursts of ``days`` not cached yet; their contracts' open interest is
+        computed in one pass (each at its own day)."""
+        todo = [i for i in days if (p.ticker, i) not in self._bursts]
+        if len(self._bursts) + len(todo) > 100_000:  # a pure cache: a writer running for months
+            self._bursts.clear()
+        drawn = []
         picks = 3
-        which = rng.integers(len(expiries), size=picks)
-        k = rng.uniform(0.02, 0.11, picks) * rng.choice([-1.0, 1.0], picks)
-        strike = np.array([_listed_strike(spot * np.exp(x), p.liquid) for x in k])
-        contracts = _Contracts.build(self, p, expiries, which, strike, k > 0)  # OTM calls/puts
-        (base,) = self._positions(p, path, (i,), contracts)
-        volume = np.floor(base * rng.uniform(3, 12, picks) + 800)
-        return _Bursts(contracts, volume, rng.uniform(0.1, 0.85, picks))
+        for i in todo:
+            self._bursts[(p.ticker, i)] = None
+            if i == 0 or path.burst_draw[i] >= BURST_ODDS:
+                continue
+            day, spot = path.days[i], float(path.close[i - 1])
+            expiries = [e for e in self._expirations(p, day) if 0 < (e - day).days <= 55]
+            if not expiries:
+                continue
+            rng = self._rng(p, day, "burst")
+            which = rng.integers(len(expiries), size=picks)
+            k = rng.uniform(0.02, 0.11, picks) * rng.choice([-1.0, 1.0], picks)
+            strike = np.array([_listed_strike(spot * np.exp(x), p.liquid) for x in k])
+            contracts = _Contracts.build(self, p, expiries, which, strike, k > 0)  # OTM
+            drawn.append((i, contracts, rng.uniform(3, 12, picks), rng.uniform(0.1, 0.85, picks)))
+        if not drawn:
+            return
+        every = _Contracts.concat([c for _, c, _, _ in drawn])
+        at = np.repeat([i for i, *_ in drawn], [c.expiries.size for _, c, _, _ in drawn])
+        (base,) = self._positions(p, path, (at,), every)
+        for n, (i, contracts, factor, start) in enumerate(drawn):
+            volume = np.floor(base[n * picks : (n + 1) * picks] * factor + 800)
+            self._bursts[(p.ticker, i)] = _Bursts(contracts, volume, start)
 
 
 @dataclass
