@@ -44,6 +44,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 import numpy as np
+from numpy.random.bit_generator import ISeedSequence
 from numpy.typing import NDArray
 
 from chalicelib.domain import calendar as cal
@@ -60,6 +61,10 @@ from chalicelib.write.providers.base import (
 )
 
 EPOCH = date(2018, 1, 2)
+_SERIES = (  # a path's random series, each from its own stream
+    "regime", "vol", "ret", "spike", "rho", "gap", "spike_size", "jump",
+    "call_tilt", "put_tilt", "call_shift", "put_shift", "burst",
+)  # fmt: skip
 YEAR = timedelta(days=366)  # how far past what is asked a path is simulated
 REGIME_VOL = np.array([0.8, 1.0, 1.6])  # calm, normal, stressed multipliers of base vol
 REGIME_STAY = np.array([0.985, 0.985, 0.95])
@@ -107,6 +112,10 @@ def _generator(*entropy: int) -> np.random.Generator:
     """``np.random.default_rng(list(entropy))``, the same stream: the integers are cut into the
     32-bit words (least significant first) numpy's SeedSequence would make of the list, which
     spares its per-call list coercion (a dozen generators per ticker)."""
+    return np.random.default_rng(np.array(_words(entropy), dtype=np.uint32))
+
+
+def _words(entropy: Sequence[int]) -> list[int]:
     words = []
     for n in entropy:
         if n < 0:
@@ -116,7 +125,78 @@ def _generator(*entropy: int) -> np.random.Generator:
         while n:
             words.append(n & 0xFFFFFFFF)
             n >>= 32
-    return np.random.default_rng(np.array(words, dtype=np.uint32))
+    return words
+
+
+def _generators(entropies: Sequence[Sequence[int]]) -> list[np.random.Generator]:
+    """``[_generator(*e) for e in entropies]``, the same streams at a seventh of the cost:
+    SeedSequence's hash of every entropy done together on arrays (``_seed_words``), each
+    PCG64 then seeded with its words as numpy's own SeedSequence would hand them over."""
+    words = [_words(e) for e in entropies]
+    out: list[np.random.Generator | None] = [None] * len(words)
+    for length in {len(w) for w in words}:
+        rows = [n for n, w in enumerate(words) if len(w) == length]
+        seeds = _seed_words(np.array([words[n] for n in rows], dtype=np.uint32).reshape(-1, length))
+        for n, seed in zip(rows, seeds, strict=True):
+            out[n] = np.random.Generator(np.random.PCG64(_SeedWords(seed)))
+    return out  # type: ignore[return-value]
+
+
+class _SeedWords(ISeedSequence):
+    """A seed sequence whose state is already generated: PCG64 asks it for four 64-bit words."""
+
+    __slots__ = ("words",)
+
+    def __init__(self, words: NDArray[np.uint64]) -> None:
+        self.words = words
+
+    def generate_state(self, n_words: int, dtype: type = np.uint32) -> NDArray[np.uint64]:
+        if n_words != 4 or np.dtype(dtype) != np.uint64:
+            raise ValueError("seed words are PCG64's: four 64-bit words")
+        return self.words
+
+
+# numpy's SeedSequence (bit_generator.pyx): a pool of four 32-bit words, its hash constants
+_POOL = 4
+_INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
+_MIX_L, _MIX_R = np.uint32(0xCA01F9DD), np.uint32(0x4973F715)
+_SHIFT = np.uint32(16)
+
+
+def _seed_words(entropy: NDArray[np.uint32]) -> NDArray[np.uint64]:
+    """Per row of 32-bit entropy words, ``SeedSequence(row).generate_state(4, np.uint64)``:
+    the same mixing, one array operation for every row (uint32 arithmetic wraps as C's does)."""
+    rows, length = entropy.shape
+    const = _INIT_A
+
+    def hashmix(value: NDArray[np.uint32]) -> NDArray[np.uint32]:
+        nonlocal const
+        value = value ^ np.uint32(const)
+        const = (const * _MULT_A) & 0xFFFFFFFF
+        value = value * np.uint32(const)
+        return value ^ (value >> _SHIFT)
+
+    def mix(x: NDArray[np.uint32], y: NDArray[np.uint32]) -> NDArray[np.uint32]:
+        result = _MIX_L * x - _MIX_R * y
+        return result ^ (result >> _SHIFT)
+
+    zero = np.zeros(rows, dtype=np.uint32)
+    pool = [hashmix(entropy[:, i] if i < length else zero) for i in range(_POOL)]
+    for src in range(_POOL):
+        for dst in range(_POOL):
+            if src != dst:
+                pool[dst] = mix(pool[dst], hashmix(pool[src]))
+    for src in range(_POOL, length):
+        for dst in range(_POOL):
+            pool[dst] = mix(pool[dst], hashmix(entropy[:, src]))
+    const = _INIT_B
+    state = np.empty((rows, 2 * _POOL), dtype=np.uint32)
+    for i in range(2 * _POOL):
+        value = pool[i % _POOL] ^ np.uint32(const)
+        const = (const * _MULT_B) & 0xFFFFFFFF
+        value = value * np.uint32(const)
+        state[:, i] = value ^ (value >> _SHIFT)
+    return state.view(np.uint64)  # as numpy views its words: pairs, in native byte order
 
 
 @dataclass(frozen=True)
@@ -330,14 +410,18 @@ class SyntheticMarket(MarketDataProvider):
         ps = [self.profile(t) for t in tickers]
         n = len(days)
 
+        # one generator per series: the first n draws do not depend on how long the path is,
+        # so a day's numbers do not depend on which date was asked for first
+        keys = [(name, t) for name in _SERIES for t in tickers]
+        entropies = [(self.seed, _stable_hash("path", t, name)) for name, t in keys]
+        streams = dict(zip(keys, _generators(entropies), strict=True))
+
         def draws(
             name: str, draw: Callable[[np.random.Generator, TickerProfile], NDArray]
         ) -> NDArray[np.float64]:
-            # one generator per series: the first n draws do not depend on how long the path
-            # is, so a day's numbers do not depend on which date was asked for first
             out = np.empty((len(ps), n))
             for row, (ticker, p) in enumerate(zip(tickers, ps, strict=True)):
-                out[row] = draw(_generator(self.seed, _stable_hash("path", ticker, name)), p)
+                out[row] = draw(streams[name, ticker], p)
             return out
 
         def per_ticker(attr: str) -> NDArray[np.float64]:
