@@ -65,7 +65,7 @@ _SERIES = (  # a path's random series, each from its own stream
     "regime", "vol", "ret", "spike", "rho", "gap", "spike_size", "jump",
     "call_tilt", "put_tilt", "call_shift", "put_shift", "burst",
 )  # fmt: skip
-YEAR = timedelta(days=366)  # how far past what is asked a path is simulated
+AHEAD = timedelta(days=92)  # a path runs a quarter past the day asked: cycles reuse it
 REGIME_VOL = np.array([0.8, 1.0, 1.6])  # calm, normal, stressed multipliers of base vol
 REGIME_STAY = np.array([0.985, 0.985, 0.95])
 SOLVED = ("implied_volatility", "delta", "gamma", "theta", "vega", "rho")
@@ -246,7 +246,7 @@ class DailyPath:
     close: NDArray[np.float64]
     vol: NDArray[np.float64]  # 30-day ATM IV level excluding earnings variance
     rho: NDArray[np.float64]
-    earnings: frozenset[date]
+    earnings: frozenset[date]  # reports through max(horizon_days, 30) days past the last day
     call_tilt: NDArray[np.float64]  # log appetite for opening calls, wandering
     put_tilt: NDArray[np.float64]
     call_shift: NDArray[np.float64]  # how far above the price calls are opened, in widths
@@ -378,13 +378,9 @@ class SyntheticMarket(MarketDataProvider):
         return cached
 
     def path(self, ticker: str, through: date) -> DailyPath:
-        # a chain on ``through`` needs the earnings dates up to its last listed expiry
-        need = through + timedelta(days=self.horizon_days)
         cached = self._paths.get(ticker)
-        if cached is None or cached.days[-1] < need:
-            # simulate a year further so consecutive cycles reuse one path; always past ANCHOR
-            # so every path is scaled through the same day
-            cached = self._simulate(ticker, *_trading_days(max(need, ANCHOR) + YEAR))
+        if cached is None or cached.days[-1] <= through:
+            cached = self._simulate(ticker, *_trading_days(_path_end(through)))
             self._paths[ticker] = cached
         return cached
 
@@ -394,12 +390,11 @@ class SyntheticMarket(MarketDataProvider):
     def _simulate_paths(self, tickers: Sequence[str], through: date) -> None:
         """The paths ``path`` would simulate for ``tickers``, simulated together (numpy calls
         per block of tickers, not per ticker); a ticker that cannot be is left to ``path``."""
-        need = through + timedelta(days=self.horizon_days)
-        todo = [t for t in tickers if (c := self._paths.get(t)) is None or c.days[-1] < need]
+        todo = [t for t in tickers if (c := self._paths.get(t)) is None or c.days[-1] <= through]
         if len(todo) < 2:
             return
         with contextlib.suppress(Exception):  # ``path`` raises it for the ticker at fault
-            paths = self._simulate_many(todo, *_trading_days(max(need, ANCHOR) + YEAR))
+            paths = self._simulate_many(todo, *_trading_days(_path_end(through)))
             self._paths.update(zip(todo, paths, strict=True))
 
     def _simulate_many(
@@ -445,7 +440,10 @@ class SyntheticMarket(MarketDataProvider):
         vol = per_ticker("base_vol") * REGIME_VOL[regime]
         vol *= np.exp(log_dev - 0.5 * 0.06**2 / (1 - 0.96**2))
         rho = np.clip(-0.65 + 0.12 * along_days(0.25 * z_rho, 0.97), -0.95, -0.15)
-        earnings = [self._earnings(p, days[0], days[-1]) for p in ps]
+        # a chain on the path's last day lists expiries up to horizon_days later, and its
+        # history's 30-day IV spans reports up to 30 days later: the calendar runs past the path
+        reports_end = days[-1] + timedelta(days=max(self.horizon_days, 30))
+        earnings = [self._earnings(p, days[0], reports_end) for p in ps]
         realised = VRP * vol / np.sqrt(252)
         # reported after the close: the jump is in the next session's opening gap
         after_report = np.zeros((len(ps), n), dtype=bool)
@@ -1062,6 +1060,13 @@ def _trading_days_cached(end: date) -> tuple[tuple[date, ...], NDArray]:
     day64 = np.array(days, dtype="datetime64[D]")
     day64.flags.writeable = False  # shared by every path of this length
     return days, day64
+
+
+def _path_end(through: date) -> date:
+    """The last day of a path simulated for ``through``: a quarter ahead (the next trading
+    day's open interest is read too), and always past ANCHOR, through which every path is
+    scaled (draws are by day index from EPOCH, so a longer path repeats a shorter one)."""
+    return max(through, ANCHOR) + AHEAD
 
 
 def _trading_days(end: date) -> tuple[list[date], NDArray]:
