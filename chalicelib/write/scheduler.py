@@ -271,11 +271,11 @@ class Scheduler:
         end = cal.previous_trading_day(session_day)
         with timed("backfill", tickers=len(missing), days=wanted) as log:
             histories = []
-            for ticker in missing:
-                try:
-                    histories.append(self.provider.fetch_history(ticker, end, wanted))
-                except Exception as exc:
-                    log_event("backfill_failed", ticker=ticker, error=str(exc))
+            for ticker, result in self.provider.fetch_histories(missing, end, wanted):
+                if isinstance(result, Exception):
+                    log_event("backfill_failed", ticker=ticker, error=str(result))
+                else:
+                    histories.append(result)
             log["rows"] = self.store.upsert_history(histories, source="backfill")
         return len(histories)
 

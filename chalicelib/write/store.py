@@ -9,6 +9,7 @@ is far cheaper than a contract-level index (measured: 0.4 s vs 2.4–3.9 s per 1
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import re
 import threading
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -139,6 +140,7 @@ MIGRATIONS: tuple[str, ...] = (
 # Callers catch this (any DuckDB failure: I/O, parse, conversion) without importing duckdb.
 DatabaseError = duckdb.Error
 
+_UNIX_ORDINAL = date(1970, 1, 1).toordinal()
 _LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
 
 
@@ -370,7 +372,12 @@ class Store:
     def upsert_history(self, histories: Sequence[DailyHistory], source: str) -> int:
         if not histories:
             return 0
-        days = np.concatenate([np.array(h.dates, dtype="datetime64[D]") for h in histories])
+        # by ordinal: numpy converts a list of date objects one by one, slowly (3 s a backfill)
+        ordinals = np.fromiter(
+            map(date.toordinal, itertools.chain.from_iterable(h.dates for h in histories)),
+            dtype=np.int64,
+        )
+        days = (ordinals - _UNIX_ORDINAL).astype("datetime64[D]")
         # Each distinct session's close once (a backfill repeats the same few hundred days for
         # every ticker): per row, the calendar would cost more than the rest of the upsert.
         distinct, where = np.unique(days, return_inverse=True)

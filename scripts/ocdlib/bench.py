@@ -90,11 +90,17 @@ class _TimedProvider:
         self.seconds = 0.0
 
     def fetch_chains(self, tickers: list[str], now: datetime) -> Any:
-        chains = iter(self.inner.fetch_chains(tickers, now))
+        return self._timed(self.inner.fetch_chains(tickers, now))
+
+    def fetch_histories(self, *args: Any, **kwargs: Any) -> Any:
+        return self._timed(self.inner.fetch_histories(*args, **kwargs))
+
+    def _timed(self, results: Any) -> Any:
+        results = iter(results)
         while True:
             start = time.perf_counter()
             try:
-                item = next(chains)
+                item = next(results)
             except StopIteration:
                 self.seconds += time.perf_counter() - start
                 return

@@ -11,7 +11,12 @@ import pytest
 from chalicelib.domain import calendar as cal
 from chalicelib.domain.chain import ChainBatch, reject_reasons
 from chalicelib.write.providers.base import ChainResult
-from chalicelib.write.providers.synthetic import DAILY_EXPIRIES, LIQUID, SyntheticMarket
+from chalicelib.write.providers.synthetic import (
+    DAILY_EXPIRIES,
+    LIQUID,
+    SyntheticMarket,
+    _generators,
+)
 
 TICKERS = ("SPY", "AAPL", "JPM", "TSLA", "QXYZ")  # QXYZ: a generated profile, not a known one
 DAYS = (date(2026, 3, 4), date(2026, 6, 17), date(2026, 9, 22), date(2026, 11, 27))
@@ -310,3 +315,18 @@ def test_generated_profiles_make_valid_chains(market: SyntheticMarket):
         assert keep.all(), (ticker, counts)
         sizes.append(len(result.contracts))
     assert min(sizes) >= 50
+
+
+def test_generators_seeded_together_draw_numpys_own_streams():
+    # entropies of one to seven 32-bit words, zeros among them, mixed in one call
+    rng = np.random.default_rng(3)
+    entropies = [(0,), (7, 0), (2**64 - 1,), (7, 2**63 + 5, 12), (1, 2, 3, 4, 2**32)]
+    entropies += [tuple(int(x) for x in rng.integers(0, 2**62, size)) for size in (1, 2, 3, 4) * 5]
+    together = _generators(entropies)
+    for entropy, generator in zip(entropies, together, strict=True):
+        words = []
+        for n in entropy:
+            words += [(n >> s) & 0xFFFFFFFF for s in range(0, max(n.bit_length(), 1), 32)]
+        alone = np.random.default_rng(words)
+        assert generator.standard_normal(50).tobytes() == alone.standard_normal(50).tobytes()
+        assert generator.random(50).tobytes() == alone.random(50).tobytes()

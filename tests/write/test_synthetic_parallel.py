@@ -1,11 +1,12 @@
-"""Two processes compute what one does: the forked half of ``fetch_chains`` comes back bit for
-bit, in order, and a child that dies or talks garbage is recomputed and reaped."""
+"""Two processes compute what one does: the forked half of ``fetch_chains`` (and of
+``fetch_histories``) comes back bit for bit, in order, and a child that dies or talks garbage is
+recomputed and reaped."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 
 from chalicelib.domain.chain import CHAIN_COLUMNS
 from chalicelib.write import forked
-from chalicelib.write.providers.base import ChainResult
+from chalicelib.write.providers.base import ChainResult, DailyHistory
 from chalicelib.write.providers.synthetic import BATCH_TICKERS, SyntheticMarket
 
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
@@ -69,6 +70,24 @@ def test_two_processes_yield_what_one_does(one_process: Pairs, events: list) -> 
     assert events == []
     assert not _children()
     # the child's simulated paths came back: the parent's cache is as warm as one process's
+    assert set(market._paths) == set(TICKERS)
+
+
+def test_histories_of_two_processes_are_each_tickers_own(events: list) -> None:
+    end = date(2026, 11, 25)
+    market = SyntheticMarket(**MARKET, workers=2)
+    got = list(market.fetch_histories(TICKERS, end, 260))
+    assert events == []
+    assert not _children()
+    assert [t for t, _ in got] == TICKERS
+    single = SyntheticMarket(**MARKET, workers=1)
+    for ticker, history in got:
+        assert isinstance(history, DailyHistory), ticker
+        want = single.fetch_history(ticker, end, 260)
+        assert history.ticker == ticker and history.dates == want.dates
+        for name in ("close", "atm_iv", "skew_25d"):
+            assert getattr(history, name).tobytes() == getattr(want, name).tobytes(), ticker
+    # the child's paths came back, so the chains that follow need not simulate them again
     assert set(market._paths) == set(TICKERS)
 
 

@@ -59,6 +59,16 @@ class MarketDataProvider(ABC):
             except Exception as exc:  # one ticker's failure is reported, not raised
                 yield ticker, exc
 
+    def fetch_histories(
+        self, tickers: Sequence[str], end: date, days: int
+    ) -> Iterator[tuple[str, DailyHistory | Exception]]:
+        """Histories for many tickers, each a result or the exception that ticker raised."""
+        for ticker in tickers:
+            try:
+                yield ticker, self.fetch_history(ticker, end, days)
+            except Exception as exc:  # one ticker's failure is reported, not raised
+                yield ticker, exc
+
     def quote_time(self, now: datetime) -> datetime:
         """The as_of a chain fetched at ``now`` will carry (markets close; clocks don't)."""
         return now

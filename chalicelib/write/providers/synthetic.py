@@ -26,23 +26,25 @@ contract), never by the order of calls. Per ticker:
   the next morning's change in open interest (no position opens or closes without a trade), plus
   turnover, and accrues monotonically through the session along a U-shaped intraday curve.
 
-Chains are computed in blocks of tickers; with enough blocks and a second core, a forked child
-computes the later half of them (``forked.in_two``) and sends back each block's chains with the
+Chains and histories are computed in blocks of tickers; with enough blocks and a second core, a
+forked child computes the later half of them (``forked.in_two``) and sends back each block with the
 paths it simulated, so the parent's caches end as warm as if it had computed them itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import pickle
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 import numpy as np
+from numpy.random.bit_generator import ISeedSequence
 from numpy.typing import NDArray
 
 from chalicelib.domain import calendar as cal
@@ -59,6 +61,11 @@ from chalicelib.write.providers.base import (
 )
 
 EPOCH = date(2018, 1, 2)
+_SERIES = (  # a path's random series, each from its own stream
+    "regime", "vol", "ret", "spike", "rho", "gap", "spike_size", "jump",
+    "call_tilt", "put_tilt", "call_shift", "put_shift", "burst",
+)  # fmt: skip
+AHEAD = timedelta(days=92)  # a path runs a quarter past the day asked: cycles reuse it
 REGIME_VOL = np.array([0.8, 1.0, 1.6])  # calm, normal, stressed multipliers of base vol
 REGIME_STAY = np.array([0.985, 0.985, 0.95])
 SOLVED = ("implied_volatility", "delta", "gamma", "theta", "vega", "rho")
@@ -105,6 +112,10 @@ def _generator(*entropy: int) -> np.random.Generator:
     """``np.random.default_rng(list(entropy))``, the same stream: the integers are cut into the
     32-bit words (least significant first) numpy's SeedSequence would make of the list, which
     spares its per-call list coercion (a dozen generators per ticker)."""
+    return np.random.default_rng(np.array(_words(entropy), dtype=np.uint32))
+
+
+def _words(entropy: Sequence[int]) -> list[int]:
     words = []
     for n in entropy:
         if n < 0:
@@ -114,7 +125,78 @@ def _generator(*entropy: int) -> np.random.Generator:
         while n:
             words.append(n & 0xFFFFFFFF)
             n >>= 32
-    return np.random.default_rng(np.array(words, dtype=np.uint32))
+    return words
+
+
+def _generators(entropies: Sequence[Sequence[int]]) -> list[np.random.Generator]:
+    """``[_generator(*e) for e in entropies]``, the same streams at a seventh of the cost:
+    SeedSequence's hash of every entropy done together on arrays (``_seed_words``), each
+    PCG64 then seeded with its words as numpy's own SeedSequence would hand them over."""
+    words = [_words(e) for e in entropies]
+    out: list[np.random.Generator | None] = [None] * len(words)
+    for length in {len(w) for w in words}:
+        rows = [n for n, w in enumerate(words) if len(w) == length]
+        seeds = _seed_words(np.array([words[n] for n in rows], dtype=np.uint32).reshape(-1, length))
+        for n, seed in zip(rows, seeds, strict=True):
+            out[n] = np.random.Generator(np.random.PCG64(_SeedWords(seed)))
+    return out  # type: ignore[return-value]
+
+
+class _SeedWords(ISeedSequence):
+    """A seed sequence whose state is already generated: PCG64 asks it for four 64-bit words."""
+
+    __slots__ = ("words",)
+
+    def __init__(self, words: NDArray[np.uint64]) -> None:
+        self.words = words
+
+    def generate_state(self, n_words: int, dtype: type = np.uint32) -> NDArray[np.uint64]:
+        if n_words != 4 or np.dtype(dtype) != np.uint64:
+            raise ValueError("seed words are PCG64's: four 64-bit words")
+        return self.words
+
+
+# numpy's SeedSequence (bit_generator.pyx): a pool of four 32-bit words, its hash constants
+_POOL = 4
+_INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
+_MIX_L, _MIX_R = np.uint32(0xCA01F9DD), np.uint32(0x4973F715)
+_SHIFT = np.uint32(16)
+
+
+def _seed_words(entropy: NDArray[np.uint32]) -> NDArray[np.uint64]:
+    """Per row of 32-bit entropy words, ``SeedSequence(row).generate_state(4, np.uint64)``:
+    the same mixing, one array operation for every row (uint32 arithmetic wraps as C's does)."""
+    rows, length = entropy.shape
+    const = _INIT_A
+
+    def hashmix(value: NDArray[np.uint32]) -> NDArray[np.uint32]:
+        nonlocal const
+        value = value ^ np.uint32(const)
+        const = (const * _MULT_A) & 0xFFFFFFFF
+        value = value * np.uint32(const)
+        return value ^ (value >> _SHIFT)
+
+    def mix(x: NDArray[np.uint32], y: NDArray[np.uint32]) -> NDArray[np.uint32]:
+        result = _MIX_L * x - _MIX_R * y
+        return result ^ (result >> _SHIFT)
+
+    zero = np.zeros(rows, dtype=np.uint32)
+    pool = [hashmix(entropy[:, i] if i < length else zero) for i in range(_POOL)]
+    for src in range(_POOL):
+        for dst in range(_POOL):
+            if src != dst:
+                pool[dst] = mix(pool[dst], hashmix(pool[src]))
+    for src in range(_POOL, length):
+        for dst in range(_POOL):
+            pool[dst] = mix(pool[dst], hashmix(entropy[:, src]))
+    const = _INIT_B
+    state = np.empty((rows, 2 * _POOL), dtype=np.uint32)
+    for i in range(2 * _POOL):
+        value = pool[i % _POOL] ^ np.uint32(const)
+        const = (const * _MULT_B) & 0xFFFFFFFF
+        value = value * np.uint32(const)
+        state[:, i] = value ^ (value >> _SHIFT)
+    return state.view(np.uint64)  # as numpy views its words: pairs, in native byte order
 
 
 @dataclass(frozen=True)
@@ -164,7 +246,7 @@ class DailyPath:
     close: NDArray[np.float64]
     vol: NDArray[np.float64]  # 30-day ATM IV level excluding earnings variance
     rho: NDArray[np.float64]
-    earnings: frozenset[date]
+    earnings: frozenset[date]  # reports through max(horizon_days, 30) days past the last day
     call_tilt: NDArray[np.float64]  # log appetite for opening calls, wandering
     put_tilt: NDArray[np.float64]
     call_shift: NDArray[np.float64]  # how far above the price calls are opened, in widths
@@ -222,6 +304,26 @@ class _Contracts:
             lumpy=np.exp(0.35 * _normal(market._key(p, None, "oi"), ident)),
         )
 
+    @classmethod
+    def concat(cls, parts: Sequence[_Contracts]) -> _Contracts:
+        """The contracts of ``parts`` as one set, each part's expiries its own slots."""
+        offsets = np.cumsum([0, *(c.expiries.size for c in parts[:-1])])
+
+        def cat(name: str) -> NDArray:
+            return np.concatenate([getattr(c, name) for c in parts])
+
+        return cls(
+            expiry=cat("expiry"),
+            strike=cat("strike"),
+            is_call=cat("is_call"),
+            slot=np.concatenate([c.slot + o for c, o in zip(parts, offsets, strict=True)]),
+            expiries=cat("expiries"),
+            kinds=cat("kinds"),
+            listed=cat("listed"),
+            ident=cat("ident"),
+            lumpy=cat("lumpy"),
+        )
+
 
 @dataclass(frozen=True)
 class _Bursts:
@@ -232,7 +334,8 @@ class _Bursts:
     start: NDArray[np.float64]  # fraction of the session at which the burst begins
 
 
-Pairs = list[tuple[str, "ChainResult | Exception"]]
+Result = ChainResult | DailyHistory | Exception  # what one ticker's computation ends in
+Pairs = list[tuple[str, Result]]
 
 
 class SyntheticMarket(MarketDataProvider):
@@ -275,73 +378,113 @@ class SyntheticMarket(MarketDataProvider):
         return cached
 
     def path(self, ticker: str, through: date) -> DailyPath:
-        # a chain on ``through`` needs the earnings dates up to its last listed expiry
-        need = through + timedelta(days=self.horizon_days)
         cached = self._paths.get(ticker)
-        if cached is None or cached.days[-1] < need:
-            # simulate a year further so consecutive cycles reuse one path; always past ANCHOR
-            # so every path is scaled through the same day
-            end = max(need, ANCHOR) + timedelta(days=366)
-            cached = self._simulate(ticker, *_trading_days(end))
+        if cached is None or cached.days[-1] <= through:
+            cached = self._simulate(ticker, *_trading_days(_path_end(through)))
             self._paths[ticker] = cached
         return cached
 
     def _simulate(self, ticker: str, days: list[date], day64: NDArray) -> DailyPath:
-        p = self.profile(ticker)
+        return self._simulate_many([ticker], days, day64)[0]
+
+    def _simulate_paths(self, tickers: Sequence[str], through: date) -> None:
+        """The paths ``path`` would simulate for ``tickers``, simulated together (numpy calls
+        per block of tickers, not per ticker); a ticker that cannot be is left to ``path``."""
+        todo = [t for t in tickers if (c := self._paths.get(t)) is None or c.days[-1] <= through]
+        if len(todo) < 2:
+            return
+        with contextlib.suppress(Exception):  # ``path`` raises it for the ticker at fault
+            paths = self._simulate_many(todo, *_trading_days(_path_end(through)))
+            self._paths.update(zip(todo, paths, strict=True))
+
+    def _simulate_many(
+        self, tickers: Sequence[str], days: list[date], day64: NDArray
+    ) -> list[DailyPath]:
+        """Each ticker's path, a row per ticker: every draw comes from the ticker's own
+        streams and every row gets the arithmetic of a lone ticker's, element for element."""
+        ps = [self.profile(t) for t in tickers]
         n = len(days)
 
-        def stream(name: str) -> np.random.Generator:
-            # one generator per series: the first n draws do not depend on how long the path
-            # is, so a day's numbers do not depend on which date was asked for first
-            return _generator(self.seed, _stable_hash("path", ticker, name))
+        # one generator per series: the first n draws do not depend on how long the path is,
+        # so a day's numbers do not depend on which date was asked for first
+        keys = [(name, t) for name in _SERIES for t in tickers]
+        entropies = [(self.seed, _stable_hash("path", t, name)) for name, t in keys]
+        streams = dict(zip(keys, _generators(entropies), strict=True))
 
-        u_regime, z_vol, z_ret, u_spike, z_rho, z_gap = (
-            stream("regime").random(n),
-            stream("vol").standard_normal(n),
-            stream("ret").standard_normal(n),
-            stream("spike").random(n),
-            stream("rho").standard_normal(n),
-            stream("gap").standard_normal(n),
-        )
-        regime = _regimes(u_regime)
-        shocks = 0.06 * z_vol + np.where(
-            u_spike > 0.992, stream("spike_size").uniform(0.25, 0.7, n), 0.0
-        )
-        log_dev = _ar1(shocks, 0.96)
-        vol = p.base_vol * REGIME_VOL[regime] * np.exp(log_dev - 0.5 * 0.06**2 / (1 - 0.96**2))
-        rho = np.clip(-0.65 + 0.12 * _ar1(0.25 * z_rho, 0.97), -0.95, -0.15)
-        earnings = self._earnings(p, days[0], days[-1])
+        def draws(
+            name: str, draw: Callable[[np.random.Generator, TickerProfile], NDArray]
+        ) -> NDArray[np.float64]:
+            out = np.empty((len(ps), n))
+            for row, (ticker, p) in enumerate(zip(tickers, ps, strict=True)):
+                out[row] = draw(streams[name, ticker], p)
+            return out
+
+        def per_ticker(attr: str) -> NDArray[np.float64]:
+            return np.array([getattr(p, attr) for p in ps], dtype=np.float64)[:, None]
+
+        def along_days(x: NDArray[np.float64], phi: float) -> NDArray[np.float64]:
+            return _ar1(x.T, phi).T
+
+        def random(g: np.random.Generator, p: TickerProfile) -> NDArray[np.float64]:
+            return g.random(n)
+
+        def normal(g: np.random.Generator, p: TickerProfile) -> NDArray[np.float64]:
+            return g.standard_normal(n)
+
+        u_regime, z_vol, z_ret = draws("regime", random), draws("vol", normal), draws("ret", normal)
+        u_spike, z_rho, z_gap = draws("spike", random), draws("rho", normal), draws("gap", normal)
+        regime = np.stack([_regimes(row) for row in u_regime])
+        spike_size = draws("spike_size", lambda g, p: g.uniform(0.25, 0.7, n))
+        shocks = 0.06 * z_vol + np.where(u_spike > 0.992, spike_size, 0.0)
+        log_dev = along_days(shocks, 0.96)
+        vol = per_ticker("base_vol") * REGIME_VOL[regime]
+        vol *= np.exp(log_dev - 0.5 * 0.06**2 / (1 - 0.96**2))
+        rho = np.clip(-0.65 + 0.12 * along_days(0.25 * z_rho, 0.97), -0.95, -0.15)
+        # a chain on the path's last day lists expiries up to horizon_days later, and its
+        # history's 30-day IV spans reports up to 30 days later: the calendar runs past the path
+        reports_end = days[-1] + timedelta(days=max(self.horizon_days, 30))
+        earnings = [self._earnings(p, days[0], reports_end) for p in ps]
         realised = VRP * vol / np.sqrt(252)
         # reported after the close: the jump is in the next session's opening gap
-        after_report = np.zeros(n, dtype=bool)
-        reported = np.searchsorted(day64, np.array(earnings, dtype="datetime64[D]")) + 1
-        after_report[reported[reported < n]] = True
-        jump = after_report * stream("jump").normal(0, p.event_sd, n)
+        after_report = np.zeros((len(ps), n), dtype=bool)
+        for row, dates in enumerate(earnings):
+            reported = np.searchsorted(day64, np.array(dates, dtype="datetime64[D]")) + 1
+            after_report[row, reported[reported < n]] = True
+        jump = after_report * draws("jump", lambda g, p: g.normal(0, p.event_sd, n))
         diffusive = 0.07 / 252 - 0.5 * realised**2 + realised * z_ret
         # the overnight share of the diffusive move, drawn given the day's total
         gap = jump + OVERNIGHT * diffusive + np.sqrt(OVERNIGHT * (1 - OVERNIGHT)) * realised * z_gap
         log_ret = diffusive + jump
-        log_ret[0] = gap[0] = 0.0
-        level = np.cumsum(log_ret)
+        log_ret[:, 0] = gap[:, 0] = 0.0
+        level = np.cumsum(log_ret, axis=1)
         anchor = min(int(np.searchsorted(day64, np.datetime64(ANCHOR))), n - 1)
-        close = p.spot0 * np.exp(level - level[anchor])
+        close = per_ticker("spot0") * np.exp(level - level[:, anchor : anchor + 1])
+        open_ = close * np.exp(gap - log_ret)
         # appetites wander (AR(1), sd ~0.2); each cohort of opening flow takes them as it starts
-        names = ("call_tilt", "put_tilt", "call_shift", "put_shift")
-        drift = _ar1(0.04 * np.column_stack([stream(k).standard_normal(n) for k in names]), 0.97)
-        return DailyPath(
-            days=days,
-            day64=day64,
-            open=close * np.exp(gap - log_ret),
-            close=close,
-            vol=vol,
-            rho=rho,
-            earnings=frozenset(earnings),
-            call_tilt=drift[:, 0],
-            put_tilt=drift[:, 1],
-            call_shift=0.5 + drift[:, 2],
-            put_shift=0.8 + drift[:, 3],
-            burst_draw=stream("burst").random(n),
+        call_tilt, put_tilt, call_shift, put_shift = (
+            along_days(0.04 * draws(k, normal), 0.97)
+            for k in ("call_tilt", "put_tilt", "call_shift", "put_shift")
         )
+        call_shift += 0.5
+        put_shift += 0.8
+        burst_draw = draws("burst", random)
+        return [
+            DailyPath(
+                days=days,  # one list for the block's paths (no one changes it)
+                day64=day64,
+                open=open_[row],
+                close=close[row],
+                vol=vol[row],
+                rho=rho[row],
+                earnings=frozenset(earnings[row]),
+                call_tilt=call_tilt[row],
+                put_tilt=put_tilt[row],
+                call_shift=call_shift[row],
+                put_shift=put_shift[row],
+                burst_draw=burst_draw[row],
+            )
+            for row in range(len(ps))
+        ]
 
     @staticmethod
     def _earnings(p: TickerProfile, start: date, end: date) -> list[date]:
@@ -437,22 +580,44 @@ class SyntheticMarket(MarketDataProvider):
         """Chains for many tickers; model mids, then implied vols and greeks, are solved in one
         vectorised pass per block of tickers (per-call overhead, not arithmetic, dominates
         small chains)."""
+        yield from self._in_blocks(tickers, lambda block: self._block(block, now))
+
+    def fetch_histories(
+        self, tickers: Sequence[str], end: date, days: int
+    ) -> Iterator[tuple[str, DailyHistory | Exception]]:
+        """Histories for many tickers, in blocks like ``fetch_chains`` (a child computes the
+        later half, and its paths warm this process's cache for the chains that follow)."""
+        yield from self._in_blocks(tickers, lambda block: self._history_block(block, end, days))
+
+    def _in_blocks(
+        self, tickers: Sequence[str], compute: Callable[[Sequence[str]], Pairs]
+    ) -> Iterator[tuple[str, Result]]:
+        """``compute`` over blocks of BATCH_TICKERS tickers, the later half in a forked child
+        when there are enough blocks and a second worker."""
         blocks = [tickers[s : s + BATCH_TICKERS] for s in range(0, len(tickers), BATCH_TICKERS)]
         if self.workers < 2 or len(blocks) < forked.MIN_BLOCKS or not hasattr(os, "fork"):
             for block in blocks:
-                yield from self._block(block, now)
+                yield from compute(block)
             return
         known = _Known(dict(self._paths), dict(self._profiles), len(self._bursts))
         for pairs in forked.in_two(
-            blocks,
-            lambda block: self._block(block, now),
-            lambda block, pairs: self._pack(known, block, pairs),
-            self._unpack,
+            blocks, compute, lambda block, pairs: self._pack(known, block, pairs), self._unpack
         ):
             yield from pairs
 
+    def _history_block(self, tickers: Sequence[str], end: date, days: int) -> Pairs:
+        self._simulate_paths(tickers, end)
+        out: Pairs = []
+        for ticker in tickers:
+            try:
+                out.append((ticker, self.fetch_history(ticker, end, days)))
+            except Exception as exc:  # one ticker's failure is reported, not raised
+                out.append((ticker, exc))
+        return out
+
     def _block(self, tickers: Sequence[str], now: datetime) -> Pairs:
         """One block's chains: failures first, in ticker order, then the priced chains."""
+        self._simulate_paths(tickers, _session_minute(now)[0])
         out: Pairs = []
         raws: list[_RawChain] = []
         for ticker in tickers:
@@ -465,7 +630,7 @@ class SyntheticMarket(MarketDataProvider):
         return out
 
     def _pack(self, known: _Known, tickers: Sequence[str], pairs: Pairs) -> object:
-        """In the child: a block's chains and what it added to the caches since the fork."""
+        """In the child: a block's results and what it added to the caches since the fork."""
         paths = {t: self._paths[t] for t in tickers if self._paths.get(t) is not known.paths.get(t)}
         profiles = {
             t: self._profiles[t]
@@ -483,11 +648,11 @@ class SyntheticMarket(MarketDataProvider):
         pairs, paths, profiles, bursts = payload  # type: ignore[misc]
         if not (
             isinstance(pairs, list)
-            and all(isinstance(t, str) and isinstance(r, ChainResult | Exception) for t, r in pairs)
+            and all(isinstance(t, str) and isinstance(r, Result) for t, r in pairs)
             and sorted(t for t, _ in pairs) == sorted(tickers)
             and all(isinstance(c, dict) for c in (paths, profiles, bursts))
         ):
-            raise ValueError("not the chains of the block's tickers")
+            raise ValueError("not the results of the block's tickers")
         self._paths.update(paths)
         self._profiles.update(profiles)
         self._bursts.update(bursts)
@@ -563,6 +728,7 @@ class SyntheticMarket(MarketDataProvider):
         forward = spot * np.exp((r - q) * t)
         k = np.log(strike / forward)
         sigma = np.sqrt(self._total_variance(p, vol_now, float(path.rho[i]), k, t, event) / t)
+        self._draw_bursts(p, path, range(max(i - BURST_MEMORY, 1), i + 1))  # all it reads
         oi, oi_next = self._open_interest(p, path, (i, i + 1), contracts)
         volume = self._volume(p, path, i, contracts, oi, oi_next, fraction)
         size = strike.size
@@ -634,9 +800,15 @@ class SyntheticMarket(MarketDataProvider):
 
     # ---- positioning -------------------------------------------------------------------
     def _positions(
-        self, p: TickerProfile, path: DailyPath, days: Sequence[int], c: _Contracts
+        self,
+        p: TickerProfile,
+        path: DailyPath,
+        days: Sequence[int | NDArray[np.intp]],
+        c: _Contracts,
     ) -> list[NDArray[np.float64]]:
-        """Open interest before the open of each day index in ``days``, bursts aside.
+        """Open interest before the open of each day index in ``days``, bursts aside; a day
+        may also be an array of day indices, one per expiry of ``c`` (contracts of several days
+        at once, each at its own: a cohort outside a day's range weighs an exact zero there).
 
         Positions are opened day by day, in cohorts of COHORT_DAYS trading days that share the
         price before the cohort began (calls opened above it, puts below, in widths that grow
@@ -647,8 +819,9 @@ class SyntheticMarket(MarketDataProvider):
         change is one day's opening and closing, not a whole profile moving with the price.
         Computed as a (cohort × contract) array: about a dozen cohorts, no Python loop.
         """
-        oldest = max(0, (min(days) - 1) // COHORT_DAYS - COHORTS)
-        first = np.arange(oldest, (max(days) - 1) // COHORT_DAYS + 1) * COHORT_DAYS
+        low, high = min(int(np.min(i)) for i in days), max(int(np.max(i)) for i in days)
+        oldest = max(0, (low - 1) // COHORT_DAYS - COHORTS)
+        first = np.arange(oldest, (high - 1) // COHORT_DAYS + 1) * COHORT_DAYS
         anchor = np.maximum(first - 1, 0)
         col = (slice(None), None)  # per cohort, broadcast over contracts (or expiries)
         slot = c.slot
@@ -676,13 +849,22 @@ class SyntheticMarket(MarketDataProvider):
         expiry = c.expiry.astype(np.int64)
         out = []
         for i in days:
-            end = np.minimum(first + COHORT_DAYS, i)  # each cohort's opening days end here
-            fade = np.clip((COHORTS + 1) * COHORT_DAYS - (i - first), 0, COHORT_DAYS)
-            weight = np.where(end > first, HOLD ** (i - end) * fade / COHORT_DAYS, 0.0)
-            count = np.clip(end[col] - opened_from, 0, COHORT_DAYS)
-            kept = (weight[col] * (1 - _HELD[count]))[:, slot]
-            held = (flow * kept).sum(axis=0)
-            out.append(np.where(expiry >= path.day64[i].astype(np.int64), held * scale, 0.0))
+            if isinstance(i, np.ndarray):  # (cohort × expiry), each expiry at its own day
+                at, starts = i[None, :], first[col]
+                today = path.day64[i].astype(np.int64)[slot]
+            else:
+                at, starts, today = i, first, path.day64[i].astype(np.int64)
+            end = np.minimum(starts + COHORT_DAYS, at)  # each cohort's opening days end here
+            fade = np.clip((COHORTS + 1) * COHORT_DAYS - (at - starts), 0, COHORT_DAYS)
+            weight = np.where(end > starts, HOLD ** (at - end) * fade / COHORT_DAYS, 0.0)
+            if isinstance(i, np.ndarray):
+                count = np.clip(end - opened_from, 0, COHORT_DAYS)
+                kept = (weight * (1 - _HELD[count]))[:, slot]
+            else:
+                count = np.clip(end[col] - opened_from, 0, COHORT_DAYS)
+                kept = (weight[col] * (1 - _HELD[count]))[:, slot]
+            held = (flow * kept).sum(axis=0)  # row after row (two contracts or more)
+            out.append(np.where(expiry >= today, held * scale, 0.0))
         return out
 
     def _open_interest(
@@ -748,27 +930,39 @@ class SyntheticMarket(MarketDataProvider):
         their open interest, starting at a random time of the session (cached per day)."""
         key = (p.ticker, i)
         if key not in self._bursts:
-            if len(self._bursts) > 100_000:  # a pure cache: a writer running for months
-                self._bursts.clear()
-            self._bursts[key] = self._draw_burst(p, path, i)
+            self._draw_bursts(p, path, (i,))
         return self._bursts[key]
 
-    def _draw_burst(self, p: TickerProfile, path: DailyPath, i: int) -> _Bursts | None:
-        if i == 0 or path.burst_draw[i] >= BURST_ODDS:
-            return None
-        day, spot = path.days[i], float(path.close[i - 1])
-        expiries = [e for e in self._expirations(p, day) if 0 < (e - day).days <= 55]
-        if not expiries:
-            return None
-        rng = self._rng(p, day, "burst")
+    def _draw_bursts(self, p: TickerProfile, path: DailyPath, days: Iterable[int]) -> None:
+        """Cache the bursts of ``days`` not cached yet; their contracts' open interest is
+        computed in one pass (each at its own day)."""
+        todo = [i for i in days if (p.ticker, i) not in self._bursts]
+        if len(self._bursts) + len(todo) > 100_000:  # a pure cache: a writer running for months
+            self._bursts.clear()
+        drawn = []
         picks = 3
-        which = rng.integers(len(expiries), size=picks)
-        k = rng.uniform(0.02, 0.11, picks) * rng.choice([-1.0, 1.0], picks)
-        strike = np.array([_listed_strike(spot * np.exp(x), p.liquid) for x in k])
-        contracts = _Contracts.build(self, p, expiries, which, strike, k > 0)  # OTM calls/puts
-        (base,) = self._positions(p, path, (i,), contracts)
-        volume = np.floor(base * rng.uniform(3, 12, picks) + 800)
-        return _Bursts(contracts, volume, rng.uniform(0.1, 0.85, picks))
+        for i in todo:
+            self._bursts[(p.ticker, i)] = None
+            if i == 0 or path.burst_draw[i] >= BURST_ODDS:
+                continue
+            day, spot = path.days[i], float(path.close[i - 1])
+            expiries = [e for e in self._expirations(p, day) if 0 < (e - day).days <= 55]
+            if not expiries:
+                continue
+            rng = self._rng(p, day, "burst")
+            which = rng.integers(len(expiries), size=picks)
+            k = rng.uniform(0.02, 0.11, picks) * rng.choice([-1.0, 1.0], picks)
+            strike = np.array([_listed_strike(spot * np.exp(x), p.liquid) for x in k])
+            contracts = _Contracts.build(self, p, expiries, which, strike, k > 0)  # OTM
+            drawn.append((i, contracts, rng.uniform(3, 12, picks), rng.uniform(0.1, 0.85, picks)))
+        if not drawn:
+            return
+        every = _Contracts.concat([c for _, c, _, _ in drawn])
+        at = np.repeat([i for i, *_ in drawn], [c.expiries.size for _, c, _, _ in drawn])
+        (base,) = self._positions(p, path, (at,), every)
+        for n, (i, contracts, factor, start) in enumerate(drawn):
+            volume = np.floor(base[n * picks : (n + 1) * picks] * factor + 800)
+            self._bursts[(p.ticker, i)] = _Bursts(contracts, volume, start)
 
 
 @dataclass
@@ -780,7 +974,7 @@ class _Known:
     bursts: int  # entries of the bursts cache (new ones are appended)
 
 
-def _portable(result: ChainResult | Exception) -> ChainResult | Exception:
+def _portable(result: Result) -> Result:
     """``result`` if it survives a pickle round trip, else a ProviderError with its message."""
     if isinstance(result, Exception):
         try:
@@ -866,6 +1060,13 @@ def _trading_days_cached(end: date) -> tuple[tuple[date, ...], NDArray]:
     day64 = np.array(days, dtype="datetime64[D]")
     day64.flags.writeable = False  # shared by every path of this length
     return days, day64
+
+
+def _path_end(through: date) -> date:
+    """The last day of a path simulated for ``through``: a quarter ahead (the next trading
+    day's open interest is read too), and always past ANCHOR, through which every path is
+    scaled (draws are by day index from EPOCH, so a longer path repeats a shorter one)."""
+    return max(through, ANCHOR) + AHEAD
 
 
 def _trading_days(end: date) -> tuple[list[date], NDArray]:
