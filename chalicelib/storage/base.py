@@ -54,6 +54,9 @@ class Storage(abc.ABC):
     backend: str  # "local" or "s3"
     write_concurrency: int = 8  # parallel writes in put_many
     head_is_cheap: bool = False  # a stat, not a request: ``sizes`` of known keys beats a listing
+    # Threads worth writing ``put_deferred`` documents on: each is a request on S3; on local
+    # disk (no fsync per document) a write costs less than handing it to a thread.
+    deferred_writers: int = 8
 
     @property
     @abc.abstractmethod

@@ -52,6 +52,7 @@ class LocalStorage(Storage):
 
     backend = "local"
     head_is_cheap = True
+    deferred_writers = 1  # measured at full size: 4.6 s export on 1, 6.0 s on 3, 6.4-7.3 s on 8
 
     def __init__(self, root: Path) -> None:
         self._root = Path(root).resolve()

@@ -12,9 +12,10 @@ at any step therefore leaves the previous generation complete and served. Retent
 after a successful publish and never removes what the newest generations reference.
 
 Every document is built to its contract in ``exportformat``. Chain documents are columnar and
-built from DuckDB's result columns (rounded in SQL as the catalogue says) with orjson, a batch
-of tickers at a time: memory stays bounded however long the watchlist, DuckDB's threads round
-and sort while Python serializes, and the writes (fsync, or an S3 PUT) run on threads too.
+built from DuckDB's result columns (put in order and rounded in numpy) with orjson, a batch
+of tickers at a time: memory stays bounded however long the watchlist, the next batch is
+queried on a second connection while Python orders, rounds and serializes this one, and on S3
+the PUTs run on threads too (``Storage.deferred_writers``).
 
 Kinds: ``KINDS`` maps each kind of a generation to its builder and the parameters
 ``export_all`` gives it. To add one: its contract (and its latest key, if not ``<kind>.json``)
@@ -62,9 +63,10 @@ CHAIN_BATCH_ROWS = 250_000
 # the features of every row group it cannot skip, so fewer, larger queries.
 FEATURE_BATCH = 2500
 PER_TICKER = fmt.PER_TICKER_MAPS
-# Per-ticker documents are written on this many threads, so the storage's latency (an S3 PUT,
-# an fsync) overlaps the building of the next documents instead of adding to it.
-CHAIN_WRITERS = 8
+# Checksums of kept per-ticker documents are verified (hourly) on this many threads. They are
+# written on ``Storage.deferred_writers`` threads: on S3 so a PUT's latency overlaps the building
+# of the next documents; on local disk, with no fsync per document, inline.
+VERIFY_THREADS = 8
 ARCHIVE_GZIP_LEVEL = 1  # archives are fallback copies: 3-4x faster than 6, ~10 % larger
 VERIFY_EVERY = timedelta(hours=1)  # how often every unchanged document's bytes are re-read
 _TICKER = re.compile(TICKER_PATTERN)
@@ -172,13 +174,13 @@ class JSONExporter:
         storage: Storage,
         settings: Settings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        writers: int = CHAIN_WRITERS,
+        writers: int | None = None,
     ) -> None:
         self.store = store
         self.storage = storage
         self.settings = settings
         self.clock = clock
-        self.writers = writers
+        self.writers = storage.deferred_writers if writers is None else writers
 
     # ---- public, seed-compatible ----------------------------------------------------
     def export_alerts(self, min_score: float = 0.0) -> KindResult:
@@ -804,7 +806,7 @@ class _Kept:
         self.pub = pub
         self.entries: dict[str, DocumentEntry] = {}
         self.damaged: list[str] = []
-        self._pool = ThreadPoolExecutor(CHAIN_WRITERS, "export-verify") if pub.verify else None
+        self._pool = ThreadPoolExecutor(VERIFY_THREADS, "export-verify") if pub.verify else None
         self._checks: list[tuple[str, DocumentEntry, Future[bool]]] = []
 
     def consider(self, key: str | None, fingerprint: str | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 from datetime import timedelta
+from pathlib import Path
 from xml.etree import ElementTree
 
 from exportkit import (
@@ -29,9 +30,11 @@ from exportkit import (
 )
 
 from chalicelib import exportformat as fmt
+from chalicelib.config import Settings
 from chalicelib.storage.base import Storage
 from chalicelib.write import exporter as exporter_module
 from chalicelib.write.exporter import JSONExporter
+from chalicelib.write.store import Store
 
 
 def test_export_all_publishes_the_documented_layout(
@@ -242,3 +245,18 @@ def test_batches_and_writer_threads_do_not_change_a_byte(
     assert keys(storage) == keys(other)
     for key in keys(storage) - {fmt.MANIFEST_KEY, *keys(storage, "archive/manifest_")}:
         assert storage.get(key).data == other.get(key).data, key
+
+
+def test_per_ticker_documents_are_written_inline_locally_and_on_threads_to_s3(
+    small_store: Store, small_settings: Settings, tmp_path: Path, aws_env: None
+) -> None:
+    from moto import mock_aws
+
+    from chalicelib.storage.local import LocalStorage
+    from chalicelib.storage.s3 import S3Storage
+
+    assert JSONExporter(small_store, LocalStorage(tmp_path / "x"), small_settings).writers == 1
+    with mock_aws():
+        s3 = S3Storage("bucket", "exports/")
+        assert JSONExporter(small_store, s3, small_settings).writers == 8
+    assert JSONExporter(small_store, s3, small_settings, writers=3).writers == 3
