@@ -217,8 +217,8 @@ class JSONExporter:
         previous = _published_manifest(self.storage)
         verified = previous.verified_at if previous else None
         verify = verified is None or not timedelta(0) <= now - verified < VERIFY_EVERY
-        # Where a head is a stat, not a request, the per-ticker documents (a directory each) are
-        # listed only with the hourly verification: their sizes come from one stat each, and
+        # Where a head is a stat, not a request, the per-ticker documents are listed only with
+        # the hourly verification: the previous generation's sizes come from one stat each, and
         # orphans (a crashed export's) wait for that listing to be removed.
         named = None  # None: list them
         if previous is not None and not verify and self.storage.head_is_cheap:
@@ -1018,12 +1018,12 @@ def _round(values: NDArray, precision: catalogue.Precision) -> NDArray:
             scaled = np.where(up, values * scale, values / scale)
             whole = np.rint(scaled)
             out = np.where(up, whole / scale, whole * scale)
-        magnitude = np.abs(scaled)
-        doubtful = np.abs(magnitude - np.floor(magnitude) - 0.5) < 1e-6
-        doubtful |= ~(magnitude < 2.0**52) & np.isfinite(values)  # no fraction left to round
+        size = np.abs(scaled)
+        doubtful = np.abs(size - np.floor(size) - 0.5) < 1e-6
+        doubtful |= ~(size < 2.0**52) & np.isfinite(values)  # no fraction left to round
         if precision.significant:  # a digit too many or too few: log10 was off by one
             low, high = 10.0 ** (precision.significant - 1), 10.0**precision.significant
-            doubtful |= ((magnitude < low) & (values != 0)) | (magnitude >= high)
+            doubtful |= ((size < low) & (values != 0)) | (size >= high)
     for i in np.flatnonzero(doubtful).tolist():
         exact = precision.apply(float(values[i]))
         out[i] = np.nan if exact is None else exact
