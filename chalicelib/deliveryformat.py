@@ -42,7 +42,7 @@ class DeliveryDocument(BaseModel):
 
     model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use
 
-    schema_version: Literal[3] = 3  # exportformat.SCHEMA_VERSION
+    schema_version: Literal[4] = 4  # exportformat.SCHEMA_VERSION
     generation: str
     generated_at: datetime
     kind: Literal["delivery"] = "delivery"

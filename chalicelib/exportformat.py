@@ -60,8 +60,9 @@ FEATURE_SET_PREFIX = "features/"
 TICKER_PREFIXES = (CHAINS_PREFIX, HISTORY_PREFIX, FEATURE_SET_PREFIX)
 PER_TICKER_MAPS = ("chains", "histories", "feature_sets")
 # Of every document and of the manifest. 1 was row-per-contract JSON; 2 carried the features
-# inside the chain document; 3 gives them their own document (``feature_set``).
-SCHEMA_VERSION = 3
+# inside the chain document; 3 gave them their own document (``feature_set``); 4 writes the
+# history document's times as epoch seconds and its near-constant columns as runs.
+SCHEMA_VERSION = 4
 FORMAT_VERSION = SCHEMA_VERSION
 
 _ARCHIVE_RE = re.compile(
@@ -234,7 +235,7 @@ HistoryRow = with_config(_STRICT)(
 class Header(TypedDict):
     """What every document starts with."""
 
-    schema_version: Literal[3]
+    schema_version: Literal[4]
     kind: str
     generation: str  # the generation that wrote these bytes
     generated_at: Timestamp
@@ -262,16 +263,37 @@ ChainColumns = with_config(_STRICT)(
         },
     )
 )
-# A ticker's sessions before the one of its chain, oldest first. ``as_of`` is null where it is
-# the session's close (``close_at``): backfilled and final rows.
+
+
+def _runs_of(name: str, value: Any) -> Any:
+    """A ``Runs`` contract whose values are of type ``value``."""
+    fields = {"values": list[value], "runs": list[tuple[int, int]]}
+    return with_config(_STRICT)(TypedDict(name, fields))  # type: ignore[operator]
+
+
+def _history_value(field: catalogue.ContractField) -> Any:
+    """A history column's value: times as whole seconds since the epoch (UTC), ``as_of`` null
+    where it is the session's close (``close_at``: backfilled and final rows)."""
+    if field.kind == "timestamp":
+        return int | None if field.name == "as_of" else int
+    return HistoryRow.__annotations__[field.name]
+
+
+# A ticker's sessions before the one of its chain, oldest first: each column an array, or runs
+# where it has few (a backfilled year has no volume, open interest nor ``as_of``).
 HistoryColumns = with_config(_STRICT)(
     TypedDict(  # type: ignore[operator]
         "HistoryColumns",
         {
-            name: list[str | None] if name == "as_of" else list[HistoryRow.__annotations__[name]]
-            for name in HISTORY_COLUMNS
+            f.name: list[_history_value(f)]  # type: ignore[misc]
+            | _runs_of(f"{f.name.title().replace('_', '')}Runs", _history_value(f))
+            for f in catalogue.HISTORY_FIELDS
         },
     )
+)
+# The history columns written as epoch seconds (the API answers them as ISO 8601 times).
+HISTORY_TIMES: tuple[str, ...] = tuple(
+    f.name for f in catalogue.HISTORY_FIELDS if f.kind == "timestamp"
 )
 
 
@@ -481,19 +503,31 @@ def table_rows(
     return [dict(zip(names, values, strict=True)) for values in zip(*picked, strict=True)]
 
 
-def expand_runs(column: Runs) -> list[str]:
+def expand_runs(column: Mapping[str, Any]) -> list[Any]:
     """A run-length column as one value per row."""
     values = column["values"]
     return [values[i] for i, n in column["runs"] for _ in range(n)]
 
 
-def history_rows(columns: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
-    """A history document's rows, with ``as_of`` filled in from ``close_at`` where null."""
-    rows = table_rows(columns, HISTORY_COLUMNS)
+def history_rows(columns: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A history document's rows (``HistoryRow``): runs expanded, times as ISO 8601, and
+    ``as_of`` filled in from ``close_at`` where null."""
+    plain = {
+        name: expand_runs(column) if isinstance(column, Mapping) else column
+        for name in HISTORY_COLUMNS
+        for column in (columns[name],)
+    }
+    for name in HISTORY_TIMES:
+        plain[name] = [None if s is None else _iso_seconds(s) for s in plain[name]]
+    rows = table_rows(plain, HISTORY_COLUMNS)
     for row in rows:
         if row["as_of"] is None:
             row["as_of"] = row["close_at"]
     return rows
+
+
+def _iso_seconds(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---- manifest ------------------------------------------------------------------------------

@@ -87,14 +87,16 @@ _HISTORY_SOURCES = {
 }
 
 
-def _history_field(field: catalogue.ContractField, as_of_null_at_close: bool) -> str:
+def _history_field(field: catalogue.ContractField, document: bool) -> str:
+    """A history field as the history document (``document``: times as epoch seconds, ``as_of``
+    null at the close) or the chain document's session row (times as ISO 8601) holds it."""
     source = _HISTORY_SOURCES[field.name]
-    if field.name == "close_at" and as_of_null_at_close:
-        value = source  # a TIMESTAMP: the exporter's serializer writes it as ISO 8601 with Z
+    if field.kind == "timestamp" and document:
+        value = f"CAST(floor(epoch({source})) AS BIGINT)"  # whole seconds, as ISO 8601 has
+        if field.name == "as_of":
+            value = f"CASE WHEN {source} = h.close_at THEN NULL ELSE {value} END"
     elif field.kind == "timestamp":
         value = _iso(source)
-        if field.name == "as_of" and as_of_null_at_close:  # the contract's null: at the close
-            value = f"CASE WHEN {source} = h.close_at THEN NULL ELSE {value} END"
     elif field.kind in ("number", "integer"):
         value = rounded(source, field.precision)
     else:
@@ -104,8 +106,8 @@ def _history_field(field: catalogue.ContractField, as_of_null_at_close: bool) ->
 
 # The sessions a ticker's history document holds: its window before the chain's session, as
 # stored; the exporter orders them by ticker (its ``rank`` in ``wanted``: a number, cheaper to
-# fetch than the name), then ``day`` (the sort was half the query). ``close_at`` leaves as a
-# TIMESTAMP (formatting 1M of them is the query's largest cost).
+# fetch than the name), then ``day`` (the sort was half the query). Times leave as epoch
+# seconds (formatting 1M of them as text was the query's largest cost).
 HISTORY_ROWS = f"""
     SELECT w.rank, h.day, {", ".join(_history_field(f, True) for f in catalogue.HISTORY_FIELDS)}
     FROM daily_history h JOIN wanted w ON h.ticker = w.ticker

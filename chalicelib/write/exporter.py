@@ -51,6 +51,7 @@ from chalicelib.exportformat import DocumentEntry, KindResult, Manifest, MarketC
 from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
 from chalicelib.write import export_queries as q
+from chalicelib.write import forked
 from chalicelib.write.delivery.feed import alerts_feed
 from chalicelib.write.delivery.status import delivery_document
 from chalicelib.write.store import Store
@@ -62,6 +63,8 @@ CHAIN_BATCH_ROWS = 250_000
 # Tickers whose features documents are read per query (~20 KB each): each query decompresses
 # the features of every row group it cannot skip, so fewer, larger queries.
 FEATURE_BATCH = 2500
+# From this many features documents to write, a forked child writes them (local disk).
+FORK_MIN_FEATURE_SETS = 500
 PER_TICKER = fmt.PER_TICKER_MAPS
 # Checksums of kept per-ticker documents are verified (hourly) on this many threads. They are
 # written on ``Storage.deferred_writers`` threads: on S3 so a PUT's latency overlaps the building
@@ -71,7 +74,6 @@ ARCHIVE_GZIP_LEVEL = 1  # archives are fallback copies: 3-4x faster than 6, ~10 
 VERIFY_EVERY = timedelta(hours=1)  # how often every unchanged document's bytes are re-read
 _TICKER = re.compile(TICKER_PATTERN)
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
-_NUMPY_UTC = _NUMPY | orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z  # datetime64[s]: ...T21:00:00Z
 CONTENT_TYPES = {"json": "application/json", "atom": "application/atom+xml"}
 # The export precision of each numeric contract column (rounded here, not in SQL).
 CONTRACT_PRECISION = {f.name: f.precision for f in catalogue.CONTRACT_FIELDS
@@ -574,27 +576,53 @@ class JSONExporter:
 
             return record
 
-        with (
-            _Writer(self.storage, self.writers, pub) as writer,
-            self.store.cursor() as reader,
-            _Prefetch(jobs, lambda job: self._load(reader, plan, *job)) as loaded_jobs,
-        ):
-            for (what, batch), data in loaded_jobs.results():
-                name, key_of, build = documents[what]
-                for i, doc, rows in build(pub, plan, batch, data):
-                    writer.put_addressed(partial(key_of, tickers[i]), doc, stored(name, i, rows))
-        built.written = writer.written
-        built.written_bytes = writer.bytes
+        # On local disk a forked child writes the features documents (their JSON is the
+        # store's, read beforehand) while this process builds the chains and histories.
+        apart = self._forked_jobs(jobs)
+        preloaded = [(job, self._load(self.store, plan, *job)) for job in apart]
+        jobs = [job for job in jobs if job not in apart]
+        stats: dict[str, float] = {}
+
+        def streamed() -> _Written:
+            with (
+                _Writer(self.storage, self.writers, pub) as writer,
+                self.store.cursor() as reader,
+                _Prefetch(jobs, lambda job: self._load(reader, plan, *job)) as loaded_jobs,
+            ):
+                for (what, batch), data in loaded_jobs.results():
+                    name, key_of, build = documents[what]
+                    for i, doc, rows in build(pub, plan, batch, data):
+                        writer.put_addressed(partial(key_of, tickers[i]), doc,
+                                             stored(name, i, rows))  # fmt: skip
+            stats.update(load=loaded_jobs.busy, waited_for_load=loaded_jobs.waited,
+                         waited_for_writes=writer.waited)  # fmt: skip
+            built.written, built.written_bytes = writer.written, writer.bytes
+            return _Written([], 0, 0, [])  # recorded as written, and counted on ``pub``
+
+        def written_apart() -> _Written:
+            return self._write_apart(pub, plan, preloaded)
+
+        parts = [streamed, written_apart] if preloaded else [streamed]
+        done = (forked.in_two(parts, _call, _pack_written, _unpack_written) if preloaded
+                else map(_call, parts))  # fmt: skip
+        for part in done:  # the other process's: recorded and counted here
+            for i, rows, key, sha, size in part.records:
+                stored("feature_sets", i, rows)(key, sha, size)
+            pub.written.extend(part.keys)
+            pub.writes += part.written
+            built.written += part.written
+            built.written_bytes += part.bytes
         log_event(
             "export_chains",
             generation=pub.generation,
             chains=len(changed["chains"]),
             histories=len(changed["histories"]),
             feature_sets=len(changed["feature_sets"]),
+            feature_sets_forked=sum(len(batch) for _, batch in apart),
             kept=built.skipped,
-            load_ms=round(loaded_jobs.busy * 1000, 1),  # queries, on the loading thread
-            waited_for_load_ms=round(loaded_jobs.waited * 1000, 1),
-            waited_for_writes_ms=round(writer.waited * 1000, 1),
+            load_ms=round(stats.get("load", 0.0) * 1000, 1),  # queries, on the loading thread
+            waited_for_load_ms=round(stats.get("waited_for_load", 0.0) * 1000, 1),
+            waited_for_writes_ms=round(stats.get("waited_for_writes", 0.0) * 1000, 1),
         )
         per_ticker = built.per_ticker
         columns = {
@@ -614,6 +642,40 @@ class JSONExporter:
         built.fingerprint = _digest(str(limit).encode(), body)
         return built
 
+    def _forked_jobs(self, jobs: list[tuple[str, list[int]]]) -> list[tuple[str, list[int]]]:
+        """The features jobs a forked child may write: on a storage written inline (local
+        disk: a child's files are the parent's), with enough of them to be worth a fork."""
+        mine = [job for job in jobs if job[0] == "features"]
+        if (
+            self.writers > 1
+            or sum(len(batch) for _, batch in mine) < FORK_MIN_FEATURE_SETS
+            or not forked.can_fork()
+        ):
+            return []
+        return mine
+
+    def _write_apart(
+        self, pub: Publication, plan: _Plan, preloaded: list[tuple[tuple[str, list[int]], Any]]
+    ) -> _Written:
+        """The preloaded features jobs' documents, written and made durable (in a forked child,
+        or here when it failed); what was written is counted on a publication of its own and
+        reported, as the child cannot touch this process's."""
+        own = Publication(pub.generation, pub.generated_at, pub.previous, pub.inventory, pub.verify)
+        records: list[tuple[int, int, str, str, int]] = []
+        try:
+            with _Writer(self.storage, 1, own) as writer:
+                for (_, batch), data in preloaded:
+                    for i, doc, rows in self._feature_documents(own, plan, batch, data):
+                        writer.put_addressed(
+                            partial(fmt.feature_set_key, plan.tickers[i]),
+                            doc,
+                            partial(_record, records, i, rows),
+                        )
+        except BaseException:
+            pub.written.extend(own.written)  # for ``_undo``, when this runs in the parent
+            raise
+        return _Written(records, writer.written, writer.bytes, own.written)
+
     def _load(self, reader: Store, plan: _Plan, what: str, batch: list[int]) -> dict[str, Any]:
         """The query results one batch's documents are built from (run on ``reader``, a
         second connection, while the previous batch is serialized and written)."""
@@ -626,12 +688,8 @@ class JSONExporter:
                 order = np.argsort(rank << 32 | days, kind="stable")  # by ticker, then day
                 rank = rank[order]
                 filled = _filled(columns, order)
-                if filled["close_at"].dtype.kind == "M":  # no NULL: whole seconds, as ISO 8601
-                    filled["close_at"] = filled["close_at"].astype("datetime64[s]")
-                return {
-                    "cuts": np.searchsorted(rank, np.arange(len(batch) + 1)).tolist(),
-                    "history": filled,
-                }
+                cuts = np.searchsorted(rank, np.arange(len(batch) + 1))
+                return {"cuts": cuts.tolist(), "history": filled, "runs": _Runs.of(filled, cuts)}
             if what == "features":
                 oldest = np.min(plan.features_as_of_ts[batch]).item()
                 rows = reader.rows(q.TICKER_FEATURES, [oldest])
@@ -690,14 +748,14 @@ class JSONExporter:
     def _history_documents(
         self, pub: Publication, plan: _Plan, batch: list[int], data: dict[str, Any]
     ) -> Iterator[tuple[int, bytes, int]]:
-        cols, cuts = data["history"], data["cuts"]
+        cols, cuts, runs = data["history"], data["cuts"], data["runs"]
         header = self._header(pub, "history", 0)
         for k, i in enumerate(batch):
             a, b = cuts[k], cuts[k + 1]
             header["count"] = b - a
-            columns = {name: _column(cols[name][a:b]) for name in fmt.HISTORY_COLUMNS}
+            columns = {name: runs.column(name, cols[name], k, a, b) for name in fmt.HISTORY_COLUMNS}
             doc = {**header, "ticker": plan.tickers[i], "since": plan.since[i], "columns": columns}
-            yield i, orjson.dumps(doc, option=_NUMPY_UTC), b - a
+            yield i, orjson.dumps(doc, option=_NUMPY), b - a
 
     # ---- retention ------------------------------------------------------------------
     def _retain(self, manifest: Manifest, pub: Publication) -> int:
@@ -841,6 +899,76 @@ class _Kept:
         if self.damaged:
             log_event("export_repair", documents=len(self.damaged), keys=self.damaged[:10],
                       generation=self.pub.generation)  # fmt: skip
+
+
+@dataclass
+class _Written:
+    """Per-ticker documents one process wrote: ``(i, rows, key, sha256, bytes)`` records of
+    those it did not record itself, and its counts and keys."""
+
+    records: list[tuple[int, int, str, str, int]]
+    written: int
+    bytes: int
+    keys: list[str]
+
+
+def _record(
+    records: list[tuple[int, int, str, str, int]], i: int, rows: int, key: str, sha: str, size: int
+) -> None:
+    records.append((i, rows, key, sha, size))
+
+
+def _call(run: Callable[[], _Written]) -> _Written:
+    return run()
+
+
+def _pack_written(_run: object, written: _Written) -> object:
+    return (written.records, written.written, written.bytes, written.keys)
+
+
+def _unpack_written(_run: object, payload: object) -> _Written:
+    if not (isinstance(payload, tuple) and len(payload) == 4):
+        raise TypeError(f"not what a writer reports: {type(payload).__name__}")
+    records, count, size, keys = payload
+    if not (isinstance(records, list) and isinstance(keys, list) and len(records) == count):
+        raise TypeError("a writer's records and counts disagree")
+    return _Written(records, int(count), int(size), keys)
+
+
+class _Runs:
+    """Where the runs of equal values start in each column of a batch's history rows (a
+    ticker's first row always starts one), and how many each ticker's column has: a column of
+    few runs (a backfilled year's null volume, ``as_of`` and ``provisional``) is written as
+    runs, the others as arrays."""
+
+    FEW = 3  # runs are written when each covers this many rows or more, on average
+
+    def __init__(self, starts: dict[str, NDArray[np.bool_]], counts: dict[str, NDArray]) -> None:
+        self.starts, self.counts = starts, counts
+
+    @classmethod
+    def of(cls, cols: dict[str, Any], cuts: NDArray) -> _Runs:
+        starts, counts = {}, {}
+        for name, values in cols.items():
+            new = np.ones(len(values), dtype=bool)
+            if len(values) > 1:
+                after, before = values[1:], values[:-1]
+                same = np.asarray(after == before, dtype=bool)
+                if values.dtype.kind == "f":
+                    same |= np.isnan(after) & np.isnan(before)
+                new[1:] = ~same
+            new[cuts[:-1][cuts[:-1] < len(values)]] = True
+            starts[name] = new
+            counts[name] = np.diff(np.concatenate(([0], np.cumsum(new)))[cuts])
+        return cls(starts, counts)
+
+    def column(self, name: str, values: Any, k: int, a: int, b: int) -> Any:
+        """Rows ``a:b`` (ticker ``k``) of a column: as ``fmt.Runs`` when they are few."""
+        if b == a or self.counts[name][k] * self.FEW > b - a:
+            return _column(values[a:b])
+        heads = np.flatnonzero(self.starts[name][a:b])
+        lengths = np.diff(np.append(heads, b - a)).tolist()
+        return {"values": _column(values[a:b][heads]), "runs": list(enumerate(lengths))}
 
 
 def _rows_by_ticker(cols: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -70,7 +70,7 @@ from chalicelib.write.importformats import (
 from chalicelib.write.providers.completion import years_to_expiry
 from chalicelib.write.store import DatabaseError, Store
 
-IMPORTABLE_SCHEMAS = (2, export_format.SCHEMA_VERSION)  # chain documents' schema versions
+IMPORTABLE_SCHEMAS = (2, 3, export_format.SCHEMA_VERSION)  # chain documents (3 and 4 alike)
 
 UNIT_SAMPLE = 4000
 UNIT_MIN_ROWS = 12  # fewer near-the-money rows than this: the format's documented units

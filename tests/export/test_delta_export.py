@@ -199,17 +199,18 @@ def test_a_rebackfill_rewrites_the_history_document(
     assert {t: k for t, k in second.histories.items() if t != "JPM"} == {
         t: k for t, k in first.histories.items() if t != "JPM"
     }
-    history = check_document(storage.get(second.histories["JPM"]).data, "history")
-    old = check_document(storage.get(first.histories["JPM"]).data, "history")
+    history = fmt.history_rows(
+        check_document(storage.get(second.histories["JPM"]).data, "history")["columns"]
+    )
+    old = fmt.history_rows(
+        check_document(storage.get(first.histories["JPM"]).data, "history")["columns"]
+    )
     changed = [
         i
-        for i, (a, b) in enumerate(
-            zip(history["columns"]["underlying_price"], old["columns"]["underlying_price"],
-                strict=True)
-        )
-        if a != b
-    ]  # fmt: skip
-    assert len(changed) == 1 and history["columns"]["close_at"][changed[0]].startswith(str(day))
+        for i, (a, b) in enumerate(zip(history, old, strict=True))
+        if a["underlying_price"] != b["underlying_price"]
+    ]
+    assert len(changed) == 1 and history[changed[0]]["close_at"].startswith(str(day))
 
 
 def test_deleted_per_ticker_documents_are_written_again(

@@ -125,4 +125,5 @@ def test_a_shuffled_store_exports_each_history_by_day(
             "WHERE ticker = ?) ORDER BY day",
             [ticker, doc["since"], ticker],
         )
-        assert doc["columns"]["close_at"] == [c for (c,) in stored] and doc["count"] > 1, ticker
+        closes = [row["close_at"] for row in fmt.history_rows(doc["columns"])]
+        assert closes == [c for (c,) in stored] and doc["count"] > 1, ticker
