@@ -51,7 +51,6 @@ from chalicelib.exportformat import DocumentEntry, KindResult, Manifest, MarketC
 from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
 from chalicelib.write import export_queries as q
-from chalicelib.write import forked
 from chalicelib.write.delivery.feed import alerts_feed
 from chalicelib.write.delivery.status import delivery_document
 from chalicelib.write.store import Store
@@ -63,8 +62,6 @@ CHAIN_BATCH_ROWS = 250_000
 # Tickers whose features documents are read per query (~20 KB each): each query decompresses
 # the features of every row group it cannot skip, so fewer, larger queries.
 FEATURE_BATCH = 2500
-# From this many features documents to write, a forked child writes them (local disk).
-FORK_MIN_FEATURE_SETS = 500
 PER_TICKER = fmt.PER_TICKER_MAPS
 # Checksums of kept per-ticker documents are verified (hourly) on this many threads. They are
 # written on ``Storage.deferred_writers`` threads: on S3 so a PUT's latency overlaps the building
@@ -576,53 +573,27 @@ class JSONExporter:
 
             return record
 
-        # On local disk a forked child writes the features documents (their JSON is the
-        # store's, read beforehand) while this process builds the chains and histories.
-        apart = self._forked_jobs(jobs)
-        preloaded = [(job, self._load(self.store, plan, *job)) for job in apart]
-        jobs = [job for job in jobs if job not in apart]
-        stats: dict[str, float] = {}
-
-        def streamed() -> _Written:
-            with (
-                _Writer(self.storage, self.writers, pub) as writer,
-                self.store.cursor() as reader,
-                _Prefetch(jobs, lambda job: self._load(reader, plan, *job)) as loaded_jobs,
-            ):
-                for (what, batch), data in loaded_jobs.results():
-                    name, key_of, build = documents[what]
-                    for i, doc, rows in build(pub, plan, batch, data):
-                        writer.put_addressed(partial(key_of, tickers[i]), doc,
-                                             stored(name, i, rows))  # fmt: skip
-            stats.update(load=loaded_jobs.busy, waited_for_load=loaded_jobs.waited,
-                         waited_for_writes=writer.waited)  # fmt: skip
-            built.written, built.written_bytes = writer.written, writer.bytes
-            return _Written([], 0, 0, [])  # recorded as written, and counted on ``pub``
-
-        def written_apart() -> _Written:
-            return self._write_apart(pub, plan, preloaded)
-
-        parts = [streamed, written_apart] if preloaded else [streamed]
-        done = (forked.in_two(parts, _call, _pack_written, _unpack_written) if preloaded
-                else map(_call, parts))  # fmt: skip
-        for part in done:  # the other process's: recorded and counted here
-            for i, rows, key, sha, size in part.records:
-                stored("feature_sets", i, rows)(key, sha, size)
-            pub.written.extend(part.keys)
-            pub.writes += part.written
-            built.written += part.written
-            built.written_bytes += part.bytes
+        with (
+            _Writer(self.storage, self.writers, pub) as writer,
+            self.store.cursor() as reader,
+            _Prefetch(jobs, lambda job: self._load(reader, plan, *job)) as loaded_jobs,
+        ):
+            for (what, batch), data in loaded_jobs.results():
+                name, key_of, build = documents[what]
+                for i, doc, rows in build(pub, plan, batch, data):
+                    writer.put_addressed(partial(key_of, tickers[i]), doc, stored(name, i, rows))
+        built.written = writer.written
+        built.written_bytes = writer.bytes
         log_event(
             "export_chains",
             generation=pub.generation,
             chains=len(changed["chains"]),
             histories=len(changed["histories"]),
             feature_sets=len(changed["feature_sets"]),
-            feature_sets_forked=sum(len(batch) for _, batch in apart),
             kept=built.skipped,
-            load_ms=round(stats.get("load", 0.0) * 1000, 1),  # queries, on the loading thread
-            waited_for_load_ms=round(stats.get("waited_for_load", 0.0) * 1000, 1),
-            waited_for_writes_ms=round(stats.get("waited_for_writes", 0.0) * 1000, 1),
+            load_ms=round(loaded_jobs.busy * 1000, 1),  # queries, on the loading thread
+            waited_for_load_ms=round(loaded_jobs.waited * 1000, 1),
+            waited_for_writes_ms=round(writer.waited * 1000, 1),
         )
         per_ticker = built.per_ticker
         columns = {
@@ -641,40 +612,6 @@ class JSONExporter:
         built.data = fmt.dumps({**header, "columns": orjson.Fragment(body)})
         built.fingerprint = _digest(str(limit).encode(), body)
         return built
-
-    def _forked_jobs(self, jobs: list[tuple[str, list[int]]]) -> list[tuple[str, list[int]]]:
-        """The features jobs a forked child may write: on a storage written inline (local
-        disk: a child's files are the parent's), with enough of them to be worth a fork."""
-        mine = [job for job in jobs if job[0] == "features"]
-        if (
-            self.writers > 1
-            or sum(len(batch) for _, batch in mine) < FORK_MIN_FEATURE_SETS
-            or not forked.can_fork()
-        ):
-            return []
-        return mine
-
-    def _write_apart(
-        self, pub: Publication, plan: _Plan, preloaded: list[tuple[tuple[str, list[int]], Any]]
-    ) -> _Written:
-        """The preloaded features jobs' documents, written and made durable (in a forked child,
-        or here when it failed); what was written is counted on a publication of its own and
-        reported, as the child cannot touch this process's."""
-        own = Publication(pub.generation, pub.generated_at, pub.previous, pub.inventory, pub.verify)
-        records: list[tuple[int, int, str, str, int]] = []
-        try:
-            with _Writer(self.storage, 1, own) as writer:
-                for (_, batch), data in preloaded:
-                    for i, doc, rows in self._feature_documents(own, plan, batch, data):
-                        writer.put_addressed(
-                            partial(fmt.feature_set_key, plan.tickers[i]),
-                            doc,
-                            partial(_record, records, i, rows),
-                        )
-        except BaseException:
-            pub.written.extend(own.written)  # for ``_undo``, when this runs in the parent
-            raise
-        return _Written(records, writer.written, writer.bytes, own.written)
 
     def _load(self, reader: Store, plan: _Plan, what: str, batch: list[int]) -> dict[str, Any]:
         """The query results one batch's documents are built from (run on ``reader``, a
@@ -901,74 +838,46 @@ class _Kept:
                       generation=self.pub.generation)  # fmt: skip
 
 
-@dataclass
-class _Written:
-    """Per-ticker documents one process wrote: ``(i, rows, key, sha256, bytes)`` records of
-    those it did not record itself, and its counts and keys."""
-
-    records: list[tuple[int, int, str, str, int]]
-    written: int
-    bytes: int
-    keys: list[str]
-
-
-def _record(
-    records: list[tuple[int, int, str, str, int]], i: int, rows: int, key: str, sha: str, size: int
-) -> None:
-    records.append((i, rows, key, sha, size))
-
-
-def _call(run: Callable[[], _Written]) -> _Written:
-    return run()
-
-
-def _pack_written(_run: object, written: _Written) -> object:
-    return (written.records, written.written, written.bytes, written.keys)
-
-
-def _unpack_written(_run: object, payload: object) -> _Written:
-    if not (isinstance(payload, tuple) and len(payload) == 4):
-        raise TypeError(f"not what a writer reports: {type(payload).__name__}")
-    records, count, size, keys = payload
-    if not (isinstance(records, list) and isinstance(keys, list) and len(records) == count):
-        raise TypeError("a writer's records and counts disagree")
-    return _Written(records, int(count), int(size), keys)
-
-
 class _Runs:
-    """Where the runs of equal values start in each column of a batch's history rows (a
-    ticker's first row always starts one), and how many each ticker's column has: a column of
+    """The runs of equal values in each column of a batch's history rows (a ticker's first row
+    always starts one, so no run crosses tickers), found once per batch: a ticker's column of
     few runs (a backfilled year's null volume, ``as_of`` and ``provisional``) is written as
     runs, the others as arrays."""
 
     FEW = 3  # runs are written when each covers this many rows or more, on average
 
-    def __init__(self, starts: dict[str, NDArray[np.bool_]], counts: dict[str, NDArray]) -> None:
-        self.starts, self.counts = starts, counts
+    def __init__(self, firsts: dict[str, list[int]], values: dict[str, Any],
+                 lengths: dict[str, list[int]]) -> None:  # fmt: skip
+        self.firsts = firsts  # per column, ticker k's runs are firsts[k] to firsts[k + 1]
+        self.values = values  # per column, each run's value
+        self.lengths = lengths
 
     @classmethod
     def of(cls, cols: dict[str, Any], cuts: NDArray) -> _Runs:
-        starts, counts = {}, {}
-        for name, values in cols.items():
-            new = np.ones(len(values), dtype=bool)
-            if len(values) > 1:
-                after, before = values[1:], values[:-1]
+        firsts, values, lengths = {}, {}, {}
+        for name, column in cols.items():
+            n = len(column)
+            new = np.ones(n, dtype=bool)
+            if n > 1:
+                after, before = column[1:], column[:-1]
                 same = np.asarray(after == before, dtype=bool)
-                if values.dtype.kind == "f":
+                if column.dtype.kind == "f":
                     same |= np.isnan(after) & np.isnan(before)
                 new[1:] = ~same
-            new[cuts[:-1][cuts[:-1] < len(values)]] = True
-            starts[name] = new
-            counts[name] = np.diff(np.concatenate(([0], np.cumsum(new)))[cuts])
-        return cls(starts, counts)
+            new[cuts[:-1][cuts[:-1] < n]] = True
+            heads = np.flatnonzero(new)
+            firsts[name] = np.searchsorted(heads, cuts).tolist()
+            values[name] = column[heads]
+            lengths[name] = np.diff(heads, append=n).tolist()
+        return cls(firsts, values, lengths)
 
     def column(self, name: str, values: Any, k: int, a: int, b: int) -> Any:
         """Rows ``a:b`` (ticker ``k``) of a column: as ``fmt.Runs`` when they are few."""
-        if b == a or self.counts[name][k] * self.FEW > b - a:
+        r, s = self.firsts[name][k], self.firsts[name][k + 1]
+        if b == a or (s - r) * self.FEW > b - a:
             return _column(values[a:b])
-        heads = np.flatnonzero(self.starts[name][a:b])
-        lengths = np.diff(np.append(heads, b - a)).tolist()
-        return {"values": _column(values[a:b][heads]), "runs": list(enumerate(lengths))}
+        runs = self.lengths[name][r:s]
+        return {"values": _column(self.values[name][r:s]), "runs": list(enumerate(runs))}
 
 
 def _rows_by_ticker(cols: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -88,8 +88,9 @@ def test_runs_treat_nan_and_none_as_equal_and_start_at_each_ticker() -> None:
     }
     cuts = np.array([0, 5, 5, 8])  # tickers of 5, 0 and 3 rows
     runs = _Runs.of(cols, cuts)
-    assert runs.counts["f"].tolist() == [2, 0, 2] and runs.counts["b"].tolist() == [1, 0, 1]
-    assert runs.counts["o"].tolist() == [3, 0, 2]
+    counts = {name: np.diff(firsts).tolist() for name, firsts in runs.firsts.items()}
+    assert counts["f"] == [2, 0, 2] and counts["b"] == [1, 0, 1]
+    assert counts["o"] == [3, 0, 2]
     doc = {name: runs.column(name, cols[name], 0, 0, 5) for name in cols}  # the first ticker
     assert orjson.loads(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)) == {
         "f": [None, None, 1.0, 1.0, 1.0],  # 2 runs of 5 rows: not few enough, an array
