@@ -976,6 +976,11 @@ HISTORY_FIELDS: tuple[ContractField, ...] = (
     ),
 )
 
+# The features of one value each (no record, records or series): the columns of
+# ``features.json``, and what the store keeps apart in ``features.scalars`` to build it.
+SCALAR_FEATURES: tuple[str, ...] = tuple(
+    f.name for f in FEATURES if f.kind not in ("record", "records", "series")
+)
 FEATURE_BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 CONTRACT_FIELD_BY_NAME: dict[str, ContractField] = {f.name: f for f in CONTRACT_FIELDS}
 HISTORY_FIELD_BY_NAME: dict[str, ContractField] = {f.name: f for f in HISTORY_FIELDS}

@@ -55,6 +55,7 @@ from chalicelib.analytics.scoring import (
     ThrottleState,
     select_alerts,
 )
+from chalicelib.catalogue import SCALAR_FEATURES
 from chalicelib.config import Settings
 from chalicelib.domain import calendar as cal
 from chalicelib.domain.chain import CHAIN_COLUMNS, chain_columns_from_masked
@@ -134,8 +135,8 @@ PREVIOUS_OI = """
 """
 
 WRITE_FEATURES = """
-    INSERT OR REPLACE INTO features
-    SELECT ticker, as_of, features::JSON, missing::JSON FROM analysis_features
+    INSERT OR REPLACE INTO features (ticker, as_of, features, missing, scalars)
+    SELECT ticker, as_of, features::JSON, missing::JSON, scalars::JSON FROM analysis_features
 """
 WRITE_ATM_IV = """
     UPDATE chain_snapshots SET atm_iv = nullif_nan(f.atm_iv)
@@ -685,6 +686,7 @@ class _FeatureRow:
     close: float
     features: str
     missing: str
+    scalars: str  # the scalar features alone (``catalogue.SCALAR_FEATURES``)
     atm_iv: float  # NaN when missing
     skew_25d: float
 
@@ -701,6 +703,7 @@ class _FeatureRow:
             snap.spot,
             _dumps(fs.values),
             _dumps(fs.missing),
+            _dumps({name: fs.values[name] for name in SCALAR_FEATURES if name in fs.values}),
             value("atm_iv"),
             value("skew_25d"),
         )
@@ -720,6 +723,7 @@ def _write_features(store: Store, rows: Sequence[_FeatureRow], errors: list[str]
         **keys,
         "features": np.array([r.features for r in rows], dtype=object),
         "missing": np.array([r.missing for r in rows], dtype=object),
+        "scalars": np.array([r.scalars for r in rows], dtype=object),
     }
     sessions = {
         **keys,

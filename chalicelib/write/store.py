@@ -135,6 +135,12 @@ MIGRATIONS: tuple[str, ...] = (
         delivered_at TIMESTAMP, receipt VARCHAR, PRIMARY KEY (alert_id, sink)
     );
     """,
+    # 6: each features row's scalar features apart (``catalogue.SCALAR_FEATURES``, an object),
+    # what ``features.json`` is built from. Older rows keep NULL: the export reads their
+    # features instead (filling them in would rewrite the whole table).
+    """
+    ALTER TABLE features ADD COLUMN scalars JSON;
+    """,
 )
 
 # Callers catch this (any DuckDB failure: I/O, parse, conversion) without importing duckdb.

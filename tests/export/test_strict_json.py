@@ -44,7 +44,7 @@ def _poison(store: Store) -> None:
     store.rows("UPDATE chain_snapshots SET underlying_price = 'nan' WHERE ticker = 'JPM'")
     store.rows("UPDATE daily_history SET atm_iv = '-inf', close = 'nan' WHERE ticker = 'JPM'")
     store.rows("""
-        INSERT INTO features
+        INSERT INTO features (ticker, as_of, features, missing)
         SELECT 'SPY', max(as_of) + INTERVAL 1 MINUTE,
                '{"atm_iv": NaN, "skew": Infinity, "note": "NaN, Infinity and 1e999 in text",
                  "n": [1, -Infinity, 1e999, 2.5]}',
@@ -52,7 +52,7 @@ def _poison(store: Store) -> None:
         FROM features WHERE ticker = 'SPY'
     """)
     store.rows("""
-        INSERT INTO features
+        INSERT INTO features (ticker, as_of, features, missing)
         SELECT 'AAPL', max(as_of) + INTERVAL 1 MINUTE, '{"big": 1E+999, "small": 1e-300}', NULL
         FROM features WHERE ticker = 'AAPL'
     """)  # nothing but a number that overflows a double
