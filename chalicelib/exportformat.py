@@ -313,8 +313,9 @@ class ChainDocument(Header):
 @with_config(_STRICT)
 class FeatureSetDocument(Header):
     """``features/<TICKER>_<digest>.json``: one ticker's latest features (kind ``feature_set``;
-    ``compute_features``'s values, units in the catalogue), rewritten when they are computed
-    again. Kept apart from the chain document so a snapshot reads only contracts."""
+    ``compute_features``'s values, units in the catalogue, lists of records as tables:
+    ``expand_features``), rewritten when they are computed again. Kept apart from the chain
+    document so a snapshot reads only contracts."""
 
     ticker: str
     as_of: Timestamp
@@ -528,6 +529,76 @@ def history_rows(columns: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _iso_seconds(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---- structured features as tables (the store's and the features documents' form) ----------
+TABLE = "$table"  # marks a list of records written as a table: {"$table": keys, "rows": [...]}
+# The features that are lists of records (``by_expiry``, ``gex_by_strike`` …).
+RECORD_LISTS: frozenset[str] = frozenset(f.name for f in catalogue.FEATURES if f.kind == "records")
+
+
+def _table(records: Any) -> Any:
+    """Records as one table: the keys once (in the records' order), a row of values per record
+    (a row's own lists of records as tables too), and the cells of keys a record lacks listed
+    in ``absent`` as ``[row, column]``. Anything else (fewer than two records, keys in another
+    order) as it is."""
+    if type(records) is not list or len(records) < 2 or type(records[0]) is not dict:
+        return records
+    keys = list(records[0])
+    for record in records:
+        if type(record) is not dict:
+            return records
+        if list(record) != keys:
+            keys += [k for k in record if k not in keys]
+    rows, absent = [], []
+    for i, record in enumerate(records):
+        if len(record) == len(keys):
+            row = list(record.values())
+            if list(record) != keys:
+                return records  # the same keys in another order
+        else:
+            if [k for k in keys if k in record] != list(record):
+                return records
+            row = [record.get(k) for k in keys]
+            absent += [[i, j] for j, k in enumerate(keys) if k not in record]
+        for j, value in enumerate(row):
+            if type(value) is list and value and type(value[0]) is dict:
+                row[j] = _table(value)
+        rows.append(row)
+    table: dict[str, Any] = {TABLE: keys, "rows": rows}
+    if absent:
+        table["absent"] = absent
+    return table
+
+
+def compact_features(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``compute_features`` values with each list of records a table: its keys once, not in
+    every record (~a quarter of a features document). ``expand_features`` is the inverse."""
+    return {k: _table(v) if k in RECORD_LISTS else v for k, v in values.items()}
+
+
+def _records(value: Any) -> Any:
+    if type(value) is not dict or TABLE not in value:
+        return value
+    keys = value[TABLE]
+    out = []
+    for row in value["rows"]:
+        record = dict(zip(keys, row, strict=True))
+        for key, item in record.items():
+            if type(item) is dict and TABLE in item:
+                record[key] = _records(item)
+        out.append(record)
+    for i, j in value.get("absent", ()):
+        del out[i][keys[j]]
+    return out
+
+
+def expand_features(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Features as ``compute_features`` made them, from their stored form (tables back to lists
+    of records; features stored before tables pass through unchanged)."""
+    if values is None:
+        return None
+    return {k: _records(v) if k in RECORD_LISTS else v for k, v in values.items()}
 
 
 # ---- manifest ------------------------------------------------------------------------------

@@ -223,7 +223,7 @@ def features(reader: ExportReader, q: p.TickerParams) -> Result:
         {
             "ticker": q.ticker,
             "as_of": doc.get("as_of"),
-            "features": doc.get("features"),
+            "features": memo(loaded, "features", lambda: fmt.expand_features(doc.get("features"))),
             "missing": doc.get("missing") or {},
         },
         loaded,

@@ -37,6 +37,7 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
+from chalicelib import exportformat as fmt
 from chalicelib.analytics.config import DEFAULT_CONFIG, AnalyticsConfig
 from chalicelib.analytics.detectors import DETECTORS, Detector, DetectorContext, run_detectors
 from chalicelib.analytics.detectors.edges import ArmState, Change, Step, explain, step
@@ -701,7 +702,7 @@ class _FeatureRow:
             _naive(snap.as_of),
             snap.day,
             snap.spot,
-            _dumps(fs.values),
+            _dumps(fmt.compact_features(fs.values)),
             _dumps(fs.missing),
             _dumps({name: fs.values[name] for name in SCALAR_FEATURES if name in fs.values}),
             value("atm_iv"),

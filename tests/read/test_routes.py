@@ -24,7 +24,7 @@ from readkit import (
 )
 
 from chalicelib import catalogue
-from chalicelib.exportformat import iso
+from chalicelib.exportformat import TABLE, expand_features, iso
 from chalicelib.read.api import CONTRACT_FIELDS, SUMMARY_FIELDS
 from chalicelib.write.store import Store
 
@@ -265,7 +265,11 @@ def test_features_latest(served: Site, client: Client) -> None:
     if rows:
         import orjson
 
-        assert data["features"] == orjson.loads(rows[0][0])
+        stored = orjson.loads(rows[0][0])
+        assert data["features"] == expand_features(stored)
+        # stored as a table, answered as the records compute_features made
+        assert TABLE in stored["by_expiry"] and isinstance(data["features"]["by_expiry"], list)
+        assert {"expiration", "atm_iv", "gex_by_strike"} <= set(data["features"]["by_expiry"][0])
     else:  # nothing computed features yet: an honest null, not an error
         assert data["features"] is None
 
