@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib import exportformat as fmt
 from chalicelib.analytics.config import AnalyticsConfig
 from chalicelib.analytics.detectors.base import DetectorContext, EdgeRule, Finding, Reading
 from chalicelib.analytics.detectors.edges import ArmState
@@ -213,7 +214,7 @@ def test_oi_change_is_measured_against_the_previous_sessions_last_snapshot(
         rows = store.rows("SELECT ticker, features FROM features WHERE as_of = ?", [at(DAY, 21)])
         assert len(rows) == len(TICKERS) == len(expected)
         for ticker, features_json in rows:
-            values = json.loads(features_json)
+            values = fmt.expand_features(json.loads(features_json))  # tables to records
             assert values["oi_previous_as_of"] == "2026-02-27T21:00:00Z"
             assert values["oi_change_total"] == expected[ticker]
             assert values["oi_change_call"] + values["oi_change_put"] == expected[ticker]
