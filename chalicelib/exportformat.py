@@ -61,7 +61,8 @@ TICKER_PREFIXES = (CHAINS_PREFIX, HISTORY_PREFIX, FEATURE_SET_PREFIX)
 PER_TICKER_MAPS = ("chains", "histories", "feature_sets")
 # Of every document and of the manifest. 1 was row-per-contract JSON; 2 carried the features
 # inside the chain document; 3 gave them their own document (``feature_set``); 4 writes the
-# history document's times as epoch seconds and its near-constant columns as runs.
+# history document's times as epoch seconds and its near-constant columns as runs, and the
+# features' lists of records as tables (``compact_features``).
 SCHEMA_VERSION = 4
 FORMAT_VERSION = SCHEMA_VERSION
 
