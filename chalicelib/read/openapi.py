@@ -166,8 +166,9 @@ HEALTH = {
             "type": "string",
             "enum": ["ok", "stale", "empty", "degraded"],
             "description": "stale: no recent export; degraded: data is fresh, but the last "
-            "export or collect failed (see status_reason; quotes that stopped moving while the "
-            "market is open show in market.quotes_overdue)",
+            "export or collect failed, or the documents are of a format this reader does not "
+            "read (see status_reason; quotes that stopped moving while the market is open show "
+            "in market.quotes_overdue)",
         },
         "status_reason": {
             "type": ["string", "null"],

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from chalicelib import logs
 from chalicelib.config import ReadSettings
 from chalicelib.deliveryformat import SinkStatus
-from chalicelib.exportformat import DELIVERY_KIND, Manifest, MarketClock
+from chalicelib.exportformat import DELIVERY_KIND, FORMAT_VERSION, Manifest, MarketClock
 from chalicelib.exportstatus import ExportStatus
 from chalicelib.read import api
 from chalicelib.read import params as p
@@ -157,6 +157,10 @@ def health_report(reader: ExportReader, settings: ReadSettings) -> dict[str, Any
         for step, last in (("export", body["last_export"]), ("collect", body["last_collect"]))
         if last and not last["ok"]
     ]
+    if manifest is not None and manifest.format_version != FORMAT_VERSION:
+        # another format's documents (an upgrade before its first export): not read as data
+        failing.append(f"documents in format {manifest.format_version}, this reader reads "
+                       f"format {FORMAT_VERSION} (the next export rewrites them)")  # fmt: skip
     if failing and body["status"] == "ok":
         body["status"] = "degraded"  # still served, but the writer is failing
     reasons += failing

@@ -10,7 +10,7 @@ from chalice.test import Client
 from readkit import Site, body, get
 
 from chalicelib.config import load_read_settings
-from chalicelib.exportformat import MarketClock
+from chalicelib.exportformat import FORMAT_VERSION, MANIFEST_KEY, MarketClock, dumps
 from chalicelib.exportstatus import COLLECT_STATUS_KEY, record_status
 from chalicelib.read.service import market_state
 
@@ -72,3 +72,19 @@ def test_a_failing_collect_is_degraded_with_its_reason(fresh: Site, client: Clie
                   key=COLLECT_STATUS_KEY)  # fmt: skip
     assert body(get(client, "/health"))["status"] == "ok"
     fresh.storage.delete(COLLECT_STATUS_KEY)
+
+
+def test_documents_of_another_format_are_degraded_until_the_next_export(
+    fresh: Site, client: Client
+) -> None:
+    """After an upgrade, before its first export, the published documents are of the previous
+    format: the routes cannot read them as data, and /health says so instead of "ok"."""
+    fresh.export()
+    manifest = fresh.manifest()
+    older = manifest.model_copy(update={"format_version": FORMAT_VERSION - 1})
+    fresh.storage.put(MANIFEST_KEY, dumps(older.model_dump(mode="json")))
+    report = body(get(client, "/health"))
+    assert report["status"] == "degraded"
+    assert f"documents in format {FORMAT_VERSION - 1}" in report["status_reason"]
+    fresh.export()  # the next export publishes this format again
+    assert body(get(client, "/health"))["status"] == "ok"
