@@ -514,13 +514,12 @@ def expand_runs(column: Mapping[str, Any]) -> list[Any]:
 def history_rows(columns: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A history document's rows (``HistoryRow``): runs expanded, times as ISO 8601, and
     ``as_of`` filled in from ``close_at`` where null."""
-    plain = {
-        name: expand_runs(column) if isinstance(column, Mapping) else column
-        for name in HISTORY_COLUMNS
-        for column in (columns[name],)
-    }
-    for name in HISTORY_TIMES:
-        plain[name] = [None if s is None else _iso_seconds(s) for s in plain[name]]
+    plain = {}
+    for name in HISTORY_COLUMNS:
+        column = columns[name]
+        plain[name] = expand_runs(column) if isinstance(column, Mapping) else column
+        if name in HISTORY_TIMES:
+            plain[name] = [None if s is None else _iso_seconds(s) for s in plain[name]]
     rows = table_rows(plain, HISTORY_COLUMNS)
     for row in rows:
         if row["as_of"] is None:
@@ -549,19 +548,14 @@ def _table(records: Any) -> Any:
     for record in records:
         if type(record) is not dict:
             return records
-        if list(record) != keys:
-            keys += [k for k in record if k not in keys]
+        keys += [k for k in record if k not in keys]
     rows, absent = [], []
     for i, record in enumerate(records):
-        if len(record) == len(keys):
-            row = list(record.values())
-            if list(record) != keys:
-                return records  # the same keys in another order
-        else:
+        if list(record) != keys:  # keys missing, or in another order (then not a table)
             if [k for k in keys if k in record] != list(record):
                 return records
-            row = [record.get(k) for k in keys]
             absent += [[i, j] for j, k in enumerate(keys) if k not in record]
+        row = [record.get(k) for k in keys]
         for j, value in enumerate(row):
             if type(value) is list and value and type(value[0]) is dict:
                 row[j] = _table(value)

@@ -156,7 +156,6 @@ TICKER_FEATURES = f"""
     )
 """
 
-SCALAR_FEATURES = catalogue.SCALAR_FEATURES
 # What ``features.json`` is built from: the latest features row of each ticker, and the oldest
 # of them (which bounds the next query's scan).
 LATEST_FEATURES_DIGEST = """
@@ -174,7 +173,7 @@ LATEST_FEATURES_DIGEST = """
 LATEST_FEATURE_ROWS = f"""
     SELECT ticker, {_iso("as_of")} AS as_of, coalesce(missing, '{{}}'::JSON)::VARCHAR AS missing,
            to_json(json_extract(coalesce(scalars, features),
-                                [{", ".join(f"'$.{name}'" for name in SCALAR_FEATURES)}]))
+                                [{", ".join(f"'$.{name}'" for name in catalogue.SCALAR_FEATURES)}]))
                ::VARCHAR AS scalars
     FROM features
     WHERE as_of >= ?

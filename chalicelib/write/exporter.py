@@ -480,9 +480,11 @@ class JSONExporter:
         rows = self.store.rows(q.LATEST_FEATURE_ROWS, [oldest, limit]) if n else []
         scalars = [orjson.loads(fmt.strict_json(v.encode())) for *_, v in rows]
         transposed = (
-            map(list, zip(*scalars, strict=True)) if scalars else ([] for _ in q.SCALAR_FEATURES)
+            map(list, zip(*scalars, strict=True))
+            if scalars
+            else ([] for _ in catalogue.SCALAR_FEATURES)
         )
-        columns = dict(zip(q.SCALAR_FEATURES, transposed, strict=True))
+        columns = dict(zip(catalogue.SCALAR_FEATURES, transposed, strict=True))
         doc = {
             **self._header(pub, "features", len(rows), limit=limit),
             "tickers": [t for t, *_ in rows],
