@@ -58,7 +58,7 @@ class LocalStorage(Storage):
         self._root = Path(root).resolve()
         self._deferred_lock = threading.Lock()
         self._deferred_dirs: dict[str, Path] = {}  # a key's directory: resolved and created
-        self._deferred_files: builtins.list[Path] = []
+        self._deferred_files: builtins.list[str] = []
 
     @property
     def root(self) -> Path:
@@ -144,7 +144,7 @@ class LocalStorage(Storage):
             self._make_dir(key, directory)
             with self._deferred_lock:
                 self._deferred_dirs[head] = directory
-        target = directory / name
+        target = f"{directory}/{name}"  # a string: thousands of these, pathlib costs per call
         try:
             created = _create_with(target, data)
         except FileNotFoundError:  # pruned since it was made (a delete emptied it)
@@ -370,7 +370,7 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def _create_with(path: Path, data: bytes) -> bool:
+def _create_with(path: str, data: bytes) -> bool:
     """Create ``path`` holding ``data`` (in place: one metadata operation, no temp file and
     rename); False if it exists. A failed write removes what it created."""
     try:
@@ -378,11 +378,15 @@ def _create_with(path: Path, data: bytes) -> bool:
     except FileExistsError:
         return False
     try:
-        with os.fdopen(fd, "wb") as dst:
-            dst.write(data)
+        view = memoryview(data)
+        while view:  # os.write may write less than asked (a signal, a full pipe)
+            view = view[os.write(fd, view) :]
     except BaseException:
-        path.unlink(missing_ok=True)
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
         raise
+    os.close(fd)
     return True
 
 

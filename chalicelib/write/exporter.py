@@ -25,6 +25,7 @@ in ``exportformat``; a method ``_<kind>(self, pub, **params) -> Built``; one ent
 from __future__ import annotations
 
 import errno
+import gc
 import gzip
 import re
 import threading
@@ -32,6 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -100,6 +102,20 @@ def history_start(day: date, sessions: int) -> date:
     before ``day`` (the IV-rank window, 252 sessions ≈ 369 calendar days), so a chart of the
     history shows every day IV rank and percentile were computed over."""
     return cal.last_trading_days(cal.previous_trading_day(day), sessions)[0]
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection during an export: it allocates some 100,000 containers
+    (entries, dicts, lists) that all live until it ends, so every collection rescanned them for
+    nothing (0.3 s of a full export). Its cycles are collected once it is over."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass
@@ -201,14 +217,15 @@ class JSONExporter:
     def _publish(self, kinds: dict[str, dict[str, Any]]) -> dict[str, KindResult]:
         """One generation. When the storage is full, retention frees what it may and the
         export is tried once more; if it is still full, DiskFull (nothing published)."""
-        try:
+        with _collector_paused():
+            try:
+                return self._publish_once(kinds)
+            except DiskFull as full:
+                freed = self._retain_now()
+                log_event("export_disk_full", freed=freed, error=str(full))
+                if not freed:
+                    raise
             return self._publish_once(kinds)
-        except DiskFull as full:
-            freed = self._retain_now()
-            log_event("export_disk_full", freed=freed, error=str(full))
-            if not freed:
-                raise
-        return self._publish_once(kinds)
 
     def _publish_once(self, kinds: dict[str, dict[str, Any]]) -> dict[str, KindResult]:
         started = time.perf_counter()
