@@ -541,25 +541,31 @@ def _table(records: Any) -> Any:
     """Records as one table: the keys once (in the records' order), a row of values per record
     (a row's own lists of records as tables too), and the cells of keys a record lacks listed
     in ``absent`` as ``[row, column]``. Anything else (fewer than two records, keys in another
-    order) as it is."""
+    order) as it is. Records that all have the first one's keys in its order (the usual case:
+    this runs for every ticker's features at every computation) are their ``values()``."""
     if type(records) is not list or len(records) < 2 or type(records[0]) is not dict:
         return records
-    keys = list(records[0])
-    for record in records:
-        if type(record) is not dict:
-            return records
-        keys += [k for k in record if k not in keys]
-    rows, absent = [], []
-    for i, record in enumerate(records):
-        if list(record) != keys:  # keys missing, or in another order (then not a table)
-            if [k for k in keys if k in record] != list(record):
+    order = tuple(records[0])
+    if all(type(r) is dict and tuple(r) == order for r in records):
+        keys, rows, absent = list(order), [list(r.values()) for r in records], []
+    else:
+        keys = list(order)
+        for record in records:
+            if type(record) is not dict:
                 return records
-            absent += [[i, j] for j, k in enumerate(keys) if k not in record]
-        row = [record.get(k) for k in keys]
-        for j, value in enumerate(row):
-            if type(value) is list and value and type(value[0]) is dict:
-                row[j] = _table(value)
-        rows.append(row)
+            keys += [k for k in record if k not in keys]
+        rows, absent = [], []
+        for i, record in enumerate(records):
+            if list(record) != keys:  # keys missing, or in another order (then not a table)
+                if [k for k in keys if k in record] != list(record):
+                    return records
+                absent += [[i, j] for j, k in enumerate(keys) if k not in record]
+            rows.append([record.get(k) for k in keys])
+    for row in rows:
+        if list in map(type, row):  # a cell may be records itself (the test runs in C)
+            for j, value in enumerate(row):
+                if type(value) is list and value and type(value[0]) is dict:
+                    row[j] = _table(value)
     table: dict[str, Any] = {TABLE: keys, "rows": rows}
     if absent:
         table["absent"] = absent

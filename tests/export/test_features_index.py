@@ -81,6 +81,8 @@ def test_lists_of_records_are_stored_as_tables_and_read_back_as_they_were() -> N
         ],
         "absent": [[1, 2]],  # record 1 has no "missing"
     }  # fmt: skip
+    mixed = {"by_expiry": [{"expiration": "2026-12-04"}, {"expiration": "2026-12-11"}, 3]}
+    assert fmt.compact_features(mixed) == mixed  # a list that is not all records: as it is
     for name in ("term_structure", "max_pain_by_expiry", "unusual_contracts", "sma_recent"):
         assert stored[name] == values[name], name
     back = fmt.expand_features(orjson.loads(orjson.dumps(stored)))
