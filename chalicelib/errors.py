@@ -43,6 +43,11 @@ class StorageUnavailable(OCDError):
     """
 
 
+class DocumentsUpgrading(OCDError):
+    """The published documents are of another export format (an upgrade before its first
+    export): the routes cannot read them as data until the next export rewrites them."""
+
+
 class ExportNotFound(OCDError):
     """No valid export document exists for the request."""
 

@@ -3,7 +3,8 @@
 What a route answers comes from the read service (``service.py``); this module only turns
 requests into calls and results into responses. ETags are weak: the data under one ETag is
 identical, while ``age_seconds`` keeps counting. Errors map here, in one place, to 400 / 401 /
-404 / 405, and to 503 when the storage does not answer and nothing read before can stand in;
+404 / 405, and to 503 when the storage does not answer and nothing read before can stand in, or
+when the published documents are of another format (an upgrade before its first export);
 anything unexpected is logged and answered with a JSON 500 that names no internals. Every error
 body has one shape: ``{"error", "message", "details": [{"field", "message"}]}``.
 """
@@ -22,7 +23,13 @@ from chalice.app import CORSConfig, Request, Response
 
 from chalicelib import catalogue
 from chalicelib.config import ReadSettings, load_read_settings
-from chalicelib.errors import BadRequest, NotFound, OCDError, StorageUnavailable
+from chalicelib.errors import (
+    BadRequest,
+    DocumentsUpgrading,
+    NotFound,
+    OCDError,
+    StorageUnavailable,
+)
 from chalicelib.logs import log_event
 from chalicelib.read import params as p
 from chalicelib.read import service
@@ -210,6 +217,7 @@ _STATUSES: dict[type[Exception], tuple[int, str]] = {
     Unauthorized: (401, "unauthorized"),
     NotFound: (404, "not_found"),
     StorageUnavailable: (503, "storage_unavailable"),
+    DocumentsUpgrading: (503, "documents_upgrading"),
 }
 
 
@@ -225,6 +233,8 @@ def error_response(exc: Exception) -> Response:
     if status == 500:
         message = "internal error; see the service log"
         log_event("request_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+    elif isinstance(exc, DocumentsUpgrading):  # the message names formats only: sent
+        headers["Retry-After"] = "60"
     elif status == 503:  # the message names buckets and keys: logged, not sent
         message = "the export storage is not answering; try again shortly"
         headers["Retry-After"] = "5"

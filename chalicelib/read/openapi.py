@@ -290,7 +290,9 @@ def _ok(schema: dict[str, Any], example: dict[str, Any] | None = None) -> dict[s
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "Bad or unknown parameter", 401: "Missing or wrong API key",
             404: "Unknown ticker or expiration", 304: "Not modified (If-None-Match)",
-            503: "Export storage not answering, and nothing read before to serve"}  # fmt: skip
+            503: "Export storage not answering, and nothing read before to serve; or "
+                 "documents_upgrading: the published documents are of another format (an "
+                 "upgrade before its first export), until the next export"}  # fmt: skip
     out: dict[str, Any] = {}
     for code in codes:
         out[str(code)] = {"description": text[code]}

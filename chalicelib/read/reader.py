@@ -161,6 +161,10 @@ class ExportReader:
         """The current manifest (re-read only when its version changed)."""
         return self._current()[1]
 
+    def served(self) -> Manifest | None:
+        """The manifest the latest read was resolved under, without asking the storage."""
+        return self._manifest[1]
+
     def pin(self) -> Pinned:
         """The current manifest, to resolve several documents under (``document(kind, at=)``):
         a response composed of several documents then comes from one manifest version, even

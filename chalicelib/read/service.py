@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from chalicelib import logs
 from chalicelib.config import ReadSettings
 from chalicelib.deliveryformat import SinkStatus
+from chalicelib.errors import DocumentsUpgrading, NotFound
 from chalicelib.exportformat import DELIVERY_KIND, FORMAT_VERSION, Manifest, MarketClock
 from chalicelib.exportstatus import ExportStatus
 from chalicelib.read import api
@@ -90,7 +91,12 @@ def configure_logging(settings: ReadSettings) -> None:
 
 def data_body(route: Route, query: p.Params, reader: ExportReader) -> Body:
     """What data route ``route`` answers for ``query``, with its generation metadata."""
-    result = route.handler(reader, query)
+    try:
+        result = route.handler(reader, query)
+    except NotFound:  # an unknown ticker, or one in documents of another format
+        upgrading(reader.served())
+        raise
+    upgrading(reader.served())
     loaded = result.loaded
     version = "|".join(
         (route.name, query.model_dump_json(), loaded.version, *result.extra_versions)
@@ -109,6 +115,16 @@ def data_body(route: Route, query: p.Params, reader: ExportReader) -> Body:
     raw = orjson.dumps(meta)
     head = raw[:-1] + b"," if tail.data else raw
     return Body(head, tail, version, loaded.source)
+
+
+def upgrading(manifest: Manifest | None) -> None:
+    """Raise DocumentsUpgrading when ``manifest`` names documents of another format: a route
+    reading them would answer as if there were no data (an empty list, an unknown ticker)."""
+    if manifest is not None and manifest.format_version != FORMAT_VERSION:
+        raise DocumentsUpgrading(
+            f"the published documents are in format {manifest.format_version} and this "
+            f"service reads format {FORMAT_VERSION}: the next export rewrites them"
+        )
 
 
 def health_report(reader: ExportReader, settings: ReadSettings) -> dict[str, Any]:
