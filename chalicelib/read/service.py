@@ -117,14 +117,21 @@ def data_body(route: Route, query: p.Params, reader: ExportReader) -> Body:
     return Body(head, tail, version, loaded.source)
 
 
+def other_format(manifest: Manifest | None) -> str | None:
+    """Why ``manifest``'s documents cannot be read as data (another format: an upgrade before
+    its first export), or None when they can."""
+    if manifest is None or manifest.format_version == FORMAT_VERSION:
+        return None
+    return (f"documents in format {manifest.format_version}, this reader reads format "
+            f"{FORMAT_VERSION} (the next export rewrites them)")  # fmt: skip
+
+
 def upgrading(manifest: Manifest | None) -> None:
     """Raise DocumentsUpgrading when ``manifest`` names documents of another format: a route
     reading them would answer as if there were no data (an empty list, an unknown ticker)."""
-    if manifest is not None and manifest.format_version != FORMAT_VERSION:
-        raise DocumentsUpgrading(
-            f"the published documents are in format {manifest.format_version} and this "
-            f"service reads format {FORMAT_VERSION}: the next export rewrites them"
-        )
+    reason = other_format(manifest)
+    if reason is not None:
+        raise DocumentsUpgrading(reason)
 
 
 def health_report(reader: ExportReader, settings: ReadSettings) -> dict[str, Any]:
@@ -173,10 +180,9 @@ def health_report(reader: ExportReader, settings: ReadSettings) -> dict[str, Any
         for step, last in (("export", body["last_export"]), ("collect", body["last_collect"]))
         if last and not last["ok"]
     ]
-    if manifest is not None and manifest.format_version != FORMAT_VERSION:
-        # another format's documents (an upgrade before its first export): not read as data
-        failing.append(f"documents in format {manifest.format_version}, this reader reads "
-                       f"format {FORMAT_VERSION} (the next export rewrites them)")  # fmt: skip
+    upgrade = other_format(manifest)
+    if upgrade is not None:  # the data routes answer 503 documents_upgrading meanwhile
+        failing.append(upgrade)
     if failing and body["status"] == "ok":
         body["status"] = "degraded"  # still served, but the writer is failing
     reasons += failing
