@@ -142,6 +142,9 @@ class Settings(ReadSettings):
     intraday_retention_days: int = Field(default=2, ge=1, le=3650)
     eod_retention_days: int = Field(default=30, ge=1, le=3650)
     seal_intraday: bool = True
+    # sealed intraday files of sessions more than this many before the current one are
+    # deleted (history/intraday/ grows ~100 MB a session at 10-minute snapshots); 0: for ever
+    sealed_intraday_retention_days: int = Field(default=0, ge=0, le=3650)
     compact_free_fraction: float = Field(default=0.5, ge=0, le=1)
     compact_min_free_mb: float = Field(default=32, ge=0)
     # ---- alert delivery (chalicelib/write/delivery); every sink is off unless configured ----

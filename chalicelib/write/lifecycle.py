@@ -1,8 +1,10 @@
-"""The data lifecycle of each collect: seal settled sessions, apply retention, and, as the run's
-last write, compact the file when it holds too much dead space.
+"""The data lifecycle of each collect: seal settled sessions, apply retention, expire sealed
+intraday files past ``OCD_SEALED_INTRADAY_RETENTION_DAYS`` (when set), and, as the run's last
+write, compact the file when it holds too much dead space.
 
 Sealing comes first and retention only deletes what the published history manifest names, so
-the hot store stays bounded without ever holding less than the sealed history lacks.
+the hot store stays bounded without ever holding less than the sealed history lacks; expiry
+only deletes sealed files none of whose snapshots is still in the hot store.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import datetime
 from chalicelib.config import Settings
 from chalicelib.storage.base import Storage
 from chalicelib.write import retention
-from chalicelib.write.sealing import Sealer, SealResult
+from chalicelib.write.sealing import ExpiryResult, Sealer, SealResult
 from chalicelib.write.store import CompactionResult, Store
 
 
@@ -22,6 +24,7 @@ from chalicelib.write.store import CompactionResult, Store
 class LifecycleResult:
     sealed: SealResult
     retained: retention.RetentionResult
+    expired: ExpiryResult
     compaction: CompactionResult | None = None
 
     def summary(self) -> dict[str, object]:
@@ -31,7 +34,11 @@ class LifecycleResult:
             "sealed_files": self.sealed.files,
             "sealed_rows": self.sealed.rows,
             "sealed_bytes": self.sealed.bytes,
-            "history_files": len(self.sealed.published),
+            "history_files": len(
+                self.sealed.published if self.expired.published is None else self.expired.published
+            ),
+            "history_files_expired": self.expired.files,
+            "history_bytes_expired": self.expired.bytes,
             "snapshots_deleted": self.retained.snapshots_deleted,
             "rows_deleted": self.retained.rows_deleted,
             "compacted": compaction is not None,
@@ -52,7 +59,8 @@ def maintain(
     sealed = sealer.seal(now)
     published = [f.key for f in sealed.published]
     retained = retention.apply(store, settings, now, published, step=step)
-    return LifecycleResult(sealed, retained)
+    expired = sealer.expire(retention.windows(settings, now).sealed_intraday_from, now)
+    return LifecycleResult(sealed, retained, expired)
 
 
 def compact(

@@ -91,6 +91,7 @@ class Windows:
     intraday_from: date  # sessions from this one keep every snapshot
     eod_from: date  # sessions from this one keep their closing chains
     scans_from: datetime
+    sealed_intraday_from: date | None = None  # older sessions' sealed intraday files go
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,11 @@ def windows(settings: Settings, now: datetime) -> Windows:
         intraday_from=cal.last_trading_days(current, settings.intraday_retention_days + 1)[0],
         eod_from=cal.last_trading_days(current, settings.eod_retention_days + 1)[0],
         scans_from=now - SCAN_RETENTION,
+        sealed_intraday_from=(
+            cal.last_trading_days(current, settings.sealed_intraday_retention_days + 1)[0]
+            if settings.sealed_intraday_retention_days
+            else None
+        ),
     )
 
 

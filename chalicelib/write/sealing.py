@@ -89,6 +89,21 @@ SEALED_FILES = """
     SELECT key, kind, session, sha256, bytes, rows, snapshots, schema_version
     FROM sealed_files ORDER BY session, kind, key
 """
+# Sealed intraday files of sessions before a cutoff that no snapshot of the hot store still
+# points at (a session's closing chain stays for the EOD window, and names its intraday file).
+EXPIRABLE = """
+    SELECT f.key FROM sealed_files f
+    WHERE f.kind = 'intraday' AND f.session < ?::DATE
+      AND NOT EXISTS (SELECT 1 FROM sealed_snapshots s WHERE s.key = f.key)
+"""
+MARK_EXPIRED = """
+    INSERT OR IGNORE INTO expired_files
+    SELECT key, kind, session, bytes, ?::TIMESTAMP FROM sealed_files
+    WHERE key IN (SELECT unnest(?::VARCHAR[]))
+"""
+FORGET_SEALED = "DELETE FROM sealed_files WHERE key IN (SELECT unnest(?::VARCHAR[]))"
+EXPIRED_FILES = "SELECT key, session, bytes FROM expired_files ORDER BY key"
+FORGET_EXPIRED = "DELETE FROM expired_files WHERE key IN (SELECT unnest(?::VARCHAR[]))"
 
 
 class SealError(OCDError):
@@ -111,6 +126,15 @@ class SealResult:
     orphans_removed: int = 0
     manifest_written: bool = False
     published: list[hf.SealedFile] = field(default_factory=list)  # what the manifest names
+    duration_ms: float = 0.0
+
+
+@dataclass
+class ExpiryResult:
+    files: int = 0
+    bytes: int = 0
+    sessions: list[date] = field(default_factory=list)
+    published: list[hf.SealedFile] | None = None  # what the manifest names, when it was written
     duration_ms: float = 0.0
 
 
@@ -254,6 +278,48 @@ class Sealer:
                 raise SealError(
                     f"{key} exists with other content; refusing to replace it"
                 ) from None
+
+    # ---- expiry --------------------------------------------------------------------------
+    def expire(self, before: date | None, now: datetime) -> ExpiryResult:
+        """Delete the sealed intraday files of sessions before ``before`` (None: none) whose
+        snapshots have all left the hot store: (1) their records move to ``expired_files`` (one
+        transaction), (2) the history manifest stops naming them, (3) the files are deleted,
+        (4) the records go. After a crash at any step the manifest names only files that exist,
+        and the next run ends what is left in ``expired_files`` (even with expiry turned off
+        since). Closing chains are never expired."""
+        started = time.perf_counter()
+        keys = [str(r[0]) for r in self.store.rows(EXPIRABLE, [before])] if before else []
+        if keys:
+            with self.store.transaction():
+                stamp = now.astimezone(UTC).replace(tzinfo=None)
+                self.store.rows(MARK_EXPIRED, [stamp, keys])
+                self.store.rows(FORGET_SEALED, [keys])
+            self.step("expiry.recorded")
+        pending = self.store.rows(EXPIRED_FILES)
+        if not pending:
+            return ExpiryResult()
+        _, published = self.publish_manifest(now)
+        self.step("expiry.manifest")
+        doomed = [str(key) for key, _, _ in pending]
+        self.storage.delete_many(doomed)
+        self.step("expiry.deleted")
+        self.store.rows(FORGET_EXPIRED, [doomed])
+        result = ExpiryResult(
+            files=len(doomed),
+            bytes=sum(int(size) for _, _, size in pending),
+            sessions=sorted({session for _, session, _ in pending}),
+            published=published,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        log_event(
+            "history_expired",
+            before=str(before) if before else None,
+            sessions=[str(s) for s in result.sessions],
+            files=result.files,
+            bytes=result.bytes,
+            duration_ms=result.duration_ms,
+        )
+        return result
 
     # ---- manifest and leftovers --------------------------------------------------------
     def recorded(self) -> list[hf.SealedFile]:

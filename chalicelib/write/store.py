@@ -141,6 +141,15 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE features ADD COLUMN scalars JSON;
     """,
+    # 7: sealed files on their way out (``Sealer.expire``): moved here from ``sealed_files`` in
+    # one transaction, deleted from the storage once the history manifest no longer names them,
+    # then forgotten. A row left here is a deletion a crash interrupted; the next run ends it.
+    """
+    CREATE TABLE expired_files (
+        key VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, session DATE NOT NULL,
+        bytes BIGINT NOT NULL, expired_at TIMESTAMP NOT NULL
+    );
+    """,
 )
 
 # Callers catch this (any DuckDB failure: I/O, parse, conversion) without importing duckdb.

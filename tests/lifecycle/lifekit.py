@@ -144,3 +144,36 @@ class Life:
                 finally:
                     con.close()
         return out
+
+
+def crash_at(step: str) -> Callable[[str], None]:
+    """A lifecycle step hook that dies (``SimulatedCrash``) the first time ``step`` completes."""
+    fired: list[str] = []
+
+    def hook(name: str) -> None:
+        if name == step and not fired:
+            fired.append(name)
+            raise SimulatedCrash(name)
+
+    return hook
+
+
+def stored_partitions(storage: Storage) -> set[str]:
+    """Every sealed file's key in the storage, named by the manifest or not."""
+    return {i.key for i in storage.list("history/") if hf.parse_partition_key(i.key)}
+
+
+def assert_no_orphans(life: Life, storage: Storage) -> None:
+    manifest = life.manifest()
+    named = {f.key for f in manifest.files} if manifest else set()
+    assert stored_partitions(storage) == named
+
+
+def storage_for(storage: Storage, tmp_path: Path, name: str) -> Storage:
+    """A second, independent storage of the same backend for the reference run."""
+    from chalicelib.storage.local import LocalStorage
+    from chalicelib.storage.s3 import S3Storage
+
+    if isinstance(storage, S3Storage):
+        return S3Storage(storage.bucket, f"{name}/")
+    return LocalStorage(tmp_path / f"{name}-exports")

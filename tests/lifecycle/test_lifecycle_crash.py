@@ -4,12 +4,21 @@ nothing lost, nothing counted twice, the old file intact, and the next run finis
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from lifekit import INTRADAY, SESSIONS, Life, SimulatedCrash, after_close, ny
+from lifekit import (
+    INTRADAY,
+    SESSIONS,
+    Life,
+    SimulatedCrash,
+    after_close,
+    assert_no_orphans,
+    crash_at,
+    ny,
+    storage_for,
+)
 
 from chalicelib import historyformat as hf
 from chalicelib.storage.base import Storage
@@ -20,17 +29,6 @@ COMPACTION_STEPS = ("compaction.copied", "compaction.verified", "compaction.swap
 COMPACT_ALWAYS = {"compact_free_fraction": "0", "compact_min_free_mb": "0"}  # every deletion
 
 
-def crash_at(step: str) -> Callable[[str], None]:
-    fired: list[str] = []
-
-    def hook(name: str) -> None:
-        if name == step and not fired:
-            fired.append(name)
-            raise SimulatedCrash(name)
-
-    return hook
-
-
 def assert_accounted(life: Life) -> None:
     """Every snapshot ever collected is in the hot store or in a file the manifest names, and
     no snapshot is in two named files of one kind."""
@@ -39,13 +37,6 @@ def assert_accounted(life: Life) -> None:
         assert not [s for s, n in sealed.items() if n > 1], f"{kind} sealed twice"
     intraday = set(life.sealed_snapshots("intraday"))
     assert life.collected <= life.snapshots() | intraday
-
-
-def assert_no_orphans(life: Life, storage: Storage) -> None:
-    manifest = life.manifest()
-    named = {f.key for f in manifest.files} if manifest else set()
-    stored = {i.key for i in storage.list("history/") if hf.parse_partition_key(i.key)}
-    assert stored == named
 
 
 def _lived(root: Path, storage: Storage, **overrides: str) -> Life:
@@ -92,16 +83,6 @@ def test_a_kill_after_any_step_loses_nothing(tmp_path: Path, storage: Storage, s
     assert _state(life) == _state(reference)
     for leftover in (".compact", ".pre-compact"):
         assert not life.db.with_name(life.db.name + leftover).exists()
-
-
-def storage_for(storage: Storage, tmp_path: Path, name: str) -> Storage:
-    """A second, independent storage of the same backend for the reference run."""
-    from chalicelib.storage.local import LocalStorage
-    from chalicelib.storage.s3 import S3Storage
-
-    if isinstance(storage, S3Storage):
-        return S3Storage(storage.bucket, f"{name}/")
-    return LocalStorage(tmp_path / f"{name}-exports")
 
 
 def test_compaction_shrinks_the_file_and_keeps_every_row(tmp_path: Path, storage: Storage) -> None:

@@ -1,0 +1,114 @@
+"""Expiry of sealed intraday history (``OCD_SEALED_INTRADAY_RETENTION_DAYS``): old sessions'
+intraday files leave the storage and the manifest, closing chains stay, and a kill after any
+step of record → manifest → delete leaves a manifest that names only files that exist."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from lifekit import (
+    INTRADAY,
+    SESSIONS,
+    WATCHLIST,
+    Life,
+    SimulatedCrash,
+    after_close,
+    assert_no_orphans,
+    crash_at,
+    env_for,
+    ny,
+    storage_for,
+    stored_partitions,
+)
+
+from chalicelib.config import load_settings
+from chalicelib.domain import calendar as cal
+from chalicelib.storage.base import Storage
+
+RUNS = len(INTRADAY) + 1  # snapshots per ticker per session
+EXPIRY_STEPS = ("expiry.recorded", "expiry.manifest", "expiry.deleted")
+
+
+def _session(as_of: datetime) -> date:
+    return cal.session_of(as_of.replace(tzinfo=UTC))
+
+
+def _dates(life: Life, kind: str) -> list[date]:
+    manifest = life.manifest()
+    return sorted(f.date for f in manifest.files if f.kind == kind) if manifest else []
+
+
+def test_old_intraday_files_go_once_their_closes_leave_and_closing_chains_stay(
+    tmp_path: Path, storage: Storage
+) -> None:
+    # windows: 1 intraday session, 2 EOD sessions (lifekit), sealed intraday files 1 session
+    life = Life(tmp_path / "data", storage, sealed_intraday_retention_days="1")
+    expired = 0
+    for day in SESSIONS[:6]:
+        for at in (*(ny(day, t) for t in INTRADAY), after_close(day)):
+            expired += life.collect(at)["lifecycle"]["history_files_expired"]
+    # current S5: S4's files are inside the window; S3's is older, but S3's closing chain is
+    # still in the hot store (EOD window) and names it, so it waits; S0–S2's are gone
+    assert _dates(life, "intraday") == [SESSIONS[3], SESSIONS[4], SESSIONS[5]]
+    assert expired == 3
+    assert _dates(life, "chains") == list(SESSIONS[:6])  # closing chains are never expired
+    assert_no_orphans(life, storage)  # the expired files left the storage, not only the manifest
+    assert life.rows("SELECT count(*) FROM expired_files") == [(0,)]
+    # the hot store keeps its windows as without expiry, and nothing was sealed twice
+    per_session = dict(life.rows("SELECT session, count(*) FROM chain_snapshots GROUP BY 1"))
+    assert per_session == {
+        SESSIONS[5]: len(WATCHLIST) * RUNS,
+        SESSIONS[4]: len(WATCHLIST) * RUNS,
+        SESSIONS[3]: len(WATCHLIST),
+    }
+    intraday = life.sealed_snapshots("intraday")
+    assert len(intraday) == len(set(intraday))
+    # what is neither in the hot store nor in a named file is an expired session's intraday
+    gone = life.collected - life.snapshots() - set(intraday)
+    assert gone and {_session(a) for _, a in gone} == set(SESSIONS[:3])
+    closes = set(life.sealed_snapshots("chains"))
+    assert {(t, a) for t, a in life.collected if _session(a) in SESSIONS[:3]} - gone <= closes
+
+
+def _lived(root: Path, storage: Storage) -> Life:
+    """Four whole sessions with expiry off, then expiry at one session: the next run (the
+    morning of S4) may expire S0's and S1's intraday files (their closes have left)."""
+    life = Life(root, storage)
+    for day in SESSIONS[:4]:
+        life.session(day)
+    life.settings = load_settings(env_for(root, sealed_intraday_retention_days="1"))
+    return life
+
+
+@pytest.mark.parametrize("step", EXPIRY_STEPS)
+def test_a_kill_after_any_expiry_step_loses_nothing_it_keeps(
+    tmp_path: Path, storage: Storage, step: str
+) -> None:
+    killed_at = ny(SESSIONS[4], INTRADAY[0])
+    restart_at = killed_at + timedelta(minutes=5)
+
+    reference = _lived(tmp_path / "ref", storage_for(storage, tmp_path, "ref"))
+    first = reference.collect(killed_at)["lifecycle"]
+    assert first["history_files_expired"] == 2
+    reference.collect(restart_at)
+
+    life = _lived(tmp_path / "data", storage)
+    before = set(life.manifest().files)
+    life.step = crash_at(step)
+    with pytest.raises(SimulatedCrash):
+        life.collect(killed_at)
+    manifest = life.manifest()
+    assert {f.key for f in manifest.files} <= stored_partitions(storage)  # named files exist
+    assert set(manifest.files) <= before  # and only expiry changed it
+
+    life.step = lambda name: None
+    life.collect(restart_at)  # the restart ends the expiry
+    assert_no_orphans(life, storage)
+    assert life.rows("SELECT count(*) FROM expired_files") == [(0,)]
+    assert sorted(f.key for f in life.manifest().files) == sorted(
+        f.key for f in reference.manifest().files
+    )
+    assert _dates(life, "intraday") == [SESSIONS[2], SESSIONS[3]]
+    assert life.snapshots() == reference.snapshots()
