@@ -342,8 +342,11 @@ class Sealer:
         return True, files
 
     def _remove_orphans(self) -> int:
-        """Partition files no record names: leftovers of a seal that crashed before step 4."""
+        """Partition files no record names: leftovers of a seal that crashed before step 4.
+        Files on their way out (``expired_files``) are ``expire``'s: the manifest may still
+        name them until it runs."""
         recorded = {f.key for f in self.recorded()}
+        recorded |= {str(key) for key, _, _ in self.store.rows(EXPIRED_FILES)}
         orphans = [
             info.key
             for info in self.storage.list(hf.HISTORY_PREFIX)

@@ -112,3 +112,28 @@ def test_a_kill_after_any_expiry_step_loses_nothing_it_keeps(
     )
     assert _dates(life, "intraday") == [SESSIONS[2], SESSIONS[3]]
     assert life.snapshots() == reference.snapshots()
+
+
+def test_a_seal_after_an_interrupted_expiry_never_names_a_deleted_file(
+    tmp_path: Path, storage: Storage
+) -> None:
+    life = _lived(tmp_path / "data", storage)
+    life.step = crash_at("expiry.recorded")  # records moved; the manifest still names the files
+    with pytest.raises(SimulatedCrash):
+        life.collect(ny(SESSIONS[4], INTRADAY[0]))
+
+    seen: list[str] = []
+    dangling: list[tuple[str, set[str]]] = []
+
+    def check(name: str) -> None:  # the scheduler catches exceptions here: record, then assert
+        seen.append(name)
+        named = {f.key for f in life.manifest().files}
+        if missing := named - stored_partitions(storage):
+            dangling.append((name, missing))
+
+    life.step = check
+    life.collect(after_close(SESSIONS[4]))  # seals S4 (its leftover sweep first), ends the expiry
+    assert "seal.written" in seen and "expiry.deleted" in seen
+    assert not dangling
+    assert_no_orphans(life, storage)
+    assert _dates(life, "intraday") == [SESSIONS[2], SESSIONS[3], SESSIONS[4]]
