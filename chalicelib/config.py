@@ -222,6 +222,12 @@ class Settings(ReadSettings):
             raise ValueError(
                 "OCD_ALERT_WEBHOOK_SECRET is required when OCD_ALERT_WEBHOOK_URL is set"
             )
+        if 0 < self.sealed_intraday_retention_days <= self.eod_retention_days:
+            raise ValueError(
+                "OCD_SEALED_INTRADAY_RETENTION_DAYS must be 0 (for ever) or more than "
+                f"OCD_EOD_RETENTION_DAYS ({self.eod_retention_days}): a session's intraday file "
+                "stays while its closing chain is in DuckDB"
+            )
         return self
 
     @property

@@ -25,6 +25,7 @@ from lifekit import (
 
 from chalicelib.config import load_settings
 from chalicelib.domain import calendar as cal
+from chalicelib.errors import ConfigError
 from chalicelib.storage.base import Storage
 
 RUNS = len(INTRADAY) + 1  # snapshots per ticker per session
@@ -43,16 +44,15 @@ def _dates(life: Life, kind: str) -> list[date]:
 def test_old_intraday_files_go_once_their_closes_leave_and_closing_chains_stay(
     tmp_path: Path, storage: Storage
 ) -> None:
-    # windows: 1 intraday session, 2 EOD sessions (lifekit), sealed intraday files 1 session
-    life = Life(tmp_path / "data", storage, sealed_intraday_retention_days="1")
+    # windows: 1 intraday session, 2 EOD sessions (lifekit), sealed intraday files 3 sessions
+    life = Life(tmp_path / "data", storage, sealed_intraday_retention_days="3")
     expired = 0
     for day in SESSIONS[:6]:
         for at in (*(ny(day, t) for t in INTRADAY), after_close(day)):
             expired += life.collect(at)["lifecycle"]["history_files_expired"]
-    # current S5: S4's files are inside the window; S3's is older, but S3's closing chain is
-    # still in the hot store (EOD window) and names it, so it waits; S0–S2's are gone
-    assert _dates(life, "intraday") == [SESSIONS[3], SESSIONS[4], SESSIONS[5]]
-    assert expired == 3
+    # current S5: S2–S4's files are inside the window, S0's and S1's are gone
+    assert _dates(life, "intraday") == list(SESSIONS[2:6])
+    assert expired == 2
     assert _dates(life, "chains") == list(SESSIONS[:6])  # closing chains are never expired
     assert_no_orphans(life, storage)  # the expired files left the storage, not only the manifest
     assert life.rows("SELECT count(*) FROM expired_files") == [(0,)]
@@ -67,18 +67,18 @@ def test_old_intraday_files_go_once_their_closes_leave_and_closing_chains_stay(
     assert len(intraday) == len(set(intraday))
     # what is neither in the hot store nor in a named file is an expired session's intraday
     gone = life.collected - life.snapshots() - set(intraday)
-    assert gone and {_session(a) for _, a in gone} == set(SESSIONS[:3])
+    assert gone and {_session(a) for _, a in gone} == set(SESSIONS[:2])
     closes = set(life.sealed_snapshots("chains"))
-    assert {(t, a) for t, a in life.collected if _session(a) in SESSIONS[:3]} - gone <= closes
+    assert {(t, a) for t, a in life.collected if _session(a) in SESSIONS[:2]} - gone <= closes
 
 
 def _lived(root: Path, storage: Storage) -> Life:
-    """Four whole sessions with expiry off, then expiry at one session: the next run (the
-    morning of S4) may expire S0's and S1's intraday files (their closes have left)."""
+    """Four whole sessions with expiry off, then expiry at three sessions: the next run (the
+    morning of S4) may expire S0's intraday file."""
     life = Life(root, storage)
     for day in SESSIONS[:4]:
         life.session(day)
-    life.settings = load_settings(env_for(root, sealed_intraday_retention_days="1"))
+    life.settings = load_settings(env_for(root, sealed_intraday_retention_days="3"))
     return life
 
 
@@ -91,7 +91,7 @@ def test_a_kill_after_any_expiry_step_loses_nothing_it_keeps(
 
     reference = _lived(tmp_path / "ref", storage_for(storage, tmp_path, "ref"))
     first = reference.collect(killed_at)["lifecycle"]
-    assert first["history_files_expired"] == 2
+    assert first["history_files_expired"] == 1
     reference.collect(restart_at)
 
     life = _lived(tmp_path / "data", storage)
@@ -110,7 +110,7 @@ def test_a_kill_after_any_expiry_step_loses_nothing_it_keeps(
     assert sorted(f.key for f in life.manifest().files) == sorted(
         f.key for f in reference.manifest().files
     )
-    assert _dates(life, "intraday") == [SESSIONS[2], SESSIONS[3]]
+    assert _dates(life, "intraday") == list(SESSIONS[1:4])
     assert life.snapshots() == reference.snapshots()
 
 
@@ -136,4 +136,11 @@ def test_a_seal_after_an_interrupted_expiry_never_names_a_deleted_file(
     assert "seal.written" in seen and "expiry.deleted" in seen
     assert not dangling
     assert_no_orphans(life, storage)
-    assert _dates(life, "intraday") == [SESSIONS[2], SESSIONS[3], SESSIONS[4]]
+    assert _dates(life, "intraday") == list(SESSIONS[1:5])
+
+
+def test_a_window_inside_the_closing_chains_one_is_refused_by_name(tmp_path: Path) -> None:
+    env = env_for(tmp_path, sealed_intraday_retention_days="2", eod_retention_days="2")
+    with pytest.raises(ConfigError, match="OCD_SEALED_INTRADAY_RETENTION_DAYS"):
+        load_settings(env)
+    assert load_settings({**env, "OCD_SEALED_INTRADAY_RETENTION_DAYS": "0"})
