@@ -64,8 +64,12 @@ _KEY_RE = re.compile(
 )
 
 
+def partition_prefix(kind: SealKind, session: date) -> str:
+    return f"{HISTORY_PREFIX}{kind}/date={session:%Y-%m-%d}/"
+
+
 def partition_key(kind: SealKind, session: date, name: str) -> str:
-    return f"{HISTORY_PREFIX}{kind}/date={session:%Y-%m-%d}/{name}.parquet"
+    return f"{partition_prefix(kind, session)}{name}.parquet"
 
 
 def parse_partition_key(key: str) -> tuple[SealKind, date, str] | None:

@@ -9,11 +9,13 @@ only deletes sealed files none of whose snapshots is still in the hot store.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from chalicelib.config import Settings
+from chalicelib.logs import log_event
 from chalicelib.storage.base import Storage
 from chalicelib.write import retention
 from chalicelib.write.sealing import ExpiryResult, Sealer, SealResult
@@ -39,6 +41,7 @@ class LifecycleResult:
             ),
             "history_files_expired": self.expired.files,
             "history_bytes_expired": self.expired.bytes,
+            "history_expiry_error": self.expired.error,
             "snapshots_deleted": self.retained.snapshots_deleted,
             "rows_deleted": self.retained.rows_deleted,
             "compacted": compaction is not None,
@@ -59,7 +62,12 @@ def maintain(
     sealed = sealer.seal(now)
     published = [f.key for f in sealed.published]
     retained = retention.apply(store, settings, now, published, step=step)
-    expired = sealer.expire(retention.windows(settings, now).sealed_intraday_from, now)
+    try:  # its failure (a storage error) must not cost the run its seal, retention, compaction
+        expired = sealer.expire(retention.windows(settings, now).sealed_intraday_from, now)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        log_event("history_expiry_failed", level=logging.ERROR, error=error)
+        expired = ExpiryResult(error=error)
     return LifecycleResult(sealed, retained, expired)
 
 

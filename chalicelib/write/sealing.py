@@ -102,7 +102,11 @@ MARK_EXPIRED = """
     WHERE key IN (SELECT unnest(?::VARCHAR[]))
 """
 FORGET_SEALED = "DELETE FROM sealed_files WHERE key IN (SELECT unnest(?::VARCHAR[]))"
-EXPIRED_FILES = "SELECT key, session, bytes FROM expired_files ORDER BY key"
+# A key sealed again (the same snapshots back in the hot store) is no longer on its way out.
+EXPIRED_FILES = """
+    SELECT key, session, bytes FROM expired_files
+    WHERE key NOT IN (SELECT key FROM sealed_files) ORDER BY key
+"""
 FORGET_EXPIRED = "DELETE FROM expired_files WHERE key IN (SELECT unnest(?::VARCHAR[]))"
 
 
@@ -136,6 +140,7 @@ class ExpiryResult:
     sessions: list[date] = field(default_factory=list)
     published: list[hf.SealedFile] | None = None  # what the manifest names, when it was written
     duration_ms: float = 0.0
+    error: str | None = None  # the run's expiry failed (retried next run)
 
 
 def settled_sessions(store: Store, now: datetime) -> list[date]:
@@ -184,7 +189,7 @@ class Sealer:
         sessions = settled_sessions(self.store, now)
         batches = list(self._pending(sessions)) if sessions else []
         if batches:
-            result.orphans_removed = self._remove_orphans()
+            result.orphans_removed = self._remove_orphans({(k, d) for k, d, _ in batches})
         for kind, session, snaps in batches:
             sealed = self._seal_batch(kind, session, snaps, now)
             result.files += 1
@@ -258,6 +263,7 @@ class Sealer:
                      now.astimezone(UTC).replace(tzinfo=None)],
                 )  # fmt: skip
                 self.store.rows(RECORD_SNAPSHOTS, [kind, session, key])
+                self.store.rows(FORGET_EXPIRED, [[key]])
             self.step("seal.recorded")
         return hf.SealedFile(
             key=key, kind=kind, date=session, sha256=sha, bytes=size, rows=expected,
@@ -281,13 +287,18 @@ class Sealer:
 
     # ---- expiry --------------------------------------------------------------------------
     def expire(self, before: date | None, now: datetime) -> ExpiryResult:
-        """Delete the sealed intraday files of sessions before ``before`` (None: none) whose
-        snapshots have all left the hot store: (1) their records move to ``expired_files`` (one
-        transaction), (2) the history manifest stops naming them, (3) the files are deleted,
-        (4) the records go. After a crash at any step the manifest names only files that exist,
-        and the next run ends what is left in ``expired_files`` (even with expiry turned off
-        since). Closing chains are never expired."""
+        """Expire the sealed intraday files of sessions before ``before`` (None: none) whose
+        snapshots have all left the hot store, over two runs: this run (1) moves their records
+        to ``expired_files`` (one transaction) and (2) rewrites the history manifest without
+        them; the next run (3) deletes the files an earlier run moved and (4) forgets them.
+        The run that deletes trusts only records an earlier run left: on Lambda the database
+        reaches S3 at the end of a run, so a run whose database is lost (a timeout, a lost
+        persist) must not have deleted anything its restored database still records as sealed.
+        After a kill at any step the manifest names only files that exist, and a later run
+        ends what ``expired_files`` holds (even with expiry turned off since). Closing chains
+        are never expired."""
         started = time.perf_counter()
+        durable = self.store.rows(EXPIRED_FILES)  # moved by an earlier run
         keys = [str(r[0]) for r in self.store.rows(EXPIRABLE, [before])] if before else []
         if keys:
             with self.store.transaction():
@@ -295,25 +306,24 @@ class Sealer:
                 self.store.rows(MARK_EXPIRED, [stamp, keys])
                 self.store.rows(FORGET_SEALED, [keys])
             self.step("expiry.recorded")
-        pending = self.store.rows(EXPIRED_FILES)
-        if not pending:
+        if not keys and not durable:
             return ExpiryResult()
         _, published = self.publish_manifest(now)
         self.step("expiry.manifest")
-        doomed = [str(key) for key, _, _ in pending]
-        self.storage.delete_many(doomed)
-        self.step("expiry.deleted")
-        self.store.rows(FORGET_EXPIRED, [doomed])
-        result = ExpiryResult(
-            files=len(doomed),
-            bytes=sum(int(size) for _, _, size in pending),
-            sessions=sorted({session for _, session, _ in pending}),
-            published=published,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-        )
+        result = ExpiryResult(published=published)
+        if durable:
+            doomed = [str(key) for key, _, _ in durable]
+            self.storage.delete_many(doomed)
+            self.step("expiry.deleted")
+            self.store.rows(FORGET_EXPIRED, [doomed])
+            result.files = len(doomed)
+            result.bytes = sum(int(size) for _, _, size in durable)
+            result.sessions = sorted({session for _, session, _ in durable})
+        result.duration_ms = round((time.perf_counter() - started) * 1000, 3)
         log_event(
             "history_expired",
             before=str(before) if before else None,
+            marked=len(keys),
             sessions=[str(s) for s in result.sessions],
             files=result.files,
             bytes=result.bytes,
@@ -341,16 +351,23 @@ class Sealer:
         self.step("seal.manifest")
         return True, files
 
-    def _remove_orphans(self) -> int:
-        """Partition files no record names: leftovers of a seal that crashed before step 4.
-        Files on their way out (``expired_files``) are ``expire``'s: the manifest may still
-        name them until it runs."""
-        recorded = {f.key for f in self.recorded()}
-        recorded |= {str(key) for key, _, _ in self.store.rows(EXPIRED_FILES)}
+    def _remove_orphans(self, partitions: set[tuple[hf.SealKind, date]]) -> int:
+        """Files of the partitions about to be sealed that nothing names — no record, no file
+        on its way out (``expired_files``, which ``expire`` deletes once the manifest has let
+        go of it), not the published manifest: leftovers of a seal that crashed before step 4
+        with other snapshots than the retry's (the same snapshots reuse the key). Files of
+        other partitions are never touched, nor files the manifest names: a database that does
+        not know them (a new one on the same storage, one restored from before its last seal)
+        must not delete sealed history."""
+        known = {f.key for f in self.recorded()}
+        known |= {str(key) for key, _, _ in self.store.rows(EXPIRED_FILES)}
+        published = hf.load_history_manifest(self.storage)
+        known |= {f.key for f in published.files} if published else set()
         orphans = [
             info.key
-            for info in self.storage.list(hf.HISTORY_PREFIX)
-            if hf.parse_partition_key(info.key) and info.key not in recorded
+            for kind, session in sorted(partitions)
+            for info in self.storage.list(hf.partition_prefix(kind, session))
+            if hf.parse_partition_key(info.key) and info.key not in known
         ]
         if orphans:
             self.storage.delete_many(orphans)

@@ -4,6 +4,7 @@ step of record → manifest → delete leaves a manifest that names only files t
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from chalicelib.config import load_settings
 from chalicelib.domain import calendar as cal
 from chalicelib.errors import ConfigError
 from chalicelib.storage.base import Storage
+from chalicelib.write.sealing import Sealer
+from chalicelib.write.store import Store
 
 RUNS = len(INTRADAY) + 1  # snapshots per ticker per session
 EXPIRY_STEPS = ("expiry.recorded", "expiry.manifest", "expiry.deleted")
@@ -74,7 +77,7 @@ def test_old_intraday_files_go_once_their_closes_leave_and_closing_chains_stay(
 
 def _lived(root: Path, storage: Storage) -> Life:
     """Four whole sessions with expiry off, then expiry at three sessions: the next run (the
-    morning of S4) may expire S0's intraday file."""
+    morning of S4) marks S0's intraday file, the one after it deletes it."""
     life = Life(root, storage)
     for day in SESSIONS[:4]:
         life.session(day)
@@ -82,29 +85,33 @@ def _lived(root: Path, storage: Storage) -> Life:
     return life
 
 
+MARKS, DELETES = ny(SESSIONS[4], INTRADAY[0]), ny(SESSIONS[4], INTRADAY[1])
+
+
 @pytest.mark.parametrize("step", EXPIRY_STEPS)
 def test_a_kill_after_any_expiry_step_loses_nothing_it_keeps(
     tmp_path: Path, storage: Storage, step: str
 ) -> None:
-    killed_at = ny(SESSIONS[4], INTRADAY[0])
-    restart_at = killed_at + timedelta(minutes=5)
-
+    restart_at = DELETES + timedelta(minutes=5)
     reference = _lived(tmp_path / "ref", storage_for(storage, tmp_path, "ref"))
-    first = reference.collect(killed_at)["lifecycle"]
-    assert first["history_files_expired"] == 1
+    assert reference.collect(MARKS)["lifecycle"]["history_files_expired"] == 0  # marked only
+    assert reference.collect(DELETES)["lifecycle"]["history_files_expired"] == 1
     reference.collect(restart_at)
 
     life = _lived(tmp_path / "data", storage)
     before = set(life.manifest().files)
     life.step = crash_at(step)
-    with pytest.raises(SimulatedCrash):
-        life.collect(killed_at)
-    manifest = life.manifest()
-    assert {f.key for f in manifest.files} <= stored_partitions(storage)  # named files exist
-    assert set(manifest.files) <= before  # and only expiry changed it
-
-    life.step = lambda name: None
-    life.collect(restart_at)  # the restart ends the expiry
+    crashed = []
+    for at in (MARKS, DELETES, restart_at):  # the runs after the killed one restart it
+        try:
+            life.collect(at)
+        except SimulatedCrash:
+            crashed.append(at)
+            manifest = life.manifest()
+            assert {f.key for f in manifest.files} <= stored_partitions(storage)  # they exist
+            assert set(manifest.files) <= before  # and only expiry changed it
+            life.step = lambda name: None
+    assert len(crashed) == 1 and crashed[0] != restart_at
     assert_no_orphans(life, storage)
     assert life.rows("SELECT count(*) FROM expired_files") == [(0,)]
     assert sorted(f.key for f in life.manifest().files) == sorted(
@@ -114,29 +121,87 @@ def test_a_kill_after_any_expiry_step_loses_nothing_it_keeps(
     assert life.snapshots() == reference.snapshots()
 
 
+def _watch(life: Life, storage: Storage) -> tuple[list[str], list[tuple[str, set[str]]]]:
+    """A step hook recording, at every step, the files the manifest names that are gone (the
+    scheduler catches exceptions raised in a step: record, then assert)."""
+    seen: list[str] = []
+    dangling: list[tuple[str, set[str]]] = []
+
+    def check(name: str) -> None:
+        seen.append(name)
+        manifest = life.manifest()
+        named = {f.key for f in manifest.files} if manifest else set()
+        if missing := named - stored_partitions(storage):
+            dangling.append((name, missing))
+
+    life.step = check
+    return seen, dangling
+
+
 def test_a_seal_after_an_interrupted_expiry_never_names_a_deleted_file(
     tmp_path: Path, storage: Storage
 ) -> None:
     life = _lived(tmp_path / "data", storage)
     life.step = crash_at("expiry.recorded")  # records moved; the manifest still names the files
     with pytest.raises(SimulatedCrash):
-        life.collect(ny(SESSIONS[4], INTRADAY[0]))
+        life.collect(MARKS)
 
-    seen: list[str] = []
-    dangling: list[tuple[str, set[str]]] = []
-
-    def check(name: str) -> None:  # the scheduler catches exceptions here: record, then assert
-        seen.append(name)
-        named = {f.key for f in life.manifest().files}
-        if missing := named - stored_partitions(storage):
-            dangling.append((name, missing))
-
-    life.step = check
+    seen, dangling = _watch(life, storage)
     life.collect(after_close(SESSIONS[4]))  # seals S4 (its leftover sweep first), ends the expiry
     assert "seal.written" in seen and "expiry.deleted" in seen
     assert not dangling
     assert_no_orphans(life, storage)
     assert _dates(life, "intraday") == list(SESSIONS[1:5])
+
+
+def _database_files(db: Path) -> list[Path]:
+    return [p for p in db.parent.iterdir() if p.name == db.name or p.name == f"{db.name}.wal"]
+
+
+@pytest.mark.parametrize("lost", ["marking", "deleting"])
+def test_a_run_whose_database_is_lost_never_leaves_a_deleted_file_named(
+    tmp_path: Path, storage: Storage, lost: str
+) -> None:
+    """On Lambda the database reaches S3 at a run's end: after a run that dies first (a
+    timeout, a lost persist race) the next restores the database from before it, while what
+    it did to the storage stays. Lose the run that marks S0's file, or the one that deletes it."""
+    life = _lived(tmp_path / "data", storage)
+    seen, dangling = _watch(life, storage)
+    saved = tmp_path / "saved"
+    runs = (MARKS, DELETES, after_close(SESSIONS[4]), after_close(SESSIONS[4]) + timedelta(hours=1))
+    for i, at in enumerate(runs):
+        keep = i == ("marking", "deleting").index(lost)
+        if keep:
+            saved.mkdir()
+            for path in _database_files(life.db):
+                shutil.copy2(path, saved / path.name)
+        life.collect(at)
+        if keep:  # the bucket's copy wins: the run's database is gone, its storage writes stay
+            for path in _database_files(life.db):
+                path.unlink()
+            for path in saved.iterdir():
+                shutil.copy2(path, life.db.parent / path.name)
+    assert "expiry.deleted" in seen
+    assert not dangling
+    assert_no_orphans(life, storage)
+    assert _dates(life, "intraday") == list(SESSIONS[1:5])
+
+
+def test_a_file_whose_snapshots_are_still_hot_is_not_expired(
+    tmp_path: Path, storage: Storage
+) -> None:
+    life = Life(tmp_path / "data", storage)  # expiry off: the Sealer is driven directly
+    for day in SESSIONS[:4]:
+        life.session(day)
+    # current S3: S0's closing chain has left DuckDB; S1's and S2's are in the EOD window
+    now = after_close(SESSIONS[3]) + timedelta(minutes=1)
+    with Store(life.db) as store:
+        sealer = Sealer(store, storage)
+        marked = sealer.expire(SESSIONS[3], now)  # S0–S2 are older than the cutoff
+        deleted = sealer.expire(None, now + timedelta(minutes=5))
+    assert (marked.files, deleted.files) == (0, 1)
+    assert _dates(life, "intraday") == list(SESSIONS[1:4])
+    assert_no_orphans(life, storage)
 
 
 def test_a_window_inside_the_closing_chains_one_is_refused_by_name(tmp_path: Path) -> None:

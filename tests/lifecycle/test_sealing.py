@@ -6,7 +6,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from lifekit import INTRADAY, SESSIONS, WATCHLIST, Life, after_close, ny
+from lifekit import INTRADAY, SESSIONS, WATCHLIST, Life, after_close, ny, stored_partitions
 
 from chalicelib import historyformat as hf
 from chalicelib.domain import calendar as cal
@@ -129,3 +129,21 @@ def test_retention_settings_must_be_whole_numbers_of_at_least_one(bad: str, tmp_
     for name in ("OCD_INTRADAY_RETENTION_DAYS", "OCD_EOD_RETENTION_DAYS"):
         with pytest.raises(ConfigError, match=name):
             load_settings({"OCD_DATA_DIR": str(tmp_path), name: bad})
+
+
+def test_a_new_database_on_the_same_storage_deletes_no_sealed_history(
+    tmp_path, storage: Storage
+) -> None:
+    """The leftover sweep looks only at the partitions it is about to write: files another
+    database sealed (one started afresh, a replay in a data dir of its own) are not its own
+    leftovers."""
+    old = Life(tmp_path / "old", storage)
+    for day in SESSIONS[:2]:
+        old.session(day)
+    before = stored_partitions(storage)
+    new = Life(tmp_path / "new", storage)
+    for day in SESSIONS[2:4]:
+        new.session(day)
+    after = stored_partitions(storage)
+    assert before and before <= after
+    assert {hf.parse_partition_key(k)[1] for k in after - before} == set(SESSIONS[2:4])
