@@ -12,9 +12,9 @@ then sealed into the storage backend (``historyformat`` has the layout):
 
 Retention deletes only snapshots whose file the published manifest names. A crash at any step
 leaves the rows in the hot store: before step 4 the file is an orphan (no record names it) and
-the next seal removes it and writes the same key again; after step 4 the next run rewrites the
-manifest. Nothing is counted twice: an orphan is never named, and a record is never duplicated.
-A seal with nothing pending writes nothing (re-running it is a no-op).
+the next seal of its partition removes it or writes the same key again; after step 4 the next
+run rewrites the manifest. Nothing is counted twice: an orphan is never named, and a record is
+never duplicated. A seal with nothing pending writes nothing (re-running it is a no-op).
 """
 
 from __future__ import annotations
