@@ -26,7 +26,7 @@ from lifekit import (
 
 from chalicelib.config import load_settings
 from chalicelib.domain import calendar as cal
-from chalicelib.errors import ConfigError
+from chalicelib.errors import ConfigError, StorageUnavailable
 from chalicelib.storage.base import Storage
 from chalicelib.storage.local import LocalStorage
 from chalicelib.write.sealing import Sealer
@@ -211,3 +211,24 @@ def test_a_window_inside_the_closing_chains_one_is_refused_by_name(tmp_path: Pat
     with pytest.raises(ConfigError, match="OCD_SEALED_INTRADAY_RETENTION_DAYS"):
         load_settings(env)
     assert load_settings({**env, "OCD_SEALED_INTRADAY_RETENTION_DAYS": "0"})
+
+
+class _NoDeletes(LocalStorage):
+    """Local storage whose batch deletes fail (an S3 DeleteObjects error, say)."""
+
+    def _delete_many(self, keys: list[str]) -> int:
+        raise StorageUnavailable("DeleteObjects failed: injected")
+
+
+def test_a_failed_expiry_costs_the_run_nothing_else_and_is_retried(tmp_path: Path) -> None:
+    life = _lived(tmp_path / "data", _NoDeletes(tmp_path / "exports"))
+    life.collect(MARKS)
+    lifecycle = life.collect(DELETES)["lifecycle"]
+    assert lifecycle is not None  # the seal and retention of the run are still reported
+    assert lifecycle["history_expiry_error"].startswith("StorageUnavailable")
+    assert lifecycle["history_files_expired"] == 0
+    assert {f.key for f in life.manifest().files} <= stored_partitions(life.storage)
+    life.storage = LocalStorage(tmp_path / "exports")  # the storage deletes again
+    lifecycle = life.collect(DELETES + timedelta(minutes=5))["lifecycle"]
+    assert lifecycle["history_files_expired"] == 1 and lifecycle["history_expiry_error"] is None
+    assert_no_orphans(life, life.storage)
