@@ -102,11 +102,7 @@ MARK_EXPIRED = """
     WHERE key IN (SELECT unnest(?::VARCHAR[]))
 """
 FORGET_SEALED = "DELETE FROM sealed_files WHERE key IN (SELECT unnest(?::VARCHAR[]))"
-# A key sealed again (the same snapshots back in the hot store) is no longer on its way out.
-EXPIRED_FILES = """
-    SELECT key, session, bytes FROM expired_files
-    WHERE key NOT IN (SELECT key FROM sealed_files) ORDER BY key
-"""
+EXPIRED_FILES = "SELECT key, session, bytes FROM expired_files ORDER BY key"
 FORGET_EXPIRED = "DELETE FROM expired_files WHERE key IN (SELECT unnest(?::VARCHAR[]))"
 
 
@@ -263,6 +259,7 @@ class Sealer:
                      now.astimezone(UTC).replace(tzinfo=None)],
                 )  # fmt: skip
                 self.store.rows(RECORD_SNAPSHOTS, [kind, session, key])
+                # a key sealed again (its snapshots back in the hot store) stops being expired
                 self.store.rows(FORGET_EXPIRED, [[key]])
             self.step("seal.recorded")
         return hf.SealedFile(

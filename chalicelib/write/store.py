@@ -142,8 +142,9 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE features ADD COLUMN scalars JSON;
     """,
     # 7: sealed files on their way out (``Sealer.expire``): moved here from ``sealed_files`` in
-    # one transaction, deleted from the storage once the history manifest no longer names them,
-    # then forgotten. A row left here is a deletion a crash interrupted; the next run ends it.
+    # one transaction by one run (which rewrites the history manifest without them), deleted
+    # from the storage and forgotten by a later run, so a run whose database is lost (Lambda)
+    # never deletes a file its restored database still records as sealed.
     """
     CREATE TABLE expired_files (
         key VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, session DATE NOT NULL,
